@@ -1,0 +1,662 @@
+//! The pure correlation core: alert events in (in event-time order, or close to it),
+//! decisions out. It owns the dedup state machine, the alert → incident placement and the
+//! incident lifecycle driven by alerts.
+//!
+//! No I/O and no clock reads: time is the alerts' own timestamps plus the ticks a caller
+//! sends. The daemon and `sift replay` drive this same code, which is what makes a replay
+//! equal to living through the same alerts. The grouping policy lives in `policy.rs`, the
+//! one place that decides which incident an alert joins.
+
+mod policy;
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::alert::{Alert, AlertStatus, Fingerprint, Labels, Severity, Source};
+use crate::cmdb::{CiMapper, Topology};
+use crate::incident::{
+    Incident, IncidentStatus, PriorityMatrix, TimelineEntry, impact_of, incident_id, urgency_of,
+};
+
+pub use policy::Placement;
+
+/// Settings of the core. Durations are event-time durations.
+#[derive(Debug, Clone)]
+pub struct CorrelateConfig {
+    /// Wait between the last alert of an incident resolving and the incident resolving.
+    pub resolve_hold_off: Duration,
+    /// How long a resolved alert stays in memory (for dedup of late re-sends) once its
+    /// incident is no longer active.
+    pub alert_retention: Duration,
+    /// Labels dropped from the fallback group key of alerts without a CI.
+    pub fallback_ignore_labels: Vec<String>,
+    pub priority_matrix: PriorityMatrix,
+    /// Hop limit of impact walks (impacted services).
+    pub max_hops: u32,
+}
+
+impl Default for CorrelateConfig {
+    fn default() -> Self {
+        Self {
+            resolve_hold_off: Duration::zero(),
+            alert_retention: Duration::hours(1),
+            fallback_ignore_labels: [
+                "instance", "pod", "host", "hostname", "node", "container", "ip", "address",
+                "endpoint",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            priority_matrix: PriorityMatrix::default(),
+            max_hops: 16,
+        }
+    }
+}
+
+/// What the core knows of one deduplicated alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertRecord {
+    pub fingerprint: Fingerprint,
+    pub status: AlertStatus,
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub generator_url: Option<String>,
+    pub source: Source,
+    pub ci_id: Option<String>,
+    pub incident_id: Option<String>,
+    /// Events received for this alert (firing re-sends and resolves included).
+    pub count: u64,
+    pub flapping: bool,
+    pub suppressed: bool,
+    /// Event time of the last change, for retention.
+    #[serde(skip)]
+    pub last_event_at: DateTime<Utc>,
+}
+
+impl AlertRecord {
+    fn new(alert: Alert, at: DateTime<Utc>) -> Self {
+        AlertRecord {
+            fingerprint: alert.fingerprint,
+            status: alert.status,
+            labels: alert.labels,
+            annotations: alert.annotations,
+            starts_at: alert.starts_at,
+            ends_at: alert.ends_at,
+            generator_url: alert.generator_url,
+            source: alert.source,
+            ci_id: None,
+            incident_id: None,
+            count: 1,
+            flapping: false,
+            suppressed: false,
+            last_event_at: at,
+        }
+    }
+    pub fn alertname(&self) -> &str {
+        self.labels.get("alertname").map(String::as_str).unwrap_or("")
+    }
+    pub fn severity(&self) -> Severity {
+        Severity::from_label(self.labels.get("severity").map(String::as_str))
+    }
+}
+
+/// What an ingested event did to its alert; counted per source in metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new alert, or a new occurrence of one that had resolved.
+    New,
+    /// A re-send of what sift already knew (including stale, out-of-order events).
+    Duplicate,
+    /// The alert resolved.
+    Resolved,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::New => "new",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Resolved => "resolved",
+        }
+    }
+}
+
+/// Everything the core changed since the last `take_changes`: the caller persists these.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub alerts: BTreeSet<Fingerprint>,
+    pub incidents: BTreeSet<String>,
+    pub timeline: Vec<TimelineEntry>,
+    pub opened: u64,
+    pub resolved: u64,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.incidents.is_empty() && self.timeline.is_empty()
+    }
+}
+
+/// A change an operator asks for on an incident.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentPatch {
+    pub status: Option<IncidentStatus>,
+    /// `Some(None)` clears the assignee.
+    pub assignee: Option<Option<String>>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PatchError {
+    #[error("incident {0} not found")]
+    NotFound(String),
+    #[error("incident {id} cannot go from {from} to {to}")]
+    IllegalTransition {
+        id: String,
+        from: &'static str,
+        to: &'static str,
+    },
+}
+
+/// The correlation state machine.
+#[derive(Debug)]
+pub struct Engine {
+    cfg: CorrelateConfig,
+    alerts: HashMap<Fingerprint, AlertRecord>,
+    incidents: HashMap<String, Incident>,
+    /// Active incident per correlation key.
+    open_by_key: HashMap<String, String>,
+    /// Firing alerts that expire at their `ends_at` unless refreshed.
+    expiry: BTreeSet<(DateTime<Utc>, Fingerprint)>,
+    /// Incidents whose alerts have all resolved, and since when.
+    pending_resolve: HashMap<String, DateTime<Utc>>,
+    watermark: Option<DateTime<Utc>>,
+    next_number: u64,
+    changes: Changes,
+}
+
+impl Engine {
+    pub fn new(cfg: CorrelateConfig) -> Self {
+        Engine {
+            cfg,
+            alerts: HashMap::new(),
+            incidents: HashMap::new(),
+            open_by_key: HashMap::new(),
+            expiry: BTreeSet::new(),
+            pending_resolve: HashMap::new(),
+            watermark: None,
+            next_number: 1,
+            changes: Changes::default(),
+        }
+    }
+
+    pub fn config(&self) -> &CorrelateConfig {
+        &self.cfg
+    }
+
+    /// The event-time clock: the latest alert time or tick seen.
+    pub fn watermark(&self) -> Option<DateTime<Utc>> {
+        self.watermark
+    }
+
+    pub fn next_number(&self) -> u64 {
+        self.next_number
+    }
+
+    /// Incident numbers below `n` are taken (by this or another daemon).
+    pub fn reserve_numbers_below(&mut self, n: u64) {
+        self.next_number = self.next_number.max(n);
+    }
+
+    pub fn alert(&self, fp: &Fingerprint) -> Option<&AlertRecord> {
+        self.alerts.get(fp)
+    }
+
+    pub fn incident(&self, id: &str) -> Option<&Incident> {
+        self.incidents.get(id)
+    }
+
+    pub fn incidents(&self) -> impl Iterator<Item = &Incident> {
+        self.incidents.values()
+    }
+
+    pub fn active_incident_count(&self) -> usize {
+        self.open_by_key.len()
+    }
+
+    pub fn take_changes(&mut self) -> Changes {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Adopts an alert as stored (at start, or written by another daemon). Replaces what
+    /// the core had for it.
+    pub fn load_alert(&mut self, rec: AlertRecord) {
+        if let Some(old) = self.alerts.get(&rec.fingerprint)
+            && let Some(end) = old.ends_at
+        {
+            self.expiry.remove(&(end, old.fingerprint.clone()));
+        }
+        if rec.status == AlertStatus::Firing
+            && let Some(end) = rec.ends_at
+        {
+            self.expiry.insert((end, rec.fingerprint.clone()));
+        }
+        self.alerts.insert(rec.fingerprint.clone(), rec);
+    }
+
+    /// Adopts an incident as stored. Replaces what the core had for it.
+    pub fn load_incident(&mut self, inc: Incident) {
+        self.reserve_numbers_below(inc.number() + 1);
+        if let Some(old) = self.incidents.get(&inc.id)
+            && self.open_by_key.get(&old.correlation_key) == Some(&old.id)
+        {
+            self.open_by_key.remove(&old.correlation_key);
+        }
+        if inc.status.is_active() {
+            self.open_by_key
+                .insert(inc.correlation_key.clone(), inc.id.clone());
+        } else {
+            self.pending_resolve.remove(&inc.id);
+        }
+        self.incidents.insert(inc.id.clone(), inc);
+    }
+
+    /// Moves event time forward to `now` (a tick from the daemon's clock): alerts past
+    /// their `endsAt` resolve, incidents past their hold-off resolve, old state is dropped.
+    pub fn tick(&mut self, now: DateTime<Utc>) {
+        self.advance(now);
+        self.prune();
+    }
+
+    fn advance(&mut self, t: DateTime<Utc>) {
+        if self.watermark.is_some_and(|w| w >= t) {
+            return;
+        }
+        self.watermark = Some(t);
+        while let Some((end, fp)) = self.expiry.first().cloned() {
+            if end > t {
+                break;
+            }
+            self.expiry.pop_first();
+            self.resolve_alert(&fp, end);
+        }
+        let due: Vec<(String, DateTime<Utc>)> = self
+            .pending_resolve
+            .iter()
+            .filter(|(_, since)| **since + self.cfg.resolve_hold_off <= t)
+            .map(|(id, since)| (id.clone(), *since))
+            .collect();
+        for (id, since) in due {
+            self.pending_resolve.remove(&id);
+            self.auto_resolve(&id, since + self.cfg.resolve_hold_off);
+        }
+    }
+
+    /// Ingests one alert event. `ci` is the alert's CI as mapped by the caller's
+    /// `CiMapper` (see `ingest`); kept apart so replay and daemon map the same way.
+    pub fn ingest(&mut self, topo: &Topology, mapper: &CiMapper, alert: Alert) -> Outcome {
+        let at = alert.event_time();
+        self.advance(at);
+        let fp = alert.fingerprint.clone();
+        let Some(rec) = self.alerts.get_mut(&fp) else {
+            return self.first_sight(topo, mapper, alert, at);
+        };
+        rec.count += 1;
+        rec.last_event_at = rec.last_event_at.max(at);
+        self.changes.alerts.insert(fp.clone());
+        match (rec.status, alert.status) {
+            (AlertStatus::Firing, AlertStatus::Firing) => {
+                // A re-send refreshes expiry and annotations; a firing event older than
+                // the current occurrence changes nothing else.
+                if alert.starts_at >= rec.starts_at {
+                    if let Some(old) = rec.ends_at {
+                        self.expiry.remove(&(old, fp.clone()));
+                    }
+                    rec.ends_at = alert.ends_at;
+                    rec.annotations = alert.annotations;
+                    if let Some(end) = rec.ends_at {
+                        if self.watermark.is_some_and(|w| end <= w) {
+                            self.resolve_alert(&fp, end);
+                            return Outcome::Resolved;
+                        }
+                        self.expiry.insert((end, fp));
+                    }
+                }
+                Outcome::Duplicate
+            }
+            (AlertStatus::Firing, AlertStatus::Resolved) => {
+                let end = alert.ends_at.unwrap_or(at);
+                if end < rec.starts_at {
+                    return Outcome::Duplicate; // the end of an earlier occurrence
+                }
+                if let Some(old) = rec.ends_at {
+                    self.expiry.remove(&(old, fp.clone()));
+                }
+                self.resolve_alert(&fp, end);
+                Outcome::Resolved
+            }
+            (AlertStatus::Resolved, AlertStatus::Resolved) => Outcome::Duplicate,
+            (AlertStatus::Resolved, AlertStatus::Firing) => {
+                let ended = rec.ends_at.unwrap_or(rec.starts_at);
+                if alert.starts_at < ended {
+                    return Outcome::Duplicate; // a late re-send of the occurrence that ended
+                }
+                let count = rec.count;
+                let fresh = self.first_sight(topo, mapper, alert, at);
+                if let Some(r) = self.alerts.get_mut(&fp) {
+                    r.count = count;
+                }
+                fresh
+            }
+        }
+    }
+
+    fn first_sight(
+        &mut self,
+        topo: &Topology,
+        mapper: &CiMapper,
+        alert: Alert,
+        at: DateTime<Utc>,
+    ) -> Outcome {
+        let fp = alert.fingerprint.clone();
+        let node = mapper.map(topo, &alert.labels);
+        let mut rec = AlertRecord::new(alert, at);
+        rec.ci_id = node.map(|n| topo.ci(n).id.clone());
+        self.changes.alerts.insert(fp.clone());
+        if rec.status == AlertStatus::Resolved {
+            // Resolved before sift ever saw it firing: recorded, opens nothing.
+            self.alerts.insert(fp, rec);
+            return Outcome::Resolved;
+        }
+        let expired = rec
+            .ends_at
+            .is_some_and(|end| self.watermark.is_some_and(|w| end <= w));
+        let placement = policy::place(self, topo, node, &rec);
+        let inc_id = match placement {
+            Placement::Join(id) => id,
+            Placement::Open { key } => self.open_incident(topo, node, key, &rec, at),
+        };
+        rec.incident_id = Some(inc_id.clone());
+        let ends_at = rec.ends_at;
+        self.alerts.insert(fp.clone(), rec);
+        self.join(topo, &inc_id, &fp, at);
+        match ends_at {
+            Some(end) if expired => {
+                self.resolve_alert(&fp, end);
+                return Outcome::Resolved;
+            }
+            Some(end) => {
+                self.expiry.insert((end, fp));
+            }
+            None => {}
+        }
+        Outcome::New
+    }
+
+    fn open_incident(
+        &mut self,
+        topo: &Topology,
+        node: Option<crate::cmdb::topology::Node>,
+        key: String,
+        rec: &AlertRecord,
+        at: DateTime<Utc>,
+    ) -> String {
+        let id = incident_id(self.next_number);
+        self.next_number += 1;
+        let root = node.map(|n| topo.ci(n));
+        let impacted_services = node
+            .map(|n| {
+                let mut v: Vec<String> = std::iter::once(n)
+                    .chain(topo.impact(n, self.cfg.max_hops, 100_000).into_iter().map(|r| r.node))
+                    .map(|m| topo.ci(m))
+                    .filter(|c| c.is_business_service())
+                    .map(|c| c.id.clone())
+                    .collect();
+                v.sort();
+                v
+            })
+            .unwrap_or_default();
+        let mut enrichment = serde_json::Map::new();
+        if let Some(ci) = root {
+            enrichment.insert(
+                "root_ci".into(),
+                serde_json::to_value(ci).unwrap_or(serde_json::Value::Null),
+            );
+        }
+        let impact = impact_of(root.map(|c| c.criticality));
+        let urgency = urgency_of(rec.severity());
+        let inc = Incident {
+            id: id.clone(),
+            title: String::new(),
+            status: IncidentStatus::Open,
+            priority: self.cfg.priority_matrix.priority(impact, urgency),
+            impact,
+            urgency,
+            root_cause_ci: root.map(|c| c.id.clone()),
+            ci_ids: Vec::new(),
+            impacted_services,
+            assignment_group: root
+                .and_then(|c| c.owner_group.clone())
+                .or_else(|| rec.labels.get("team").cloned()),
+            assignee: None,
+            alert_fingerprints: Vec::new(),
+            alert_count: 0,
+            opened_at: at,
+            updated_at: at,
+            acknowledged_at: None,
+            resolved_at: None,
+            closed_at: None,
+            correlation_key: key.clone(),
+            enrichment,
+        };
+        self.open_by_key.insert(key.clone(), id.clone());
+        self.incidents.insert(id.clone(), inc);
+        self.changes.opened += 1;
+        self.timeline(&id, at, "sift", "opened", serde_json::json!({"key": key}));
+        id
+    }
+
+    /// Adds a firing alert to an incident and refreshes what depends on its members.
+    fn join(&mut self, topo: &Topology, id: &str, fp: &Fingerprint, at: DateTime<Utc>) {
+        let Some(rec) = self.alerts.get(fp) else { return };
+        let (ci, sev, name) = (rec.ci_id.clone(), rec.severity(), rec.alertname().to_string());
+        let Some(inc) = self.incidents.get_mut(id) else { return };
+        self.pending_resolve.remove(id);
+        if !inc.alert_fingerprints.contains(fp) {
+            inc.alert_fingerprints.push(fp.clone());
+            inc.alert_count = inc.alert_fingerprints.len() as u64;
+        }
+        if let Some(ci) = ci
+            && !inc.ci_ids.contains(&ci)
+        {
+            inc.ci_ids.push(ci);
+        }
+        inc.updated_at = inc.updated_at.max(at);
+        let urgency = inc.urgency.min(urgency_of(sev));
+        let priority = self.cfg.priority_matrix.priority(inc.impact, urgency);
+        let old_priority = inc.priority;
+        inc.urgency = urgency;
+        inc.priority = priority;
+        if inc.title.is_empty() {
+            let root = inc
+                .root_cause_ci
+                .as_deref()
+                .and_then(|c| topo.get(c))
+                .map(|c| c.display_name().to_string());
+            inc.title = match root {
+                Some(r) => format!("{r}: {name}"),
+                None => name.clone(),
+            };
+        }
+        let base = inc.title.split(" (+").next().unwrap_or("").to_string();
+        inc.title = match inc.alert_count {
+            0 | 1 => base,
+            n => format!("{base} (+{} related alerts)", n - 1),
+        };
+        self.changes.incidents.insert(id.to_string());
+        let fp_s = fp.0.clone();
+        self.timeline(id, at, "sift", "alert_joined", serde_json::json!({"fingerprint": fp_s, "alertname": name}));
+        if priority != old_priority {
+            self.timeline(
+                id,
+                at,
+                "sift",
+                "priority_changed",
+                serde_json::json!({"from": old_priority, "to": priority}),
+            );
+        }
+    }
+
+    fn resolve_alert(&mut self, fp: &Fingerprint, end: DateTime<Utc>) {
+        let Some(rec) = self.alerts.get_mut(fp) else { return };
+        if rec.status == AlertStatus::Resolved {
+            return;
+        }
+        rec.status = AlertStatus::Resolved;
+        rec.ends_at = Some(end);
+        rec.last_event_at = rec.last_event_at.max(end);
+        self.changes.alerts.insert(fp.clone());
+        let Some(id) = rec.incident_id.clone() else { return };
+        let fp_s = fp.0.clone();
+        self.timeline(&id, end, "sift", "alert_resolved", serde_json::json!({"fingerprint": fp_s}));
+        let Some(inc) = self.incidents.get(&id) else { return };
+        if !inc.status.is_active() {
+            return;
+        }
+        let all_resolved = inc.alert_fingerprints.iter().all(|m| {
+            self.alerts
+                .get(m)
+                .is_none_or(|r| r.status == AlertStatus::Resolved)
+        });
+        if all_resolved {
+            if self.cfg.resolve_hold_off <= Duration::zero() {
+                self.auto_resolve(&id, end);
+            } else {
+                self.pending_resolve.insert(id, end);
+            }
+        }
+    }
+
+    fn auto_resolve(&mut self, id: &str, at: DateTime<Utc>) {
+        let Some(inc) = self.incidents.get_mut(id) else { return };
+        if !inc.status.is_active() {
+            return;
+        }
+        inc.status = IncidentStatus::Resolved;
+        inc.resolved_at = Some(at);
+        inc.updated_at = inc.updated_at.max(at);
+        if self.open_by_key.get(&inc.correlation_key).map(String::as_str) == Some(id) {
+            self.open_by_key.remove(&inc.correlation_key);
+        }
+        self.changes.incidents.insert(id.to_string());
+        self.changes.resolved += 1;
+        self.timeline(id, at, "sift", "resolved", serde_json::json!({"reason": "all alerts resolved"}));
+    }
+
+    /// Applies an operator's change. `at` is the wall-clock time of the request (the API
+    /// edge reads the clock, not the core).
+    pub fn patch_incident(
+        &mut self,
+        id: &str,
+        patch: &IncidentPatch,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), PatchError> {
+        let inc = self
+            .incidents
+            .get(id)
+            .ok_or_else(|| PatchError::NotFound(id.to_string()))?;
+        if let Some(to) = patch.status
+            && to != inc.status
+            && !inc.status.can_move_to(to)
+        {
+            return Err(PatchError::IllegalTransition {
+                id: id.to_string(),
+                from: inc.status.as_str(),
+                to: to.as_str(),
+            });
+        }
+        let key = inc.correlation_key.clone();
+        let mut notes = Vec::new();
+        let inc = self.incidents.get_mut(id).ok_or_else(|| PatchError::NotFound(id.into()))?;
+        if let Some(to) = patch.status
+            && to != inc.status
+        {
+            let from = inc.status;
+            inc.status = to;
+            match to {
+                IncidentStatus::Acknowledged => inc.acknowledged_at = Some(at),
+                IncidentStatus::Resolved => inc.resolved_at = Some(at),
+                IncidentStatus::Closed => inc.closed_at = Some(at),
+                IncidentStatus::Open => inc.resolved_at = None,
+            }
+            notes.push((
+                to.as_str().to_string(),
+                serde_json::json!({"from": from.as_str(), "to": to.as_str()}),
+            ));
+        }
+        if let Some(assignee) = &patch.assignee
+            && *assignee != inc.assignee
+        {
+            inc.assignee = assignee.clone();
+            notes.push(("assigned".into(), serde_json::json!({"assignee": assignee})));
+        }
+        if let Some(c) = &patch.comment {
+            notes.push(("comment".into(), serde_json::json!({"text": c})));
+        }
+        inc.updated_at = inc.updated_at.max(at);
+        let active = inc.status.is_active();
+        if active {
+            self.open_by_key.entry(key).or_insert_with(|| id.to_string());
+        } else {
+            self.pending_resolve.remove(id);
+            if self.open_by_key.get(&key).map(String::as_str) == Some(id) {
+                self.open_by_key.remove(&key);
+            }
+        }
+        self.changes.incidents.insert(id.to_string());
+        for (kind, detail) in notes {
+            self.timeline(id, at, actor, &kind, detail);
+        }
+        Ok(())
+    }
+
+    fn timeline(&mut self, id: &str, at: DateTime<Utc>, actor: &str, kind: &str, detail: serde_json::Value) {
+        self.changes.timeline.push(TimelineEntry {
+            incident_id: id.to_string(),
+            at,
+            actor: actor.to_string(),
+            kind: kind.to_string(),
+            detail,
+        });
+    }
+
+    /// Forgets what no longer matters in memory (it stays in the store): resolved alerts
+    /// past retention whose incident is over, and incidents over with no live alerts.
+    fn prune(&mut self) {
+        let Some(now) = self.watermark else { return };
+        let horizon = now - self.cfg.alert_retention;
+        let incidents = &self.incidents;
+        self.alerts.retain(|_, r| {
+            r.status == AlertStatus::Firing
+                || r.last_event_at > horizon
+                || r.incident_id
+                    .as_ref()
+                    .and_then(|i| incidents.get(i))
+                    .is_some_and(|i| i.status.is_active())
+        });
+        let alerts = &self.alerts;
+        self.incidents.retain(|_, i| {
+            i.status.is_active()
+                || i.updated_at > horizon
+                || i.alert_fingerprints.iter().any(|f| alerts.contains_key(f))
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

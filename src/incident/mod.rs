@@ -1,0 +1,181 @@
+//! Incidents: the record operators work on, its lifecycle rules and its ITIL priority.
+//!
+//! Pure data and rules: the correlation core decides when incidents open, join and
+//! resolve; this module says what an incident is and which transitions are legal. No I/O.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{Fingerprint, Severity};
+use crate::cmdb::Criticality;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentStatus {
+    Open,
+    Acknowledged,
+    Resolved,
+    Closed,
+}
+
+impl IncidentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Acknowledged => "acknowledged",
+            Self::Resolved => "resolved",
+            Self::Closed => "closed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "open" => Self::Open,
+            "acknowledged" => Self::Acknowledged,
+            "resolved" => Self::Resolved,
+            "closed" => Self::Closed,
+            _ => return None,
+        })
+    }
+    /// Open or acknowledged: alerts may still join it.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Open | Self::Acknowledged)
+    }
+
+    /// The lifecycle: open → acknowledged → resolved → closed, with resolve allowed from
+    /// open, reopen from resolved, and nothing out of closed.
+    pub fn can_move_to(self, to: Self) -> bool {
+        use IncidentStatus::*;
+        matches!(
+            (self, to),
+            (Open, Acknowledged)
+                | (Open, Resolved)
+                | (Acknowledged, Resolved)
+                | (Acknowledged, Open)
+                | (Resolved, Closed)
+                | (Resolved, Open)
+        )
+    }
+}
+
+/// `INC0000042` from 42.
+pub fn incident_id(number: u64) -> String {
+    format!("INC{number:07}")
+}
+
+/// 42 from `INC0000042`.
+pub fn incident_number(id: &str) -> Option<u64> {
+    id.strip_prefix("INC")?.parse().ok()
+}
+
+/// One incident, in the JSON shape of CONTRACT.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: String,
+    pub title: String,
+    pub status: IncidentStatus,
+    pub priority: u8,
+    pub impact: u8,
+    pub urgency: u8,
+    pub root_cause_ci: Option<String>,
+    pub ci_ids: Vec<String>,
+    pub impacted_services: Vec<String>,
+    pub assignment_group: Option<String>,
+    pub assignee: Option<String>,
+    pub alert_fingerprints: Vec<Fingerprint>,
+    pub alert_count: u64,
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    /// The grouping key that brought these alerts together (`ci:<id>` or `group:<hash>`).
+    pub correlation_key: String,
+    pub enrichment: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Incident {
+    pub fn number(&self) -> u64 {
+        incident_number(&self.id).unwrap_or(0)
+    }
+}
+
+/// One line of an incident's timeline: who or what did what, when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub incident_id: String,
+    pub at: DateTime<Utc>,
+    /// `sift` for the pipeline's own decisions, else the API caller's role/name.
+    pub actor: String,
+    pub kind: String,
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+/// ITIL impact: 1 (high) .. 3 (low), from the root CI's criticality.
+pub fn impact_of(criticality: Option<Criticality>) -> u8 {
+    match criticality {
+        Some(Criticality::Critical) | Some(Criticality::High) => 1,
+        Some(Criticality::Medium) | None => 2,
+        Some(Criticality::Low) => 3,
+    }
+}
+
+/// ITIL urgency: 1 (high) .. 3 (low), from the most severe alert.
+pub fn urgency_of(severity: Severity) -> u8 {
+    match severity {
+        Severity::Critical => 1,
+        Severity::Error | Severity::Warning => 2,
+        Severity::Info => 3,
+    }
+}
+
+/// The ITIL default matrix: priority = impact + urgency - 1, so 1 (critical) .. 5 (planning).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriorityMatrix(pub BTreeMap<String, u8>);
+
+impl Default for PriorityMatrix {
+    fn default() -> Self {
+        let mut m = BTreeMap::new();
+        for i in 1..=3u8 {
+            for u in 1..=3u8 {
+                m.insert(format!("{i}{u}"), i + u - 1);
+            }
+        }
+        PriorityMatrix(m)
+    }
+}
+
+impl PriorityMatrix {
+    pub fn priority(&self, impact: u8, urgency: u8) -> u8 {
+        self.0
+            .get(&format!("{impact}{urgency}"))
+            .copied()
+            .unwrap_or_else(|| (impact + urgency).saturating_sub(1).clamp(1, 5))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_rules() {
+        use IncidentStatus::*;
+        assert!(Open.can_move_to(Acknowledged));
+        assert!(Resolved.can_move_to(Closed));
+        assert!(!Closed.can_move_to(Acknowledged));
+        assert!(!Open.can_move_to(Closed));
+        assert_eq!(incident_id(42), "INC0000042");
+        assert_eq!(incident_number("INC0000042"), Some(42));
+    }
+
+    #[test]
+    fn itil_default_matrix() {
+        let m = PriorityMatrix::default();
+        assert_eq!(m.priority(1, 1), 1);
+        assert_eq!(m.priority(2, 2), 3);
+        assert_eq!(m.priority(3, 3), 5);
+    }
+}

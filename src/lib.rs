@@ -1,0 +1,6 @@
+//! sift: alerts in, incidents out. The modules in pipeline order.
+
+pub mod alert;
+pub mod cmdb;
+pub mod correlate;
+pub mod incident;
