@@ -4,3 +4,5 @@ pub mod alert;
 pub mod cmdb;
 pub mod correlate;
 pub mod incident;
+pub mod replay;
+pub mod sources;

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 pub use topology::{CiMapper, Topology};
 
 /// How much a CI matters to the business; the root CI's criticality drives ITIL impact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Criticality {
     Low,
@@ -153,7 +155,10 @@ pub fn validate_cis(cis: &[Ci]) -> Result<(), CmdbError> {
     Ok(())
 }
 
-pub fn validate_relations(rels: &[Relation], known: impl Fn(&str) -> bool) -> Result<(), CmdbError> {
+pub fn validate_relations(
+    rels: &[Relation],
+    known: impl Fn(&str) -> bool,
+) -> Result<(), CmdbError> {
     for (index, r) in rels.iter().enumerate() {
         if r.source == r.target {
             return Err(CmdbError::SelfRelation {
@@ -194,12 +199,17 @@ mod tests {
         let dup = CmdbFile::parse(r#"{"cis":[{"id":"a"},{"id":"a"}]}"#).unwrap();
         assert!(matches!(dup.validate(|_| false), Err(CmdbError::DuplicateId(id)) if id == "a"));
         let unknown =
-            CmdbFile::parse(r#"{"cis":[{"id":"a"}],"relations":[{"source":"a","target":"zz"}]}"#).unwrap();
+            CmdbFile::parse(r#"{"cis":[{"id":"a"}],"relations":[{"source":"a","target":"zz"}]}"#)
+                .unwrap();
         let err = unknown.validate(|_| false).unwrap_err().to_string();
         assert!(err.contains("zz"), "{err}");
         let selfrel =
-            CmdbFile::parse(r#"{"cis":[{"id":"a"}],"relations":[{"source":"a","target":"a"}]}"#).unwrap();
-        assert!(matches!(selfrel.validate(|_| false), Err(CmdbError::SelfRelation { .. })));
+            CmdbFile::parse(r#"{"cis":[{"id":"a"}],"relations":[{"source":"a","target":"a"}]}"#)
+                .unwrap();
+        assert!(matches!(
+            selfrel.validate(|_| false),
+            Err(CmdbError::SelfRelation { .. })
+        ));
         let bad = CmdbFile::parse(r#"{"cis":[{"id":"a","criticality":"huge"}]}"#).unwrap_err();
         assert!(bad.to_string().contains("cis[0].criticality"), "{bad}");
     }

@@ -119,7 +119,10 @@ impl Topology {
 
     /// A CI by id, name or alias (id first).
     pub fn resolve(&self, text: &str) -> Option<Node> {
-        self.by_id.get(text).or_else(|| self.by_name.get(text)).copied()
+        self.by_id
+            .get(text)
+            .or_else(|| self.by_name.get(text))
+            .copied()
     }
 
     pub fn ci(&self, node: Node) -> &Ci {
@@ -209,10 +212,12 @@ pub struct CiMapper {
 impl Default for CiMapper {
     fn default() -> Self {
         Self::new(
-            ["ci", "ci_id", "service", "instance", "host", "hostname", "node", "pod", "job"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            [
+                "ci", "ci_id", "service", "instance", "host", "hostname", "node", "pod", "job",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         )
     }
 }
@@ -228,7 +233,9 @@ impl CiMapper {
 
     pub fn map(&self, topo: &Topology, labels: &Labels) -> Option<Node> {
         for key in &self.order {
-            let Some(value) = labels.get(key) else { continue };
+            let Some(value) = labels.get(key) else {
+                continue;
+            };
             if let Some(n) = topo.resolve(value) {
                 return Some(n);
             }
@@ -247,7 +254,10 @@ impl CiMapper {
 fn strip_port(v: &str) -> Option<&str> {
     if let Some(rest) = v.strip_prefix('[') {
         let (host, tail) = rest.split_once(']')?;
-        return tail.strip_prefix(':').filter(|p| p.chars().all(|c| c.is_ascii_digit())).map(|_| host);
+        return tail
+            .strip_prefix(':')
+            .filter(|p| p.chars().all(|c| c.is_ascii_digit()))
+            .map(|_| host);
     }
     let (host, port) = v.rsplit_once(':')?;
     (!host.contains(':') && !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()))

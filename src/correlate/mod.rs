@@ -43,7 +43,14 @@ impl Default for CorrelateConfig {
             resolve_hold_off: Duration::zero(),
             alert_retention: Duration::hours(1),
             fallback_ignore_labels: [
-                "instance", "pod", "host", "hostname", "node", "container", "ip", "address",
+                "instance",
+                "pod",
+                "host",
+                "hostname",
+                "node",
+                "container",
+                "ip",
+                "address",
                 "endpoint",
             ]
             .iter()
@@ -97,7 +104,10 @@ impl AlertRecord {
         }
     }
     pub fn alertname(&self) -> &str {
-        self.labels.get("alertname").map(String::as_str).unwrap_or("")
+        self.labels
+            .get("alertname")
+            .map(String::as_str)
+            .unwrap_or("")
     }
     pub fn severity(&self) -> Severity {
         Severity::from_label(self.labels.get("severity").map(String::as_str))
@@ -411,7 +421,11 @@ impl Engine {
         let impacted_services = node
             .map(|n| {
                 let mut v: Vec<String> = std::iter::once(n)
-                    .chain(topo.impact(n, self.cfg.max_hops, 100_000).into_iter().map(|r| r.node))
+                    .chain(
+                        topo.impact(n, self.cfg.max_hops, 100_000)
+                            .into_iter()
+                            .map(|r| r.node),
+                    )
                     .map(|m| topo.ci(m))
                     .filter(|c| c.is_business_service())
                     .map(|c| c.id.clone())
@@ -462,9 +476,17 @@ impl Engine {
 
     /// Adds a firing alert to an incident and refreshes what depends on its members.
     fn join(&mut self, topo: &Topology, id: &str, fp: &Fingerprint, at: DateTime<Utc>) {
-        let Some(rec) = self.alerts.get(fp) else { return };
-        let (ci, sev, name) = (rec.ci_id.clone(), rec.severity(), rec.alertname().to_string());
-        let Some(inc) = self.incidents.get_mut(id) else { return };
+        let Some(rec) = self.alerts.get(fp) else {
+            return;
+        };
+        let (ci, sev, name) = (
+            rec.ci_id.clone(),
+            rec.severity(),
+            rec.alertname().to_string(),
+        );
+        let Some(inc) = self.incidents.get_mut(id) else {
+            return;
+        };
         self.pending_resolve.remove(id);
         if !inc.alert_fingerprints.contains(fp) {
             inc.alert_fingerprints.push(fp.clone());
@@ -499,7 +521,13 @@ impl Engine {
         };
         self.changes.incidents.insert(id.to_string());
         let fp_s = fp.0.clone();
-        self.timeline(id, at, "sift", "alert_joined", serde_json::json!({"fingerprint": fp_s, "alertname": name}));
+        self.timeline(
+            id,
+            at,
+            "sift",
+            "alert_joined",
+            serde_json::json!({"fingerprint": fp_s, "alertname": name}),
+        );
         if priority != old_priority {
             self.timeline(
                 id,
@@ -512,7 +540,9 @@ impl Engine {
     }
 
     fn resolve_alert(&mut self, fp: &Fingerprint, end: DateTime<Utc>) {
-        let Some(rec) = self.alerts.get_mut(fp) else { return };
+        let Some(rec) = self.alerts.get_mut(fp) else {
+            return;
+        };
         if rec.status == AlertStatus::Resolved {
             return;
         }
@@ -520,10 +550,20 @@ impl Engine {
         rec.ends_at = Some(end);
         rec.last_event_at = rec.last_event_at.max(end);
         self.changes.alerts.insert(fp.clone());
-        let Some(id) = rec.incident_id.clone() else { return };
+        let Some(id) = rec.incident_id.clone() else {
+            return;
+        };
         let fp_s = fp.0.clone();
-        self.timeline(&id, end, "sift", "alert_resolved", serde_json::json!({"fingerprint": fp_s}));
-        let Some(inc) = self.incidents.get(&id) else { return };
+        self.timeline(
+            &id,
+            end,
+            "sift",
+            "alert_resolved",
+            serde_json::json!({"fingerprint": fp_s}),
+        );
+        let Some(inc) = self.incidents.get(&id) else {
+            return;
+        };
         if !inc.status.is_active() {
             return;
         }
@@ -542,19 +582,32 @@ impl Engine {
     }
 
     fn auto_resolve(&mut self, id: &str, at: DateTime<Utc>) {
-        let Some(inc) = self.incidents.get_mut(id) else { return };
+        let Some(inc) = self.incidents.get_mut(id) else {
+            return;
+        };
         if !inc.status.is_active() {
             return;
         }
         inc.status = IncidentStatus::Resolved;
         inc.resolved_at = Some(at);
         inc.updated_at = inc.updated_at.max(at);
-        if self.open_by_key.get(&inc.correlation_key).map(String::as_str) == Some(id) {
+        if self
+            .open_by_key
+            .get(&inc.correlation_key)
+            .map(String::as_str)
+            == Some(id)
+        {
             self.open_by_key.remove(&inc.correlation_key);
         }
         self.changes.incidents.insert(id.to_string());
         self.changes.resolved += 1;
-        self.timeline(id, at, "sift", "resolved", serde_json::json!({"reason": "all alerts resolved"}));
+        self.timeline(
+            id,
+            at,
+            "sift",
+            "resolved",
+            serde_json::json!({"reason": "all alerts resolved"}),
+        );
     }
 
     /// Applies an operator's change. `at` is the wall-clock time of the request (the API
@@ -582,7 +635,10 @@ impl Engine {
         }
         let key = inc.correlation_key.clone();
         let mut notes = Vec::new();
-        let inc = self.incidents.get_mut(id).ok_or_else(|| PatchError::NotFound(id.into()))?;
+        let inc = self
+            .incidents
+            .get_mut(id)
+            .ok_or_else(|| PatchError::NotFound(id.into()))?;
         if let Some(to) = patch.status
             && to != inc.status
         {
@@ -611,7 +667,9 @@ impl Engine {
         inc.updated_at = inc.updated_at.max(at);
         let active = inc.status.is_active();
         if active {
-            self.open_by_key.entry(key).or_insert_with(|| id.to_string());
+            self.open_by_key
+                .entry(key)
+                .or_insert_with(|| id.to_string());
         } else {
             self.pending_resolve.remove(id);
             if self.open_by_key.get(&key).map(String::as_str) == Some(id) {
@@ -625,7 +683,14 @@ impl Engine {
         Ok(())
     }
 
-    fn timeline(&mut self, id: &str, at: DateTime<Utc>, actor: &str, kind: &str, detail: serde_json::Value) {
+    fn timeline(
+        &mut self,
+        id: &str,
+        at: DateTime<Utc>,
+        actor: &str,
+        kind: &str,
+        detail: serde_json::Value,
+    ) {
         self.changes.timeline.push(TimelineEntry {
             incident_id: id.to_string(),
             at,

@@ -17,7 +17,12 @@ pub enum Placement {
     Open { key: String },
 }
 
-pub(super) fn place(engine: &Engine, topo: &Topology, node: Option<Node>, rec: &AlertRecord) -> Placement {
+pub(super) fn place(
+    engine: &Engine,
+    topo: &Topology,
+    node: Option<Node>,
+    rec: &AlertRecord,
+) -> Placement {
     let key = match node {
         Some(n) => format!("ci:{}", topo.ci(n).id),
         None => {

@@ -23,10 +23,22 @@ fn ci(id: &str, ty: &str) -> Ci {
 
 fn estate() -> Topology {
     Topology::from_file(&CmdbFile {
-        cis: vec![ci("db-01", "database"), ci("orders-api", "application"), ci("checkout", "business_service")],
+        cis: vec![
+            ci("db-01", "database"),
+            ci("orders-api", "application"),
+            ci("checkout", "business_service"),
+        ],
         relations: vec![
-            Relation { source: "orders-api".into(), target: "db-01".into(), rel_type: "depends_on".into() },
-            Relation { source: "checkout".into(), target: "orders-api".into(), rel_type: "depends_on".into() },
+            Relation {
+                source: "orders-api".into(),
+                target: "db-01".into(),
+                rel_type: "depends_on".into(),
+            },
+            Relation {
+                source: "checkout".into(),
+                target: "orders-api".into(),
+                rel_type: "depends_on".into(),
+            },
         ],
     })
 }
@@ -52,7 +64,13 @@ fn duplicate_counts_and_resolve_closes_incident() {
     let topo = estate();
     let m = CiMapper::default();
     let mut e = Engine::new(CorrelateConfig::default());
-    let a = alert("PostgresDown", "db-01.prod:9187", AlertStatus::Firing, 0, None);
+    let a = alert(
+        "PostgresDown",
+        "db-01.prod:9187",
+        AlertStatus::Firing,
+        0,
+        None,
+    );
     assert_eq!(e.ingest(&topo, &m, a.clone()), Outcome::New);
     assert_eq!(e.ingest(&topo, &m, a.clone()), Outcome::Duplicate);
     let rec = e.alert(&a.fingerprint).unwrap();
@@ -78,12 +96,37 @@ fn one_incident_per_ci_and_fallback_groups() {
     let topo = estate();
     let m = CiMapper::default();
     let mut e = Engine::new(CorrelateConfig::default());
-    e.ingest(&topo, &m, alert("PostgresDown", "db-01.prod:9187", AlertStatus::Firing, 0, None));
-    e.ingest(&topo, &m, alert("DiskFull", "db-01.prod:9100", AlertStatus::Firing, 1, None));
+    e.ingest(
+        &topo,
+        &m,
+        alert(
+            "PostgresDown",
+            "db-01.prod:9187",
+            AlertStatus::Firing,
+            0,
+            None,
+        ),
+    );
+    e.ingest(
+        &topo,
+        &m,
+        alert("DiskFull", "db-01.prod:9100", AlertStatus::Firing, 1, None),
+    );
     // two pods of an unknown service: one fallback group
-    e.ingest(&topo, &m, alert("CrashLoop", "pod-a", AlertStatus::Firing, 1, None));
-    e.ingest(&topo, &m, alert("CrashLoop", "pod-b", AlertStatus::Firing, 2, None));
-    let mut incs: Vec<_> = e.incidents().map(|i| (i.correlation_key.clone(), i.alert_count)).collect();
+    e.ingest(
+        &topo,
+        &m,
+        alert("CrashLoop", "pod-a", AlertStatus::Firing, 1, None),
+    );
+    e.ingest(
+        &topo,
+        &m,
+        alert("CrashLoop", "pod-b", AlertStatus::Firing, 2, None),
+    );
+    let mut incs: Vec<_> = e
+        .incidents()
+        .map(|i| (i.correlation_key.clone(), i.alert_count))
+        .collect();
     incs.sort();
     assert_eq!(incs.len(), 2, "{incs:?}");
     assert_eq!(incs[0], ("ci:db-01".to_string(), 2));
@@ -94,15 +137,30 @@ fn one_incident_per_ci_and_fallback_groups() {
 fn expiry_by_ends_at_resolves_on_tick() {
     let topo = estate();
     let m = CiMapper::default();
-    let mut e = Engine::new(CorrelateConfig { resolve_hold_off: Duration::minutes(5), ..Default::default() });
+    let mut e = Engine::new(CorrelateConfig {
+        resolve_hold_off: Duration::minutes(5),
+        ..Default::default()
+    });
     let a = alert("PostgresDown", "db-01", AlertStatus::Firing, 0, Some(4));
     e.ingest(&topo, &m, a.clone());
     e.tick(t(3));
     assert_eq!(e.alert(&a.fingerprint).unwrap().status, AlertStatus::Firing);
     e.tick(t(4));
-    assert_eq!(e.alert(&a.fingerprint).unwrap().status, AlertStatus::Resolved);
-    let id = e.alert(&a.fingerprint).unwrap().incident_id.clone().unwrap();
-    assert_eq!(e.incident(&id).unwrap().status, IncidentStatus::Open, "hold-off not over");
+    assert_eq!(
+        e.alert(&a.fingerprint).unwrap().status,
+        AlertStatus::Resolved
+    );
+    let id = e
+        .alert(&a.fingerprint)
+        .unwrap()
+        .incident_id
+        .clone()
+        .unwrap();
+    assert_eq!(
+        e.incident(&id).unwrap().status,
+        IncidentStatus::Open,
+        "hold-off not over"
+    );
     e.tick(t(9));
     assert_eq!(e.incident(&id).unwrap().status, IncidentStatus::Resolved);
     assert_eq!(e.incident(&id).unwrap().resolved_at, Some(t(9)));
@@ -121,7 +179,10 @@ fn stale_events_change_nothing_and_refire_opens_new_incident() {
     e.ingest(&topo, &m, r);
     // the old occurrence re-sent late
     assert_eq!(e.ingest(&topo, &m, a.clone()), Outcome::Duplicate);
-    assert_eq!(e.alert(&a.fingerprint).unwrap().status, AlertStatus::Resolved);
+    assert_eq!(
+        e.alert(&a.fingerprint).unwrap().status,
+        AlertStatus::Resolved
+    );
     let first = e.alert(&a.fingerprint).unwrap().incident_id.clone();
     let again = alert("PostgresDown", "db-01", AlertStatus::Firing, 10, None);
     assert_eq!(e.ingest(&topo, &m, again), Outcome::New);
@@ -137,19 +198,48 @@ fn patch_follows_lifecycle() {
     let mut e = Engine::new(CorrelateConfig::default());
     let a = alert("PostgresDown", "db-01", AlertStatus::Firing, 0, None);
     e.ingest(&topo, &m, a.clone());
-    let id = e.alert(&a.fingerprint).unwrap().incident_id.clone().unwrap();
-    let ack = IncidentPatch { status: Some(IncidentStatus::Acknowledged), ..Default::default() };
+    let id = e
+        .alert(&a.fingerprint)
+        .unwrap()
+        .incident_id
+        .clone()
+        .unwrap();
+    let ack = IncidentPatch {
+        status: Some(IncidentStatus::Acknowledged),
+        ..Default::default()
+    };
     e.patch_incident(&id, &ack, "operator", t(1)).unwrap();
-    let close = IncidentPatch { status: Some(IncidentStatus::Closed), ..Default::default() };
-    assert!(matches!(e.patch_incident(&id, &close, "operator", t(2)), Err(PatchError::IllegalTransition { .. })));
-    let res = IncidentPatch { status: Some(IncidentStatus::Resolved), comment: Some("fixed".into()), ..Default::default() };
+    let close = IncidentPatch {
+        status: Some(IncidentStatus::Closed),
+        ..Default::default()
+    };
+    assert!(matches!(
+        e.patch_incident(&id, &close, "operator", t(2)),
+        Err(PatchError::IllegalTransition { .. })
+    ));
+    let res = IncidentPatch {
+        status: Some(IncidentStatus::Resolved),
+        comment: Some("fixed".into()),
+        ..Default::default()
+    };
     e.patch_incident(&id, &res, "operator", t(3)).unwrap();
     // the still-firing alert's re-send does not open a new incident
     assert_eq!(e.ingest(&topo, &m, a.clone()), Outcome::Duplicate);
     assert_eq!(e.incidents().count(), 1);
     e.patch_incident(&id, &close, "operator", t(4)).unwrap();
     assert!(e.patch_incident(&id, &ack, "operator", t(5)).is_err());
-    assert_eq!(e.patch_incident("INC9", &ack, "x", t(5)), Err(PatchError::NotFound("INC9".into())));
-    let kinds: Vec<String> = e.take_changes().timeline.into_iter().map(|t| t.kind).collect();
-    assert!(kinds.contains(&"comment".to_string()) && kinds.contains(&"closed".to_string()), "{kinds:?}");
+    assert_eq!(
+        e.patch_incident("INC9", &ack, "x", t(5)),
+        Err(PatchError::NotFound("INC9".into()))
+    );
+    let kinds: Vec<String> = e
+        .take_changes()
+        .timeline
+        .into_iter()
+        .map(|t| t.kind)
+        .collect();
+    assert!(
+        kinds.contains(&"comment".to_string()) && kinds.contains(&"closed".to_string()),
+        "{kinds:?}"
+    );
 }

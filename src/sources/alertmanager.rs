@@ -1,0 +1,247 @@
+//! Alertmanager webhook (version 4) and the Alertmanager API v2 alert list that Prometheus
+//! sends, plus the JSON-lines form of the same alert objects that `sift replay` reads.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer};
+
+use super::{Normalize, SourceError};
+use crate::alert::{Alert, AlertStatus, Labels, Source};
+
+/// One alert object as both formats carry it.
+#[derive(Debug, Deserialize)]
+pub struct WireAlert {
+    #[serde(default)]
+    pub status: Option<WireStatus>,
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, rename = "startsAt", deserialize_with = "opt_time")]
+    pub starts_at: Option<DateTime<Utc>>,
+    #[serde(default, rename = "endsAt", deserialize_with = "opt_time")]
+    pub ends_at: Option<DateTime<Utc>>,
+    #[serde(default, rename = "generatorURL")]
+    pub generator_url: Option<String>,
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum WireStatus {
+    Firing,
+    Resolved,
+}
+
+/// RFC 3339 timestamps; absent, null, empty and Go's zero time (`0001-01-01T00:00:00Z`)
+/// all mean "not set".
+fn opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    let Some(s) = s.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let t = DateTime::parse_from_rfc3339(&s)
+        .map_err(|e| serde::de::Error::custom(format!("invalid RFC 3339 timestamp {s:?}: {e}")))?
+        .with_timezone(&Utc);
+    Ok((t.timestamp() > -62_135_596_800).then_some(t))
+}
+
+#[derive(Debug, Deserialize)]
+struct Webhook {
+    #[serde(default)]
+    version: Option<String>,
+    alerts: Vec<WireAlert>,
+}
+
+fn from_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, SourceError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(SourceError::new("body", "empty body; expected JSON"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let v = serde_path_to_error::deserialize(&mut de).map_err(SourceError::from_json)?;
+    de.end()
+        .map_err(|e| SourceError::new("body", e.to_string()))?;
+    Ok(v)
+}
+
+/// `POST /api/v1/alerts/alertmanager`: the webhook body, version 4. All alerts or none.
+pub fn parse_webhook(body: &[u8], n: &Normalize) -> Result<Vec<Alert>, SourceError> {
+    let hook: Webhook = from_json(body)?;
+    if let Some(v) = hook.version.as_deref()
+        && v != "4"
+    {
+        return Err(SourceError::new(
+            "version",
+            format!("unsupported webhook version {v:?}; sift speaks version 4"),
+        ));
+    }
+    convert_all(hook.alerts, "alerts", Source::Alertmanager, n)
+}
+
+/// `POST /api/v2/alerts`: the list Prometheus (or any Alertmanager client) sends.
+pub fn parse_alert_list(body: &[u8], n: &Normalize) -> Result<Vec<Alert>, SourceError> {
+    let list: Vec<WireAlert> = from_json(body)?;
+    convert_all(list, "", Source::Prometheus, n)
+}
+
+/// One line of a replay file: one alert object.
+pub fn parse_line(line: &str, n: &Normalize) -> Result<Alert, SourceError> {
+    let w: WireAlert = from_json(line.as_bytes())?;
+    convert(w, "", Source::Replay, n)
+}
+
+fn convert_all(
+    list: Vec<WireAlert>,
+    at: &str,
+    source: Source,
+    n: &Normalize,
+) -> Result<Vec<Alert>, SourceError> {
+    list.into_iter()
+        .enumerate()
+        .map(|(i, w)| convert(w, &format!("{at}[{i}]"), source, n))
+        .collect()
+}
+
+pub fn convert(
+    w: WireAlert,
+    path: &str,
+    source: Source,
+    n: &Normalize,
+) -> Result<Alert, SourceError> {
+    if w.labels.is_empty() {
+        return Err(SourceError::new(
+            format!("{path}.labels"),
+            "at least one label is required",
+        ));
+    }
+    if let Some(k) = w.labels.keys().find(|k| k.is_empty()) {
+        return Err(SourceError::new(
+            format!("{path}.labels"),
+            format!("empty label name (value {:?})", w.labels[k]),
+        ));
+    }
+    let labels: Labels = w.labels;
+    let starts_at = w.starts_at.or(n.received_at).map(|t| n.clamp(t));
+    let Some(starts_at) = starts_at.or(w.ends_at) else {
+        return Err(SourceError::new(
+            format!("{path}.startsAt"),
+            "required (replay has no arrival time to fall back on)",
+        ));
+    };
+    let ends_at = w.ends_at.map(|t| n.clamp(t));
+    if let Some(end) = ends_at
+        && end < starts_at
+    {
+        return Err(SourceError::new(
+            format!("{path}.endsAt"),
+            format!("endsAt {end} is before startsAt {starts_at}"),
+        ));
+    }
+    let status = match (w.status, n.received_at, ends_at) {
+        (Some(WireStatus::Resolved), _, _) => AlertStatus::Resolved,
+        (Some(WireStatus::Firing), _, _) => AlertStatus::Firing,
+        // No status (the v2 list): resolved when endsAt has passed on arrival.
+        (None, Some(now), Some(end)) if end <= now => AlertStatus::Resolved,
+        (None, _, _) => AlertStatus::Firing,
+    };
+    let ends_at = match (status, ends_at, n.received_at) {
+        (AlertStatus::Resolved, None, now) => Some(now.unwrap_or(starts_at).max(starts_at)),
+        (AlertStatus::Firing, None, Some(now)) if source == Source::Prometheus => {
+            Some(now.max(starts_at) + n.resolve_timeout)
+        }
+        (_, e, _) => e,
+    };
+    Ok(Alert {
+        fingerprint: n.fingerprint(source, &labels, w.fingerprint.as_deref()),
+        status,
+        labels,
+        annotations: w.annotations,
+        starts_at,
+        ends_at,
+        generator_url: w.generator_url.filter(|u| !u.is_empty()),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn webhook_v4() {
+        let body = br#"{"version":"4","status":"firing","receiver":"sift","groupLabels":{},
+          "alerts":[{"status":"firing","labels":{"alertname":"PostgresDown","instance":"10.0.4.12:9187"},
+          "annotations":{"summary":"down"},"startsAt":"2026-11-23T09:58:00Z","endsAt":"0001-01-01T00:00:00Z",
+          "generatorURL":"http://p/graph","fingerprint":"abc123"}]}"#;
+        let a = parse_webhook(body, &Normalize::default().at(now())).unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].fingerprint.0, "abc123");
+        assert_eq!(a[0].status, AlertStatus::Firing);
+        assert_eq!(a[0].ends_at, None);
+    }
+
+    #[test]
+    fn prometheus_list_status_from_ends_at() {
+        let body = br#"[{"labels":{"alertname":"A"},"startsAt":"2026-11-23T09:00:00Z","endsAt":"2026-11-23T09:59:00Z"},
+                        {"labels":{"alertname":"B"},"startsAt":"2026-11-23T09:00:00Z","endsAt":"2026-11-23T10:04:00Z"},
+                        {"labels":{"alertname":"C"}}]"#;
+        let a = parse_alert_list(body, &Normalize::default().at(now())).unwrap();
+        assert_eq!(a[0].status, AlertStatus::Resolved);
+        assert_eq!(a[1].status, AlertStatus::Firing);
+        assert_eq!(a[2].starts_at, now());
+        assert_eq!(a[2].ends_at, Some(now() + chrono::Duration::minutes(5)));
+    }
+
+    #[test]
+    fn errors_name_the_path() {
+        let n = Normalize::default().at(now());
+        let e = parse_alert_list(
+            br#"[{"labels":{"a":"b"}},{"labels":{"a":"c"},"startsAt":"yesterday"}]"#,
+            &n,
+        )
+        .unwrap_err();
+        assert!(e.path.starts_with("[1].startsAt"), "{e}");
+        let e = parse_webhook(br#"{"alerts":[{"labels":{}}]}"#, &n).unwrap_err();
+        assert_eq!(e.path, "alerts[0].labels");
+        let e =
+            parse_webhook(br#"{"alerts":[{"status":"on","labels":{"a":"b"}}]}"#, &n).unwrap_err();
+        assert!(e.path.contains("alerts[0].status"), "{e}");
+        assert!(
+            parse_webhook(b"", &n)
+                .unwrap_err()
+                .message
+                .contains("empty")
+        );
+        assert!(parse_webhook(br#"{"alerts":[]} x"#, &n).is_err());
+        let e = parse_alert_list(br#"[{"labels":{"a":"b"},"startsAt":"2026-11-23T09:00:00Z","endsAt":"2026-11-23T08:00:00Z"}]"#, &n).unwrap_err();
+        assert!(e.message.contains("before"), "{e}");
+    }
+
+    #[test]
+    fn future_timestamps_are_clamped_to_arrival() {
+        let n = Normalize::default().at(now());
+        let a = parse_alert_list(
+            br#"[{"labels":{"a":"b"},"startsAt":"2030-01-01T00:00:00Z"}]"#,
+            &n,
+        )
+        .unwrap();
+        assert_eq!(a[0].starts_at, now());
+    }
+
+    #[test]
+    fn configured_dedup_labels_win() {
+        let mut n = Normalize::default().at(now());
+        n.dedup_labels
+            .push((Source::Alertmanager, vec!["alertname".into()]));
+        let body = br#"{"alerts":[{"status":"firing","labels":{"alertname":"X","pod":"a"},"fingerprint":"f1"},
+                                  {"status":"firing","labels":{"alertname":"X","pod":"b"},"fingerprint":"f2"}]}"#;
+        let a = parse_webhook(body, &n).unwrap();
+        assert_eq!(a[0].fingerprint, a[1].fingerprint);
+    }
+}
