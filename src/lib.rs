@@ -2,7 +2,11 @@
 
 pub mod alert;
 pub mod cmdb;
+pub mod config;
 pub mod correlate;
 pub mod incident;
+pub mod metrics;
+pub mod pipeline;
 pub mod replay;
 pub mod sources;
+pub mod store;

@@ -12,7 +12,7 @@ mod policy;
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, AlertStatus, Fingerprint, Labels, Severity, Source};
 use crate::cmdb::{CiMapper, Topology};
@@ -63,7 +63,7 @@ impl Default for CorrelateConfig {
 }
 
 /// What the core knows of one deduplicated alert.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRecord {
     pub fingerprint: Fingerprint,
     pub status: AlertStatus,
@@ -79,8 +79,7 @@ pub struct AlertRecord {
     pub count: u64,
     pub flapping: bool,
     pub suppressed: bool,
-    /// Event time of the last change, for retention.
-    #[serde(skip)]
+    /// Event time of the last change to this alert.
     pub last_event_at: DateTime<Utc>,
 }
 
@@ -276,10 +275,9 @@ impl Engine {
     }
 
     /// Moves event time forward to `now` (a tick from the daemon's clock): alerts past
-    /// their `endsAt` resolve, incidents past their hold-off resolve, old state is dropped.
+    /// their `endsAt` resolve, incidents past their hold-off resolve.
     pub fn tick(&mut self, now: DateTime<Utc>) {
         self.advance(now);
-        self.prune();
     }
 
     fn advance(&mut self, t: DateTime<Utc>) {
@@ -702,7 +700,8 @@ impl Engine {
 
     /// Forgets what no longer matters in memory (it stays in the store): resolved alerts
     /// past retention whose incident is over, and incidents over with no live alerts.
-    fn prune(&mut self) {
+    /// Call it after the changes are taken and persisted.
+    pub fn prune(&mut self) {
         let Some(now) = self.watermark else { return };
         let horizon = now - self.cfg.alert_retention;
         let incidents = &self.incidents;

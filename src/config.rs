@@ -1,0 +1,497 @@
+//! Layered configuration: built-in defaults < the config file < `SIFT_*` environment.
+//!
+//! `config/sift.toml` documents every key with its default. Unknown keys are errors (a typo
+//! must not be silently ignored). Durations are strings with a unit (`500ms`, `30s`, `5m`,
+//! `2h`, `1d`). An environment override of a list or table takes JSON.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::alert::Source;
+use crate::correlate::CorrelateConfig;
+use crate::incident::PriorityMatrix;
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+    pub ingest: IngestConfig,
+    pub mapping: MappingConfig,
+    pub incident: IncidentConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// A request taking longer than this is answered 503.
+    pub request_timeout: Dur,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
+    pub shutdown_grace: Dur,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9400".into(),
+            body_limit_bytes: 10 * 1024 * 1024,
+            request_timeout: Dur::secs(30),
+            shutdown_grace: Dur::secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (created if missing) or `postgres://user@host/db`.
+    pub url: String,
+    pub max_connections: u32,
+    /// SQLite only: `full` fsyncs every commit (a 2xx survives power loss), `normal`
+    /// survives a crash of sift but not of the machine.
+    pub sqlite_synchronous: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://sift.db".into(),
+            max_connections: 8,
+            sqlite_synchronous: "full".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    pub token: String,
+    pub role: Role,
+    /// Shown in incident timelines as the actor; defaults to the role.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("role", &self.role)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Empty: auth is off (the log says so at start).
+    pub tokens: Vec<Token>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `sift=debug,info`. `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Requests waiting for the writer; past this, senders get 503 + Retry-After.
+    pub queue_capacity: usize,
+    /// Most alerts written in one transaction (group commit).
+    pub max_batch_alerts: usize,
+    /// How often event time moves on with the clock when no alert arrives.
+    pub tick_interval: Dur,
+    /// A firing alert sent without `endsAt` (API v2 list) expires this long after arrival.
+    pub resolve_timeout: Dur,
+    /// Alert timestamps further ahead of arrival than this are taken as arrival time.
+    pub max_future_skew: Dur,
+    /// Per-source dedup label sets, e.g. `alertmanager = ["alertname", "instance"]`.
+    /// Unset: the sender's fingerprint, else the hash of all labels.
+    pub dedup_labels: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 1024,
+            max_batch_alerts: 5000,
+            tick_interval: Dur::secs(5),
+            resolve_timeout: Dur::secs(300),
+            max_future_skew: Dur::secs(300),
+            dedup_labels: Default::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MappingConfig {
+    /// Labels tried in order to find an alert's CI.
+    pub labels: Vec<String>,
+}
+
+impl Default for MappingConfig {
+    fn default() -> Self {
+        Self {
+            labels: crate::cmdb::CiMapper::default().labels().to_vec(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncidentConfig {
+    /// Wait between the last alert resolving and the incident resolving.
+    pub resolve_hold_off: Dur,
+    /// How long resolved alerts and incidents stay in memory for dedup of late re-sends.
+    pub memory_retention: Dur,
+    /// Labels left out of the fallback group key of alerts that map to no CI.
+    pub fallback_ignore_labels: Vec<String>,
+    /// ITIL matrix: key `"<impact><urgency>"` (each 1..3) → priority 1..5. Unset: the
+    /// ITIL default (priority = impact + urgency - 1). When set, all nine cells are needed.
+    pub priority_matrix: Option<PriorityMatrix>,
+}
+
+impl Default for IncidentConfig {
+    fn default() -> Self {
+        let c = CorrelateConfig::default();
+        Self {
+            resolve_hold_off: Dur(c.resolve_hold_off),
+            memory_retention: Dur(c.alert_retention),
+            fallback_ignore_labels: c.fallback_ignore_labels,
+            priority_matrix: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("environment variable {var} holds invalid JSON: {err}")]
+    EnvJson { var: String, err: serde_json::Error },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads defaults < `file` (or `config/sift.toml` when it exists) < `SIFT_*` env.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(p) if !p.exists() => return Err(ConfigError::Missing(p.to_path_buf())),
+            Some(p) => fig = fig.merge(Toml::file(p)),
+            None => {
+                let p = Path::new("config/sift.toml");
+                if p.exists() {
+                    fig = fig.merge(Toml::file(p));
+                }
+            }
+        }
+        // Lists and tables come as JSON; scalars are read the way figment reads env values.
+        let mut tree = figment::value::Dict::new();
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix("SIFT_") else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            let t = v.trim_start();
+            let val: figment::value::Value = if t.starts_with('[') || t.starts_with('{') {
+                let json: serde_json::Value =
+                    serde_json::from_str(v).map_err(|err| ConfigError::EnvJson {
+                        var: k.clone(),
+                        err,
+                    })?;
+                figment::value::Value::serialize(json)
+                    .map_err(|e| ConfigError::Invalid(format!("{k}: {e}")))?
+            } else {
+                v.parse()
+                    .unwrap_or_else(|_| figment::value::Value::from(v.clone()))
+            };
+            insert_path(&mut tree, &path, val);
+        }
+        fig = fig.merge(Serialized::globals(tree));
+        let cfg: Config = fig
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return bad(format!(
+                "log.format must be text or json, not {:?}",
+                self.log.format
+            ));
+        }
+        if !matches!(self.store.sqlite_synchronous.as_str(), "full" | "normal") {
+            return bad(format!(
+                "store.sqlite_synchronous must be full or normal, not {:?}",
+                self.store.sqlite_synchronous
+            ));
+        }
+        if self.ingest.queue_capacity == 0 || self.ingest.max_batch_alerts == 0 {
+            return bad(
+                "ingest.queue_capacity and ingest.max_batch_alerts must be at least 1".into(),
+            );
+        }
+        for src in self.ingest.dedup_labels.keys() {
+            if Source::parse(src).is_none() {
+                return bad(format!(
+                    "ingest.dedup_labels: unknown source {src:?} (alertmanager, prometheus, pagerduty, kafka)"
+                ));
+            }
+        }
+        for t in &self.auth.tokens {
+            if t.token.len() < 8 {
+                return bad(format!(
+                    "auth.tokens: the {} token is shorter than 8 characters",
+                    t.role.as_str()
+                ));
+            }
+        }
+        for i in 1..=3u8 {
+            for u in 1..=3u8 {
+                let Some(m) = &self.incident.priority_matrix else {
+                    break;
+                };
+                match m.0.get(&format!("{i}{u}")) {
+                    Some(p) if (1..=5).contains(p) => {}
+                    Some(p) => {
+                        return bad(format!(
+                            "incident.priority_matrix.{i}{u} = {p} is not a priority 1..5"
+                        ));
+                    }
+                    None => {
+                        return bad(format!(
+                            "incident.priority_matrix has no entry \"{i}{u}\" (impact {i}, urgency {u})"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn correlate(&self) -> CorrelateConfig {
+        CorrelateConfig {
+            resolve_hold_off: self.incident.resolve_hold_off.0,
+            alert_retention: self.incident.memory_retention.0,
+            fallback_ignore_labels: self.incident.fallback_ignore_labels.clone(),
+            priority_matrix: self.incident.priority_matrix.clone().unwrap_or_default(),
+            ..CorrelateConfig::default()
+        }
+    }
+
+    pub fn normalize(&self) -> crate::sources::Normalize {
+        crate::sources::Normalize {
+            received_at: None,
+            resolve_timeout: self.ingest.resolve_timeout.0,
+            max_future_skew: self.ingest.max_future_skew.0,
+            dedup_labels: self
+                .ingest
+                .dedup_labels
+                .iter()
+                .filter_map(|(s, l)| Source::parse(s).map(|s| (s, l.clone())))
+                .collect(),
+        }
+    }
+}
+
+fn insert_path(tree: &mut figment::value::Dict, path: &[String], val: figment::value::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            tree.insert(last.clone(), val);
+        }
+        [head, rest @ ..] => {
+            let e = tree
+                .entry(head.clone())
+                .or_insert_with(|| figment::value::Dict::new().into());
+            if e.as_dict().is_none() {
+                *e = figment::value::Dict::new().into();
+            }
+            if let figment::value::Value::Dict(_, m) = e {
+                insert_path(m, rest, val);
+            }
+        }
+    }
+}
+
+/// A duration written with a unit: `500ms`, `30s`, `5m`, `2h`, `1d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub chrono::Duration);
+
+impl Dur {
+    pub const fn secs(s: i64) -> Self {
+        Dur(chrono::Duration::seconds(s))
+    }
+    pub fn std(self) -> std::time::Duration {
+        self.0.to_std().unwrap_or_default()
+    }
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: i64 = num.parse().map_err(|_| {
+            format!("invalid duration {s:?}: expected a number and a unit, like 30s or 5m")
+        })?;
+        let ms = match unit {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "" if n == 0 => 0,
+            _ => {
+                return Err(format!(
+                    "invalid duration {s:?}: unit must be ms, s, m, h or d"
+                ));
+            }
+        };
+        Ok(Dur(chrono::Duration::milliseconds(n.saturating_mul(ms))))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.num_milliseconds();
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1000),
+        ] {
+            if ms != 0 && ms % size == 0 {
+                return write!(f, "{}{unit}", ms / size);
+            }
+        }
+        write!(f, "{ms}ms")
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Dur::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_and_env_overrides() {
+        let c = Config::load_from(
+            Some(Path::new("config/sift.toml")).filter(|p| p.exists()),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:9400");
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("SIFT_SERVER__LISTEN", "127.0.0.1:0"),
+                ("SIFT_STORE__URL", "sqlite:///tmp/x.db"),
+                (
+                    "SIFT_AUTH__TOKENS",
+                    r#"[{"token":"t1-secret","role":"admin"}]"#,
+                ),
+                ("SIFT_INCIDENT__RESOLVE_HOLD_OFF", "2m"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:0");
+        assert_eq!(c.store.url, "sqlite:///tmp/x.db");
+        assert_eq!(c.auth.tokens[0].role, Role::Admin);
+        assert_eq!(c.incident.resolve_hold_off, Dur::secs(120));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = Config::load_from(
+            None,
+            &env(&[("SIFT_INCIDENT__RESOLVE_HOLD_OFF", "5 minutes")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unit"), "{e}");
+        let e = Config::load_from(None, &env(&[("SIFT_SERVER__LISTN", "x")])).unwrap_err();
+        assert!(e.to_string().contains("listn"), "{e}");
+        let e = Config::load_from(
+            None,
+            &env(&[("SIFT_INCIDENT__PRIORITY_MATRIX", r#"{"11":1}"#)]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no entry"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(Dur::parse("500ms").unwrap().0.num_milliseconds(), 500);
+        assert_eq!(Dur::parse("2h").unwrap().to_string(), "2h");
+        assert_eq!(Dur::parse("0").unwrap().0.num_milliseconds(), 0);
+        assert!(Dur::parse("5x").is_err());
+    }
+}

@@ -1,0 +1,139 @@
+//! The Prometheus registry and every `sift_*` metric. Names follow
+//! `sift_<noun>_<unit>_total` / `_seconds` / `_bytes`, with few labels.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// by `source` and `outcome` (new, duplicate, resolved, rejected)
+    pub alerts_received: IntCounterVec,
+    pub incidents_opened: IntCounter,
+    pub incidents_resolved: IntCounter,
+    pub incidents_open: IntGauge,
+    /// Time from a request's alerts reaching the writer queue to being durable.
+    pub ingest_seconds: HistogramVec,
+    /// by `op`
+    pub store_seconds: HistogramVec,
+    /// Alerts per committed transaction (group commit size).
+    pub batch_alerts: Histogram,
+    /// by `route`, `method`, `status`
+    pub http_requests: IntCounterVec,
+    pub http_seconds: HistogramVec,
+    pub queue_depth: IntGauge,
+    pub state_reloads: IntCounter,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let m = Metrics {
+            alerts_received: IntCounterVec::new(
+                Opts::new(
+                    "sift_alerts_received_total",
+                    "Alert events received, by source and outcome",
+                ),
+                &["source", "outcome"],
+            )
+            .expect("static metric"),
+            incidents_opened: IntCounter::new("sift_incidents_opened_total", "Incidents opened")
+                .expect("static metric"),
+            incidents_resolved: IntCounter::new(
+                "sift_incidents_resolved_total",
+                "Incidents resolved automatically",
+            )
+            .expect("static metric"),
+            incidents_open: IntGauge::new(
+                "sift_incidents_open",
+                "Incidents open or acknowledged (this daemon's view)",
+            )
+            .expect("static metric"),
+            ingest_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "sift_ingest_duration_seconds",
+                    "From accepted body to durable, per request",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["source"],
+            )
+            .expect("static metric"),
+            store_seconds: HistogramVec::new(
+                HistogramOpts::new("sift_store_duration_seconds", "Store operations, by op")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                &["op"],
+            )
+            .expect("static metric"),
+            batch_alerts: Histogram::with_opts(
+                HistogramOpts::new(
+                    "sift_store_batch_alerts",
+                    "Alert records written per committed transaction",
+                )
+                .buckets(vec![1.0, 10.0, 100.0, 500.0, 1000.0, 5000.0]),
+            )
+            .expect("static metric"),
+            http_requests: IntCounterVec::new(
+                Opts::new(
+                    "sift_http_requests_total",
+                    "HTTP requests, by route, method and status",
+                ),
+                &["route", "method", "status"],
+            )
+            .expect("static metric"),
+            http_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "sift_http_request_duration_seconds",
+                    "HTTP request latency, by route",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["route"],
+            )
+            .expect("static metric"),
+            queue_depth: IntGauge::new(
+                "sift_ingest_queue_depth",
+                "Requests waiting for the writer",
+            )
+            .expect("static metric"),
+            state_reloads: IntCounter::new(
+                "sift_state_reloads_total",
+                "Times this daemon re-read state another daemon wrote to the shared store",
+            )
+            .expect("static metric"),
+            registry,
+        };
+        for c in [
+            Box::new(m.alerts_received.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.incidents_opened.clone()),
+            Box::new(m.incidents_resolved.clone()),
+            Box::new(m.incidents_open.clone()),
+            Box::new(m.ingest_seconds.clone()),
+            Box::new(m.store_seconds.clone()),
+            Box::new(m.batch_alerts.clone()),
+            Box::new(m.http_requests.clone()),
+            Box::new(m.http_seconds.clone()),
+            Box::new(m.queue_depth.clone()),
+            Box::new(m.state_reloads.clone()),
+        ] {
+            m.registry.register(c).expect("metric names are unique");
+        }
+        m
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding our own registry into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

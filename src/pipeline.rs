@@ -1,0 +1,576 @@
+//! The daemon's driver of the pure core: one writer task per daemon that takes parsed
+//! alerts, operator changes and CMDB updates from a bounded queue, runs them through the
+//! `Engine` and commits the results in one transaction per batch (group commit).
+//!
+//! A sender is answered only after the commit: a 2xx means durable. When the queue is
+//! full, callers are told at once (the API answers 503 + Retry-After) instead of memory
+//! growing. Under the store's write lock the writer first checks whether another daemon
+//! wrote since its last commit, and if so re-reads what changed before deciding anything.
+
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::alert::{Alert, Fingerprint, Source};
+use crate::cmdb::{self, Ci, CiMapper, CmdbError, Relation, Topology};
+use crate::correlate::{Engine, IncidentPatch, Outcome, PatchError};
+use crate::incident::Incident;
+use crate::metrics::Metrics;
+use crate::store::{StateRow, Store, StoreError, WriteTx};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("ingest queue is full; retry shortly")]
+    Busy,
+    #[error("sift is shutting down")]
+    ShuttingDown,
+    #[error("store unavailable: {0}")]
+    Store(#[from] StoreError),
+    #[error("write failed, nothing was stored: {0}")]
+    WriteFailed(String),
+    #[error(transparent)]
+    Patch(#[from] PatchError),
+    #[error(transparent)]
+    Cmdb(#[from] CmdbError),
+}
+
+/// What an ingest request did.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct IngestReport {
+    pub accepted: u64,
+    pub new: u64,
+    pub duplicate: u64,
+    pub resolved: u64,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, PipelineError>>;
+
+enum Command {
+    Ingest {
+        alerts: Vec<Alert>,
+        source: Source,
+        enqueued: Instant,
+        reply: Reply<IngestReport>,
+    },
+    Patch {
+        id: String,
+        patch: IncidentPatch,
+        actor: String,
+        at: DateTime<Utc>,
+        reply: Reply<Incident>,
+    },
+    UpsertCis {
+        cis: Vec<Ci>,
+        reply: Reply<usize>,
+    },
+    UpsertRelations {
+        rels: Vec<Relation>,
+        reply: Reply<usize>,
+    },
+}
+
+/// The handle the API holds.
+#[derive(Clone)]
+pub struct Pipeline {
+    tx: mpsc::Sender<Command>,
+    topology: Arc<RwLock<Topology>>,
+}
+
+pub struct Settings {
+    pub queue_capacity: usize,
+    pub max_batch_alerts: usize,
+    pub tick_interval: std::time::Duration,
+    pub correlate: crate::correlate::CorrelateConfig,
+    pub mapper: CiMapper,
+}
+
+impl Pipeline {
+    /// Loads state from the store and starts the writer. The writer ends when every
+    /// `Pipeline` handle is dropped, after finishing what was queued.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Pipeline, tokio::task::JoinHandle<()>), StoreError> {
+        let (tx, rx) = mpsc::channel(settings.queue_capacity);
+        let topology = Arc::new(RwLock::new(Topology::new()));
+        let mut writer = Writer {
+            store,
+            engine: Engine::new(settings.correlate.clone()),
+            topology: topology.clone(),
+            metrics,
+            seen: StateRow {
+                seq: -1,
+                cmdb_version: -1,
+                next_incident: 1,
+            },
+            settings,
+        };
+        let mut t = writer.store.begin().await?;
+        writer.full_reload(&mut *t).await?;
+        drop(t);
+        let handle = tokio::spawn(writer.run(rx));
+        Ok((Pipeline { tx, topology }, handle))
+    }
+
+    pub fn topology(&self) -> &Arc<RwLock<Topology>> {
+        &self.topology
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), PipelineError> {
+        self.tx.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => PipelineError::Busy,
+            mpsc::error::TrySendError::Closed(_) => PipelineError::ShuttingDown,
+        })
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, PipelineError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(make(reply))?;
+        rx.await.map_err(|_| PipelineError::ShuttingDown)?
+    }
+
+    /// Stores and correlates `alerts`; returns once they are durable.
+    pub async fn ingest(
+        &self,
+        alerts: Vec<Alert>,
+        source: Source,
+    ) -> Result<IngestReport, PipelineError> {
+        let enqueued = Instant::now();
+        self.call(|reply| Command::Ingest {
+            alerts,
+            source,
+            enqueued,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn patch(
+        &self,
+        id: String,
+        patch: IncidentPatch,
+        actor: String,
+        at: DateTime<Utc>,
+    ) -> Result<Incident, PipelineError> {
+        self.call(|reply| Command::Patch {
+            id,
+            patch,
+            actor,
+            at,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn upsert_cis(&self, cis: Vec<Ci>) -> Result<usize, PipelineError> {
+        self.call(|reply| Command::UpsertCis { cis, reply }).await
+    }
+
+    pub async fn upsert_relations(&self, rels: Vec<Relation>) -> Result<usize, PipelineError> {
+        self.call(|reply| Command::UpsertRelations { rels, reply })
+            .await
+    }
+}
+
+struct Writer {
+    store: Arc<dyn Store>,
+    engine: Engine,
+    topology: Arc<RwLock<Topology>>,
+    metrics: Arc<Metrics>,
+    /// The store state as of this daemon's last commit or reload.
+    seen: StateRow,
+    settings: Settings,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut ticker = tokio::time::interval(self.settings.tick_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    let mut batch = vec![cmd];
+                    let mut n = batch_alerts(&batch);
+                    // Group commit: take whatever else is waiting, up to the batch limit.
+                    while n < self.settings.max_batch_alerts && matches!(batch.last(), Some(Command::Ingest { .. })) {
+                        match rx.try_recv() {
+                            Ok(c) => {
+                                n += batch_alerts(std::slice::from_ref(&c));
+                                batch.push(c);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.metrics.queue_depth.set(rx.len() as i64);
+                    self.process(batch, None).await;
+                }
+                _ = ticker.tick() => {
+                    self.process(Vec::new(), Some(Utc::now())).await;
+                }
+            }
+        }
+        tracing::info!("writer drained its queue and stopped");
+    }
+
+    /// Runs one batch in one transaction and answers its callers.
+    async fn process(&mut self, batch: Vec<Command>, tick: Option<DateTime<Utc>>) {
+        let started = Instant::now();
+        let mut replies = Vec::with_capacity(batch.len());
+        let result = self.apply(batch, tick, &mut replies).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => {
+                for r in replies {
+                    r.send_ok(&self.metrics);
+                }
+                self.engine.prune();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "write transaction failed; state will be re-read from the store");
+                // The engine may hold decisions the store never got: start over from the store.
+                self.seen.seq = -1;
+                for r in replies {
+                    r.send_err(&e);
+                }
+            }
+        }
+        self.metrics
+            .store_seconds
+            .with_label_values(&["batch"])
+            .observe(elapsed);
+        self.metrics
+            .incidents_open
+            .set(self.engine.active_incident_count() as i64);
+    }
+
+    async fn apply(
+        &mut self,
+        batch: Vec<Command>,
+        tick: Option<DateTime<Utc>>,
+        replies: &mut Vec<Pending>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.store.begin().await?;
+        self.catch_up(&mut *tx).await?;
+        if let Some(now) = tick {
+            self.engine.tick(now);
+        }
+        let mut cmdb_changed = false;
+        let mut new_cis: Vec<Ci> = Vec::new();
+        let mut new_rels: Vec<Relation> = Vec::new();
+        for cmd in batch {
+            match cmd {
+                Command::Ingest {
+                    alerts,
+                    source,
+                    enqueued,
+                    reply,
+                } => {
+                    self.preload(&mut *tx, &alerts).await?;
+                    let topo = self.topology.read().unwrap_or_else(|p| p.into_inner());
+                    let mut report = IngestReport {
+                        accepted: alerts.len() as u64,
+                        ..Default::default()
+                    };
+                    for a in alerts {
+                        let fp = a.fingerprint.clone();
+                        let outcome = self.engine.ingest(&topo, &self.settings.mapper, a);
+                        tracing::debug!(fingerprint = %fp, outcome = outcome.as_str(), "alert");
+                        match outcome {
+                            Outcome::New => report.new += 1,
+                            Outcome::Duplicate => report.duplicate += 1,
+                            Outcome::Resolved => report.resolved += 1,
+                        }
+                    }
+                    replies.push(Pending::Ingest {
+                        reply,
+                        report,
+                        source,
+                        enqueued,
+                    });
+                }
+                Command::Patch {
+                    id,
+                    patch,
+                    actor,
+                    at,
+                    reply,
+                } => {
+                    if self.engine.incident(&id).is_none()
+                        && let Some(inc) = tx.load_incident(&id).await?
+                    {
+                        let fps = inc.alert_fingerprints.clone();
+                        self.engine.load_incident(inc);
+                        for a in tx.load_alerts(&fps).await? {
+                            if self.engine.alert(&a.fingerprint).is_none() {
+                                self.engine.load_alert(a);
+                            }
+                        }
+                    }
+                    let res = self
+                        .engine
+                        .patch_incident(&id, &patch, &actor, at)
+                        .map(|()| self.engine.incident(&id).cloned());
+                    replies.push(Pending::Patch { reply, result: res });
+                }
+                Command::UpsertCis { cis, reply } => {
+                    let res = cmdb::validate_cis(&cis);
+                    if res.is_ok() {
+                        tx.upsert_cis(&cis).await?;
+                        cmdb_changed = true;
+                        replies.push(Pending::Count {
+                            reply,
+                            result: Ok(cis.len()),
+                        });
+                        new_cis.extend(cis);
+                    } else {
+                        replies.push(Pending::Count {
+                            reply,
+                            result: res.map(|()| 0),
+                        });
+                    }
+                }
+                Command::UpsertRelations { rels, reply } => {
+                    let res = {
+                        let topo = self.topology.read().unwrap_or_else(|p| p.into_inner());
+                        cmdb::validate_relations(&rels, |id| {
+                            topo.node(id).is_some() || new_cis.iter().any(|c| c.id == id)
+                        })
+                    };
+                    if res.is_ok() {
+                        tx.upsert_relations(&rels).await?;
+                        cmdb_changed = true;
+                        replies.push(Pending::Count {
+                            reply,
+                            result: Ok(rels.len()),
+                        });
+                        new_rels.extend(rels);
+                    } else {
+                        replies.push(Pending::Count {
+                            reply,
+                            result: res.map(|()| 0),
+                        });
+                    }
+                }
+            }
+        }
+        let changes = self.engine.take_changes();
+        if changes.is_empty() && !cmdb_changed {
+            return Ok(()); // nothing to write: the transaction rolls back on drop
+        }
+        let alerts: Vec<&crate::correlate::AlertRecord> = changes
+            .alerts
+            .iter()
+            .filter_map(|f| self.engine.alert(f))
+            .collect();
+        let incidents: Vec<&Incident> = changes
+            .incidents
+            .iter()
+            .filter_map(|i| self.engine.incident(i))
+            .collect();
+        let t = Instant::now();
+        tx.upsert_alerts(&alerts).await?;
+        tx.upsert_incidents(&incidents).await?;
+        tx.append_timeline(&changes.timeline).await?;
+        let n_alerts = alerts.len();
+        let state = tx
+            .commit(self.engine.next_number() as i64, cmdb_changed)
+            .await?;
+        self.metrics
+            .store_seconds
+            .with_label_values(&["commit"])
+            .observe(t.elapsed().as_secs_f64());
+        self.metrics.batch_alerts.observe(n_alerts as f64);
+        self.metrics.incidents_opened.inc_by(changes.opened);
+        self.metrics.incidents_resolved.inc_by(changes.resolved);
+        let own_cmdb = self.seen.cmdb_version + i64::from(cmdb_changed) == state.cmdb_version;
+        self.seen = state;
+        if cmdb_changed {
+            let mut topo = self.topology.write().unwrap_or_else(|p| p.into_inner());
+            for c in new_cis {
+                topo.upsert_ci(c);
+            }
+            for r in &new_rels {
+                topo.upsert_relation(r);
+            }
+        }
+        if !own_cmdb {
+            self.seen.cmdb_version = -1;
+        }
+        Ok(())
+    }
+
+    /// Under the write lock: if another daemon (or `sift cmdb import`) wrote since our last
+    /// commit, take in what changed.
+    async fn catch_up(&mut self, tx: &mut dyn WriteTx) -> Result<(), StoreError> {
+        let state = tx.state();
+        if self.seen.seq < 0 {
+            return self.full_reload(tx).await;
+        }
+        if state.cmdb_version != self.seen.cmdb_version {
+            let doc = tx.load_cmdb().await?;
+            *self.topology.write().unwrap_or_else(|p| p.into_inner()) = Topology::from_file(&doc);
+            self.seen.cmdb_version = state.cmdb_version;
+        }
+        if state.seq != self.seen.seq {
+            let t = Instant::now();
+            for a in tx.alerts_since(self.seen.seq).await? {
+                self.engine.load_alert(a);
+            }
+            for i in tx.incidents_since(self.seen.seq).await? {
+                self.engine.load_incident(i);
+            }
+            self.metrics.state_reloads.inc();
+            self.metrics
+                .store_seconds
+                .with_label_values(&["catch_up"])
+                .observe(t.elapsed().as_secs_f64());
+            self.seen.seq = state.seq;
+        }
+        self.engine
+            .reserve_numbers_below(state.next_incident as u64);
+        Ok(())
+    }
+
+    async fn full_reload(&mut self, tx: &mut dyn WriteTx) -> Result<(), StoreError> {
+        let state = tx.state();
+        let doc = tx.load_cmdb().await?;
+        *self.topology.write().unwrap_or_else(|p| p.into_inner()) = Topology::from_file(&doc);
+        let (alerts, incidents) = tx.load_active().await?;
+        let mut engine = Engine::new(self.engine.config().clone());
+        for i in incidents {
+            engine.load_incident(i);
+        }
+        for a in alerts {
+            engine.load_alert(a);
+        }
+        engine.reserve_numbers_below(state.next_incident as u64);
+        tracing::info!(
+            cis = doc.cis.len(),
+            relations = doc.relations.len(),
+            active_incidents = engine.active_incident_count(),
+            "loaded state from the store"
+        );
+        self.engine = engine;
+        self.seen = state;
+        self.metrics
+            .incidents_open
+            .set(self.engine.active_incident_count() as i64);
+        Ok(())
+    }
+
+    /// Brings alerts the core no longer holds in memory (but the store has) back in, with
+    /// their incidents, so dedup counts and incident links continue where they were.
+    async fn preload(&mut self, tx: &mut dyn WriteTx, alerts: &[Alert]) -> Result<(), StoreError> {
+        let mut missing: Vec<Fingerprint> = alerts
+            .iter()
+            .filter(|a| self.engine.alert(&a.fingerprint).is_none())
+            .map(|a| a.fingerprint.clone())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        missing.sort();
+        missing.dedup();
+        let t = Instant::now();
+        for rec in tx.load_alerts(&missing).await? {
+            if let Some(id) = rec.incident_id.as_deref()
+                && self.engine.incident(id).is_none()
+                && let Some(inc) = tx.load_incident(id).await?
+            {
+                self.engine.load_incident(inc);
+            }
+            self.engine.load_alert(rec);
+        }
+        self.metrics
+            .store_seconds
+            .with_label_values(&["preload"])
+            .observe(t.elapsed().as_secs_f64());
+        Ok(())
+    }
+}
+
+fn batch_alerts(batch: &[Command]) -> usize {
+    batch
+        .iter()
+        .map(|c| match c {
+            Command::Ingest { alerts, .. } => alerts.len().max(1),
+            _ => 1,
+        })
+        .sum()
+}
+
+/// A reply held until the batch's commit decides it.
+enum Pending {
+    Ingest {
+        reply: Reply<IngestReport>,
+        report: IngestReport,
+        source: Source,
+        enqueued: Instant,
+    },
+    Patch {
+        reply: Reply<Incident>,
+        result: Result<Option<Incident>, PatchError>,
+    },
+    Count {
+        reply: Reply<usize>,
+        result: Result<usize, CmdbError>,
+    },
+}
+
+impl Pending {
+    fn send_ok(self, m: &Metrics) {
+        match self {
+            Pending::Ingest {
+                reply,
+                report,
+                source,
+                enqueued,
+            } => {
+                let s = source.as_str();
+                for (outcome, n) in [
+                    ("new", report.new),
+                    ("duplicate", report.duplicate),
+                    ("resolved", report.resolved),
+                ] {
+                    if n > 0 {
+                        m.alerts_received.with_label_values(&[s, outcome]).inc_by(n);
+                    }
+                }
+                m.ingest_seconds
+                    .with_label_values(&[s])
+                    .observe(enqueued.elapsed().as_secs_f64());
+                let _ = reply.send(Ok(report));
+            }
+            Pending::Patch { reply, result } => {
+                let r = match result {
+                    Ok(Some(inc)) => Ok(inc),
+                    Ok(None) => Err(PipelineError::ShuttingDown),
+                    Err(e) => Err(e.into()),
+                };
+                let _ = reply.send(r);
+            }
+            Pending::Count { reply, result } => {
+                let _ = reply.send(result.map_err(Into::into));
+            }
+        }
+    }
+
+    fn send_err(self, e: &StoreError) {
+        let err = || PipelineError::WriteFailed(e.to_string());
+        match self {
+            Pending::Ingest { reply, .. } => {
+                let _ = reply.send(Err(err()));
+            }
+            Pending::Patch { reply, .. } => {
+                let _ = reply.send(Err(err()));
+            }
+            Pending::Count { reply, .. } => {
+                let _ = reply.send(Err(err()));
+            }
+        }
+    }
+}

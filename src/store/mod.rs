@@ -1,0 +1,115 @@
+//! Storage behind one trait, with a SQLite and a PostgreSQL implementation on sqlx that
+//! pass the same tests.
+//!
+//! All writes go through a `WriteTx` that first locks the single `sift_state` row: that is
+//! what lets several daemons share one PostgreSQL (or one SQLite file) without corrupting
+//! correlation state. Each write transaction bumps `sift_state.seq` and stamps the rows it
+//! writes with it, so a daemon that finds the sequence moved re-reads only what changed.
+
+mod sql;
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+
+use crate::alert::Fingerprint;
+use crate::cmdb::{Ci, CmdbFile, Relation};
+use crate::correlate::AlertRecord;
+use crate::incident::{Incident, IncidentStatus, TimelineEntry};
+
+pub use sql::{PostgresStore, SqliteStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("stored record {what} is corrupt: {err}")]
+    Corrupt { what: String, err: String },
+    #[error("unsupported store url {0:?}: use sqlite://PATH or postgres://user@host/db")]
+    BadUrl(String),
+    #[error("migration {version} failed: {err}")]
+    Migration { version: i64, err: String },
+}
+
+/// The shared counters every write transaction reads under lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StateRow {
+    pub seq: i64,
+    pub cmdb_version: i64,
+    pub next_incident: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IncidentQuery {
+    pub status: Option<IncidentStatus>,
+    pub priority: Option<u8>,
+    pub ci: Option<String>,
+    /// Only incidents numbered below this (the cursor of the previous page).
+    pub before_number: Option<u64>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AlertQuery {
+    pub status: Option<crate::alert::AlertStatus>,
+    pub ci: Option<String>,
+    pub incident: Option<String>,
+    /// Only alerts strictly after this `(starts_at ms, fingerprint)` in newest-first order.
+    pub before: Option<(i64, String)>,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    fn backend(&self) -> &'static str;
+    /// Applies the embedded migrations that are not applied yet.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    async fn ping(&self) -> Result<(), StoreError>;
+    async fn close(&self);
+    /// Starts a write transaction holding the `sift_state` row lock.
+    async fn begin(&self) -> Result<Box<dyn WriteTx>, StoreError>;
+
+    async fn load_cmdb(&self) -> Result<CmdbFile, StoreError>;
+
+    async fn list_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError>;
+    async fn get_incident(&self, id: &str) -> Result<Option<Incident>, StoreError>;
+    async fn timeline(&self, id: &str) -> Result<Vec<TimelineEntry>, StoreError>;
+    async fn list_alerts(&self, q: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError>;
+}
+
+#[async_trait]
+pub trait WriteTx: Send {
+    fn state(&self) -> StateRow;
+    /// What the core needs at start: firing alerts, alerts of active incidents, and
+    /// active incidents.
+    async fn load_active(&mut self) -> Result<(Vec<AlertRecord>, Vec<Incident>), StoreError>;
+    async fn alerts_since(&mut self, seq: i64) -> Result<Vec<AlertRecord>, StoreError>;
+    async fn incidents_since(&mut self, seq: i64) -> Result<Vec<Incident>, StoreError>;
+    async fn load_alerts(&mut self, fps: &[Fingerprint]) -> Result<Vec<AlertRecord>, StoreError>;
+    async fn load_incident(&mut self, id: &str) -> Result<Option<Incident>, StoreError>;
+    async fn load_cmdb(&mut self) -> Result<CmdbFile, StoreError>;
+    async fn existing_cis(&mut self, ids: &[String]) -> Result<HashSet<String>, StoreError>;
+    async fn upsert_alerts(&mut self, recs: &[&AlertRecord]) -> Result<(), StoreError>;
+    async fn upsert_incidents(&mut self, incs: &[&Incident]) -> Result<(), StoreError>;
+    async fn append_timeline(&mut self, entries: &[TimelineEntry]) -> Result<(), StoreError>;
+    async fn upsert_cis(&mut self, cis: &[Ci]) -> Result<(), StoreError>;
+    async fn upsert_relations(&mut self, rels: &[Relation]) -> Result<(), StoreError>;
+    /// Writes the new counters (seq is bumped by the implementation) and commits.
+    async fn commit(
+        self: Box<Self>,
+        next_incident: i64,
+        cmdb_changed: bool,
+    ) -> Result<StateRow, StoreError>;
+}
+
+/// Opens the store named by `url` (`sqlite://…` or `postgres://…`).
+pub async fn open(cfg: &crate::config::StoreConfig) -> Result<Box<dyn Store>, StoreError> {
+    let url = cfg.url.as_str();
+    if url.starts_with("sqlite:") {
+        Ok(Box::new(SqliteStore::connect(cfg).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Box::new(PostgresStore::connect(cfg).await?))
+    } else {
+        Err(StoreError::BadUrl(url.to_string()))
+    }
+}

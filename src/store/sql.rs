@@ -1,0 +1,502 @@
+//! The two sqlx implementations of `Store`. Their SQL is identical (`$N` placeholders,
+//! `ON CONFLICT` upserts work on both), so one macro writes both; what differs is how a
+//! connection is opened and how the write lock is taken: SQLite `BEGIN IMMEDIATE` (WAL,
+//! one writer), PostgreSQL `SELECT … FOR UPDATE` on the `sift_state` row.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Pool, Postgres, QueryBuilder, Row, Sqlite, Transaction};
+
+use super::{AlertQuery, IncidentQuery, StateRow, Store, StoreError, WriteTx};
+use crate::alert::Fingerprint;
+use crate::cmdb::{Ci, CmdbFile, Relation};
+use crate::config::StoreConfig;
+use crate::correlate::AlertRecord;
+use crate::incident::{Incident, TimelineEntry};
+
+/// Embedded migrations: (version, name, SQLite text, PostgreSQL text).
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)];
+
+/// Rows per multi-row INSERT (well under both databases' bind-parameter limits).
+const CHUNK: usize = 500;
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, doc: &str) -> Result<T, StoreError> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt {
+        what: what.to_string(),
+        err: e.to_string(),
+    })
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> String {
+    // Our own types always serialize.
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+pub struct SqliteStore {
+    pool: Pool<Sqlite>,
+}
+
+pub struct PostgresStore {
+    pool: Pool<Postgres>,
+}
+
+impl SqliteStore {
+    pub async fn connect(cfg: &StoreConfig) -> Result<Self, StoreError> {
+        let sync = if cfg.sqlite_synchronous == "normal" {
+            SqliteSynchronous::Normal
+        } else {
+            SqliteSynchronous::Full
+        };
+        let opts = SqliteConnectOptions::from_str(&cfg.url)
+            .map_err(|_| StoreError::BadUrl(cfg.url.clone()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sync)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(cfg.max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    async fn begin_locked(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    const LOCK_SUFFIX: &'static str = "";
+    const PG: bool = false;
+}
+
+impl PostgresStore {
+    pub async fn connect(cfg: &StoreConfig) -> Result<Self, StoreError> {
+        let opts = PgConnectOptions::from_str(&cfg.url)
+            .map_err(|_| StoreError::BadUrl(cfg.url.clone()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(cfg.max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    async fn begin_locked(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    const LOCK_SUFFIX: &'static str = " FOR UPDATE";
+    const PG: bool = true;
+}
+
+macro_rules! sql_store {
+    ($store:ident, $db:ty, $tx:ident) => {
+        pub struct $tx {
+            tx: Transaction<'static, $db>,
+            state: StateRow,
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                if Self::PG { "postgres" } else { "sqlite" }
+            }
+
+            async fn migrate(&self) -> Result<(), StoreError> {
+                let mut tx = self.begin_locked().await?;
+                if Self::PG {
+                    // Several daemons starting at once: one migrates, the others wait.
+                    sqlx::query("SELECT pg_advisory_xact_lock(7461626)").execute(&mut *tx).await?;
+                }
+                sqlx::query(
+                    "CREATE TABLE IF NOT EXISTS sift_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+                )
+                .execute(&mut *tx)
+                .await?;
+                let done: Vec<i64> = sqlx::query("SELECT version FROM sift_migrations")
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>(0))
+                    .collect::<Result<_, _>>()?;
+                for (version, name, lite, pg) in MIGRATIONS {
+                    if done.contains(version) {
+                        continue;
+                    }
+                    let text = if Self::PG { *pg } else { *lite };
+                    sqlx::raw_sql(AssertSqlSafe(text))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| StoreError::Migration { version: *version, err: e.to_string() })?;
+                    sqlx::query("INSERT INTO sift_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                        .bind(*version)
+                        .bind(*name)
+                        .bind(ms(Utc::now()))
+                        .execute(&mut *tx)
+                        .await?;
+                    tracing::info!(version, name, backend = self.backend(), "applied migration");
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT seq FROM sift_state WHERE id = 1").fetch_one(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+
+            async fn begin(&self) -> Result<Box<dyn WriteTx>, StoreError> {
+                let mut tx = self.begin_locked().await?;
+                let sql = format!(
+                    "SELECT seq, cmdb_version, next_incident FROM sift_state WHERE id = 1{}",
+                    Self::LOCK_SUFFIX
+                );
+                let row = sqlx::query(AssertSqlSafe(sql)).fetch_one(&mut *tx).await?;
+                let state = StateRow {
+                    seq: row.try_get(0)?,
+                    cmdb_version: row.try_get(1)?,
+                    next_incident: row.try_get(2)?,
+                };
+                Ok(Box::new($tx { tx, state }))
+            }
+
+            async fn load_cmdb(&self) -> Result<CmdbFile, StoreError> {
+                let mut conn = self.pool.acquire().await?;
+                load_cmdb_from!(&mut *conn)
+            }
+
+            async fn list_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT doc FROM incidents WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR priority = $2) \
+                     AND ($3 IS NULL OR id IN (SELECT incident_id FROM incident_cis WHERE ci_id = $3)) \
+                     AND ($4 IS NULL OR number < $4) ORDER BY number DESC LIMIT $5",
+                )
+                .bind(q.status.map(|s| s.as_str()))
+                .bind(q.priority.map(i64::from))
+                .bind(q.ci.as_deref())
+                .bind(q.before_number.map(|n| n as i64))
+                .bind(i64::from(q.limit))
+                .fetch_all(&self.pool)
+                .await?;
+                decode_docs("incident", rows)
+            }
+
+            async fn get_incident(&self, id: &str) -> Result<Option<Incident>, StoreError> {
+                let row = sqlx::query("SELECT doc FROM incidents WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| decode("incident", &r.try_get::<String, _>(0)?)).transpose()
+            }
+
+            async fn timeline(&self, id: &str) -> Result<Vec<TimelineEntry>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT at, actor, kind, detail FROM timeline WHERE incident_id = $1 ORDER BY at, id",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(TimelineEntry {
+                            incident_id: id.to_string(),
+                            at: from_ms(r.try_get(0)?),
+                            actor: r.try_get(1)?,
+                            kind: r.try_get(2)?,
+                            detail: decode("timeline entry", &r.try_get::<String, _>(3)?)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn list_alerts(&self, q: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
+                let (before_t, before_fp) = match &q.before {
+                    Some((t, f)) => (Some(*t), Some(f.as_str())),
+                    None => (None, None),
+                };
+                let rows = sqlx::query(
+                    "SELECT doc FROM alerts WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR ci_id = $2) \
+                     AND ($3 IS NULL OR incident_id = $3) \
+                     AND ($4 IS NULL OR starts_at < $4 OR (starts_at = $4 AND fingerprint < $5)) \
+                     ORDER BY starts_at DESC, fingerprint DESC LIMIT $6",
+                )
+                .bind(q.status.map(|s| s.as_str()))
+                .bind(q.ci.as_deref())
+                .bind(q.incident.as_deref())
+                .bind(before_t)
+                .bind(before_fp)
+                .bind(i64::from(q.limit))
+                .fetch_all(&self.pool)
+                .await?;
+                decode_docs("alert", rows)
+            }
+        }
+
+        #[async_trait]
+        impl WriteTx for $tx {
+            fn state(&self) -> StateRow {
+                self.state
+            }
+
+            async fn load_active(&mut self) -> Result<(Vec<AlertRecord>, Vec<Incident>), StoreError> {
+                let incidents = decode_docs(
+                    "incident",
+                    sqlx::query("SELECT doc FROM incidents WHERE status IN ('open', 'acknowledged')")
+                        .fetch_all(&mut *self.tx)
+                        .await?,
+                )?;
+                let alerts = decode_docs(
+                    "alert",
+                    sqlx::query(
+                        "SELECT a.doc FROM alerts a WHERE a.status = 'firing' OR a.incident_id IN \
+                         (SELECT id FROM incidents WHERE status IN ('open', 'acknowledged'))",
+                    )
+                    .fetch_all(&mut *self.tx)
+                    .await?,
+                )?;
+                Ok((alerts, incidents))
+            }
+
+            async fn alerts_since(&mut self, seq: i64) -> Result<Vec<AlertRecord>, StoreError> {
+                let rows = sqlx::query("SELECT doc FROM alerts WHERE seq > $1")
+                    .bind(seq)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                decode_docs("alert", rows)
+            }
+
+            async fn incidents_since(&mut self, seq: i64) -> Result<Vec<Incident>, StoreError> {
+                let rows = sqlx::query("SELECT doc FROM incidents WHERE seq > $1")
+                    .bind(seq)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                decode_docs("incident", rows)
+            }
+
+            async fn load_alerts(&mut self, fps: &[Fingerprint]) -> Result<Vec<AlertRecord>, StoreError> {
+                let mut out = Vec::new();
+                for chunk in fps.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("SELECT doc FROM alerts WHERE fingerprint IN (");
+                    let mut sep = qb.separated(", ");
+                    for fp in chunk {
+                        sep.push_bind(fp.0.clone());
+                    }
+                    qb.push(")");
+                    let rows = qb.build().fetch_all(&mut *self.tx).await?;
+                    out.extend(decode_docs::<AlertRecord, _>("alert", rows)?);
+                }
+                Ok(out)
+            }
+
+            async fn load_incident(&mut self, id: &str) -> Result<Option<Incident>, StoreError> {
+                let row = sqlx::query("SELECT doc FROM incidents WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                row.map(|r| decode("incident", &r.try_get::<String, _>(0)?)).transpose()
+            }
+
+            async fn load_cmdb(&mut self) -> Result<CmdbFile, StoreError> {
+                load_cmdb_from!(&mut *self.tx)
+            }
+
+            async fn existing_cis(&mut self, ids: &[String]) -> Result<HashSet<String>, StoreError> {
+                let mut out = HashSet::new();
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("SELECT id FROM cis WHERE id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(id.clone());
+                    }
+                    qb.push(")");
+                    for r in qb.build().fetch_all(&mut *self.tx).await? {
+                        out.insert(r.try_get::<String, _>(0)?);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn upsert_alerts(&mut self, recs: &[&AlertRecord]) -> Result<(), StoreError> {
+                let seq = self.state.seq + 1;
+                for chunk in recs.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO alerts (fingerprint, status, ci_id, incident_id, starts_at, seq, doc) ",
+                    );
+                    qb.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.fingerprint.0.clone())
+                            .push_bind(r.status.as_str())
+                            .push_bind(r.ci_id.clone())
+                            .push_bind(r.incident_id.clone())
+                            .push_bind(ms(r.starts_at))
+                            .push_bind(seq)
+                            .push_bind(encode(r));
+                    });
+                    qb.push(
+                        " ON CONFLICT (fingerprint) DO UPDATE SET status = excluded.status, ci_id = excluded.ci_id, \
+                         incident_id = excluded.incident_id, starts_at = excluded.starts_at, seq = excluded.seq, doc = excluded.doc",
+                    );
+                    qb.build().execute(&mut *self.tx).await?;
+                }
+                Ok(())
+            }
+
+            async fn upsert_incidents(&mut self, incs: &[&Incident]) -> Result<(), StoreError> {
+                let seq = self.state.seq + 1;
+                for chunk in incs.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO incidents (id, number, status, priority, seq, doc) ");
+                    qb.push_values(chunk, |mut b, i| {
+                        b.push_bind(i.id.clone())
+                            .push_bind(i.number() as i64)
+                            .push_bind(i.status.as_str())
+                            .push_bind(i64::from(i.priority))
+                            .push_bind(seq)
+                            .push_bind(encode(i));
+                    });
+                    qb.push(
+                        " ON CONFLICT (id) DO UPDATE SET status = excluded.status, priority = excluded.priority, \
+                         seq = excluded.seq, doc = excluded.doc",
+                    );
+                    qb.build().execute(&mut *self.tx).await?;
+                    let pairs: Vec<(&str, &str)> = chunk
+                        .iter()
+                        .flat_map(|i| i.ci_ids.iter().map(move |c| (i.id.as_str(), c.as_str())))
+                        .collect();
+                    for pc in pairs.chunks(CHUNK) {
+                        let mut qb = QueryBuilder::<$db>::new("INSERT INTO incident_cis (incident_id, ci_id) ");
+                        qb.push_values(pc, |mut b, (i, c)| {
+                            b.push_bind(i.to_string()).push_bind(c.to_string());
+                        });
+                        qb.push(" ON CONFLICT DO NOTHING");
+                        qb.build().execute(&mut *self.tx).await?;
+                    }
+                }
+                Ok(())
+            }
+
+            async fn append_timeline(&mut self, entries: &[TimelineEntry]) -> Result<(), StoreError> {
+                for chunk in entries.chunks(CHUNK) {
+                    let mut qb =
+                        QueryBuilder::<$db>::new("INSERT INTO timeline (incident_id, at, actor, kind, detail) ");
+                    qb.push_values(chunk, |mut b, e| {
+                        b.push_bind(e.incident_id.clone())
+                            .push_bind(ms(e.at))
+                            .push_bind(e.actor.clone())
+                            .push_bind(e.kind.clone())
+                            .push_bind(encode(&e.detail));
+                    });
+                    qb.build().execute(&mut *self.tx).await?;
+                }
+                Ok(())
+            }
+
+            async fn upsert_cis(&mut self, cis: &[Ci]) -> Result<(), StoreError> {
+                let seq = self.state.seq + 1;
+                for chunk in cis.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO cis (id, doc, seq) ");
+                    qb.push_values(chunk, |mut b, c| {
+                        b.push_bind(c.id.clone()).push_bind(encode(c)).push_bind(seq);
+                    });
+                    qb.push(" ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, seq = excluded.seq");
+                    qb.build().execute(&mut *self.tx).await?;
+                }
+                Ok(())
+            }
+
+            async fn upsert_relations(&mut self, rels: &[Relation]) -> Result<(), StoreError> {
+                for chunk in rels.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO relations (source, target, type) ");
+                    qb.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.source.clone())
+                            .push_bind(r.target.clone())
+                            .push_bind(r.rel_type.clone());
+                    });
+                    qb.push(" ON CONFLICT DO NOTHING");
+                    qb.build().execute(&mut *self.tx).await?;
+                }
+                Ok(())
+            }
+
+            async fn commit(mut self: Box<Self>, next_incident: i64, cmdb_changed: bool) -> Result<StateRow, StoreError> {
+                let new = StateRow {
+                    seq: self.state.seq + 1,
+                    cmdb_version: self.state.cmdb_version + i64::from(cmdb_changed),
+                    next_incident: next_incident.max(self.state.next_incident),
+                };
+                sqlx::query("UPDATE sift_state SET seq = $1, cmdb_version = $2, next_incident = $3 WHERE id = 1")
+                    .bind(new.seq)
+                    .bind(new.cmdb_version)
+                    .bind(new.next_incident)
+                    .execute(&mut *self.tx)
+                    .await?;
+                self.tx.commit().await?;
+                Ok(new)
+            }
+        }
+    };
+}
+
+macro_rules! load_cmdb_from {
+    ($conn:expr) => {{
+        let conn = $conn;
+        let cis = decode_docs(
+            "ci",
+            sqlx::query("SELECT doc FROM cis ORDER BY id")
+                .fetch_all(&mut *conn)
+                .await?,
+        )?;
+        let relations =
+            sqlx::query("SELECT source, target, type FROM relations ORDER BY source, target, type")
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(Relation {
+                        source: r.try_get(0)?,
+                        target: r.try_get(1)?,
+                        rel_type: r.try_get(2)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(CmdbFile { cis, relations })
+    }};
+}
+
+fn decode_docs<T: serde::de::DeserializeOwned, R: Row>(
+    what: &str,
+    rows: Vec<R>,
+) -> Result<Vec<T>, StoreError>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.iter()
+        .map(|r| decode(what, &r.try_get::<String, _>(0)?))
+        .collect()
+}
+
+sql_store!(SqliteStore, Sqlite, SqliteWriteTx);
+sql_store!(PostgresStore, Postgres, PostgresWriteTx);
