@@ -1,6 +1,7 @@
 //! sift: alerts in, incidents out. The modules in pipeline order.
 
 pub mod alert;
+pub mod api;
 pub mod cmdb;
 pub mod config;
 pub mod correlate;

@@ -1,1 +1,292 @@
-fn main() {}
+//! The `sift` command line: serve, migrate, cmdb import, replay.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use sift::api::{self, ApiSettings, AppState, auth::Auth};
+use sift::cmdb::{CiMapper, CmdbFile, Topology};
+use sift::config::Config;
+use sift::metrics::Metrics;
+use sift::pipeline::{Pipeline, Settings};
+use sift::sources::alertmanager;
+use sift::store::{self, Store};
+
+#[derive(Parser)]
+#[command(
+    name = "sift",
+    version,
+    about = "Alerts in, deduplicated, mapped to CIs, correlated into incidents"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon (migrations are applied at start).
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// CMDB operations.
+    Cmdb {
+        #[command(subcommand)]
+        cmd: CmdbCmd,
+    },
+    /// Run the pipeline offline over recorded alerts and write the incidents it would open.
+    Replay {
+        /// CMDB file (YAML or JSON).
+        #[arg(long)]
+        cmdb: PathBuf,
+        /// JSON lines, one Alertmanager alert object per line, in arrival order.
+        #[arg(long)]
+        alerts: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where to write `{"incidents": [...]}`; standard output when absent.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CmdbCmd {
+    /// Upsert CIs and relations from a YAML or JSON file.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Serve { config } => serve(load(config.as_deref())?).await,
+            Cmd::Migrate { config } => {
+                let cfg = load(config.as_deref())?;
+                let store = open_store(&cfg).await?;
+                store.close().await;
+                println!("migrations applied to {}", store.backend());
+                Ok(())
+            }
+            Cmd::Cmdb {
+                cmd: CmdbCmd::Import { file, config },
+            } => import(&load(config.as_deref())?, &file).await,
+            Cmd::Replay {
+                cmdb,
+                alerts,
+                config,
+                output,
+            } => replay(&load(config.as_deref())?, &cmdb, &alerts, output.as_deref()),
+        }
+    })
+}
+
+fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+    let cfg = Config::load(path)?;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_new(&cfg.log.level).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cfg.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    Ok(cfg)
+}
+
+async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = Arc::from(
+        store::open(&cfg.store)
+            .await
+            .with_context(|| format!("cannot open store {}", redact(&cfg.store.url)))?,
+    );
+    store.migrate().await.context("cannot apply migrations")?;
+    Ok(store)
+}
+
+/// The store URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let store = open_store(&cfg).await?;
+    tracing::info!(store = %redact(&cfg.store.url), backend = store.backend(), "store ready");
+    let metrics = Arc::new(Metrics::new());
+    let settings = Settings {
+        queue_capacity: cfg.ingest.queue_capacity,
+        max_batch_alerts: cfg.ingest.max_batch_alerts,
+        tick_interval: cfg
+            .ingest
+            .tick_interval
+            .std()
+            .max(std::time::Duration::from_millis(100)),
+        correlate: cfg.correlate(),
+        mapper: CiMapper::new(cfg.mapping.labels.clone()),
+    };
+    let (pipeline, writer) = Pipeline::start(store.clone(), settings, metrics.clone()).await?;
+    let auth = Auth::new(cfg.auth.tokens.clone());
+    if !auth.enabled() {
+        tracing::warn!("auth is OFF: no auth.tokens configured, every API call is allowed");
+    }
+    let state = AppState {
+        pipeline,
+        store: store.clone(),
+        metrics,
+        normalize: Arc::new(cfg.normalize()),
+    };
+    let app = api::router(
+        state,
+        ApiSettings {
+            auth,
+            body_limit: cfg.server.body_limit_bytes,
+            request_timeout: cfg.server.request_timeout.std(),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("listening on http://{addr}");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        let _ = stop_tx.send(true);
+    });
+    let grace = cfg.server.shutdown_grace.std();
+    let mut stop_rx2 = stop_rx.clone();
+    tokio::select! {
+        r = server.into_future() => r?,
+        _ = async move {
+            let _ = stop_rx2.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!("in-flight requests did not finish within {grace:?}; stopping anyway"),
+    }
+    // The router (and with it every pipeline handle) is gone: the writer drains and ends.
+    if tokio::time::timeout(grace, writer).await.is_err() {
+        tracing::warn!("writer did not drain within the grace period");
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn read_cmdb(path: &Path) -> anyhow::Result<CmdbFile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    CmdbFile::parse(&text).with_context(|| format!("{}", path.display()))
+}
+
+async fn import(cfg: &Config, file: &Path) -> anyhow::Result<()> {
+    let doc = read_cmdb(file)?;
+    let store = open_store(cfg).await?;
+    let mut tx = store.begin().await?;
+    let outside: Vec<String> = doc
+        .relations
+        .iter()
+        .flat_map(|r| [r.source.clone(), r.target.clone()])
+        .filter(|id| !doc.cis.iter().any(|c| &c.id == id))
+        .collect();
+    let known = tx.existing_cis(&outside).await?;
+    doc.validate(|id| known.contains(id))
+        .with_context(|| format!("{} rejected, nothing imported", file.display()))?;
+    tx.upsert_cis(&doc.cis).await?;
+    tx.upsert_relations(&doc.relations).await?;
+    let next = tx.state().next_incident;
+    tx.commit(next, true).await?;
+    store.close().await;
+    println!(
+        "imported {} CIs and {} relations from {}",
+        doc.cis.len(),
+        doc.relations.len(),
+        file.display()
+    );
+    Ok(())
+}
+
+fn replay(cfg: &Config, cmdb: &Path, alerts: &Path, output: Option<&Path>) -> anyhow::Result<()> {
+    let doc = read_cmdb(cmdb)?;
+    doc.validate(|_| false)
+        .with_context(|| format!("{} rejected", cmdb.display()))?;
+    let topo = Topology::from_file(&doc);
+    let text = std::fs::read_to_string(alerts)
+        .with_context(|| format!("cannot read {}", alerts.display()))?;
+    let n = cfg.normalize();
+    let mut parsed = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match alertmanager::parse_line(line, &n) {
+            Ok(a) => parsed.push(a),
+            Err(e) => bail!("{}:{}: {e}", alerts.display(), i + 1),
+        }
+    }
+    let events = parsed.len();
+    let out = sift::replay::run(
+        &topo,
+        &CiMapper::new(cfg.mapping.labels.clone()),
+        cfg.correlate(),
+        parsed,
+    );
+    let json = serde_json::to_string_pretty(&serde_json::json!({"incidents": out.incidents}))?;
+    match output {
+        Some(p) => std::fs::write(p, json + "\n")
+            .with_context(|| format!("cannot write {}", p.display()))?,
+        None => println!("{json}"),
+    }
+    eprintln!(
+        "replayed {events} alert events into {} incidents",
+        out.incidents.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! The one error shape of the HTTP API: `{"error": "...", "detail": ...}` with a 4xx/5xx.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::cmdb::CmdbError;
+use crate::correlate::PatchError;
+use crate::pipeline::PipelineError;
+use crate::sources::SourceError;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error: String,
+    pub detail: Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        Self {
+            status,
+            error: error.into(),
+            detail: Value::Null,
+        }
+    }
+    pub fn with_detail(mut self, detail: Value) -> Self {
+        self.detail = detail;
+        self
+    }
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, msg)
+    }
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, what)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let retry = matches!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        );
+        let mut resp = (
+            self.status,
+            Json(json!({"error": self.error, "detail": self.detail})),
+        )
+            .into_response();
+        if retry {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+impl From<SourceError> for ApiError {
+    fn from(e: SourceError) -> Self {
+        ApiError::bad_request(format!("invalid alert payload: {e}"))
+            .with_detail(json!({"path": e.path, "reason": e.message}))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+            .with_detail(json!(e.to_string()))
+    }
+}
+
+impl From<CmdbError> for ApiError {
+    fn from(e: CmdbError) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+    }
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            PipelineError::ShuttingDown => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+            PipelineError::Store(s) => s.into(),
+            PipelineError::WriteFailed(m) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "write failed, nothing was stored; retry",
+            )
+            .with_detail(json!(m)),
+            PipelineError::Patch(PatchError::NotFound(id)) => {
+                ApiError::not_found(format!("incident {id} not found"))
+            }
+            PipelineError::Patch(p @ PatchError::IllegalTransition { .. }) => {
+                ApiError::new(StatusCode::CONFLICT, p.to_string())
+            }
+            PipelineError::Cmdb(c) => c.into(),
+        }
+    }
+}
