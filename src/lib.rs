@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod cmdb;
 pub mod correlate;
+pub mod eval;
 pub mod incident;
 pub mod replay;
 pub mod sources;
