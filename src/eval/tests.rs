@@ -105,6 +105,11 @@ fn truth_fingerprints_are_what_sift_parses() {
         let used: HashSet<usize> = scn.truth.alerts.values().copied().collect();
         assert_eq!(used.len(), scn.truth.groups.len());
         assert!(scn.cmdb.validate(|_| false).is_ok());
+        // What `sift-eval --out` writes is a CMDB file sift reads back unchanged.
+        let text = serde_json::to_string_pretty(&scn.cmdb).unwrap();
+        let back = crate::cmdb::CmdbFile::parse(&text).unwrap();
+        assert_eq!(back.cis, scn.cmdb.cis);
+        assert_eq!(back.relations, scn.cmdb.relations);
     }
 }
 
