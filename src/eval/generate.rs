@@ -720,7 +720,6 @@ impl Stream<'_> {
     }
 
     /// 1..=`max` distinct alerts of `role` on a known CI.
-    #[allow(clippy::too_many_arguments)]
     fn ci_alerts(
         &mut self,
         node: &Node,
