@@ -5,6 +5,7 @@ pub mod api;
 pub mod cmdb;
 pub mod config;
 pub mod correlate;
+pub mod eval;
 pub mod incident;
 pub mod metrics;
 pub mod pipeline;

@@ -1,0 +1,269 @@
+//! The correlation evaluation harness: a seeded generator of synthetic estates and alert
+//! streams with known ground truth, a scorer that compares a grouping of alerts into
+//! incidents against that truth, and naive baselines scored on the same alerts.
+//!
+//! What it is for: measuring, on event time and without a daemon, how well a grouping
+//! policy turns alert noise into incidents (pairwise precision / recall / F1 over
+//! distinct alerts, root-cause top-1, incidents per true fault), and comparing it with
+//! what an operator gets from Alertmanager grouping or a plain time window. `sift-eval`
+//! drives it; the scenarios it writes can be fed to `sift replay`.
+//!
+//! What it must not do: encode any knowledge of sift's grouping policy. The generator
+//! models how faults propagate through a real estate (impact flows from a failed CI to
+//! what depends on it, with delays that grow with distance) and how monitoring reports
+//! them (re-sends, flapping, aliases, unknown CIs, noise); the scorer only reads the
+//! incidents' alert lists and root CIs. It is test and tooling code: deterministic for a
+//! seed, no I/O, no clock reads, no new dependencies (its PRNG is a splitmix64).
+
+mod baseline;
+mod generate;
+mod score;
+
+pub use baseline::{Grouping, group_by_labels, time_window};
+pub use generate::generate;
+pub use score::{Scores, score};
+
+use std::collections::BTreeMap;
+
+use chrono::Duration;
+use serde::Serialize;
+
+use crate::alert::{Alert, Fingerprint};
+use crate::cmdb::{CiMapper, CmdbFile, Topology};
+use crate::correlate::CorrelateConfig;
+use crate::sources::alertmanager::parse_line;
+use crate::sources::{Normalize, SourceError};
+
+/// How big a synthetic estate is (number of CIs, roughly; the seed varies it ±15%).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EstateSize {
+    /// ~50 CIs, a handful of faults.
+    Small,
+    /// ~500 CIs.
+    Medium,
+    /// ~2,500 CIs.
+    Large,
+    /// ~10,000 CIs.
+    Huge,
+}
+
+impl EstateSize {
+    /// The size `sift-eval` uses for a seed: cycles through all four so that any four
+    /// consecutive seeds cover small to huge.
+    pub fn for_seed(seed: u64) -> Self {
+        match seed % 4 {
+            0 => Self::Medium,
+            1 => Self::Small,
+            2 => Self::Large,
+            _ => Self::Huge,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "small" => Self::Small,
+            "medium" => Self::Medium,
+            "large" => Self::Large,
+            "huge" => Self::Huge,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Small => "small",
+            Self::Medium => "medium",
+            Self::Large => "large",
+            Self::Huge => "huge",
+        }
+    }
+}
+
+/// One true group: a fault (its root CI and everything it made alert) or one noise alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrueGroup {
+    pub id: usize,
+    pub kind: GroupKind,
+    /// The CI the fault started on; `None` when that CI is not in the CMDB.
+    pub root: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupKind {
+    Fault,
+    Noise,
+}
+
+/// The ground truth of a scenario: every distinct alert's true group, and each group's
+/// root CI.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Truth {
+    /// Dedup fingerprint (as sift computes it) → index into `groups`.
+    pub alerts: BTreeMap<Fingerprint, usize>,
+    pub groups: Vec<TrueGroup>,
+}
+
+impl Truth {
+    pub fn root_of(&self, group: usize) -> Option<&str> {
+        self.groups.get(group).and_then(|g| g.root.as_deref())
+    }
+}
+
+/// A synthetic estate, the alert stream it produced, and the truth behind the stream.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub seed: u64,
+    pub size: EstateSize,
+    pub cmdb: CmdbFile,
+    /// JSON lines in arrival order, one Alertmanager alert object per line (the format
+    /// `sift replay --alerts` reads).
+    pub alerts: Vec<String>,
+    pub truth: Truth,
+}
+
+/// The scores of sift and of each baseline on one scenario.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub cis: usize,
+    /// Alert events (lines), re-sends and resolves included.
+    pub events: usize,
+    /// Distinct alerts (fingerprints).
+    pub alerts: usize,
+    pub true_groups: usize,
+    pub sift: Scores,
+    pub am_alertname: Scores,
+    pub am_job: Scores,
+    pub window: Scores,
+}
+
+/// The names of the rows `Evaluation::rows` yields, in order.
+pub const ROW_NAMES: [&str; 4] = [
+    "sift",
+    "am group_by alertname",
+    "am group_by job",
+    "time window 5m",
+];
+
+impl Evaluation {
+    pub fn rows(&self) -> [&Scores; 4] {
+        [&self.sift, &self.am_alertname, &self.am_job, &self.window]
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("alert line {line}: {error}")]
+    Parse { line: usize, error: SourceError },
+}
+
+/// Parses a scenario's lines exactly as `sift replay` does.
+pub fn parse_alerts(lines: &[String]) -> Result<Vec<Alert>, EvalError> {
+    let n = Normalize::default();
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| parse_line(l, &n).map_err(|error| EvalError::Parse { line: i + 1, error }))
+        .collect()
+}
+
+/// Replays a scenario through sift (default config and mapper) and through the baselines,
+/// and scores each against the scenario's truth.
+pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
+    let alerts = parse_alerts(&scn.alerts)?;
+    let topo = Topology::from_file(&scn.cmdb);
+    let mapper = CiMapper::default();
+    let events = alerts.len();
+    let am_alertname = group_by_labels(
+        &alerts,
+        &topo,
+        &mapper,
+        &["alertname"],
+        Duration::minutes(5),
+    );
+    let am_job = group_by_labels(&alerts, &topo, &mapper, &["job"], Duration::minutes(5));
+    let window = time_window(&alerts, &topo, &mapper, Duration::minutes(5));
+    let out = crate::replay::run(&topo, &mapper, CorrelateConfig::default(), alerts);
+    let incidents: Vec<Vec<Fingerprint>> = out
+        .incidents
+        .iter()
+        .map(|i| i.alert_fingerprints.clone())
+        .collect();
+    let roots: Vec<Option<String>> = out
+        .incidents
+        .iter()
+        .map(|i| i.root_cause_ci.clone())
+        .collect();
+    let t = &scn.truth;
+    Ok(Evaluation {
+        cis: scn.cmdb.cis.len(),
+        events,
+        alerts: t.alerts.len(),
+        true_groups: t.groups.len(),
+        sift: score(t, &incidents, &roots),
+        am_alertname: score(t, &am_alertname.incidents, &am_alertname.roots),
+        am_job: score(t, &am_job.incidents, &am_job.roots),
+        window: score(t, &window.incidents, &window.roots),
+    })
+}
+
+/// splitmix64: tiny, fast, and good enough to drive a generator; a seed fully
+/// determines the sequence on every platform.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x5EED_5EED_D1CE_F00D)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (0 when `n` is 0), by multiply-shift (no modulo bias worth
+    /// mentioning at these ranges).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + self.below((hi - lo + 1) as u64) as i64
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+
+    pub fn index(&mut self, len: usize) -> usize {
+        self.below(len as u64) as usize
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.index(items.len())]
+    }
+
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.index(i + 1);
+            items.swap(i, j);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

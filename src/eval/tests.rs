@@ -1,0 +1,212 @@
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::*;
+use crate::alert::{AlertStatus, Labels};
+
+fn fp(s: &str) -> Fingerprint {
+    Fingerprint(s.to_string())
+}
+
+/// Truth with groups given as lists of alert names; roots `r<group>`.
+fn truth(groups: &[&[&str]]) -> Truth {
+    let mut t = Truth::default();
+    for (g, alerts) in groups.iter().enumerate() {
+        t.groups.push(TrueGroup {
+            id: g,
+            kind: GroupKind::Fault,
+            root: Some(format!("r{g}")),
+        });
+        for a in *alerts {
+            t.alerts.insert(fp(a), g);
+        }
+    }
+    t
+}
+
+fn incidents(groups: &[&[&str]]) -> Vec<Vec<Fingerprint>> {
+    groups
+        .iter()
+        .map(|g| g.iter().map(|a| fp(a)).collect())
+        .collect()
+}
+
+const TRUE: &[&[&str]] = &[&["a", "b", "c"], &["d", "e"], &["f"]];
+
+#[test]
+fn perfect_grouping_scores_one() {
+    let t = truth(TRUE);
+    let roots = vec![Some("r0".into()), Some("r1".into()), Some("r2".into())];
+    let s = score(&t, &incidents(TRUE), &roots);
+    assert_eq!((s.precision, s.recall, s.f1), (1.0, 1.0, 1.0));
+    assert_eq!((s.root_correct, s.root_eligible), (2, 2));
+    assert_eq!(s.group_ratio, 1.0);
+}
+
+#[test]
+fn one_big_incident_has_full_recall_and_low_precision() {
+    let t = truth(TRUE);
+    let all: &[&[&str]] = &[&["a", "b", "c", "d", "e", "f"]];
+    let s = score(&t, &incidents(all), &[Some("r0".into())]);
+    assert_eq!(s.recall, 1.0);
+    // 4 true pairs out of C(6,2) = 15 predicted pairs.
+    assert!((s.precision - 4.0 / 15.0).abs() < 1e-12, "{s:?}");
+    assert_eq!((s.root_correct, s.root_eligible), (1, 2));
+    assert!((s.group_ratio - 1.0 / 3.0).abs() < 1e-12);
+}
+
+#[test]
+fn singletons_and_missing_alerts_have_zero_recall() {
+    let t = truth(TRUE);
+    let singles: &[&[&str]] = &[&["a"], &["b"], &["c"], &["d"]];
+    // "e" and "f" are in no incident: they count as singletons too.
+    let s = score(&t, &incidents(singles), &[None, None, None, None]);
+    assert_eq!(s.recall, 0.0);
+    assert_eq!(s.f1, 0.0);
+    assert_eq!(s.predicted_groups, 6);
+    assert_eq!(s.root_correct, 0);
+}
+
+#[test]
+fn alert_in_two_incidents_counts_once_in_the_first() {
+    let t = truth(TRUE);
+    let inc: &[&[&str]] = &[&["a", "b", "c"], &["d", "e", "a"], &["f", "zz"]];
+    let s = score(&t, &incidents(inc), &[None, None, None]);
+    assert_eq!((s.precision, s.recall), (1.0, 1.0));
+}
+
+#[test]
+fn generator_is_deterministic_and_seed_sensitive() {
+    let a = generate(7, EstateSize::Small);
+    let b = generate(7, EstateSize::Small);
+    assert_eq!(a.alerts, b.alerts);
+    assert_eq!(a.truth, b.truth);
+    assert_eq!(
+        serde_json::to_string(&a.cmdb).unwrap(),
+        serde_json::to_string(&b.cmdb).unwrap()
+    );
+    let c = generate(8, EstateSize::Small);
+    assert_ne!(a.alerts, c.alerts);
+}
+
+#[test]
+fn truth_fingerprints_are_what_sift_parses() {
+    for seed in 0..4 {
+        let scn = generate(seed, EstateSize::for_seed(seed));
+        let alerts = parse_alerts(&scn.alerts).unwrap();
+        let parsed: HashSet<&Fingerprint> = alerts.iter().map(|a| &a.fingerprint).collect();
+        let known: HashSet<&Fingerprint> = scn.truth.alerts.keys().collect();
+        assert_eq!(parsed, known, "seed {seed}");
+        for a in &alerts {
+            assert_eq!(a.fingerprint, Fingerprint::of_labels(&a.labels));
+        }
+        // Every group has an alert; groups are numbered densely.
+        let used: HashSet<usize> = scn.truth.alerts.values().copied().collect();
+        assert_eq!(used.len(), scn.truth.groups.len());
+        assert!(scn.cmdb.validate(|_| false).is_ok());
+        // What `sift-eval --out` writes is a CMDB file sift reads back unchanged.
+        let text = serde_json::to_string_pretty(&scn.cmdb).unwrap();
+        let back = crate::cmdb::CmdbFile::parse(&text).unwrap();
+        assert_eq!(back.cis, scn.cmdb.cis);
+        assert_eq!(back.relations, scn.cmdb.relations);
+    }
+}
+
+#[test]
+fn estates_span_small_to_ten_thousand_cis() {
+    let small = generate(1, EstateSize::Small).cmdb.cis.len();
+    let huge = generate(3, EstateSize::Huge).cmdb.cis.len();
+    assert!((30..=100).contains(&small), "{small}");
+    assert!((8_000..=10_500).contains(&huge), "{huge}");
+}
+
+#[test]
+fn scenarios_contain_the_hard_cases() {
+    let scn = generate(0, EstateSize::Medium);
+    let alerts = parse_alerts(&scn.alerts).unwrap();
+    let topo = crate::cmdb::Topology::from_file(&scn.cmdb);
+    let mapper = CiMapper::default();
+    let mut per_fp: BTreeMap<&Fingerprint, Vec<&Alert>> = BTreeMap::new();
+    for a in &alerts {
+        per_fp.entry(&a.fingerprint).or_default().push(a);
+    }
+    let resent = per_fp
+        .values()
+        .filter(|v| v.iter().filter(|a| a.status == AlertStatus::Firing).count() > 1)
+        .count();
+    let unmapped = per_fp
+        .values()
+        .filter(|v| mapper.map(&topo, &v[0].labels).is_none())
+        .count();
+    let by_ip = per_fp
+        .values()
+        .filter(|v| {
+            v[0].labels
+                .get("instance")
+                .is_some_and(|i| i.starts_with("10."))
+        })
+        .count();
+    assert!(
+        resent > 0 && unmapped > 0 && by_ip > 0,
+        "{resent} {unmapped} {by_ip}"
+    );
+    assert!(scn.truth.groups.iter().any(|g| g.kind == GroupKind::Noise));
+}
+
+#[test]
+fn baselines_group_as_documented() {
+    let t0 = DateTime::<Utc>::from_timestamp(1_795_420_800, 0).unwrap();
+    let mk = |name: &str, job: &str, min: i64| {
+        let mut l = Labels::new();
+        l.insert("alertname".into(), name.into());
+        l.insert("job".into(), job.into());
+        l.insert("instance".into(), format!("{name}-{min}"));
+        Alert {
+            fingerprint: Fingerprint::of_labels(&l),
+            status: AlertStatus::Firing,
+            labels: l,
+            annotations: Labels::new(),
+            starts_at: t0 + Duration::minutes(min),
+            ends_at: None,
+            generator_url: None,
+            source: crate::alert::Source::Replay,
+        }
+    };
+    let alerts = vec![
+        mk("A", "node", 0),
+        mk("B", "node", 4),
+        mk("A", "app", 4),
+        mk("A", "node", 8),
+        mk("B", "app", 20),
+    ];
+    let topo = Topology::new();
+    let m = CiMapper::default();
+    let w = time_window(&alerts, &topo, &m, Duration::minutes(5));
+    assert_eq!(
+        w.incidents.iter().map(Vec::len).collect::<Vec<_>>(),
+        [3, 1, 1]
+    );
+    let by_name = group_by_labels(&alerts, &topo, &m, &["alertname"], Duration::minutes(5));
+    // A@0, A@4, A@8 slide into one group; B@4 and B@20 are 16 minutes apart.
+    assert_eq!(
+        by_name.incidents.iter().map(Vec::len).collect::<Vec<_>>(),
+        [3, 1, 1]
+    );
+    let by_job = group_by_labels(&alerts, &topo, &m, &["job"], Duration::minutes(5));
+    assert_eq!(
+        by_job.incidents.iter().map(Vec::len).collect::<Vec<_>>(),
+        [3, 1, 1]
+    );
+}
+
+#[test]
+fn evaluation_runs_end_to_end() {
+    let scn = generate(5, EstateSize::Small);
+    let e = evaluate(&scn).unwrap();
+    assert_eq!(e.alerts, scn.truth.alerts.len());
+    for s in e.rows() {
+        assert!((0.0..=1.0).contains(&s.f1));
+        assert!(s.predicted_groups >= 1);
+    }
+}
