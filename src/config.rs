@@ -24,7 +24,32 @@ pub struct Config {
     pub log: LogConfig,
     pub ingest: IngestConfig,
     pub mapping: MappingConfig,
+    pub correlate: CorrelateSection,
     pub incident: IncidentConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorrelateSection {
+    /// An alert joins the incident of a firing CI it depends on when it starts within
+    /// this long of that CI's first alert in the incident (propagation window).
+    pub window: Dur,
+    /// A CI that an incident's root depends on, alerting within this long of the incident
+    /// opening, becomes the new root.
+    pub late_root_window: Dur,
+    /// Most dependency hops between two alerting CIs that are correlated.
+    pub max_hops: u32,
+}
+
+impl Default for CorrelateSection {
+    fn default() -> Self {
+        let c = CorrelateConfig::default();
+        Self {
+            window: Dur(c.window),
+            late_root_window: Dur(c.late_root_window),
+            max_hops: c.max_hops,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -327,7 +352,9 @@ impl Config {
             alert_retention: self.incident.memory_retention.0,
             fallback_ignore_labels: self.incident.fallback_ignore_labels.clone(),
             priority_matrix: self.incident.priority_matrix.clone().unwrap_or_default(),
-            ..CorrelateConfig::default()
+            max_hops: self.correlate.max_hops,
+            window: self.correlate.window.0,
+            late_root_window: self.correlate.late_root_window.0,
         }
     }
 

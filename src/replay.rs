@@ -28,7 +28,12 @@ pub fn run(
         fps.push(a.fingerprint.clone());
         engine.ingest(topo, mapper, a);
     }
-    let mut incidents: Vec<Incident> = engine.incidents().cloned().collect();
+    // Incidents folded into another (merged) hold no alerts of their own any more.
+    let mut incidents: Vec<Incident> = engine
+        .incidents()
+        .filter(|i| !i.enrichment.contains_key("merged_into"))
+        .cloned()
+        .collect();
     incidents.sort_by_key(Incident::number);
     fps.sort();
     fps.dedup();

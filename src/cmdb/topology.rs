@@ -14,6 +14,12 @@ use super::{Ci, CmdbFile, Relation};
 /// Index of a CI in the topology. Stable for the life of the process.
 pub type Node = u32;
 
+static VERSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_version() -> u64 {
+    VERSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Topology {
     cis: Vec<Ci>,
@@ -28,6 +34,9 @@ pub struct Topology {
     /// (source, target) → index into `rel_types`.
     edges: HashMap<u64, u16>,
     rel_types: Vec<String>,
+    /// Changes whenever the graph's edges change, unique across instances, so caches of
+    /// walks know they are stale.
+    version: u64,
 }
 
 fn edge_key(source: Node, target: Node) -> u64 {
@@ -36,7 +45,10 @@ fn edge_key(source: Node, target: Node) -> u64 {
 
 impl Topology {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            version: next_version(),
+            ..Self::default()
+        }
     }
 
     /// Builds from a validated CMDB document. Relations naming unknown CIs are skipped
@@ -109,8 +121,13 @@ impl Topology {
         if self.edges.insert(edge_key(s, t), ty).is_none() {
             self.depends_on[s as usize].push(t);
             self.dependents[t as usize].push(s);
+            self.version = next_version();
         }
         true
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     pub fn node(&self, id: &str) -> Option<Node> {

@@ -10,11 +10,13 @@
 mod policy;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, AlertStatus, Fingerprint, Labels, Severity, Source};
+use crate::cmdb::topology::{Node, Reached};
 use crate::cmdb::{CiMapper, Topology};
 use crate::incident::{
     Incident, IncidentStatus, PriorityMatrix, TimelineEntry, impact_of, incident_id, urgency_of,
@@ -33,8 +35,14 @@ pub struct CorrelateConfig {
     /// Labels dropped from the fallback group key of alerts without a CI.
     pub fallback_ignore_labels: Vec<String>,
     pub priority_matrix: PriorityMatrix,
-    /// Hop limit of impact walks (impacted services).
+    /// Hop limit of dependency walks (correlation and impacted services).
     pub max_hops: u32,
+    /// An alert joins the incident of a firing CI it depends on when it starts within this
+    /// long of that CI's first alert in the incident (faults propagate within minutes).
+    pub window: Duration,
+    /// A CI that an incident's root depends on and that alerts within this long of the
+    /// incident opening becomes its new root.
+    pub late_root_window: Duration,
 }
 
 impl Default for CorrelateConfig {
@@ -57,7 +65,9 @@ impl Default for CorrelateConfig {
             .map(|s| s.to_string())
             .collect(),
             priority_matrix: PriorityMatrix::default(),
-            max_hops: 16,
+            max_hops: 8,
+            window: Duration::minutes(5),
+            late_root_window: Duration::minutes(10),
         }
     }
 }
@@ -186,6 +196,16 @@ pub struct Engine {
     watermark: Option<DateTime<Utc>>,
     next_number: u64,
     changes: Changes,
+    /// CI id → incidents it alerted in, with when it first alerted there (only active
+    /// incidents matter; cleaned on prune).
+    ci_incidents: HashMap<String, Vec<(String, DateTime<Utc>)>>,
+    /// CI id → number of its alerts firing now.
+    firing_ci: HashMap<String, u32>,
+    /// Upstream walks per CI, valid for one topology version.
+    walk_cache: HashMap<Node, Arc<Vec<Reached>>>,
+    walk_cache_version: u64,
+    /// While placing a re-fired alert: the incident its previous occurrence was in.
+    refire_of: Option<String>,
 }
 
 impl Engine {
@@ -200,6 +220,43 @@ impl Engine {
             watermark: None,
             next_number: 1,
             changes: Changes::default(),
+            ci_incidents: HashMap::new(),
+            firing_ci: HashMap::new(),
+            walk_cache: HashMap::new(),
+            walk_cache_version: 0,
+            refire_of: None,
+        }
+    }
+
+    /// Active incidents that `ci` alerted in, with when it first alerted there, newest
+    /// first.
+    fn active_on_ci(&self, ci: &str) -> Vec<(String, DateTime<Utc>)> {
+        let mut v: Vec<(String, DateTime<Utc>)> = self
+            .ci_incidents
+            .get(ci)
+            .into_iter()
+            .flatten()
+            .filter(|(id, _)| self.incidents.get(id).is_some_and(|i| i.status.is_active()))
+            .cloned()
+            .collect();
+        v.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
+        v
+    }
+
+    fn index_ci(&mut self, ci: &str, incident: &str, at: DateTime<Utc>) {
+        let v = self.ci_incidents.entry(ci.to_string()).or_default();
+        match v.iter_mut().find(|(i, _)| i == incident) {
+            Some((_, t)) => *t = (*t).min(at),
+            None => v.push((incident.to_string(), at)),
+        }
+    }
+
+    fn count_firing(&mut self, ci: Option<&str>, delta: i32) {
+        let Some(ci) = ci else { return };
+        let n = self.firing_ci.entry(ci.to_string()).or_default();
+        *n = n.saturating_add_signed(delta);
+        if *n == 0 {
+            self.firing_ci.remove(ci);
         }
     }
 
@@ -244,10 +301,21 @@ impl Engine {
     /// Adopts an alert as stored (at start, or written by another daemon). Replaces what
     /// the core had for it.
     pub fn load_alert(&mut self, rec: AlertRecord) {
-        if let Some(old) = self.alerts.get(&rec.fingerprint)
-            && let Some(end) = old.ends_at
-        {
-            self.expiry.remove(&(end, old.fingerprint.clone()));
+        if let Some(old) = self.alerts.get(&rec.fingerprint) {
+            let (ci, firing, end) = (
+                old.ci_id.clone(),
+                old.status == AlertStatus::Firing,
+                old.ends_at,
+            );
+            if let Some(end) = end {
+                self.expiry.remove(&(end, rec.fingerprint.clone()));
+            }
+            if firing {
+                self.count_firing(ci.as_deref(), -1);
+            }
+        }
+        if rec.status == AlertStatus::Firing {
+            self.count_firing(rec.ci_id.as_deref(), 1);
         }
         if rec.status == AlertStatus::Firing
             && let Some(end) = rec.ends_at
@@ -268,6 +336,9 @@ impl Engine {
         if inc.status.is_active() {
             self.open_by_key
                 .insert(inc.correlation_key.clone(), inc.id.clone());
+            for ci in &inc.ci_ids {
+                self.index_ci(ci, &inc.id, inc.opened_at);
+            }
         } else {
             self.pending_resolve.remove(&inc.id);
         }
@@ -354,7 +425,9 @@ impl Engine {
                     return Outcome::Duplicate; // a late re-send of the occurrence that ended
                 }
                 let count = rec.count;
+                self.refire_of = rec.incident_id.clone();
                 let fresh = self.first_sight(topo, mapper, alert, at);
+                self.refire_of = None;
                 if let Some(r) = self.alerts.get_mut(&fp) {
                     r.count = count;
                 }
@@ -383,15 +456,39 @@ impl Engine {
         let expired = rec
             .ends_at
             .is_some_and(|end| self.watermark.is_some_and(|w| end <= w));
-        let placement = policy::place(self, topo, node, &rec);
-        let inc_id = match placement {
-            Placement::Join(id) => id,
-            Placement::Open { key } => self.open_incident(topo, node, key, &rec, at),
-        };
-        rec.incident_id = Some(inc_id.clone());
+        let placement = policy::place(self, topo, node, &rec, at);
+        let ci = rec.ci_id.clone();
+        self.count_firing(ci.as_deref(), 1);
         let ends_at = rec.ends_at;
-        self.alerts.insert(fp.clone(), rec);
-        self.join(topo, &inc_id, &fp, at);
+        match placement {
+            Placement::Open { key } => {
+                let id = self.open_incident(topo, node, key, &rec, at);
+                rec.incident_id = Some(id.clone());
+                self.alerts.insert(fp.clone(), rec);
+                self.join(topo, &id, &fp, at);
+            }
+            Placement::Join {
+                id,
+                path,
+                reroot,
+                merge,
+            } => {
+                rec.incident_id = Some(id.clone());
+                self.alerts.insert(fp.clone(), rec);
+                self.join(topo, &id, &fp, at);
+                if let (Some(ci), false) = (ci.as_deref(), path.is_empty()) {
+                    self.record_path(&id, ci, path);
+                }
+                if reroot && let Some(n) = node {
+                    self.reroot(topo, &id, n, &fp, at);
+                }
+                for m in merge {
+                    if let Some(n) = node {
+                        self.merge(topo, &m, &id, n, at);
+                    }
+                }
+            }
+        }
         match ends_at {
             Some(end) if expired => {
                 self.resolve_alert(&fp, end);
@@ -408,52 +505,25 @@ impl Engine {
     fn open_incident(
         &mut self,
         topo: &Topology,
-        node: Option<crate::cmdb::topology::Node>,
+        node: Option<Node>,
         key: String,
         rec: &AlertRecord,
         at: DateTime<Utc>,
     ) -> String {
         let id = incident_id(self.next_number);
         self.next_number += 1;
-        let root = node.map(|n| topo.ci(n));
-        let impacted_services = node
-            .map(|n| {
-                let mut v: Vec<String> = std::iter::once(n)
-                    .chain(
-                        topo.impact(n, self.cfg.max_hops, 100_000)
-                            .into_iter()
-                            .map(|r| r.node),
-                    )
-                    .map(|m| topo.ci(m))
-                    .filter(|c| c.is_business_service())
-                    .map(|c| c.id.clone())
-                    .collect();
-                v.sort();
-                v
-            })
-            .unwrap_or_default();
-        let mut enrichment = serde_json::Map::new();
-        if let Some(ci) = root {
-            enrichment.insert(
-                "root_ci".into(),
-                serde_json::to_value(ci).unwrap_or(serde_json::Value::Null),
-            );
-        }
-        let impact = impact_of(root.map(|c| c.criticality));
         let urgency = urgency_of(rec.severity());
         let inc = Incident {
             id: id.clone(),
-            title: String::new(),
+            title: rec.alertname().to_string(),
             status: IncidentStatus::Open,
-            priority: self.cfg.priority_matrix.priority(impact, urgency),
-            impact,
+            priority: self.cfg.priority_matrix.priority(impact_of(None), urgency),
+            impact: impact_of(None),
             urgency,
-            root_cause_ci: root.map(|c| c.id.clone()),
+            root_cause_ci: None,
             ci_ids: Vec::new(),
-            impacted_services,
-            assignment_group: root
-                .and_then(|c| c.owner_group.clone())
-                .or_else(|| rec.labels.get("team").cloned()),
+            impacted_services: Vec::new(),
+            assignment_group: rec.labels.get("team").cloned(),
             assignee: None,
             alert_fingerprints: Vec::new(),
             alert_count: 0,
@@ -463,13 +533,212 @@ impl Engine {
             resolved_at: None,
             closed_at: None,
             correlation_key: key.clone(),
-            enrichment,
+            enrichment: serde_json::Map::new(),
         };
         self.open_by_key.insert(key.clone(), id.clone());
         self.incidents.insert(id.clone(), inc);
         self.changes.opened += 1;
         self.timeline(&id, at, "sift", "opened", serde_json::json!({"key": key}));
+        if let Some(n) = node {
+            self.assess_root(topo, &id, n, rec.alertname());
+            let cid = topo.ci(n).id.clone();
+            self.record_path(&id, &cid, vec![cid.clone()]);
+        }
         id
+    }
+
+    /// Sets what follows from an incident's root CI: its id, owner group, impacted
+    /// business services, ITIL impact and priority, title, and root details.
+    fn assess_root(&mut self, topo: &Topology, id: &str, root: Node, alertname: &str) {
+        let ci = topo.ci(root);
+        let mut services: Vec<String> = std::iter::once(root)
+            .chain(
+                topo.impact(root, self.cfg.max_hops, 100_000)
+                    .into_iter()
+                    .map(|r| r.node),
+            )
+            .map(|m| topo.ci(m))
+            .filter(|c| c.is_business_service())
+            .map(|c| c.id.clone())
+            .collect();
+        services.sort();
+        let Some(inc) = self.incidents.get_mut(id) else {
+            return;
+        };
+        inc.root_cause_ci = Some(ci.id.clone());
+        inc.impacted_services = services;
+        if let Some(g) = &ci.owner_group {
+            inc.assignment_group = Some(g.clone());
+        }
+        inc.impact = impact_of(Some(ci.criticality));
+        inc.priority = self.cfg.priority_matrix.priority(inc.impact, inc.urgency);
+        let base = format!("{}: {alertname}", ci.display_name());
+        inc.title = match inc.alert_count {
+            0 | 1 => base,
+            n => format!("{base} (+{} related alerts)", n - 1),
+        };
+        inc.enrichment.insert(
+            "root_ci".into(),
+            serde_json::to_value(ci).unwrap_or(serde_json::Value::Null),
+        );
+        self.changes.incidents.insert(id.to_string());
+    }
+
+    /// Records the dependency path from `ci` to the incident's root (evidence): `path`
+    /// runs from `ci` to a CI already in the incident, whose own path completes it.
+    fn record_path(&mut self, id: &str, ci: &str, mut path: Vec<String>) {
+        let Some(inc) = self.incidents.get_mut(id) else {
+            return;
+        };
+        let ev = inc
+            .enrichment
+            .entry("evidence")
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+        let Some(ev) = ev.as_object_mut() else { return };
+        if let Some(last) = path.last().cloned()
+            && last != ci
+            && let Some(rest) = ev.get(&last).and_then(|v| v.as_array())
+        {
+            path.extend(
+                rest.iter()
+                    .skip(1)
+                    .filter_map(|v| v.as_str().map(String::from)),
+            );
+        }
+        ev.insert(ci.to_string(), serde_json::json!(path));
+        let explained = ev.len();
+        let total = inc.ci_ids.len().max(1);
+        let root = inc.root_cause_ci.clone();
+        inc.enrichment.insert(
+            "root_cause".into(),
+            serde_json::json!({
+                "ci_id": root,
+                "confidence": (explained.min(total) as f64 / total as f64),
+                "reason": "the alerting CI that every other alerting CI of this incident depends on",
+            }),
+        );
+    }
+
+    /// The alert's CI `c` explains the incident's root: `c` becomes the root and every
+    /// evidence path is extended from the old root up to `c`.
+    fn reroot(&mut self, topo: &Topology, id: &str, c: Node, fp: &Fingerprint, at: DateTime<Utc>) {
+        let Some(old) = self.incidents.get(id).and_then(|i| i.root_cause_ci.clone()) else {
+            return;
+        };
+        let Some(old_node) = topo.node(&old) else {
+            return;
+        };
+        let walk = policy::ancestors(self, topo, old_node);
+        let ext = policy::path_in(topo, &walk, old_node, c).unwrap_or_default();
+        let name = self
+            .alerts
+            .get(fp)
+            .map(|a| a.alertname().to_string())
+            .unwrap_or_default();
+        if let Some(ev) = self
+            .incidents
+            .get_mut(id)
+            .and_then(|i| i.enrichment.get_mut("evidence"))
+            .and_then(|v| v.as_object_mut())
+        {
+            for path in ev.values_mut() {
+                if let Some(p) = path.as_array_mut() {
+                    p.extend(ext.iter().skip(1).map(|s| serde_json::json!(s)));
+                }
+            }
+        }
+        self.assess_root(topo, id, c, &name);
+        let cid = topo.ci(c).id.clone();
+        self.record_path(id, &cid, vec![cid.clone()]);
+        self.timeline(
+            id,
+            at,
+            "sift",
+            "root_changed",
+            serde_json::json!({"from": old, "to": cid}),
+        );
+    }
+
+    /// Folds incident `from` into `into`: `c` (now in `into`) explains `from`'s root.
+    fn merge(&mut self, topo: &Topology, from: &str, into: &str, c: Node, at: DateTime<Utc>) {
+        let Some(src) = self.incidents.get(from).cloned() else {
+            return;
+        };
+        if !src.status.is_active() || from == into {
+            return;
+        }
+        let ext = src
+            .root_cause_ci
+            .as_deref()
+            .and_then(|r| topo.node(r))
+            .and_then(|r| {
+                let walk = policy::ancestors(self, topo, r);
+                policy::path_in(topo, &walk, r, c)
+            })
+            .unwrap_or_default();
+        let cid = topo.ci(c).id.clone();
+        for fp in &src.alert_fingerprints {
+            if let Some(a) = self.alerts.get_mut(fp) {
+                a.incident_id = Some(into.to_string());
+                self.changes.alerts.insert(fp.clone());
+            }
+            self.join(topo, into, fp, at);
+        }
+        if let Some(ev) = src.enrichment.get("evidence").and_then(|v| v.as_object()) {
+            for (ci, path) in ev {
+                let mut p: Vec<String> = path
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect();
+                p.extend(ext.iter().skip(1).cloned());
+                if p.last() != Some(&cid) {
+                    p.push(cid.clone());
+                }
+                self.record_path(into, ci, p);
+            }
+        }
+        let all_resolved = self
+            .incidents
+            .get(into)
+            .map(|i| {
+                i.alert_fingerprints.iter().all(|f| {
+                    self.alerts
+                        .get(f)
+                        .is_none_or(|a| a.status == AlertStatus::Resolved)
+                })
+            })
+            .unwrap_or(true);
+        if !all_resolved {
+            self.pending_resolve.remove(into);
+        }
+        self.pending_resolve.remove(from);
+        if let Some(f) = self.incidents.get_mut(from) {
+            f.status = IncidentStatus::Closed;
+            f.closed_at = Some(at);
+            f.updated_at = f.updated_at.max(at);
+            f.enrichment
+                .insert("merged_into".into(), serde_json::json!(into));
+            if self.open_by_key.get(&f.correlation_key).map(String::as_str) == Some(from) {
+                self.open_by_key.remove(&f.correlation_key);
+            }
+        }
+        self.changes.incidents.insert(from.to_string());
+        self.timeline(
+            from,
+            at,
+            "sift",
+            "merged",
+            serde_json::json!({"into": into, "explained_by": cid}),
+        );
+        self.timeline(
+            into,
+            at,
+            "sift",
+            "merged",
+            serde_json::json!({"from": from, "explained_by": cid}),
+        );
     }
 
     /// Adds a firing alert to an incident and refreshes what depends on its members.
@@ -490,10 +759,10 @@ impl Engine {
             inc.alert_fingerprints.push(fp.clone());
             inc.alert_count = inc.alert_fingerprints.len() as u64;
         }
-        if let Some(ci) = ci
-            && !inc.ci_ids.contains(&ci)
+        if let Some(ci) = &ci
+            && !inc.ci_ids.contains(ci)
         {
-            inc.ci_ids.push(ci);
+            inc.ci_ids.push(ci.clone());
         }
         inc.updated_at = inc.updated_at.max(at);
         let urgency = inc.urgency.min(urgency_of(sev));
@@ -518,6 +787,9 @@ impl Engine {
             n => format!("{base} (+{} related alerts)", n - 1),
         };
         self.changes.incidents.insert(id.to_string());
+        if let Some(ci) = &ci {
+            self.index_ci(ci, id, at);
+        }
         let fp_s = fp.0.clone();
         self.timeline(
             id,
@@ -547,8 +819,11 @@ impl Engine {
         rec.status = AlertStatus::Resolved;
         rec.ends_at = Some(end);
         rec.last_event_at = rec.last_event_at.max(end);
+        let ci = rec.ci_id.clone();
+        let incident = rec.incident_id.clone();
         self.changes.alerts.insert(fp.clone());
-        let Some(id) = rec.incident_id.clone() else {
+        self.count_firing(ci.as_deref(), -1);
+        let Some(id) = incident else {
             return;
         };
         let fp_s = fp.0.clone();
@@ -714,6 +989,11 @@ impl Engine {
                     .is_some_and(|i| i.status.is_active())
         });
         let alerts = &self.alerts;
+        let incidents_now = &self.incidents;
+        self.ci_incidents.retain(|_, v| {
+            v.retain(|(id, _)| incidents_now.get(id).is_some_and(|i| i.status.is_active()));
+            !v.is_empty()
+        });
         self.incidents.retain(|_, i| {
             i.status.is_active()
                 || i.updated_at > horizon

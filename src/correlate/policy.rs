@@ -1,38 +1,225 @@
 //! Where a new firing alert goes: the one place that decides grouping.
 //!
-//! Current policy: one active incident per CI; alerts without a CI group by their label
-//! set minus instance-like labels (same alertname on many pods is one incident) while that
-//! group has an active incident.
+//! Topology policy, on event time:
+//! - **Same CI**: an alert on a CI that already has an active incident joins it.
+//! - **Cause precedes effect**: an alert on CI `c` joins the active incident holding the
+//!   nearest *firing* CI that `c` depends on (transitively, within `max_hops`), when `c`'s
+//!   alert starts within `window` of that CI's first alert there. Its root stays.
+//! - A re-fired alert (flapping) returns to its incident while that is active.
+//! - **Late root**: when `c` is something an active incident's root depends on, and `c`
+//!   alerts within `late_root_window` of that incident opening, `c` becomes its new root;
+//!   if `c` explains several such incidents they merge into the oldest.
+//! - Two incidents never merge only because they share a dependency that is itself
+//!   silent: linking needs a dependency path between *alerting* CIs.
+//! - Alerts without a CI group by their label set minus instance-like labels while that
+//!   group's incident is active.
+//!
+//! Walks are breadth first with a hop limit and a node budget, and cached per topology
+//! version: cycles and huge fan-ins cannot hang the core.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 
 use crate::alert::Fingerprint;
 use crate::cmdb::Topology;
-use crate::cmdb::topology::Node;
+use crate::cmdb::topology::{Node, Reached};
 
 use super::{AlertRecord, Engine};
 
 /// The decision for one new firing alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placement {
-    Join(String),
-    Open { key: String },
+    /// Join incident `id`. `path` runs from the alert's CI to the CI of the incident that
+    /// explains it (empty when the alert's CI is already in it). With `reroot`, the alert's
+    /// CI becomes the root; `merge` lists incidents it also explains, folded into `id`.
+    Join {
+        id: String,
+        path: Vec<String>,
+        reroot: bool,
+        merge: Vec<String>,
+    },
+    Open {
+        key: String,
+    },
+}
+
+/// Most nodes one walk visits.
+const WALK_BUDGET: usize = 20_000;
+
+/// Everything `node` depends on, nearest first (cached).
+pub(super) fn ancestors(engine: &mut Engine, topo: &Topology, node: Node) -> Arc<Vec<Reached>> {
+    if engine.walk_cache_version != topo.version() {
+        engine.walk_cache.clear();
+        engine.walk_cache_version = topo.version();
+    }
+    if engine.walk_cache.len() > 100_000 {
+        engine.walk_cache.clear();
+    }
+    let max_hops = engine.cfg.max_hops;
+    engine
+        .walk_cache
+        .entry(node)
+        .or_insert_with(|| Arc::new(topo.upstream(node, max_hops, WALK_BUDGET)))
+        .clone()
+}
+
+/// The path `from` → … → `to` along a walk from `from` (ids), when `to` was reached.
+pub(super) fn path_in(
+    topo: &Topology,
+    walk: &[Reached],
+    from: Node,
+    to: Node,
+) -> Option<Vec<String>> {
+    if from == to {
+        return Some(vec![topo.ci(from).id.clone()]);
+    }
+    let via: HashMap<Node, Node> = walk.iter().map(|r| (r.node, r.via)).collect();
+    let mut out = vec![topo.ci(to).id.clone()];
+    let mut cur = to;
+    while cur != from {
+        cur = *via.get(&cur)?;
+        out.push(topo.ci(cur).id.clone());
+        if out.len() > walk.len() + 1 {
+            return None;
+        }
+    }
+    out.reverse();
+    Some(out)
 }
 
 pub(super) fn place(
-    engine: &Engine,
+    engine: &mut Engine,
     topo: &Topology,
     node: Option<Node>,
     rec: &AlertRecord,
+    at: DateTime<Utc>,
 ) -> Placement {
-    let key = match node {
-        Some(n) => format!("ci:{}", topo.ci(n).id),
-        None => {
-            let ignore = &engine.cfg.fallback_ignore_labels;
-            let fp = Fingerprint::of_selected(&rec.labels, |k| !ignore.iter().any(|i| i == k));
-            format!("group:{fp}")
-        }
+    let Some(c) = node else {
+        let ignore = &engine.cfg.fallback_ignore_labels;
+        let fp = Fingerprint::of_selected(&rec.labels, |k| !ignore.iter().any(|i| i == k));
+        let key = format!("group:{fp}");
+        return match engine.open_by_key.get(&key) {
+            Some(id) => join(id.clone(), Vec::new()),
+            None => Placement::Open { key },
+        };
     };
-    match engine.open_by_key.get(&key) {
-        Some(id) => Placement::Join(id.clone()),
-        None => Placement::Open { key },
+    // A re-fired alert (flapping) goes back to its incident while that is active.
+    if let Some(prev) = engine.refire_of.clone()
+        && engine
+            .incidents
+            .get(&prev)
+            .is_some_and(|i| i.status.is_active())
+    {
+        return join(prev, Vec::new());
+    }
+    let cid = topo.ci(c).id.clone();
+    let window = engine.cfg.window;
+    // Effects follow their cause within a propagation window, measured from when the
+    // explaining CI first alerted in that incident.
+    let in_window = |first: DateTime<Utc>| at <= first + window && first <= at + window;
+
+    // Cause precedes effect: the nearest alerting CI that `c` depends on (hop 0: itself).
+    let mut up: Option<(u32, DateTime<Utc>, String, Node)> = None;
+    if let Some((id, first)) = engine
+        .active_on_ci(&cid)
+        .into_iter()
+        .find(|(_, f)| in_window(*f))
+    {
+        up = Some((0, first, id, c));
+    }
+    if up.is_none() {
+        let walk = ancestors(engine, topo, c);
+        for r in walk.iter() {
+            if up.as_ref().is_some_and(|(h, ..)| *h < r.hops) {
+                break;
+            }
+            let aid = &topo.ci(r.node).id;
+            if engine.firing_ci.get(aid).copied().unwrap_or(0) == 0 {
+                continue;
+            }
+            for (id, first) in engine.active_on_ci(aid) {
+                if !in_window(first) {
+                    continue;
+                }
+                let better = up
+                    .as_ref()
+                    .is_none_or(|(h, f, ..)| (r.hops, first) < (*h, *f));
+                if better {
+                    up = Some((r.hops, first, id, r.node));
+                }
+            }
+        }
+    }
+
+    // Late root: active incidents whose root depends on `c` and opened shortly before.
+    let mut down: Vec<(DateTime<Utc>, String)> = Vec::new();
+    if !topo.dependents(c).is_empty() {
+        let late = engine.cfg.late_root_window;
+        let roots: Vec<(String, Node, DateTime<Utc>)> = engine
+            .open_by_key
+            .values()
+            .filter_map(|id| engine.incidents.get(id))
+            .filter(|i| {
+                at <= i.opened_at + late && i.root_cause_ci.as_deref() != Some(cid.as_str())
+            })
+            .filter_map(|i| {
+                Some((
+                    i.id.clone(),
+                    topo.node(i.root_cause_ci.as_deref()?)?,
+                    i.opened_at,
+                ))
+            })
+            .collect();
+        for (id, root, opened) in roots {
+            if up.as_ref().is_some_and(|(_, _, uid, _)| *uid == id) {
+                continue;
+            }
+            let walk = ancestors(engine, topo, root);
+            if walk.iter().any(|r| r.node == c) {
+                down.push((opened, id));
+            }
+        }
+        down.sort();
+    }
+
+    match up {
+        Some((_, _, id, via)) => {
+            let path = if via == c {
+                Vec::new()
+            } else {
+                let walk = ancestors(engine, topo, c);
+                path_in(topo, &walk, c, via).unwrap_or_default()
+            };
+            Placement::Join {
+                id,
+                path,
+                reroot: false,
+                merge: down.into_iter().map(|(_, id)| id).collect(),
+            }
+        }
+        None if !down.is_empty() => {
+            let mut ids = down.into_iter().map(|(_, id)| id);
+            let first = ids.next().unwrap_or_default();
+            Placement::Join {
+                id: first,
+                path: Vec::new(),
+                reroot: true,
+                merge: ids.collect(),
+            }
+        }
+        None => Placement::Open {
+            key: format!("ci:{cid}"),
+        },
+    }
+}
+
+fn join(id: String, path: Vec<String>) -> Placement {
+    Placement::Join {
+        id,
+        path,
+        reroot: false,
+        merge: Vec::new(),
     }
 }

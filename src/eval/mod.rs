@@ -184,7 +184,21 @@ pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
     );
     let am_job = group_by_labels(&alerts, &topo, &mapper, &["job"], Duration::minutes(5));
     let window = time_window(&alerts, &topo, &mapper, Duration::minutes(5));
-    let out = crate::replay::run(&topo, &mapper, CorrelateConfig::default(), alerts);
+    let mut cfg = CorrelateConfig::default();
+    // Experiments: SIFT_EVAL_WINDOW_S / SIFT_EVAL_LATE_S override the windows (seconds).
+    if let Some(s) = std::env::var("EVAL_WINDOW_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.window = chrono::Duration::seconds(s);
+    }
+    if let Some(s) = std::env::var("EVAL_LATE_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.late_root_window = chrono::Duration::seconds(s);
+    }
+    let out = crate::replay::run(&topo, &mapper, cfg, alerts);
     let incidents: Vec<Vec<Fingerprint>> = out
         .incidents
         .iter()
