@@ -243,3 +243,179 @@ fn patch_follows_lifecycle() {
         "{kinds:?}"
     );
 }
+
+/// checkout → orders-api → db-01 → host-db → sw-core ← host-cache ← cache-01 ← cart-api
+fn wide_estate() -> Topology {
+    let rel = |s: &str, t: &str| Relation {
+        source: s.into(),
+        target: t.into(),
+        rel_type: "depends_on".into(),
+    };
+    Topology::from_file(&CmdbFile {
+        cis: vec![
+            ci("checkout", "business_service"),
+            ci("orders-api", "application"),
+            ci("cart-api", "application"),
+            ci("db-01", "database"),
+            ci("cache-01", "cache"),
+            ci("host-db", "host"),
+            ci("host-cache", "host"),
+            ci("sw-core", "network"),
+        ],
+        relations: vec![
+            rel("checkout", "orders-api"),
+            rel("checkout", "cart-api"),
+            rel("orders-api", "db-01"),
+            rel("cart-api", "cache-01"),
+            rel("db-01", "host-db"),
+            rel("cache-01", "host-cache"),
+            rel("host-db", "sw-core"),
+            rel("host-cache", "sw-core"),
+        ],
+    })
+}
+
+fn on(ci: &str, name: &str, start_s: i64) -> Alert {
+    let mut labels = Labels::new();
+    labels.insert("alertname".into(), name.into());
+    labels.insert("ci".into(), ci.into());
+    Alert {
+        fingerprint: Fingerprint::of_labels(&labels),
+        status: AlertStatus::Firing,
+        labels,
+        annotations: Labels::new(),
+        starts_at: t(0) + Duration::seconds(start_s),
+        ends_at: None,
+        generator_url: None,
+        source: Source::Alertmanager,
+    }
+}
+
+fn incident_of<'a>(e: &'a Engine, a: &Alert) -> &'a Incident {
+    let id = e
+        .alert(&a.fingerprint)
+        .and_then(|r| r.incident_id.clone())
+        .expect("alert has an incident");
+    e.incident(&id).expect("incident in memory")
+}
+
+fn active(e: &Engine) -> Vec<&Incident> {
+    e.incidents()
+        .filter(|i| !i.enrichment.contains_key("merged_into"))
+        .collect()
+}
+
+#[test]
+fn a_database_fault_is_one_incident_rooted_at_the_database() {
+    let topo = wide_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let db = on("db-01", "PostgresDown", 0);
+    e.ingest(&topo, &m, db.clone());
+    e.ingest(&topo, &m, on("orders-api", "HighErrorRate", 60));
+    e.ingest(&topo, &m, on("checkout", "CheckoutSLOBurn", 150));
+    assert_eq!(active(&e).len(), 1);
+    let inc = incident_of(&e, &db);
+    assert_eq!(inc.root_cause_ci.as_deref(), Some("db-01"));
+    assert_eq!(inc.alert_count, 3);
+    assert_eq!(inc.impacted_services, vec!["checkout".to_string()]);
+    assert_eq!(
+        inc.enrichment["evidence"]["checkout"],
+        serde_json::json!(["checkout", "orders-api", "db-01"])
+    );
+    assert!(
+        inc.title.starts_with("db-01: PostgresDown (+2"),
+        "{}",
+        inc.title
+    );
+}
+
+#[test]
+fn two_faults_sharing_a_silent_switch_stay_apart() {
+    let topo = wide_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let db = on("db-01", "PostgresDown", 0);
+    let cache = on("cache-01", "RedisDown", 10);
+    e.ingest(&topo, &m, db.clone());
+    e.ingest(&topo, &m, cache.clone());
+    e.ingest(&topo, &m, on("orders-api", "HighErrorRate", 60));
+    e.ingest(&topo, &m, on("cart-api", "HighLatency", 70));
+    assert_eq!(active(&e).len(), 2);
+    assert_eq!(incident_of(&e, &db).root_cause_ci.as_deref(), Some("db-01"));
+    assert_eq!(
+        incident_of(&e, &cache).root_cause_ci.as_deref(),
+        Some("cache-01")
+    );
+    // ... but when the switch itself alerts right after, it explains both.
+    let sw = on("sw-core", "SwitchDown", 90);
+    e.ingest(&topo, &m, sw.clone());
+    assert_eq!(
+        active(&e).len(),
+        1,
+        "{:?}",
+        active(&e).iter().map(|i| &i.title).collect::<Vec<_>>()
+    );
+    let inc = incident_of(&e, &sw);
+    assert_eq!(inc.root_cause_ci.as_deref(), Some("sw-core"));
+    assert_eq!(inc.alert_count, 5);
+    assert_eq!(incident_of(&e, &db).id, inc.id);
+}
+
+#[test]
+fn an_upstream_ci_alerting_shortly_after_becomes_the_root() {
+    let topo = wide_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let app = on("orders-api", "HighErrorRate", 0);
+    e.ingest(&topo, &m, app.clone());
+    assert_eq!(
+        incident_of(&e, &app).root_cause_ci.as_deref(),
+        Some("orders-api")
+    );
+    e.ingest(&topo, &m, on("db-01", "PostgresDown", 45));
+    let inc = incident_of(&e, &app).clone();
+    assert_eq!(inc.root_cause_ci.as_deref(), Some("db-01"));
+    assert_eq!(
+        inc.enrichment["evidence"]["orders-api"],
+        serde_json::json!(["orders-api", "db-01"])
+    );
+    assert!(
+        e.take_changes()
+            .timeline
+            .iter()
+            .any(|t| t.kind == "root_changed")
+    );
+    // long after the window, an unrelated dependent alert is its own incident
+    let late = on("orders-api", "SlowQueries", 3 * 3600);
+    e.ingest(&topo, &m, late.clone());
+    assert_ne!(incident_of(&e, &late).id, inc.id);
+}
+
+#[test]
+fn unknown_cis_fall_back_and_cycles_do_not_hang() {
+    let rel = |s: &str, t: &str| Relation {
+        source: s.into(),
+        target: t.into(),
+        rel_type: "depends_on".into(),
+    };
+    let topo = Topology::from_file(&CmdbFile {
+        cis: vec![
+            ci("a", "application"),
+            ci("b", "application"),
+            ci("c", "database"),
+        ],
+        relations: vec![rel("a", "b"), rel("b", "a"), rel("b", "c"), rel("c", "a")],
+    });
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    e.ingest(&topo, &m, on("a", "Down", 0));
+    e.ingest(&topo, &m, on("b", "Down", 10));
+    e.ingest(&topo, &m, on("c", "Down", 20));
+    assert_eq!(active(&e).len(), 1);
+    let x = on("not-in-cmdb", "Down", 30);
+    e.ingest(&topo, &m, x.clone());
+    let inc = incident_of(&e, &x);
+    assert_eq!(inc.root_cause_ci, None);
+    assert!(inc.correlation_key.starts_with("group:"));
+}
