@@ -218,6 +218,32 @@ async fn prometheus_alert_list_dedup_and_resolve(backend: Backend) {
     let inc = incident_becomes(&s, &inc_id, "resolved").await;
     assert!(inc["resolved_at"].is_string(), "{inc:#}");
     assert_eq!(s.incidents().await.len(), 1);
+
+    // A firing alert whose endsAt passes without a refresh resolves by itself, and its
+    // incident with it (the daemon's event time moves on with the clock).
+    let labels = json!({"alertname": "Expiring", "job": "batch"});
+    let body = json!([{"labels": labels, "startsAt": ts(-10), "endsAt": ts(2)}]);
+    post_ok(&s, "/api/v2/alerts", &body).await;
+    let alerts = s.alerts().await;
+    let exp = alerts
+        .iter()
+        .find(|a| a["labels"] == labels)
+        .expect("expiring alert stored");
+    assert_eq!(exp["status"], "firing", "{exp:#}");
+    let exp_inc = exp["incident_id"].as_str().expect("incident").to_string();
+    assert_ne!(exp_inc, inc_id);
+    s.eventually(
+        Duration::from_secs(20),
+        "the alert to resolve once endsAt passed",
+        || async {
+            let alerts = s.alerts().await;
+            let a = alerts.iter().find(|a| a["labels"] == labels)?;
+            (a["status"] == "resolved").then_some(())
+        },
+    )
+    .await;
+    let inc = incident_becomes(&s, &exp_inc, "resolved").await;
+    assert!(inc["resolved_at"].is_string(), "{inc:#}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -979,6 +1005,11 @@ async fn state_survives_restart(backend: Backend) {
     let fc = find(&alerts, "fingerprint", "fp-c");
     assert_eq!(fc["ci_id"], "db-01");
     assert_eq!(fc["incident_id"], inc_a.as_str());
+
+    // A 2xx means durable: a crash right after the answer loses nothing.
+    let before = snapshot(&s).await;
+    s.crash_restart();
+    assert_eq!(snapshot(&s).await, before, "state after a crash (SIGKILL)");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1086,6 +1117,22 @@ async fn postgres_two_daemons_share_one_database() {
         let incs = s.incidents().await;
         assert_eq!(incs.len(), 1, "one incident, not one per daemon: {incs:#?}");
         assert_eq!(incs[0]["id"], alerts[0]["incident_id"]);
+    }
+
+    // The same alert, both daemons at once: still one alert with the full count.
+    let posts = (0..10).map(|i| {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let body = &body;
+        async move { (s.post(WEBHOOK, body).await, s) }
+    });
+    for (r, s) in futures_join_all(posts).await {
+        s.expect(&r, 200, "concurrent duplicate");
+    }
+    for s in [&a, &b] {
+        let alerts = s.alerts().await;
+        assert_eq!(alerts.len(), 1, "{alerts:#?}");
+        assert_eq!(alerts[0]["count"], 16, "{alerts:#?}");
+        assert_eq!(s.incidents().await.len(), 1);
     }
 
     // Different CIs, alternating daemons, concurrently: incident ids stay unique.

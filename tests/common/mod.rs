@@ -282,6 +282,16 @@ impl Sift {
         self.spawn();
     }
 
+    /// SIGKILL (a crash: no graceful shutdown), then start again on the same store.
+    pub fn crash_restart(&mut self) {
+        self.kill();
+        self.log
+            .lock()
+            .unwrap()
+            .push_str("---- killed (SIGKILL), restart ----\n");
+        self.spawn();
+    }
+
     /// SIGTERM and wait for the process to exit; panics when it does not exit cleanly.
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
@@ -483,9 +493,7 @@ pub fn parse_prometheus(text: &str) -> Result<Vec<Sample>, String> {
             continue;
         }
         let err = |m: &str| format!("line {}: {m}: {line:?}", no + 1);
-        let name_end = line
-            .find(|c: char| c == '{' || c == ' ')
-            .ok_or_else(|| err("no value"))?;
+        let name_end = line.find(['{', ' ']).ok_or_else(|| err("no value"))?;
         let name = &line[..name_end];
         let valid_name = name
             .chars()
