@@ -36,6 +36,7 @@ scenarios!(
     bad_input_is_rejected_and_changes_nothing,
     state_survives_restart,
     metrics_are_prometheus_text_and_count,
+    lists_filter_and_paginate,
 );
 
 fn ts(offset_secs: i64) -> String {
@@ -1086,6 +1087,130 @@ async fn metrics_are_prometheus_text_and_count(backend: Backend) {
         m1.iter().any(|x| x.name == format!("{h}_sum")),
         "{h}_sum present"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Listing: filters and cursor pagination.
+
+/// Follows `next_cursor` with `limit` per page; returns every item in order.
+async fn all_pages(s: &Sift, path: &str, key: &str, limit: u32) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = match &cursor {
+            Some(c) => format!("{path}{sep}limit={limit}&cursor={c}"),
+            None => format!("{path}{sep}limit={limit}"),
+        };
+        let page = s.get_ok(&url).await;
+        let items = page[key].as_array().expect("list").clone();
+        assert!(
+            items.len() <= limit as usize,
+            "page larger than limit: {page:#}"
+        );
+        out.extend(items);
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return out,
+        }
+    }
+    panic!("pagination of {path} does not end");
+}
+
+async fn lists_filter_and_paginate(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    let s = Sift::start(&db, &[]);
+    let r = s
+        .put(
+            "/api/v1/cmdb/cis",
+            &json!([{"id": "db-01", "type": "database"}]),
+        )
+        .await;
+    s.expect(&r, 200, "PUT cis");
+    // Five alerts with the same startsAt (ties must not break the cursor), five incidents.
+    let start = ts(-30);
+    for i in 0..5 {
+        let labels = if i == 0 {
+            json!({"alertname": "Mapped", "ci": "db-01"})
+        } else {
+            json!({"alertname": format!("Unmapped{i}"), "host": format!("h{i}")})
+        };
+        post_ok(
+            &s,
+            WEBHOOK,
+            &webhook(vec![am_alert(
+                "firing",
+                labels,
+                &format!("fp-{i}"),
+                &start,
+                ZERO_TIME,
+            )]),
+        )
+        .await;
+    }
+    post_ok(
+        &s,
+        WEBHOOK,
+        &webhook(vec![am_alert(
+            "resolved",
+            json!({"alertname": "Unmapped4", "host": "h4"}),
+            "fp-4",
+            &start,
+            &ts(0),
+        )]),
+    )
+    .await;
+    let all_incs = s.incidents().await;
+    assert_eq!(all_incs.len(), 5, "{all_incs:#?}");
+    let ids: Vec<&str> = all_incs.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(ids, sorted, "incidents newest first");
+
+    for limit in [1, 2, 5] {
+        let paged = all_pages(&s, "/api/v1/incidents", "incidents", limit).await;
+        assert_eq!(paged, all_incs, "incident pages of {limit}");
+        let paged = all_pages(&s, "/api/v1/alerts", "alerts", limit).await;
+        let mut fps: Vec<String> = paged
+            .iter()
+            .map(|a| a["fingerprint"].as_str().unwrap().to_string())
+            .collect();
+        fps.sort();
+        assert_eq!(
+            fps,
+            ["fp-0", "fp-1", "fp-2", "fp-3", "fp-4"],
+            "alert pages of {limit}"
+        );
+    }
+
+    let fp4_inc = find(&s.alerts().await, "fingerprint", "fp-4")["incident_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let resolved = incident_becomes(&s, &fp4_inc, "resolved").await;
+    let list = s.get_ok("/api/v1/incidents?status=resolved").await;
+    let list = list["incidents"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 1, "{list:#?}");
+    assert_eq!(list[0]["id"], resolved["id"]);
+    assert_eq!(list[0]["status"], "resolved");
+    let open = s.get_ok("/api/v1/incidents?status=open").await;
+    assert_eq!(open["incidents"].as_array().unwrap().len(), 4);
+    let on_db = s.get_ok("/api/v1/incidents?ci=db-01").await;
+    let on_db = on_db["incidents"].as_array().unwrap().clone();
+    assert_eq!(on_db.len(), 1, "{on_db:#?}");
+    assert_eq!(on_db[0]["root_cause_ci"], "db-01");
+    let alerts = s.get_ok("/api/v1/alerts?status=resolved").await;
+    let alerts = alerts["alerts"].as_array().unwrap().clone();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["fingerprint"], "fp-4");
+    let alerts = s.get_ok("/api/v1/alerts?ci=db-01").await;
+    let alerts = alerts["alerts"].as_array().unwrap().clone();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["fingerprint"], "fp-0");
+    let r = s.get("/readyz").await;
+    s.expect(&r, 200, "readyz");
 }
 
 // ---------------------------------------------------------------------------------------
