@@ -313,7 +313,7 @@ impl Writer {
                     let res = self
                         .engine
                         .patch_incident(&id, &patch, &actor, at)
-                        .map(|()| self.engine.incident(&id).cloned());
+                        .map(|()| self.engine.incident(&id).cloned().map(Box::new));
                     replies.push(Pending::Patch { reply, result: res });
                 }
                 Command::UpsertCis { cis, reply } => {
@@ -513,7 +513,7 @@ enum Pending {
     },
     Patch {
         reply: Reply<Incident>,
-        result: Result<Option<Incident>, PatchError>,
+        result: Result<Option<Box<Incident>>, PatchError>,
     },
     Count {
         reply: Reply<usize>,
@@ -547,7 +547,7 @@ impl Pending {
             }
             Pending::Patch { reply, result } => {
                 let r = match result {
-                    Ok(Some(inc)) => Ok(inc),
+                    Ok(Some(inc)) => Ok(*inc),
                     Ok(None) => Err(PipelineError::ShuttingDown),
                     Err(e) => Err(e.into()),
                 };
