@@ -187,7 +187,8 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        let mut ticker = tokio::time::interval(self.settings.tick_interval);
+        let period = self.settings.tick_interval;
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
