@@ -1,0 +1,30 @@
+-- wrk script: POST /api/v2/alerts with 100 distinct alerts per body, rotating over
+-- 200,000 distinct alerts (2,000 bodies), as Prometheus sends them.
+--   wrk -t2 -c8 -d20s -s benches/wrk-alerts.lua http://127.0.0.1:9400
+local bodies = {}
+local per_body, n_bodies = 100, 2000
+local starts = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - 60)
+local ends = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + 3600)
+for b = 0, n_bodies - 1 do
+  local parts = {}
+  for i = 0, per_body - 1 do
+    local id = b * per_body + i
+    parts[#parts + 1] = string.format(
+      '{"labels":{"alertname":"LoadTest%d","instance":"host-%d:9100","job":"node","severity":"warning"},' ..
+      '"annotations":{"summary":"load test"},"startsAt":"%s","endsAt":"%s"}',
+      id % 50, id, starts, ends)
+  end
+  bodies[b + 1] = "[" .. table.concat(parts, ",") .. "]"
+end
+local counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", "/api/v2/alerts", {["Content-Type"] = "application/json"},
+    bodies[(counter % n_bodies) + 1])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("alerts/s: %.0f  (requests/s %.1f x 100)\n",
+    summary.requests / (summary.duration / 1e6) * per_body, summary.requests / (summary.duration / 1e6)))
+  io.write(string.format("latency p50 %.1f ms  p99 %.1f ms  non-2xx %d\n",
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.errors.status))
+end
