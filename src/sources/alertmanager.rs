@@ -129,7 +129,12 @@ pub fn convert(
             "required (replay has no arrival time to fall back on)",
         ));
     };
-    let ends_at = w.ends_at.map(|t| n.clamp(t));
+    // endsAt of a firing alert is legitimately ahead (Prometheus sends now + 4 resend
+    // intervals); only a resolved alert's end is held to arrival time.
+    let ends_at = match w.status {
+        Some(WireStatus::Resolved) => w.ends_at.map(|t| n.clamp_past(t)),
+        _ => w.ends_at,
+    };
     if let Some(end) = ends_at
         && end < starts_at
     {

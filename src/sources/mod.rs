@@ -84,9 +84,18 @@ impl Normalize {
         }
     }
 
+    /// A start time too far ahead of arrival is the sender's clock being wrong.
     fn clamp(&self, t: DateTime<Utc>) -> DateTime<Utc> {
         match self.received_at {
             Some(now) if t > now + self.max_future_skew => now,
+            _ => t,
+        }
+    }
+
+    /// A resolved alert cannot have ended after it arrived.
+    fn clamp_past(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        match self.received_at {
+            Some(now) if t > now => now,
             _ => t,
         }
     }
