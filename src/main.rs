@@ -51,6 +51,9 @@ enum Cmd {
         /// JSON lines, one Alertmanager alert object per line, in arrival order.
         #[arg(long)]
         alerts: PathBuf,
+        /// Change records (a JSON list); maintenance windows among them suppress alerts.
+        #[arg(long)]
+        changes: Option<PathBuf>,
         #[arg(long)]
         config: Option<PathBuf>,
         /// Where to write `{"incidents": [...]}`; standard output when absent.
@@ -90,9 +93,16 @@ fn main() -> anyhow::Result<()> {
             Cmd::Replay {
                 cmdb,
                 alerts,
+                changes,
                 config,
                 output,
-            } => replay(&load(config.as_deref())?, &cmdb, &alerts, output.as_deref()),
+            } => replay(
+                &load(config.as_deref())?,
+                &cmdb,
+                &alerts,
+                changes.as_deref(),
+                output.as_deref(),
+            ),
         }
     })
 }
@@ -253,11 +263,30 @@ async fn import(cfg: &Config, file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn replay(cfg: &Config, cmdb: &Path, alerts: &Path, output: Option<&Path>) -> anyhow::Result<()> {
+fn replay(
+    cfg: &Config,
+    cmdb: &Path,
+    alerts: &Path,
+    changes: Option<&Path>,
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
     let doc = read_cmdb(cmdb)?;
     doc.validate(|_| false)
         .with_context(|| format!("{} rejected", cmdb.display()))?;
     let topo = Topology::from_file(&doc);
+    let changes: Vec<sift::cmdb::Change> = match changes {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            let mut de = serde_json::Deserializer::from_str(&text);
+            let list: Vec<sift::cmdb::Change> = serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| anyhow::anyhow!("{}: {}: {}", p.display(), e.path(), e.inner()))?;
+            sift::cmdb::change::validate(&list, |id| topo.node(id).is_some())
+                .with_context(|| format!("{} rejected", p.display()))?;
+            list
+        }
+        None => Vec::new(),
+    };
     let text = std::fs::read_to_string(alerts)
         .with_context(|| format!("cannot read {}", alerts.display()))?;
     let n = cfg.normalize();
@@ -276,6 +305,7 @@ fn replay(cfg: &Config, cmdb: &Path, alerts: &Path, output: Option<&Path>) -> an
         &topo,
         &CiMapper::new(cfg.mapping.labels.clone()),
         cfg.correlate(),
+        changes,
         parsed,
     );
     let json = serde_json::to_string_pretty(&serde_json::json!({"incidents": out.incidents}))?;

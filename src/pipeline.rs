@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::alert::{Alert, Fingerprint, Source};
-use crate::cmdb::{self, Ci, CiMapper, CmdbError, Relation, Topology};
+use crate::cmdb::{self, Change, ChangeError, Ci, CiMapper, CmdbError, Relation, Topology};
 use crate::correlate::{Engine, IncidentPatch, Outcome, PatchError};
 use crate::incident::Incident;
 use crate::metrics::Metrics;
@@ -34,6 +34,8 @@ pub enum PipelineError {
     Patch(#[from] PatchError),
     #[error(transparent)]
     Cmdb(#[from] CmdbError),
+    #[error(transparent)]
+    Change(#[from] ChangeError),
 }
 
 /// What an ingest request did.
@@ -67,6 +69,10 @@ enum Command {
     },
     UpsertRelations {
         rels: Vec<Relation>,
+        reply: Reply<usize>,
+    },
+    UpsertChanges {
+        changes: Vec<Change>,
         reply: Reply<usize>,
     },
 }
@@ -173,6 +179,12 @@ impl Pipeline {
         self.call(|reply| Command::UpsertRelations { rels, reply })
             .await
     }
+
+    /// Stores change records; maintenance windows among them take effect at once.
+    pub async fn upsert_changes(&self, changes: Vec<Change>) -> Result<usize, PipelineError> {
+        self.call(|reply| Command::UpsertChanges { changes, reply })
+            .await
+    }
 }
 
 struct Writer {
@@ -257,9 +269,11 @@ impl Writer {
         let mut tx = self.store.begin().await?;
         self.catch_up(&mut *tx).await?;
         if let Some(now) = tick {
-            self.engine.tick(now);
+            let topo = self.topology.read().unwrap_or_else(|p| p.into_inner());
+            self.engine.tick(&topo, now);
         }
         let mut cmdb_changed = false;
+        let mut changes_written = false;
         let mut new_cis: Vec<Ci> = Vec::new();
         let mut new_rels: Vec<Relation> = Vec::new();
         for cmd in batch {
@@ -356,10 +370,34 @@ impl Writer {
                         });
                     }
                 }
+                Command::UpsertChanges { changes, reply } => {
+                    let res = {
+                        let topo = self.topology.read().unwrap_or_else(|p| p.into_inner());
+                        cmdb::change::validate(&changes, |id| topo.node(id).is_some())
+                    };
+                    match res {
+                        Ok(()) => {
+                            tx.upsert_changes(&changes).await?;
+                            changes_written = true;
+                            let n = changes.len();
+                            for c in changes {
+                                self.engine.upsert_change(c);
+                            }
+                            replies.push(Pending::Changes {
+                                reply,
+                                result: Ok(n),
+                            });
+                        }
+                        Err(e) => replies.push(Pending::Changes {
+                            reply,
+                            result: Err(e),
+                        }),
+                    }
+                }
             }
         }
         let changes = self.engine.take_changes();
-        if changes.is_empty() && !cmdb_changed {
+        if changes.is_empty() && !cmdb_changed && !changes_written {
             return Ok(()); // nothing to write: the transaction rolls back on drop
         }
         let alerts: Vec<&crate::correlate::AlertRecord> = changes
@@ -418,6 +456,9 @@ impl Writer {
         }
         if state.seq != self.seen.seq {
             let t = Instant::now();
+            for c in tx.changes_since(self.seen.seq, change_horizon()).await? {
+                self.engine.upsert_change(c);
+            }
             for a in tx.alerts_since(self.seen.seq).await? {
                 self.engine.load_alert(a);
             }
@@ -442,6 +483,9 @@ impl Writer {
         *self.topology.write().unwrap_or_else(|p| p.into_inner()) = Topology::from_file(&doc);
         let (alerts, incidents) = tx.load_active().await?;
         let mut engine = Engine::new(self.engine.config().clone());
+        for c in tx.changes_since(-1, change_horizon()).await? {
+            engine.upsert_change(c);
+        }
         for i in incidents {
             engine.load_incident(i);
         }
@@ -494,6 +538,11 @@ impl Writer {
     }
 }
 
+/// Changes that ended before this are history (enrichment looks back no further).
+fn change_horizon() -> DateTime<Utc> {
+    Utc::now() - chrono::Duration::days(7)
+}
+
 fn batch_alerts(batch: &[Command]) -> usize {
     batch
         .iter()
@@ -519,6 +568,10 @@ enum Pending {
     Count {
         reply: Reply<usize>,
         result: Result<usize, CmdbError>,
+    },
+    Changes {
+        reply: Reply<usize>,
+        result: Result<usize, ChangeError>,
     },
 }
 
@@ -557,6 +610,9 @@ impl Pending {
             Pending::Count { reply, result } => {
                 let _ = reply.send(result.map_err(Into::into));
             }
+            Pending::Changes { reply, result } => {
+                let _ = reply.send(result.map_err(Into::into));
+            }
         }
     }
 
@@ -569,7 +625,7 @@ impl Pending {
             Pending::Patch { reply, .. } => {
                 let _ = reply.send(Err(err()));
             }
-            Pending::Count { reply, .. } => {
+            Pending::Count { reply, .. } | Pending::Changes { reply, .. } => {
                 let _ = reply.send(Err(err()));
             }
         }

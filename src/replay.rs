@@ -3,7 +3,7 @@
 //! daemon would have opened for the same alerts in the same order.
 
 use crate::alert::Alert;
-use crate::cmdb::{CiMapper, Topology};
+use crate::cmdb::{Change, CiMapper, Topology};
 use crate::correlate::{AlertRecord, CorrelateConfig, Engine};
 use crate::incident::Incident;
 
@@ -15,14 +15,19 @@ pub struct ReplayOutput {
     pub alerts: Vec<AlertRecord>,
 }
 
-/// Runs `alerts` in the given order (the order they arrived in) through a fresh engine.
+/// Runs `alerts` in the given order (the order they arrived in) through a fresh engine
+/// that knows `changes` (maintenance windows) from the start.
 pub fn run(
     topo: &Topology,
     mapper: &CiMapper,
     cfg: CorrelateConfig,
+    changes: impl IntoIterator<Item = Change>,
     alerts: impl IntoIterator<Item = Alert>,
 ) -> ReplayOutput {
     let mut engine = Engine::new(cfg);
+    for c in changes {
+        engine.upsert_change(c);
+    }
     let mut fps = Vec::new();
     for a in alerts {
         fps.push(a.fingerprint.clone());

@@ -98,6 +98,9 @@ impl From<PipelineError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, p.to_string())
             }
             PipelineError::Cmdb(c) => c.into(),
+            PipelineError::Change(c) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, c.to_string())
+            }
         }
     }
 }

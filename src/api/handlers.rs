@@ -12,12 +12,12 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{Body, JsonBody, Params, parse_json};
 use crate::alert::{AlertStatus, Source};
-use crate::cmdb::{Ci, Relation};
+use crate::cmdb::{Change, Ci, Relation};
 use crate::correlate::IncidentPatch;
 use crate::incident::{IncidentStatus, incident_number};
 use crate::pipeline::IngestReport;
 use crate::sources::alertmanager;
-use crate::store::{AlertQuery, IncidentQuery};
+use crate::store::{AlertQuery, ChangeQuery, IncidentQuery};
 
 pub async fn alertmanager_webhook(
     State(st): State<AppState>,
@@ -352,4 +352,38 @@ pub async fn ci_impact(
         "impacted_services": services,
         "truncated": reached.len() >= limit,
     })))
+}
+
+/// `POST /api/v1/changes`: one change, a list, or `{"changes": [...]}`.
+pub async fn post_changes(
+    State(st): State<AppState>,
+    Body(body): Body,
+) -> Result<Json<Value>, ApiError> {
+    let v: Value = parse_json(&body)?;
+    let changes: Vec<Change> = match &v {
+        Value::Object(m) if !m.contains_key("changes") => vec![parse_json(&body)?],
+        _ => list_body(&body, "changes")?,
+    };
+    let n = st.pipeline.upsert_changes(changes).await?;
+    Ok(Json(json!({"upserted": n})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeParams {
+    ci: Option<String>,
+    active_at: Option<chrono::DateTime<Utc>>,
+    limit: Option<u32>,
+}
+
+pub async fn list_changes(
+    State(st): State<AppState>,
+    Params(p): Params<ChangeParams>,
+) -> Result<Json<Value>, ApiError> {
+    let q = ChangeQuery {
+        ci: p.ci.filter(|c| !c.is_empty()),
+        active_at: p.active_at,
+        limit: limit(p.limit)?,
+    };
+    Ok(Json(json!({"changes": st.store.list_changes(&q).await?})))
 }

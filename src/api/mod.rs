@@ -58,6 +58,7 @@ pub fn router(state: AppState, s: ApiSettings) -> Router {
         .route("/api/v1/alerts", get(handlers::list_alerts))
         .route("/api/v1/cmdb/cis/{id}", get(handlers::get_ci))
         .route("/api/v1/cmdb/cis/{id}/impact", get(handlers::ci_impact))
+        .route("/api/v1/changes", get(handlers::list_changes))
         .layer(guard(Role::Viewer, false));
     let operate = Router::new()
         .route(
@@ -68,6 +69,7 @@ pub fn router(state: AppState, s: ApiSettings) -> Router {
     let admin = Router::new()
         .route("/api/v1/cmdb/cis", put(handlers::put_cis))
         .route("/api/v1/cmdb/relations", put(handlers::put_relations))
+        .route("/api/v1/changes", post(handlers::post_changes))
         .layer(guard(Role::Admin, false));
     let open = Router::new()
         .route("/metrics", get(metrics))

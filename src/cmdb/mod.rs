@@ -6,12 +6,14 @@
 //! the CLI reads files) and it never recurses over the graph (CMDBs have cycles and CIs
 //! with 100k dependents; every walk is iterative and bounded).
 
+pub mod change;
 pub mod topology;
 
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+pub use change::{Change, ChangeError};
 pub use topology::{CiMapper, Topology};
 
 /// How much a CI matters to the business; the root CI's criticality drives ITIL impact.

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, AlertStatus, Fingerprint, Labels, Severity, Source};
 use crate::cmdb::topology::{Node, Reached};
-use crate::cmdb::{CiMapper, Topology};
+use crate::cmdb::{Change, CiMapper, Topology};
 use crate::incident::{
     Incident, IncidentStatus, PriorityMatrix, TimelineEntry, impact_of, incident_id, urgency_of,
 };
@@ -89,6 +89,9 @@ pub struct AlertRecord {
     pub count: u64,
     pub flapping: bool,
     pub suppressed: bool,
+    /// The maintenance change that suppresses this alert, while it does.
+    #[serde(default)]
+    pub suppressed_by: Option<String>,
     /// Event time of the last change to this alert.
     pub last_event_at: DateTime<Utc>,
 }
@@ -109,6 +112,7 @@ impl AlertRecord {
             count: 1,
             flapping: false,
             suppressed: false,
+            suppressed_by: None,
             last_event_at: at,
         }
     }
@@ -206,6 +210,10 @@ pub struct Engine {
     walk_cache_version: u64,
     /// While placing a re-fired alert: the incident its previous occurrence was in.
     refire_of: Option<String>,
+    /// Change records per CI id.
+    change_records: HashMap<String, Vec<Change>>,
+    /// Firing alerts held back by maintenance, and until when.
+    held: BTreeSet<(DateTime<Utc>, Fingerprint)>,
 }
 
 impl Engine {
@@ -225,6 +233,8 @@ impl Engine {
             walk_cache: HashMap::new(),
             walk_cache_version: 0,
             refire_of: None,
+            change_records: HashMap::new(),
+            held: BTreeSet::new(),
         }
     }
 
@@ -347,11 +357,57 @@ impl Engine {
 
     /// Moves event time forward to `now` (a tick from the daemon's clock): alerts past
     /// their `endsAt` resolve, incidents past their hold-off resolve.
-    pub fn tick(&mut self, now: DateTime<Utc>) {
-        self.advance(now);
+    pub fn tick(&mut self, topo: &Topology, now: DateTime<Utc>) {
+        self.advance(topo, now);
     }
 
-    fn advance(&mut self, t: DateTime<Utc>) {
+    /// Adds or replaces a change record (by id).
+    pub fn upsert_change(&mut self, c: Change) {
+        for list in self.change_records.values_mut() {
+            list.retain(|x| x.id != c.id);
+        }
+        self.change_records
+            .entry(c.ci_id.clone())
+            .or_default()
+            .push(c);
+    }
+
+    /// Changes recorded on a CI.
+    pub fn changes_on(&self, ci: &str) -> &[Change] {
+        self.change_records
+            .get(ci)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// The maintenance change covering `node` or something it depends on at `at`, and when
+    /// the last such window ends.
+    fn maintenance_at(
+        &mut self,
+        topo: &Topology,
+        node: Node,
+        at: DateTime<Utc>,
+    ) -> Option<(String, DateTime<Utc>)> {
+        if self.change_records.is_empty() {
+            return None;
+        }
+        let walk = policy::ancestors(self, topo, node);
+        let mut found: Option<(String, DateTime<Utc>)> = None;
+        for n in std::iter::once(node).chain(walk.iter().map(|r| r.node)) {
+            for c in self.changes_on(&topo.ci(n).id) {
+                if c.maintenance
+                    && c.start <= at
+                    && at <= c.end
+                    && found.as_ref().is_none_or(|(_, e)| c.end > *e)
+                {
+                    found = Some((c.id.clone(), c.end));
+                }
+            }
+        }
+        found
+    }
+
+    fn advance(&mut self, topo: &Topology, t: DateTime<Utc>) {
         if self.watermark.is_some_and(|w| w >= t) {
             return;
         }
@@ -373,13 +429,44 @@ impl Engine {
             self.pending_resolve.remove(&id);
             self.auto_resolve(&id, since + self.cfg.resolve_hold_off);
         }
+        // Maintenance over and the alert still fires: now it is a real problem.
+        while let Some((until, fp)) = self.held.first().cloned() {
+            if until >= t {
+                break;
+            }
+            self.held.pop_first();
+            let Some(rec) = self.alerts.get_mut(&fp) else {
+                continue;
+            };
+            if rec.status != AlertStatus::Firing || !rec.suppressed {
+                continue;
+            }
+            let node = rec.ci_id.as_deref().and_then(|c| topo.node(c));
+            // Another window may go on past this one's end: hold on until that one ends
+            // (always later, so this loop ends).
+            let next =
+                node.and_then(|n| self.maintenance_at(topo, n, until + Duration::milliseconds(1)));
+            if let Some((change, later)) = next {
+                if let Some(rec) = self.alerts.get_mut(&fp) {
+                    rec.suppressed_by = Some(change);
+                }
+                self.held.insert((later, fp));
+                continue;
+            }
+            if let Some(rec) = self.alerts.get_mut(&fp) {
+                rec.suppressed = false;
+                rec.suppressed_by = None;
+            }
+            self.changes.alerts.insert(fp.clone());
+            self.place(topo, node, &fp, until);
+        }
     }
 
     /// Ingests one alert event. `ci` is the alert's CI as mapped by the caller's
     /// `CiMapper` (see `ingest`); kept apart so replay and daemon map the same way.
     pub fn ingest(&mut self, topo: &Topology, mapper: &CiMapper, alert: Alert) -> Outcome {
         let at = alert.event_time();
-        self.advance(at);
+        self.advance(topo, at);
         let fp = alert.fingerprint.clone();
         let Some(rec) = self.alerts.get_mut(&fp) else {
             return self.first_sight(topo, mapper, alert, at);
@@ -456,39 +543,10 @@ impl Engine {
         let expired = rec
             .ends_at
             .is_some_and(|end| self.watermark.is_some_and(|w| end <= w));
-        let placement = policy::place(self, topo, node, &rec, at);
-        let ci = rec.ci_id.clone();
-        self.count_firing(ci.as_deref(), 1);
+        self.count_firing(rec.ci_id.as_deref(), 1);
         let ends_at = rec.ends_at;
-        match placement {
-            Placement::Open { key } => {
-                let id = self.open_incident(topo, node, key, &rec, at);
-                rec.incident_id = Some(id.clone());
-                self.alerts.insert(fp.clone(), rec);
-                self.join(topo, &id, &fp, at);
-            }
-            Placement::Join {
-                id,
-                path,
-                reroot,
-                merge,
-            } => {
-                rec.incident_id = Some(id.clone());
-                self.alerts.insert(fp.clone(), rec);
-                self.join(topo, &id, &fp, at);
-                if let (Some(ci), false) = (ci.as_deref(), path.is_empty()) {
-                    self.record_path(&id, ci, path);
-                }
-                if reroot && let Some(n) = node {
-                    self.reroot(topo, &id, n, &fp, at);
-                }
-                for m in merge {
-                    if let Some(n) = node {
-                        self.merge(topo, &m, &id, n, at);
-                    }
-                }
-            }
-        }
+        self.alerts.insert(fp.clone(), rec);
+        self.place_firing(topo, node, &fp, at);
         match ends_at {
             Some(end) if expired => {
                 self.resolve_alert(&fp, end);
@@ -500,6 +558,74 @@ impl Engine {
             None => {}
         }
         Outcome::New
+    }
+
+    /// Puts a firing alert (already in `alerts`) into an incident, or holds it back while
+    /// a maintenance window covers its CI or something its CI depends on.
+    fn place_firing(
+        &mut self,
+        topo: &Topology,
+        node: Option<Node>,
+        fp: &Fingerprint,
+        at: DateTime<Utc>,
+    ) {
+        if let Some(n) = node
+            && let Some((change, until)) = self.maintenance_at(topo, n, at)
+        {
+            if let Some(rec) = self.alerts.get_mut(fp) {
+                rec.suppressed = true;
+                rec.suppressed_by = Some(change);
+                self.changes_out_alert(fp);
+            }
+            self.held.insert((until, fp.clone()));
+            return;
+        }
+        self.place(topo, node, fp, at);
+    }
+
+    /// Puts a firing alert into an incident as the grouping policy decides.
+    fn place(&mut self, topo: &Topology, node: Option<Node>, fp: &Fingerprint, at: DateTime<Utc>) {
+        let Some(rec) = self.alerts.get(fp).cloned() else {
+            return;
+        };
+        let ci = rec.ci_id.clone();
+        match policy::place(self, topo, node, &rec, at) {
+            Placement::Open { key } => {
+                let id = self.open_incident(topo, node, key, &rec, at);
+                self.set_incident(fp, &id);
+                self.join(topo, &id, fp, at);
+            }
+            Placement::Join {
+                id,
+                path,
+                reroot,
+                merge,
+            } => {
+                self.set_incident(fp, &id);
+                self.join(topo, &id, fp, at);
+                if let (Some(ci), false) = (ci.as_deref(), path.is_empty()) {
+                    self.record_path(&id, ci, path);
+                }
+                if reroot && let Some(n) = node {
+                    self.reroot(topo, &id, n, fp, at);
+                }
+                for m in merge {
+                    if let Some(n) = node {
+                        self.merge(topo, &m, &id, n, at);
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_incident(&mut self, fp: &Fingerprint, id: &str) {
+        if let Some(r) = self.alerts.get_mut(fp) {
+            r.incident_id = Some(id.to_string());
+        }
+    }
+
+    fn changes_out_alert(&mut self, fp: &Fingerprint) {
+        self.changes.alerts.insert(fp.clone());
     }
 
     fn open_incident(
@@ -987,6 +1113,11 @@ impl Engine {
                     .as_ref()
                     .and_then(|i| incidents.get(i))
                     .is_some_and(|i| i.status.is_active())
+        });
+        let keep_changes = now - Duration::days(7);
+        self.change_records.retain(|_, v| {
+            v.retain(|c| c.end > keep_changes);
+            !v.is_empty()
         });
         let alerts = &self.alerts;
         let incidents_now = &self.incidents;

@@ -3,7 +3,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;
-use crate::cmdb::{Ci, CmdbFile, Relation};
+use crate::cmdb::{Change, Ci, CmdbFile, Relation};
 
 fn t(min: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap() + Duration::minutes(min)
@@ -143,9 +143,9 @@ fn expiry_by_ends_at_resolves_on_tick() {
     });
     let a = alert("PostgresDown", "db-01", AlertStatus::Firing, 0, Some(4));
     e.ingest(&topo, &m, a.clone());
-    e.tick(t(3));
+    e.tick(&topo, t(3));
     assert_eq!(e.alert(&a.fingerprint).unwrap().status, AlertStatus::Firing);
-    e.tick(t(4));
+    e.tick(&topo, t(4));
     assert_eq!(
         e.alert(&a.fingerprint).unwrap().status,
         AlertStatus::Resolved
@@ -161,7 +161,7 @@ fn expiry_by_ends_at_resolves_on_tick() {
         IncidentStatus::Open,
         "hold-off not over"
     );
-    e.tick(t(9));
+    e.tick(&topo, t(9));
     assert_eq!(e.incident(&id).unwrap().status, IncidentStatus::Resolved);
     assert_eq!(e.incident(&id).unwrap().resolved_at, Some(t(9)));
 }
@@ -418,4 +418,46 @@ fn unknown_cis_fall_back_and_cycles_do_not_hang() {
     let inc = incident_of(&e, &x);
     assert_eq!(inc.root_cause_ci, None);
     assert!(inc.correlation_key.starts_with("group:"));
+}
+
+#[test]
+fn maintenance_suppresses_and_what_still_fires_after_it_opens() {
+    let topo = wide_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    e.upsert_change(Change {
+        id: "CHG1".into(),
+        ci_id: "db-01".into(),
+        summary: "minor version upgrade".into(),
+        start: t(0),
+        end: t(30),
+        maintenance: true,
+    });
+    let db = on("db-01", "PostgresDown", 60);
+    let app = on("orders-api", "HighErrorRate", 120);
+    let cache = on("cache-01", "RedisDown", 130);
+    e.ingest(&topo, &m, db.clone());
+    e.ingest(&topo, &m, app.clone());
+    e.ingest(&topo, &m, cache.clone());
+    for a in [&db, &app] {
+        let r = e.alert(&a.fingerprint).unwrap();
+        assert!(r.suppressed && r.incident_id.is_none(), "{r:?}");
+        assert_eq!(r.suppressed_by.as_deref(), Some("CHG1"));
+    }
+    assert!(
+        e.alert(&cache.fingerprint).unwrap().incident_id.is_some(),
+        "not under maintenance"
+    );
+    // the app alert clears during the window; the database is still down after it
+    let mut app_ok = app.clone();
+    app_ok.status = AlertStatus::Resolved;
+    app_ok.ends_at = Some(t(20));
+    e.ingest(&topo, &m, app_ok);
+    e.tick(&topo, t(31));
+    let r = e.alert(&db.fingerprint).unwrap();
+    assert!(!r.suppressed);
+    let inc = incident_of(&e, &db);
+    assert_eq!(inc.opened_at, t(30));
+    assert_eq!(inc.alert_count, 1);
+    assert!(e.alert(&app.fingerprint).unwrap().incident_id.is_none());
 }

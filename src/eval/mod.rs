@@ -198,7 +198,7 @@ pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
     {
         cfg.late_root_window = chrono::Duration::seconds(s);
     }
-    let out = crate::replay::run(&topo, &mapper, cfg, alerts);
+    let out = crate::replay::run(&topo, &mapper, cfg, Vec::new(), alerts);
     let incidents: Vec<Vec<Fingerprint>> = out
         .incidents
         .iter()

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 
 use crate::alert::Fingerprint;
-use crate::cmdb::{Ci, CmdbFile, Relation};
+use crate::cmdb::{Change, Ci, CmdbFile, Relation};
 use crate::correlate::AlertRecord;
 use crate::incident::{Incident, IncidentStatus, TimelineEntry};
 
@@ -59,6 +59,14 @@ pub struct AlertQuery {
     pub limit: u32,
 }
 
+#[derive(Debug, Clone, Default)]
+pub struct ChangeQuery {
+    pub ci: Option<String>,
+    /// Only changes whose window contains this instant.
+    pub active_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub limit: u32,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     fn backend(&self) -> &'static str;
@@ -75,6 +83,7 @@ pub trait Store: Send + Sync {
     async fn get_incident(&self, id: &str) -> Result<Option<Incident>, StoreError>;
     async fn timeline(&self, id: &str) -> Result<Vec<TimelineEntry>, StoreError>;
     async fn list_alerts(&self, q: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError>;
+    async fn list_changes(&self, q: &ChangeQuery) -> Result<Vec<Change>, StoreError>;
 }
 
 #[async_trait]
@@ -83,6 +92,13 @@ pub trait WriteTx: Send {
     /// What the core needs at start: firing alerts, alerts of active incidents, and
     /// active incidents.
     async fn load_active(&mut self) -> Result<(Vec<AlertRecord>, Vec<Incident>), StoreError>;
+    /// Changes written after `seq` (all of them when `seq` < 0) that end after `ending_after`.
+    async fn changes_since(
+        &mut self,
+        seq: i64,
+        ending_after: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Change>, StoreError>;
+    async fn upsert_changes(&mut self, changes: &[Change]) -> Result<(), StoreError>;
     async fn alerts_since(&mut self, seq: i64) -> Result<Vec<AlertRecord>, StoreError>;
     async fn incidents_since(&mut self, seq: i64) -> Result<Vec<Incident>, StoreError>;
     async fn load_alerts(&mut self, fps: &[Fingerprint]) -> Result<Vec<AlertRecord>, StoreError>;

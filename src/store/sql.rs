@@ -13,20 +13,28 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Pool, Postgres, QueryBuilder, Row, Sqlite, Transaction};
 
-use super::{AlertQuery, IncidentQuery, StateRow, Store, StoreError, WriteTx};
+use super::{AlertQuery, ChangeQuery, IncidentQuery, StateRow, Store, StoreError, WriteTx};
 use crate::alert::Fingerprint;
-use crate::cmdb::{Ci, CmdbFile, Relation};
+use crate::cmdb::{Change, Ci, CmdbFile, Relation};
 use crate::config::StoreConfig;
 use crate::correlate::AlertRecord;
 use crate::incident::{Incident, TimelineEntry};
 
 /// Embedded migrations: (version, name, SQLite text, PostgreSQL text).
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "changes",
+        include_str!("../../migrations/sqlite/0002_changes.sql"),
+        include_str!("../../migrations/postgres/0002_changes.sql"),
+    ),
+];
 
 /// Rows per multi-row INSERT (well under both databases' bind-parameter limits).
 const CHUNK: usize = 500;
@@ -233,6 +241,20 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            async fn list_changes(&self, q: &ChangeQuery) -> Result<Vec<Change>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT doc FROM changes WHERE ($1 IS NULL OR ci_id = $1) \
+                     AND ($2 IS NULL OR (start_at <= $2 AND end_at >= $2)) \
+                     ORDER BY start_at DESC, id LIMIT $3",
+                )
+                .bind(q.ci.as_deref())
+                .bind(q.active_at.map(ms))
+                .bind(i64::from(q.limit))
+                .fetch_all(&self.pool)
+                .await?;
+                decode_docs("change", rows)
+            }
+
             async fn list_alerts(&self, q: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
                 let (before_t, before_fp) = match &q.before {
                     Some((t, f)) => (Some(*t), Some(f.as_str())),
@@ -279,6 +301,39 @@ macro_rules! sql_store {
                     .await?,
                 )?;
                 Ok((alerts, incidents))
+            }
+
+            async fn changes_since(&mut self, seq: i64, ending_after: DateTime<Utc>) -> Result<Vec<Change>, StoreError> {
+                let rows = sqlx::query("SELECT doc FROM changes WHERE seq > $1 AND end_at > $2")
+                    .bind(seq)
+                    .bind(ms(ending_after))
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                decode_docs("change", rows)
+            }
+
+            async fn upsert_changes(&mut self, changes: &[Change]) -> Result<(), StoreError> {
+                let seq = self.state.seq + 1;
+                for chunk in changes.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO changes (id, ci_id, start_at, end_at, maintenance, seq, doc) ",
+                    );
+                    qb.push_values(chunk, |mut b, c| {
+                        b.push_bind(c.id.clone())
+                            .push_bind(c.ci_id.clone())
+                            .push_bind(ms(c.start))
+                            .push_bind(ms(c.end))
+                            .push_bind(i64::from(c.maintenance))
+                            .push_bind(seq)
+                            .push_bind(encode(c));
+                    });
+                    qb.push(
+                        " ON CONFLICT (id) DO UPDATE SET ci_id = excluded.ci_id, start_at = excluded.start_at, \
+                         end_at = excluded.end_at, maintenance = excluded.maintenance, seq = excluded.seq, doc = excluded.doc",
+                    );
+                    qb.build().execute(&mut *self.tx).await?;
+                }
+                Ok(())
             }
 
             async fn alerts_since(&mut self, seq: i64) -> Result<Vec<AlertRecord>, StoreError> {
