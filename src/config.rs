@@ -39,6 +39,10 @@ pub struct CorrelateSection {
     pub late_root_window: Dur,
     /// Most dependency hops between two alerting CIs that are correlated.
     pub max_hops: u32,
+    /// An alert changing state more than `flap_threshold` times within `flap_window` is
+    /// flapping: its incident stays open until it has been steady for `flap_window`.
+    pub flap_threshold: usize,
+    pub flap_window: Dur,
 }
 
 impl Default for CorrelateSection {
@@ -48,6 +52,8 @@ impl Default for CorrelateSection {
             window: Dur(c.window),
             late_root_window: Dur(c.late_root_window),
             max_hops: c.max_hops,
+            flap_threshold: c.flap_threshold,
+            flap_window: Dur(c.flap_window),
         }
     }
 }
@@ -209,6 +215,9 @@ impl Default for MappingConfig {
 pub struct IncidentConfig {
     /// Wait between the last alert resolving and the incident resolving.
     pub resolve_hold_off: Dur,
+    /// An alert firing again within this long of its incident resolving reopens it;
+    /// later, it opens a new incident.
+    pub reopen_window: Dur,
     /// How long resolved alerts and incidents stay in memory for dedup of late re-sends.
     pub memory_retention: Dur,
     /// Labels left out of the fallback group key of alerts that map to no CI.
@@ -223,6 +232,7 @@ impl Default for IncidentConfig {
         let c = CorrelateConfig::default();
         Self {
             resolve_hold_off: Dur(c.resolve_hold_off),
+            reopen_window: Dur(c.reopen_window),
             memory_retention: Dur(c.alert_retention),
             fallback_ignore_labels: c.fallback_ignore_labels,
             priority_matrix: None,
@@ -355,6 +365,9 @@ impl Config {
             max_hops: self.correlate.max_hops,
             window: self.correlate.window.0,
             late_root_window: self.correlate.late_root_window.0,
+            reopen_window: self.incident.reopen_window.0,
+            flap_threshold: self.correlate.flap_threshold,
+            flap_window: self.correlate.flap_window.0,
         }
     }
 

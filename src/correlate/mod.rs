@@ -43,6 +43,11 @@ pub struct CorrelateConfig {
     /// A CI that an incident's root depends on and that alerts within this long of the
     /// incident opening becomes its new root.
     pub late_root_window: Duration,
+    /// An alert that fires again within this long of its incident resolving reopens it.
+    pub reopen_window: Duration,
+    /// An alert changing state more than this many times within `flap_window` is flapping.
+    pub flap_threshold: usize,
+    pub flap_window: Duration,
 }
 
 impl Default for CorrelateConfig {
@@ -68,6 +73,9 @@ impl Default for CorrelateConfig {
             max_hops: 8,
             window: Duration::minutes(5),
             late_root_window: Duration::minutes(10),
+            reopen_window: Duration::minutes(30),
+            flap_threshold: 4,
+            flap_window: Duration::minutes(30),
         }
     }
 }
@@ -92,6 +100,9 @@ pub struct AlertRecord {
     /// The maintenance change that suppresses this alert, while it does.
     #[serde(default)]
     pub suppressed_by: Option<String>,
+    /// When it last changed state (firing ↔ resolved), within the flap window.
+    #[serde(default)]
+    pub flips: Vec<DateTime<Utc>>,
     /// Event time of the last change to this alert.
     pub last_event_at: DateTime<Utc>,
 }
@@ -113,6 +124,7 @@ impl AlertRecord {
             flapping: false,
             suppressed: false,
             suppressed_by: None,
+            flips: Vec::new(),
             last_event_at: at,
         }
     }
@@ -214,6 +226,8 @@ pub struct Engine {
     change_records: HashMap<String, Vec<Change>>,
     /// Firing alerts held back by maintenance, and until when.
     held: BTreeSet<(DateTime<Utc>, Fingerprint)>,
+    /// Alerts flapping now.
+    flapping: BTreeSet<Fingerprint>,
 }
 
 impl Engine {
@@ -235,6 +249,7 @@ impl Engine {
             refire_of: None,
             change_records: HashMap::new(),
             held: BTreeSet::new(),
+            flapping: BTreeSet::new(),
         }
     }
 
@@ -326,6 +341,11 @@ impl Engine {
         }
         if rec.status == AlertStatus::Firing {
             self.count_firing(rec.ci_id.as_deref(), 1);
+        }
+        if rec.flapping {
+            self.flapping.insert(rec.fingerprint.clone());
+        } else {
+            self.flapping.remove(&rec.fingerprint);
         }
         if rec.status == AlertStatus::Firing
             && let Some(end) = rec.ends_at
@@ -429,6 +449,9 @@ impl Engine {
             self.pending_resolve.remove(&id);
             self.auto_resolve(&id, since + self.cfg.resolve_hold_off);
         }
+        if !self.flapping.is_empty() {
+            self.settle_flapping(t);
+        }
         // Maintenance over and the alert still fires: now it is a real problem.
         while let Some((until, fp)) = self.held.first().cloned() {
             if until >= t {
@@ -511,13 +534,17 @@ impl Engine {
                 if alert.starts_at < ended {
                     return Outcome::Duplicate; // a late re-send of the occurrence that ended
                 }
-                let count = rec.count;
+                let (count, flips, flapping) =
+                    (rec.count, std::mem::take(&mut rec.flips), rec.flapping);
                 self.refire_of = rec.incident_id.clone();
                 let fresh = self.first_sight(topo, mapper, alert, at);
                 self.refire_of = None;
                 if let Some(r) = self.alerts.get_mut(&fp) {
                     r.count = count;
+                    r.flips = flips;
+                    r.flapping = flapping;
                 }
+                self.note_flip(&fp, at);
                 fresh
             }
         }
@@ -595,6 +622,11 @@ impl Engine {
                 self.set_incident(fp, &id);
                 self.join(topo, &id, fp, at);
             }
+            Placement::Reopen { id } => {
+                self.reopen(&id, at);
+                self.set_incident(fp, &id);
+                self.join(topo, &id, fp, at);
+            }
             Placement::Join {
                 id,
                 path,
@@ -616,6 +648,29 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// An alert of a recently resolved incident fires again: the incident reopens.
+    fn reopen(&mut self, id: &str, at: DateTime<Utc>) {
+        let Some(inc) = self.incidents.get_mut(id) else {
+            return;
+        };
+        let was = inc.resolved_at;
+        inc.status = IncidentStatus::Open;
+        inc.resolved_at = None;
+        inc.updated_at = inc.updated_at.max(at);
+        let key = inc.correlation_key.clone();
+        self.open_by_key
+            .entry(key)
+            .or_insert_with(|| id.to_string());
+        self.changes.incidents.insert(id.to_string());
+        self.timeline(
+            id,
+            at,
+            "sift",
+            "reopened",
+            serde_json::json!({"resolved_at": was}),
+        );
     }
 
     fn set_incident(&mut self, fp: &Fingerprint, id: &str) {
@@ -966,16 +1021,94 @@ impl Engine {
         if !inc.status.is_active() {
             return;
         }
+        self.note_flip(fp, end);
+        self.maybe_resolve(&id, end);
+    }
+
+    /// Resolves (or schedules the resolution of) an incident whose alerts have all
+    /// resolved and none of which is flapping.
+    fn maybe_resolve(&mut self, id: &str, at: DateTime<Utc>) {
+        let Some(inc) = self.incidents.get(id) else {
+            return;
+        };
+        if !inc.status.is_active() {
+            return;
+        }
         let all_resolved = inc.alert_fingerprints.iter().all(|m| {
             self.alerts
                 .get(m)
-                .is_none_or(|r| r.status == AlertStatus::Resolved)
+                .is_none_or(|r| r.status == AlertStatus::Resolved && !r.flapping)
         });
         if all_resolved {
             if self.cfg.resolve_hold_off <= Duration::zero() {
-                self.auto_resolve(&id, end);
+                self.auto_resolve(id, at);
             } else {
-                self.pending_resolve.insert(id, end);
+                self.pending_resolve.insert(id.to_string(), at);
+            }
+        }
+    }
+
+    /// Records a state change of an alert; past the threshold it is flapping, and its
+    /// incident is held open until it has been steady for the flap window.
+    fn note_flip(&mut self, fp: &Fingerprint, at: DateTime<Utc>) {
+        let (window, threshold) = (self.cfg.flap_window, self.cfg.flap_threshold);
+        let Some(rec) = self.alerts.get_mut(fp) else {
+            return;
+        };
+        rec.flips.retain(|t| *t > at - window);
+        rec.flips.push(at);
+        rec.flips.sort();
+        if rec.flips.len() > threshold + 1 {
+            rec.flips.remove(0);
+        }
+        if rec.flapping || rec.flips.len() <= threshold {
+            return;
+        }
+        rec.flapping = true;
+        let incident = rec.incident_id.clone();
+        self.flapping.insert(fp.clone());
+        self.changes.alerts.insert(fp.clone());
+        if let Some(id) = incident {
+            self.pending_resolve.remove(&id);
+            let detail = serde_json::json!({"fingerprint": fp.0, "changes": threshold + 1});
+            self.timeline(&id, at, "sift", "flapping_started", detail);
+        }
+    }
+
+    /// Alerts steady for the flap window stop flapping; their incident may resolve now.
+    fn settle_flapping(&mut self, t: DateTime<Utc>) {
+        let window = self.cfg.flap_window;
+        let settled: Vec<Fingerprint> = self
+            .flapping
+            .iter()
+            .filter(|fp| {
+                self.alerts
+                    .get(*fp)
+                    .is_none_or(|r| r.flips.last().is_none_or(|last| *last + window <= t))
+            })
+            .cloned()
+            .collect();
+        for fp in settled {
+            self.flapping.remove(&fp);
+            let Some(rec) = self.alerts.get_mut(&fp) else {
+                continue;
+            };
+            rec.flapping = false;
+            let since = rec.flips.last().map(|l| *l + window).unwrap_or(t);
+            let (incident, resolved) =
+                (rec.incident_id.clone(), rec.status == AlertStatus::Resolved);
+            self.changes.alerts.insert(fp.clone());
+            if let Some(id) = incident {
+                self.timeline(
+                    &id,
+                    since,
+                    "sift",
+                    "flapping_stopped",
+                    serde_json::json!({"fingerprint": fp.0}),
+                );
+                if resolved {
+                    self.maybe_resolve(&id, since);
+                }
             }
         }
     }

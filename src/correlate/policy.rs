@@ -5,7 +5,8 @@
 //! - **Cause precedes effect**: an alert on CI `c` joins the active incident holding the
 //!   nearest *firing* CI that `c` depends on (transitively, within `max_hops`), when `c`'s
 //!   alert starts within `window` of that CI's first alert there. Its root stays.
-//! - A re-fired alert (flapping) returns to its incident while that is active.
+//! - A re-fired alert returns to its incident while that is active, and reopens it when it
+//!   resolved less than `reopen_window` ago; later, it is placed like a new alert.
 //! - **Late root**: when `c` is something an active incident's root depends on, and `c`
 //!   alerts within `late_root_window` of that incident opening, `c` becomes its new root;
 //!   if `c` explains several such incidents they merge into the oldest.
@@ -42,6 +43,10 @@ pub enum Placement {
     },
     Open {
         key: String,
+    },
+    /// Reopen incident `id` (resolved within the reopen window) and join it.
+    Reopen {
+        id: String,
     },
 }
 
@@ -96,6 +101,21 @@ pub(super) fn place(
     rec: &AlertRecord,
     at: DateTime<Utc>,
 ) -> Placement {
+    // A re-fired alert goes back to its incident while that is active, and reopens it
+    // when it resolved within the reopen window.
+    if let Some(prev) = engine.refire_of.clone()
+        && let Some(inc) = engine.incidents.get(&prev)
+    {
+        if inc.status.is_active() {
+            return join(prev, Vec::new());
+        }
+        let recent = inc
+            .resolved_at
+            .is_some_and(|r| at <= r + engine.cfg.reopen_window);
+        if inc.status == crate::incident::IncidentStatus::Resolved && recent {
+            return Placement::Reopen { id: prev };
+        }
+    }
     let Some(c) = node else {
         let ignore = &engine.cfg.fallback_ignore_labels;
         let fp = Fingerprint::of_selected(&rec.labels, |k| !ignore.iter().any(|i| i == k));
@@ -105,15 +125,6 @@ pub(super) fn place(
             None => Placement::Open { key },
         };
     };
-    // A re-fired alert (flapping) goes back to its incident while that is active.
-    if let Some(prev) = engine.refire_of.clone()
-        && engine
-            .incidents
-            .get(&prev)
-            .is_some_and(|i| i.status.is_active())
-    {
-        return join(prev, Vec::new());
-    }
     let cid = topo.ci(c).id.clone();
     let window = engine.cfg.window;
     // Effects follow their cause within a propagation window, measured from when the

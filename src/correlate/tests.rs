@@ -167,7 +167,7 @@ fn expiry_by_ends_at_resolves_on_tick() {
 }
 
 #[test]
-fn stale_events_change_nothing_and_refire_opens_new_incident() {
+fn stale_events_change_nothing_and_refire_reopens_within_the_window() {
     let topo = estate();
     let m = CiMapper::default();
     let mut e = Engine::new(CorrelateConfig::default());
@@ -184,11 +184,23 @@ fn stale_events_change_nothing_and_refire_opens_new_incident() {
         AlertStatus::Resolved
     );
     let first = e.alert(&a.fingerprint).unwrap().incident_id.clone();
+    // within the reopen window (30m): the same incident reopens
     let again = alert("PostgresDown", "db-01", AlertStatus::Firing, 10, None);
-    assert_eq!(e.ingest(&topo, &m, again), Outcome::New);
+    assert_eq!(e.ingest(&topo, &m, again.clone()), Outcome::New);
     let second = e.alert(&a.fingerprint).unwrap().incident_id.clone();
-    assert_ne!(first, second);
-    assert_eq!(e.alert(&a.fingerprint).unwrap().count, 4);
+    assert_eq!(first, second);
+    let inc = e.incident(first.as_deref().unwrap()).unwrap();
+    assert_eq!((inc.status, inc.resolved_at), (IncidentStatus::Open, None));
+    // resolved again, and firing long after: a new incident
+    let mut r2 = again.clone();
+    r2.status = AlertStatus::Resolved;
+    r2.ends_at = Some(t(12));
+    e.ingest(&topo, &m, r2);
+    let late = alert("PostgresDown", "db-01", AlertStatus::Firing, 120, None);
+    assert_eq!(e.ingest(&topo, &m, late), Outcome::New);
+    let third = e.alert(&a.fingerprint).unwrap().incident_id.clone();
+    assert_ne!(first, third);
+    assert_eq!(e.alert(&a.fingerprint).unwrap().count, 6);
 }
 
 #[test]
@@ -460,4 +472,69 @@ fn maintenance_suppresses_and_what_still_fires_after_it_opens() {
     assert_eq!(inc.opened_at, t(30));
     assert_eq!(inc.alert_count, 1);
     assert!(e.alert(&app.fingerprint).unwrap().incident_id.is_none());
+}
+
+#[test]
+fn a_flapping_alert_holds_its_incident_open_until_steady() {
+    let topo = estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let a = alert("PostgresDown", "db-01", AlertStatus::Firing, 0, None);
+    e.ingest(&topo, &m, a.clone());
+    let id = e
+        .alert(&a.fingerprint)
+        .unwrap()
+        .incident_id
+        .clone()
+        .unwrap();
+    // firing/resolved every two minutes: 5 state changes in 10 minutes
+    for k in 0..3 {
+        let mut r = a.clone();
+        r.status = AlertStatus::Resolved;
+        r.ends_at = Some(t(2 + 4 * k));
+        e.ingest(&topo, &m, r);
+        let f = alert(
+            "PostgresDown",
+            "db-01",
+            AlertStatus::Firing,
+            4 + 4 * k,
+            None,
+        );
+        e.ingest(&topo, &m, f);
+    }
+    let rec = e.alert(&a.fingerprint).unwrap();
+    assert!(rec.flapping, "{rec:?}");
+    assert_eq!(
+        rec.incident_id.as_deref(),
+        Some(id.as_str()),
+        "flips stay in one incident"
+    );
+    assert_eq!(e.incidents().count(), 1);
+    let mut r = a.clone();
+    r.status = AlertStatus::Resolved;
+    r.ends_at = Some(t(14));
+    e.ingest(&topo, &m, r);
+    assert!(
+        e.incident(&id).unwrap().status.is_active(),
+        "held open while flapping"
+    );
+    e.tick(&topo, t(30));
+    assert!(
+        e.incident(&id).unwrap().status.is_active(),
+        "not steady for 30m yet"
+    );
+    e.tick(&topo, t(45));
+    let inc = e.incident(&id).unwrap();
+    assert_eq!(inc.status, IncidentStatus::Resolved);
+    assert_eq!(inc.resolved_at, Some(t(44)));
+    assert!(!e.alert(&a.fingerprint).unwrap().flapping);
+    let kinds: Vec<String> = e
+        .take_changes()
+        .timeline
+        .into_iter()
+        .map(|t| t.kind)
+        .collect();
+    assert!(
+        kinds.contains(&"flapping_started".into()) && kinds.contains(&"flapping_stopped".into())
+    );
 }
