@@ -39,6 +39,8 @@ pub struct CorrelateSection {
     pub late_root_window: Dur,
     /// Most dependency hops between two alerting CIs that are correlated.
     pub max_hops: u32,
+    /// Most CIs on that path that are not alerting themselves.
+    pub max_silent_hops: u32,
     /// An alert changing state more than `flap_threshold` times within `flap_window` is
     /// flapping: its incident stays open until it has been steady for `flap_window`.
     pub flap_threshold: usize,
@@ -52,6 +54,7 @@ impl Default for CorrelateSection {
             window: Dur(c.window),
             late_root_window: Dur(c.late_root_window),
             max_hops: c.max_hops,
+            max_silent_hops: c.max_silent_hops,
             flap_threshold: c.flap_threshold,
             flap_window: Dur(c.flap_window),
         }
@@ -365,6 +368,7 @@ impl Config {
             max_hops: self.correlate.max_hops,
             window: self.correlate.window.0,
             late_root_window: self.correlate.late_root_window.0,
+            max_silent_hops: self.correlate.max_silent_hops,
             reopen_window: self.incident.reopen_window.0,
             flap_threshold: self.correlate.flap_threshold,
             flap_window: self.correlate.flap_window.0,

@@ -267,6 +267,17 @@ impl CiMapper {
     }
 }
 
+/// The host an alert names (`instance` without its port, else `host`, `hostname` or
+/// `node`): what ties together alerts on a machine the CMDB does not know.
+pub fn host_of(labels: &Labels) -> Option<&str> {
+    if let Some(i) = labels.get("instance") {
+        return Some(strip_port(i).unwrap_or(i));
+    }
+    ["host", "hostname", "node"]
+        .iter()
+        .find_map(|k| labels.get(*k).map(String::as_str))
+}
+
 /// `host:9100` → `host`, `[::1]:9100` → `::1`; `None` when there is no port to strip.
 fn strip_port(v: &str) -> Option<&str> {
     if let Some(rest) = v.strip_prefix('[') {

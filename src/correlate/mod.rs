@@ -43,6 +43,9 @@ pub struct CorrelateConfig {
     /// A CI that an incident's root depends on and that alerts within this long of the
     /// incident opening becomes its new root.
     pub late_root_window: Duration,
+    /// Most CIs that are not alerting on a dependency path between two correlated
+    /// alerting CIs.
+    pub max_silent_hops: u32,
     /// An alert that fires again within this long of its incident resolving reopens it.
     pub reopen_window: Duration,
     /// An alert changing state more than this many times within `flap_window` is flapping.
@@ -73,6 +76,7 @@ impl Default for CorrelateConfig {
             max_hops: 8,
             window: Duration::minutes(5),
             late_root_window: Duration::minutes(10),
+            max_silent_hops: 1,
             reopen_window: Duration::minutes(30),
             flap_threshold: 4,
             flap_window: Duration::minutes(30),
@@ -932,6 +936,10 @@ impl Engine {
             rec.severity(),
             rec.alertname().to_string(),
         );
+        let host = match &ci {
+            None => crate::cmdb::topology::host_of(&rec.labels).map(|h| format!("host:{h}")),
+            Some(_) => None,
+        };
         let Some(inc) = self.incidents.get_mut(id) else {
             return;
         };
@@ -968,8 +976,8 @@ impl Engine {
             n => format!("{base} (+{} related alerts)", n - 1),
         };
         self.changes.incidents.insert(id.to_string());
-        if let Some(ci) = &ci {
-            self.index_ci(ci, id, at);
+        if let Some(key) = ci.as_ref().or(host.as_ref()) {
+            self.index_ci(key, id, at);
         }
         let fp_s = fp.0.clone();
         self.timeline(

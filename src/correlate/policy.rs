@@ -12,8 +12,9 @@
 //!   if `c` explains several such incidents they merge into the oldest.
 //! - Two incidents never merge only because they share a dependency that is itself
 //!   silent: linking needs a dependency path between *alerting* CIs.
-//! - Alerts without a CI group by their label set minus instance-like labels while that
-//!   group's incident is active.
+//! - Alerts without a CI join the incident of other alerts on the same unknown host
+//!   (`instance` without port, `host`, `hostname`, `node`) within `window`; else they group
+//!   by their label set minus instance-like labels while that group's incident is active.
 //!
 //! Walks are breadth first with a hop limit and a node budget, and cached per topology
 //! version: cycles and huge fan-ins cannot hang the core.
@@ -70,6 +71,43 @@ pub(super) fn ancestors(engine: &mut Engine, topo: &Topology, node: Node) -> Arc
         .clone()
 }
 
+/// What `node` depends on, nearest first, along dependency paths on which at most
+/// `max_silent_hops` CIs between two alerting CIs are not alerting themselves: a fault
+/// spreads through the CIs in between, so a long silent stretch means no link.
+pub(super) fn alerting_walk(engine: &Engine, topo: &Topology, node: Node) -> Vec<Reached> {
+    let max_silent = engine.cfg.max_silent_hops;
+    let firing = |n: Node| engine.firing_ci.get(&topo.ci(n).id).copied().unwrap_or(0) > 0;
+    let mut best: HashMap<Node, u32> = HashMap::from([(node, 0)]);
+    let mut out = Vec::new();
+    let mut frontier = vec![(node, 0u32)];
+    let mut hops = 0;
+    while !frontier.is_empty() && hops < engine.cfg.max_hops && out.len() < WALK_BUDGET {
+        hops += 1;
+        let mut next = Vec::new();
+        for (n, silent) in frontier {
+            for &p in topo.depends_on(n) {
+                let s = if firing(p) { silent } else { silent + 1 };
+                if best.get(&p).is_some_and(|b| *b <= s.min(max_silent + 1)) {
+                    continue;
+                }
+                if !best.contains_key(&p) {
+                    out.push(Reached {
+                        node: p,
+                        hops,
+                        via: n,
+                    });
+                }
+                best.insert(p, s.min(max_silent + 1));
+                if s <= max_silent {
+                    next.push((p, s));
+                }
+            }
+        }
+        frontier = next;
+    }
+    out
+}
+
 /// The path `from` → … → `to` along a walk from `from` (ids), when `to` was reached.
 pub(super) fn path_in(
     topo: &Topology,
@@ -116,7 +154,21 @@ pub(super) fn place(
             return Placement::Reopen { id: prev };
         }
     }
+    let window = engine.cfg.window;
+    // Effects follow their cause within a propagation window, measured from when the
+    // explaining CI first alerted in that incident.
+    let in_window = |first: DateTime<Utc>| at <= first + window && first <= at + window;
     let Some(c) = node else {
+        // No CI: alerts on the same unknown host belong together (the host stands in for
+        // the CI it would be); else the same alert on many instances is one incident.
+        if let Some(h) = crate::cmdb::topology::host_of(&rec.labels)
+            && let Some((id, _)) = engine
+                .active_on_ci(&format!("host:{h}"))
+                .into_iter()
+                .find(|(_, f)| in_window(*f))
+        {
+            return join(id, Vec::new());
+        }
         let ignore = &engine.cfg.fallback_ignore_labels;
         let fp = Fingerprint::of_selected(&rec.labels, |k| !ignore.iter().any(|i| i == k));
         let key = format!("group:{fp}");
@@ -126,10 +178,6 @@ pub(super) fn place(
         };
     };
     let cid = topo.ci(c).id.clone();
-    let window = engine.cfg.window;
-    // Effects follow their cause within a propagation window, measured from when the
-    // explaining CI first alerted in that incident.
-    let in_window = |first: DateTime<Utc>| at <= first + window && first <= at + window;
 
     // Cause precedes effect: the nearest alerting CI that `c` depends on (hop 0: itself).
     let mut up: Option<(u32, DateTime<Utc>, String, Node)> = None;
@@ -140,8 +188,8 @@ pub(super) fn place(
     {
         up = Some((0, first, id, c));
     }
+    let walk = alerting_walk(engine, topo, c);
     if up.is_none() {
-        let walk = ancestors(engine, topo, c);
         for r in walk.iter() {
             if up.as_ref().is_some_and(|(h, ..)| *h < r.hops) {
                 break;
@@ -187,8 +235,8 @@ pub(super) fn place(
             if up.as_ref().is_some_and(|(_, _, uid, _)| *uid == id) {
                 continue;
             }
-            let walk = ancestors(engine, topo, root);
-            if walk.iter().any(|r| r.node == c) {
+            let from_root = alerting_walk(engine, topo, root);
+            if from_root.iter().any(|r| r.node == c) {
                 down.push((opened, id));
             }
         }
@@ -200,7 +248,6 @@ pub(super) fn place(
             let path = if via == c {
                 Vec::new()
             } else {
-                let walk = ancestors(engine, topo, c);
                 path_in(topo, &walk, c, via).unwrap_or_default()
             };
             Placement::Join {
