@@ -24,13 +24,11 @@ pub fn run(
     changes: impl IntoIterator<Item = Change>,
     alerts: impl IntoIterator<Item = Alert>,
 ) -> ReplayOutput {
-    let mut engine = Engine::new(cfg);
+    let mut engine = Engine::new(cfg).without_change_log();
     for c in changes {
         engine.upsert_change(c);
     }
-    let mut fps = Vec::new();
     for a in alerts {
-        fps.push(a.fingerprint.clone());
         engine.ingest(topo, mapper, a);
     }
     // Incidents folded into another (merged) hold no alerts of their own any more.
@@ -40,11 +38,7 @@ pub fn run(
         .cloned()
         .collect();
     incidents.sort_by_key(Incident::number);
-    fps.sort();
-    fps.dedup();
-    let alerts = fps
-        .iter()
-        .filter_map(|f| engine.alert(f).cloned())
-        .collect();
+    let mut alerts: Vec<AlertRecord> = engine.alerts().cloned().collect();
+    alerts.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
     ReplayOutput { incidents, alerts }
 }

@@ -232,6 +232,9 @@ pub struct Engine {
     held: BTreeSet<(DateTime<Utc>, Fingerprint)>,
     /// Alerts flapping now.
     flapping: BTreeSet<Fingerprint>,
+    /// Whether to keep the change log (`take_changes`); replay, which persists nothing,
+    /// turns it off.
+    record: bool,
 }
 
 impl Engine {
@@ -254,7 +257,19 @@ impl Engine {
             change_records: HashMap::new(),
             held: BTreeSet::new(),
             flapping: BTreeSet::new(),
+            record: true,
         }
+    }
+
+    /// An engine that keeps no change log: for replay, which persists nothing.
+    pub fn without_change_log(mut self) -> Self {
+        self.record = false;
+        self
+    }
+
+    /// Every alert the engine holds in memory.
+    pub fn alerts(&self) -> impl Iterator<Item = &AlertRecord> {
+        self.alerts.values()
     }
 
     /// Active incidents that `ci` alerted in, with when it first alerted there, newest
@@ -273,7 +288,13 @@ impl Engine {
     }
 
     fn index_ci(&mut self, ci: &str, incident: &str, at: DateTime<Utc>) {
+        let incidents = &self.incidents;
         let v = self.ci_incidents.entry(ci.to_string()).or_default();
+        // Only active incidents matter; dropping the rest here keeps the list short even
+        // where nothing prunes (replay).
+        v.retain(|(id, _)| {
+            id == incident || incidents.get(id).is_some_and(|i| i.status.is_active())
+        });
         match v.iter_mut().find(|(i, _)| i == incident) {
             Some((_, t)) => *t = (*t).min(at),
             None => v.push((incident.to_string(), at)),
@@ -320,7 +341,10 @@ impl Engine {
     }
 
     pub fn active_incident_count(&self) -> usize {
-        self.open_by_key.len()
+        self.incidents
+            .values()
+            .filter(|i| i.status.is_active())
+            .count()
     }
 
     pub fn take_changes(&mut self) -> Changes {
@@ -484,7 +508,7 @@ impl Engine {
                 rec.suppressed = false;
                 rec.suppressed_by = None;
             }
-            self.changes.alerts.insert(fp.clone());
+            self.mark_alert(&fp);
             self.place(topo, node, &fp, until);
         }
     }
@@ -495,12 +519,15 @@ impl Engine {
         let at = alert.event_time();
         self.advance(topo, at);
         let fp = alert.fingerprint.clone();
-        let Some(rec) = self.alerts.get_mut(&fp) else {
+        if !self.alerts.contains_key(&fp) {
             return self.first_sight(topo, mapper, alert, at);
+        }
+        self.mark_alert(&fp);
+        let Some(rec) = self.alerts.get_mut(&fp) else {
+            return Outcome::Duplicate;
         };
         rec.count += 1;
         rec.last_event_at = rec.last_event_at.max(at);
-        self.changes.alerts.insert(fp.clone());
         match (rec.status, alert.status) {
             (AlertStatus::Firing, AlertStatus::Firing) => {
                 // A re-send refreshes expiry and annotations; a firing event older than
@@ -565,7 +592,7 @@ impl Engine {
         let node = mapper.map(topo, &alert.labels);
         let mut rec = AlertRecord::new(alert, at);
         rec.ci_id = node.map(|n| topo.ci(n).id.clone());
-        self.changes.alerts.insert(fp.clone());
+        self.mark_alert(&fp);
         if rec.status == AlertStatus::Resolved {
             // Resolved before sift ever saw it firing: recorded, opens nothing.
             self.alerts.insert(fp, rec);
@@ -667,7 +694,7 @@ impl Engine {
         self.open_by_key
             .entry(key)
             .or_insert_with(|| id.to_string());
-        self.changes.incidents.insert(id.to_string());
+        self.mark_incident(id);
         self.timeline(
             id,
             at,
@@ -684,7 +711,7 @@ impl Engine {
     }
 
     fn changes_out_alert(&mut self, fp: &Fingerprint) {
-        self.changes.alerts.insert(fp.clone());
+        self.mark_alert(fp);
     }
 
     fn open_incident(
@@ -766,7 +793,7 @@ impl Engine {
             "root_ci".into(),
             serde_json::to_value(ci).unwrap_or(serde_json::Value::Null),
         );
-        self.changes.incidents.insert(id.to_string());
+        self.mark_incident(id);
     }
 
     /// Records the dependency path from `ci` to the incident's root (evidence): `path`
@@ -865,7 +892,7 @@ impl Engine {
         for fp in &src.alert_fingerprints {
             if let Some(a) = self.alerts.get_mut(fp) {
                 a.incident_id = Some(into.to_string());
-                self.changes.alerts.insert(fp.clone());
+                self.mark_alert(fp);
             }
             self.join(topo, into, fp, at);
         }
@@ -909,7 +936,7 @@ impl Engine {
                 self.open_by_key.remove(&f.correlation_key);
             }
         }
-        self.changes.incidents.insert(from.to_string());
+        self.mark_incident(from);
         self.timeline(
             from,
             at,
@@ -975,7 +1002,7 @@ impl Engine {
             0 | 1 => base,
             n => format!("{base} (+{} related alerts)", n - 1),
         };
-        self.changes.incidents.insert(id.to_string());
+        self.mark_incident(id);
         if let Some(key) = ci.as_ref().or(host.as_ref()) {
             self.index_ci(key, id, at);
         }
@@ -1010,7 +1037,7 @@ impl Engine {
         rec.last_event_at = rec.last_event_at.max(end);
         let ci = rec.ci_id.clone();
         let incident = rec.incident_id.clone();
-        self.changes.alerts.insert(fp.clone());
+        self.mark_alert(fp);
         self.count_firing(ci.as_deref(), -1);
         let Some(id) = incident else {
             return;
@@ -1075,7 +1102,7 @@ impl Engine {
         rec.flapping = true;
         let incident = rec.incident_id.clone();
         self.flapping.insert(fp.clone());
-        self.changes.alerts.insert(fp.clone());
+        self.mark_alert(fp);
         if let Some(id) = incident {
             self.pending_resolve.remove(&id);
             let detail = serde_json::json!({"fingerprint": fp.0, "changes": threshold + 1});
@@ -1105,7 +1132,7 @@ impl Engine {
             let since = rec.flips.last().map(|l| *l + window).unwrap_or(t);
             let (incident, resolved) =
                 (rec.incident_id.clone(), rec.status == AlertStatus::Resolved);
-            self.changes.alerts.insert(fp.clone());
+            self.mark_alert(&fp);
             if let Some(id) = incident {
                 self.timeline(
                     &id,
@@ -1139,7 +1166,7 @@ impl Engine {
         {
             self.open_by_key.remove(&inc.correlation_key);
         }
-        self.changes.incidents.insert(id.to_string());
+        self.mark_incident(id);
         self.changes.resolved += 1;
         self.timeline(
             id,
@@ -1216,11 +1243,23 @@ impl Engine {
                 self.open_by_key.remove(&key);
             }
         }
-        self.changes.incidents.insert(id.to_string());
+        self.mark_incident(id);
         for (kind, detail) in notes {
             self.timeline(id, at, actor, &kind, detail);
         }
         Ok(())
+    }
+
+    fn mark_alert(&mut self, fp: &Fingerprint) {
+        if self.record {
+            self.changes.alerts.insert(fp.clone());
+        }
+    }
+
+    fn mark_incident(&mut self, id: &str) {
+        if self.record {
+            self.changes.incidents.insert(id.to_string());
+        }
     }
 
     fn timeline(
@@ -1231,6 +1270,9 @@ impl Engine {
         kind: &str,
         detail: serde_json::Value,
     ) {
+        if !self.record {
+            return;
+        }
         self.changes.timeline.push(TimelineEntry {
             incident_id: id.to_string(),
             at,

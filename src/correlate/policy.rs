@@ -14,7 +14,8 @@
 //!   silent: linking needs a dependency path between *alerting* CIs.
 //! - Alerts without a CI join the incident of other alerts on the same unknown host
 //!   (`instance` without port, `host`, `hostname`, `node`) within `window`; else they group
-//!   by their label set minus instance-like labels while that group's incident is active.
+//!   by their label set minus instance-like labels while that group's incident is active
+//!   and saw an alert within `window`.
 //!
 //! Walks are breadth first with a hop limit and a node budget, and cached per topology
 //! version: cycles and huge fan-ins cannot hang the core.
@@ -172,7 +173,14 @@ pub(super) fn place(
         let ignore = &engine.cfg.fallback_ignore_labels;
         let fp = Fingerprint::of_selected(&rec.labels, |k| !ignore.iter().any(|i| i == k));
         let key = format!("group:{fp}");
-        return match engine.open_by_key.get(&key) {
+        // The group's incident is joined while it saw an alert within the window.
+        let recent = |id: &String| {
+            engine
+                .incidents
+                .get(id)
+                .is_some_and(|i| at <= i.updated_at + window)
+        };
+        return match engine.open_by_key.get(&key).filter(|id| recent(id)) {
             Some(id) => join(id.clone(), Vec::new()),
             None => Placement::Open { key },
         };
