@@ -240,12 +240,15 @@ async fn import(cfg: &Config, file: &Path) -> anyhow::Result<()> {
     let doc = read_cmdb(file)?;
     let store = open_store(cfg).await?;
     let mut tx = store.begin().await?;
-    let outside: Vec<String> = doc
+    let in_file: std::collections::HashSet<&str> = doc.cis.iter().map(|c| c.id.as_str()).collect();
+    let mut outside: Vec<String> = doc
         .relations
         .iter()
         .flat_map(|r| [r.source.clone(), r.target.clone()])
-        .filter(|id| !doc.cis.iter().any(|c| &c.id == id))
+        .filter(|id| !in_file.contains(id.as_str()))
         .collect();
+    outside.sort();
+    outside.dedup();
     let known = tx.existing_cis(&outside).await?;
     doc.validate(|id| known.contains(id))
         .with_context(|| format!("{} rejected, nothing imported", file.display()))?;

@@ -115,6 +115,20 @@ impl Db {
         p
     }
 
+    /// `sift ARGS…` against this store: (success, stdout + stderr).
+    pub fn run(&self, args: &[&str]) -> (bool, String) {
+        let out = base_command(self, &[])
+            .args(args)
+            .output()
+            .expect("run sift");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
     /// `sift cmdb import FILE` against this store; panics with the output on failure.
     pub fn cmdb_import(&self, file: &Path) -> String {
         let out = base_command(self, &[])
