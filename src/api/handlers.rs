@@ -2,7 +2,11 @@
 
 use axum::Extension;
 use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -16,7 +20,7 @@ use crate::cmdb::{Ci, Relation};
 use crate::correlate::IncidentPatch;
 use crate::incident::{IncidentStatus, incident_number};
 use crate::pipeline::IngestReport;
-use crate::sources::alertmanager;
+use crate::sources::{alertmanager, pagerduty};
 use crate::store::{AlertQuery, IncidentQuery};
 
 pub async fn alertmanager_webhook(
@@ -39,6 +43,45 @@ pub async fn alert_list(
     let alerts = alertmanager::parse_alert_list(&body, &n)
         .inspect_err(|_| reject(&st, Source::Prometheus))?;
     Ok(Json(st.pipeline.ingest(alerts, Source::Prometheus).await?))
+}
+
+/// `POST /api/v1/alerts/pagerduty`: one Events API v2 event. Answers as PagerDuty does:
+/// 202 with the dedup_key, or 400 `{"status":"invalid event","message","errors"}`.
+pub async fn pagerduty_event(
+    State(st): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            let status = e.status();
+            return (
+                status,
+                Json(json!({"status": "invalid event", "message": "cannot read request body", "errors": [e.body_text()]})),
+            )
+                .into_response();
+        }
+    };
+    let n = st.normalize.as_ref().clone().at(Utc::now());
+    let event = match pagerduty::parse_event(&body, &n, pagerduty::random_dedup_key) {
+        Ok(e) => e,
+        Err(e) => {
+            reject(&st, Source::Pagerduty);
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"status": "invalid event", "message": e.message, "errors": e.errors})),
+            )
+                .into_response();
+        }
+    };
+    match st.pipeline.ingest(vec![event.alert], Source::Pagerduty).await {
+        Ok(_) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "success", "message": "Event processed", "dedup_key": event.dedup_key})),
+        )
+            .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 fn reject(st: &AppState, source: Source) {
