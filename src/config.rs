@@ -80,6 +80,10 @@ pub struct KafkaConfig {
     /// Commit offsets after each stored batch. `false` never commits (a dry run that
     /// re-reads everything on restart; the tests use it to simulate a crash before commit).
     pub commit_offsets: bool,
+    /// Alerts received over HTTP are produced to the first `alert_list` topic (keyed by
+    /// correlation domain) and answered once the broker acknowledged, instead of stored
+    /// here; the consumer group stores them. The scale-out deployment.
+    pub forward_http: bool,
     /// Extra librdkafka properties (`security.protocol`, `sasl.*`, ...), passed as given.
     pub client: std::collections::BTreeMap<String, String>,
 }
@@ -95,6 +99,7 @@ impl Default for KafkaConfig {
             batch_linger: Dur(chrono::Duration::milliseconds(20)),
             max_message_bytes: 1024 * 1024,
             commit_offsets: true,
+            forward_http: false,
             client: Default::default(),
         }
     }
@@ -393,6 +398,17 @@ impl Config {
                 || self.kafka.dead_letter_topic.trim().is_empty()
             {
                 return bad("kafka.group_id and kafka.dead_letter_topic must not be empty".into());
+            }
+            if self.kafka.forward_http
+                && !self
+                    .kafka
+                    .topics
+                    .iter()
+                    .any(|t| t.format == TopicFormat::AlertList)
+            {
+                return bad(
+                    "kafka.forward_http needs a kafka.topics entry with format alert_list".into(),
+                );
             }
             if self.kafka.batch_max_messages == 0 {
                 return bad("kafka.batch_max_messages must be at least 1".into());

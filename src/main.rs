@@ -13,6 +13,7 @@ use sift::config::Config;
 use sift::metrics::Metrics;
 use sift::pipeline::{Pipeline, Settings};
 use sift::sources::alertmanager;
+use sift::sources::forward::Forwarder;
 use sift::sources::kafka::KafkaSource;
 use sift::store::{self, Store};
 
@@ -180,11 +181,24 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let forward = if cfg.kafka.forward_http {
+        let f = Forwarder::new(
+            &cfg.kafka,
+            pipeline.topology().clone(),
+            CiMapper::new(cfg.mapping.labels.clone()),
+        )
+        .context("cannot start forwarding HTTP intake to Kafka")?;
+        tracing::info!("kafka.forward_http: HTTP intake is produced to Kafka");
+        Some(Arc::new(f))
+    } else {
+        None
+    };
     let state = AppState {
         pipeline,
         store: store.clone(),
         metrics,
         normalize,
+        forward,
     };
     let app = api::router(
         state,

@@ -409,3 +409,78 @@ async fn two_consumers_in_one_group_share_partitions() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn forward_http_produces_by_correlation_domain_then_consumes() {
+    bounded(async {
+        let Some(db) = Db::new(Backend::Sqlite).await else {
+            return;
+        };
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        let brokers = cluster.bootstrap_servers();
+        cluster.create_topic("list", 3, 1).expect("create topic");
+        cluster.create_topic("dlq", 1, 1).expect("create topic");
+        let mut env = kafka_env(&brokers, &[("list", "alert_list")]);
+        env.push(("SIFT_KAFKA__FORWARD_HTTP".into(), "true".into()));
+        let s = start(&db, &env);
+        let r = s
+            .put(
+                "/api/v1/cmdb/cis",
+                &json!([{"id": "web"}, {"id": "app"}, {"id": "db"}, {"id": "other"}]),
+            )
+            .await;
+        s.expect(&r, 200, "PUT cis");
+        let r = s
+            .put(
+                "/api/v1/cmdb/relations",
+                &json!([{"source": "web", "target": "app", "type": "depends_on"},
+                        {"source": "app", "target": "db", "type": "depends_on"}]),
+            )
+            .await;
+        s.expect(&r, 200, "PUT relations");
+
+        let hook = json!({"version": "4", "status": "firing", "receiver": "r", "groupLabels": {},
+            "alerts": [
+                {"status": "firing", "labels": {"alertname": "WebSlow", "host": "web"},
+                 "startsAt": "2026-11-24T10:00:00Z", "fingerprint": "fp-web"},
+                {"status": "firing", "labels": {"alertname": "Orphan", "host": "nowhere"},
+                 "startsAt": "2026-11-24T10:00:00Z", "fingerprint": "fp-orphan"}]});
+        let r = s.post("/api/v1/alerts/alertmanager", &hook).await;
+        s.expect(&r, 200, "webhook forwarded");
+        assert_eq!(r.body["accepted"], 2, "{}", r.text);
+
+        let alerts = alerts_until(&s, "both forwarded alerts consumed and stored", |a| {
+            a.contains_key("fp-web") && a.contains_key("fp-orphan")
+        })
+        .await;
+        assert_eq!(alerts["fp-web"]["source"], "kafka");
+        assert_eq!(alerts["fp-web"]["ci_id"], "web");
+        assert_eq!(alerts["fp-web"]["status"], "firing");
+        assert_eq!(
+            alerts["fp-web"]["ends_at"],
+            Value::Null,
+            "no expiry was invented"
+        );
+
+        // The messages on the topic are keyed by correlation domain.
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", "key-reader")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .expect("consumer");
+        c.subscribe(&["list"]).expect("subscribe");
+        let mut keys = Vec::new();
+        let deadline = std::time::Instant::now() + WAIT;
+        while keys.len() < 2 && std::time::Instant::now() < deadline {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+                keys.push(String::from_utf8_lossy(m.key().unwrap_or_default()).to_string());
+            }
+        }
+        drop(c);
+        keys.sort();
+        assert_eq!(keys, ["alertname:Orphan", "ci:app"]);
+        drop(s);
+    })
+    .await;
+}

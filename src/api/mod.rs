@@ -34,6 +34,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub normalize: Arc<Normalize>,
+    /// `kafka.forward_http`: intake goes to Kafka instead of the local pipeline.
+    pub forward: Option<Arc<crate::sources::forward::Forwarder>>,
 }
 
 pub struct ApiSettings {

@@ -5,6 +5,7 @@
 //! senders that give no status); nothing past this module does.
 
 pub mod alertmanager;
+pub mod forward;
 pub mod kafka;
 pub mod pagerduty;
 
