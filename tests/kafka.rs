@@ -163,6 +163,19 @@ async fn each_format_becomes_alerts_and_incidents() {
                 && a.get("pd-1").is_some_and(|x| x["status"] == "resolved")
         })
         .await;
+        // Consumer lag per partition, from the statistics librdkafka reports every 5 s: all
+        // consumed, so the partition of `am` that holds messages reports 0 (an empty
+        // partition has no position yet, so no lag to report).
+        s.eventually(WAIT, "sift_kafka_consumer_lag 0 for am", || async {
+            let samples = parse_prometheus(&s.get("/metrics").await.text).ok()?;
+            let parts: Vec<f64> = samples
+                .iter()
+                .filter(|x| x.name == "sift_kafka_consumer_lag" && x.label("topic") == Some("am"))
+                .map(|x| x.value)
+                .collect();
+            (!parts.is_empty() && parts.iter().all(|v| *v == 0.0)).then_some(())
+        })
+        .await;
         // A graceful stop commits, leaves the group and exits.
         let mut s = s;
         s.stop();
