@@ -621,6 +621,58 @@ mod tests {
     }
 
     #[test]
+    fn kafka_keys() {
+        let c = Config::load_from(None, &[]).unwrap();
+        assert!(c.kafka.brokers.is_none(), "Kafka is off by default");
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("SIFT_KAFKA__BROKERS", "127.0.0.1:9092"),
+                (
+                    "SIFT_KAFKA__TOPICS",
+                    r#"[{"name":"alerts","format":"alertmanager_webhook"},{"name":"pd","format":"pagerduty"}]"#,
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.kafka.brokers.as_deref(), Some("127.0.0.1:9092"));
+        assert_eq!(c.kafka.group_id, "sift");
+        assert_eq!(c.kafka.dead_letter_topic, "sift-dead-letter");
+        assert_eq!(c.kafka.topics[1].format, TopicFormat::Pagerduty);
+        for (bad, says) in [
+            (r#"[{"name":"a","format":"avro"}]"#, "avro"),
+            (
+                r#"[{"name":"a","format":"alert_list","partitions":3}]"#,
+                "partitions",
+            ),
+            ("[]", "topics is empty"),
+        ] {
+            let e = Config::load_from(
+                None,
+                &env(&[
+                    ("SIFT_KAFKA__BROKERS", "k:9092"),
+                    ("SIFT_KAFKA__TOPICS", bad),
+                ]),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
+        let e = Config::load_from(
+            None,
+            &env(&[
+                ("SIFT_KAFKA__BROKERS", "k:9092"),
+                ("SIFT_KAFKA__FORWARD_HTTP", "true"),
+                (
+                    "SIFT_KAFKA__TOPICS",
+                    r#"[{"name":"a","format":"pagerduty"}]"#,
+                ),
+            ]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("alert_list"), "{e}");
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(Dur::parse("500ms").unwrap().0.num_milliseconds(), 500);
         assert_eq!(Dur::parse("2h").unwrap().to_string(), "2h");

@@ -312,10 +312,28 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_consumption_continues()
     .await;
 }
 
+/// The scenarios that matter for the scale-out deployment also run on PostgreSQL (when
+/// `TEST_DATABASE_URL` is set).
+mod postgres {
+    use super::Backend;
+    #[tokio::test]
+    async fn crash_before_commit_redelivers_without_duplicates() {
+        super::crash_before_commit(Backend::Postgres).await
+    }
+    #[tokio::test]
+    async fn two_consumers_in_one_group_share_partitions() {
+        super::two_consumers(Backend::Postgres).await
+    }
+}
+
 #[tokio::test]
 async fn crash_before_commit_redelivers_without_duplicates() {
+    crash_before_commit(Backend::Sqlite).await
+}
+
+async fn crash_before_commit(backend: Backend) {
     bounded(async {
-        let Some(db) = Db::new(Backend::Sqlite).await else {
+        let Some(db) = Db::new(backend).await else {
             return;
         };
         let cluster = MockCluster::new(1).expect("mock cluster");
@@ -368,8 +386,12 @@ async fn crash_before_commit_redelivers_without_duplicates() {
 
 #[tokio::test]
 async fn two_consumers_in_one_group_share_partitions() {
+    two_consumers(Backend::Sqlite).await
+}
+
+async fn two_consumers(backend: Backend) {
     bounded(async {
-        let Some(db) = Db::new(Backend::Sqlite).await else {
+        let Some(db) = Db::new(backend).await else {
             return;
         };
         let cluster = MockCluster::new(1).expect("mock cluster");
