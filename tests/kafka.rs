@@ -519,3 +519,88 @@ async fn forward_http_produces_by_correlation_domain_then_consumes() {
     })
     .await;
 }
+
+/// Backpressure: while the store is stuck (another session holds PostgreSQL's write lock)
+/// and the write queue is full, the consumer's batch is answered Busy; it waits and
+/// retries the same batch, and once the store moves again the message is stored. Nothing
+/// is skipped. PostgreSQL only (the lock is how the test makes the store slow).
+#[tokio::test]
+async fn busy_store_delays_but_never_skips() {
+    bounded(async {
+        let Some(db) = Db::new(Backend::Postgres).await else {
+            return;
+        };
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        let brokers = cluster.bootstrap_servers();
+        cluster.create_topic("list", 1, 1).expect("create topic");
+        cluster.create_topic("dlq", 1, 1).expect("create topic");
+        let mut env = kafka_env(&brokers, &[("list", "alert_list")]);
+        env.push(("SIFT_INGEST__QUEUE_CAPACITY".into(), "1".into()));
+        env.push(("SIFT_INGEST__TICK_INTERVAL".into(), "1h".into()));
+        let s = start(&db, &env);
+        s.eventually(
+            WAIT,
+            "the consumer to be assigned its partition",
+            || async { s.log().contains("partitions assigned").then_some(()) },
+        )
+        .await;
+
+        // Hold the store's write lock: the writer blocks on its next transaction.
+        let pool = sqlx::PgPool::connect(&db.url).await.expect("connect");
+        let mut lock = pool.begin().await.expect("begin");
+        sqlx::query("SELECT 1 FROM sift_state FOR UPDATE")
+            .execute(&mut *lock)
+            .await
+            .expect("lock sift_state");
+
+        // Fill the write queue over HTTP until sift answers 503 (queue full).
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for i in 0..3 {
+            let client = s.client.clone();
+            let url = s.url("/api/v2/alerts");
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let r = client
+                    .post(url)
+                    .json(&list_alert(&format!("Http{i}"), "h"))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16());
+                let _ = tx.send(r.unwrap_or(0));
+            });
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let first = tokio::time::timeout(WAIT, rx.recv()).await.ok().flatten();
+        assert_eq!(first, Some(503), "the third request finds the queue full");
+
+        let p = producer(&brokers);
+        produce(
+            &p,
+            "list",
+            Some(0),
+            list_alert("FromKafka", "k").to_string().as_bytes(),
+        )
+        .await;
+        s.eventually(WAIT, "the consumer to be told Busy and retry", || async {
+            s.log().contains("retrying the same batch").then_some(())
+        })
+        .await;
+        lock.rollback().await.expect("release the lock");
+        pool.close().await;
+
+        let alerts = alerts_until(
+            &s,
+            "the Kafka alert stored after the store moved again",
+            |a| a.values().any(|x| x["labels"]["alertname"] == "FromKafka"),
+        )
+        .await;
+        let kafka: Vec<&Value> = alerts
+            .values()
+            .filter(|x| x["labels"]["alertname"] == "FromKafka")
+            .collect();
+        assert_eq!(kafka.len(), 1);
+        assert_eq!(kafka[0]["count"], 1, "stored once");
+        drop(s);
+    })
+    .await;
+}
