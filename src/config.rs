@@ -26,6 +26,83 @@ pub struct Config {
     pub mapping: MappingConfig,
     pub correlate: CorrelateSection,
     pub incident: IncidentConfig,
+    pub kafka: KafkaConfig,
+}
+
+/// The wire format of a Kafka topic's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopicFormat {
+    /// One Alertmanager webhook body (version 4) per message.
+    AlertmanagerWebhook,
+    /// One Alertmanager API v2 alert list (what Prometheus sends) per message.
+    AlertList,
+    /// One PagerDuty Events API v2 event per message.
+    Pagerduty,
+    /// A CloudEvents JSON envelope whose `data` is one of the above.
+    Cloudevents,
+}
+
+impl TopicFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopicFormat::AlertmanagerWebhook => "alertmanager_webhook",
+            TopicFormat::AlertList => "alert_list",
+            TopicFormat::Pagerduty => "pagerduty",
+            TopicFormat::Cloudevents => "cloudevents",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaTopic {
+    pub name: String,
+    pub format: TopicFormat,
+}
+
+/// Kafka intake. On when `brokers` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port...]`. Unset: Kafka is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brokers: Option<String>,
+    pub group_id: String,
+    pub dead_letter_topic: String,
+    pub topics: Vec<KafkaTopic>,
+    /// Most messages ingested (and committed) together.
+    pub batch_max_messages: usize,
+    /// How long a batch waits for more messages after its first.
+    pub batch_linger: Dur,
+    /// Messages larger than this go to the dead-letter topic unparsed.
+    pub max_message_bytes: usize,
+    /// Commit offsets after each stored batch. `false` never commits (a dry run that
+    /// re-reads everything on restart; the tests use it to simulate a crash before commit).
+    pub commit_offsets: bool,
+    /// Alerts received over HTTP are produced to the first `alert_list` topic (keyed by
+    /// correlation domain) and answered once the broker acknowledged, instead of stored
+    /// here; the consumer group stores them. The scale-out deployment.
+    pub forward_http: bool,
+    /// Extra librdkafka properties (`security.protocol`, `sasl.*`, ...), passed as given.
+    pub client: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: None,
+            group_id: "sift".into(),
+            dead_letter_topic: "sift-dead-letter".into(),
+            topics: Vec::new(),
+            batch_max_messages: 500,
+            batch_linger: Dur(chrono::Duration::milliseconds(20)),
+            max_message_bytes: 1024 * 1024,
+            commit_offsets: true,
+            forward_http: false,
+            client: Default::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -321,6 +398,35 @@ impl Config {
                 "ingest.queue_capacity and ingest.max_batch_alerts must be at least 1".into(),
             );
         }
+        if self
+            .kafka
+            .brokers
+            .as_deref()
+            .is_some_and(|b| !b.trim().is_empty())
+        {
+            if self.kafka.topics.is_empty() {
+                return bad("kafka.brokers is set but kafka.topics is empty".into());
+            }
+            if self.kafka.group_id.trim().is_empty()
+                || self.kafka.dead_letter_topic.trim().is_empty()
+            {
+                return bad("kafka.group_id and kafka.dead_letter_topic must not be empty".into());
+            }
+            if self.kafka.forward_http
+                && !self
+                    .kafka
+                    .topics
+                    .iter()
+                    .any(|t| t.format == TopicFormat::AlertList)
+            {
+                return bad(
+                    "kafka.forward_http needs a kafka.topics entry with format alert_list".into(),
+                );
+            }
+            if self.kafka.batch_max_messages == 0 {
+                return bad("kafka.batch_max_messages must be at least 1".into());
+            }
+        }
         for src in self.ingest.dedup_labels.keys() {
             if Source::parse(src).is_none() {
                 return bad(format!(
@@ -529,6 +635,58 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("no entry"), "{e}");
+    }
+
+    #[test]
+    fn kafka_keys() {
+        let c = Config::load_from(None, &[]).unwrap();
+        assert!(c.kafka.brokers.is_none(), "Kafka is off by default");
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("SIFT_KAFKA__BROKERS", "127.0.0.1:9092"),
+                (
+                    "SIFT_KAFKA__TOPICS",
+                    r#"[{"name":"alerts","format":"alertmanager_webhook"},{"name":"pd","format":"pagerduty"}]"#,
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.kafka.brokers.as_deref(), Some("127.0.0.1:9092"));
+        assert_eq!(c.kafka.group_id, "sift");
+        assert_eq!(c.kafka.dead_letter_topic, "sift-dead-letter");
+        assert_eq!(c.kafka.topics[1].format, TopicFormat::Pagerduty);
+        for (bad, says) in [
+            (r#"[{"name":"a","format":"avro"}]"#, "avro"),
+            (
+                r#"[{"name":"a","format":"alert_list","partitions":3}]"#,
+                "partitions",
+            ),
+            ("[]", "topics is empty"),
+        ] {
+            let e = Config::load_from(
+                None,
+                &env(&[
+                    ("SIFT_KAFKA__BROKERS", "k:9092"),
+                    ("SIFT_KAFKA__TOPICS", bad),
+                ]),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
+        let e = Config::load_from(
+            None,
+            &env(&[
+                ("SIFT_KAFKA__BROKERS", "k:9092"),
+                ("SIFT_KAFKA__FORWARD_HTTP", "true"),
+                (
+                    "SIFT_KAFKA__TOPICS",
+                    r#"[{"name":"a","format":"pagerduty"}]"#,
+                ),
+            ]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("alert_list"), "{e}");
     }
 
     #[test]

@@ -13,6 +13,8 @@ use sift::config::Config;
 use sift::metrics::Metrics;
 use sift::pipeline::{Pipeline, Settings};
 use sift::sources::alertmanager;
+use sift::sources::forward::Forwarder;
+use sift::sources::kafka::KafkaSource;
 use sift::store::{self, Store};
 
 #[derive(Parser)]
@@ -169,11 +171,44 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     if !auth.enabled() {
         tracing::warn!("auth is OFF: no auth.tokens configured, every API call is allowed");
     }
+    let normalize = Arc::new(cfg.normalize());
+    let (kafka_stop, kafka_stop_rx) = tokio::sync::watch::channel(false);
+    let kafka = match cfg
+        .kafka
+        .brokers
+        .as_deref()
+        .filter(|b| !b.trim().is_empty())
+    {
+        Some(brokers) => {
+            let source = KafkaSource::new(
+                &cfg.kafka,
+                pipeline.clone(),
+                metrics.clone(),
+                normalize.clone(),
+            )
+            .with_context(|| format!("cannot start the Kafka consumer on {brokers}"))?;
+            Some(tokio::spawn(source.run(kafka_stop_rx)))
+        }
+        None => None,
+    };
+    let forward = if cfg.kafka.forward_http {
+        let f = Forwarder::new(
+            &cfg.kafka,
+            pipeline.topology().clone(),
+            CiMapper::new(cfg.mapping.labels.clone()),
+        )
+        .context("cannot start forwarding HTTP intake to Kafka")?;
+        tracing::info!("kafka.forward_http: HTTP intake is produced to Kafka");
+        Some(Arc::new(f))
+    } else {
+        None
+    };
     let state = AppState {
         pipeline,
         store: store.clone(),
         metrics,
-        normalize: Arc::new(cfg.normalize()),
+        normalize,
+        forward,
     };
     let app = api::router(
         state,
@@ -203,7 +238,15 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             tokio::time::sleep(grace).await;
         } => tracing::warn!("in-flight requests did not finish within {grace:?}; stopping anyway"),
     }
-    // The router (and with it every pipeline handle) is gone: the writer drains and ends.
+    // The consumer stores what it holds, commits, leaves its group and drops its handle.
+    let _ = kafka_stop.send(true);
+    if let Some(k) = kafka
+        && tokio::time::timeout(grace, k).await.is_err()
+    {
+        tracing::warn!("kafka consumer did not stop within the grace period");
+    }
+    // The router and the consumer (and with them every pipeline handle) are gone: the
+    // writer drains and ends.
     if tokio::time::timeout(grace, writer).await.is_err() {
         tracing::warn!("writer did not drain within the grace period");
     }

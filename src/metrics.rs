@@ -2,8 +2,8 @@
 //! `sift_<noun>_<unit>_total` / `_seconds` / `_bytes`, with few labels.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -24,6 +24,10 @@ pub struct Metrics {
     pub http_seconds: HistogramVec,
     pub queue_depth: IntGauge,
     pub state_reloads: IntCounter,
+    /// Kafka messages sent to the dead-letter topic, by source `topic`.
+    pub kafka_dead_letters: IntCounterVec,
+    /// Kafka consumer lag (high watermark minus position), by `topic` and `partition`.
+    pub kafka_consumer_lag: IntGaugeVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -104,6 +108,22 @@ impl Metrics {
                 "Times this daemon re-read state another daemon wrote to the shared store",
             )
             .expect("static metric"),
+            kafka_dead_letters: IntCounterVec::new(
+                Opts::new(
+                    "sift_kafka_dead_letters_total",
+                    "Kafka messages that could not be parsed, sent to the dead-letter topic",
+                ),
+                &["topic"],
+            )
+            .expect("static metric"),
+            kafka_consumer_lag: IntGaugeVec::new(
+                Opts::new(
+                    "sift_kafka_consumer_lag",
+                    "Messages between this consumer's position and the partition's high watermark",
+                ),
+                &["topic", "partition"],
+            )
+            .expect("static metric"),
             registry,
         };
         for c in [
@@ -118,6 +138,8 @@ impl Metrics {
             Box::new(m.http_seconds.clone()),
             Box::new(m.queue_depth.clone()),
             Box::new(m.state_reloads.clone()),
+            Box::new(m.kafka_dead_letters.clone()),
+            Box::new(m.kafka_consumer_lag.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }

@@ -2,7 +2,11 @@
 
 use axum::Extension;
 use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -11,12 +15,12 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{Body, JsonBody, Params, parse_json};
-use crate::alert::{AlertStatus, Source};
+use crate::alert::{Alert, AlertStatus, Source};
 use crate::cmdb::{Change, Ci, Relation};
 use crate::correlate::IncidentPatch;
 use crate::incident::{IncidentStatus, incident_number};
 use crate::pipeline::IngestReport;
-use crate::sources::alertmanager;
+use crate::sources::{alertmanager, pagerduty};
 use crate::store::{AlertQuery, ChangeQuery, IncidentQuery};
 
 pub async fn alertmanager_webhook(
@@ -26,9 +30,33 @@ pub async fn alertmanager_webhook(
     let n = st.normalize.as_ref().clone().at(Utc::now());
     let alerts = alertmanager::parse_webhook(&body, &n)
         .inspect_err(|_| reject(&st, Source::Alertmanager))?;
-    Ok(Json(
-        st.pipeline.ingest(alerts, Source::Alertmanager).await?,
-    ))
+    Ok(Json(store(&st, alerts, Source::Alertmanager).await?))
+}
+
+/// Stores the alerts, or with `kafka.forward_http` produces them to Kafka (then only
+/// `accepted` is known here; the consumer decides the rest). Either way, durable on return.
+async fn store(
+    st: &AppState,
+    alerts: Vec<Alert>,
+    source: Source,
+) -> Result<IngestReport, ApiError> {
+    match &st.forward {
+        None => Ok(st.pipeline.ingest(alerts, source).await?),
+        Some(f) => {
+            f.forward(&alerts).await.map_err(|e| {
+                tracing::warn!(error = %e, "forward to kafka failed");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "kafka did not acknowledge the alerts; nothing was stored, retry",
+                )
+                .with_detail(json!(e.to_string()))
+            })?;
+            Ok(IngestReport {
+                accepted: alerts.len() as u64,
+                ..Default::default()
+            })
+        }
+    }
 }
 
 pub async fn alert_list(
@@ -38,7 +66,46 @@ pub async fn alert_list(
     let n = st.normalize.as_ref().clone().at(Utc::now());
     let alerts = alertmanager::parse_alert_list(&body, &n)
         .inspect_err(|_| reject(&st, Source::Prometheus))?;
-    Ok(Json(st.pipeline.ingest(alerts, Source::Prometheus).await?))
+    Ok(Json(store(&st, alerts, Source::Prometheus).await?))
+}
+
+/// `POST /api/v1/alerts/pagerduty`: one Events API v2 event. Answers as PagerDuty does:
+/// 202 with the dedup_key, or 400 `{"status":"invalid event","message","errors"}`.
+pub async fn pagerduty_event(
+    State(st): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            let status = e.status();
+            return (
+                status,
+                Json(json!({"status": "invalid event", "message": "cannot read request body", "errors": [e.body_text()]})),
+            )
+                .into_response();
+        }
+    };
+    let n = st.normalize.as_ref().clone().at(Utc::now());
+    let event = match pagerduty::parse_event(&body, &n, pagerduty::random_dedup_key) {
+        Ok(e) => e,
+        Err(e) => {
+            reject(&st, Source::Pagerduty);
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"status": "invalid event", "message": e.message, "errors": e.errors})),
+            )
+                .into_response();
+        }
+    };
+    match store(&st, vec![event.alert], Source::Pagerduty).await {
+        Ok(_) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "success", "message": "Event processed", "dedup_key": event.dedup_key})),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 fn reject(st: &AppState, source: Source) {

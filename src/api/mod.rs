@@ -1,7 +1,8 @@
 //! The HTTP API (axum): alert intake, incidents, alerts, CMDB, metrics and health.
 //!
 //! Handlers parse at the edge and hand typed values to the pipeline or the store; they
-//! never decide correlation. Every error is `{"error", "detail"}` with a 4xx/5xx status.
+//! never decide correlation. Every error is `{"error", "detail"}` with a 4xx/5xx status,
+//! except the PagerDuty route's 400, which has PagerDuty's own shape for its senders.
 
 pub mod auth;
 pub mod error;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub normalize: Arc<Normalize>,
+    /// `kafka.forward_http`: intake goes to Kafka instead of the local pipeline.
+    pub forward: Option<Arc<crate::sources::forward::Forwarder>>,
 }
 
 pub struct ApiSettings {
@@ -51,6 +54,7 @@ pub fn router(state: AppState, s: ApiSettings) -> Router {
             post(handlers::alertmanager_webhook),
         )
         .route("/api/v2/alerts", post(handlers::alert_list))
+        .route("/api/v1/alerts/pagerduty", post(handlers::pagerduty_event))
         .layer(guard(Role::Operator, true));
     let read = Router::new()
         .route("/api/v1/incidents", get(handlers::list_incidents))

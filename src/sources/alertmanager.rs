@@ -152,7 +152,11 @@ pub fn convert(
     };
     let ends_at = match (status, ends_at, n.received_at) {
         (AlertStatus::Resolved, None, now) => Some(now.unwrap_or(starts_at).max(starts_at)),
-        (AlertStatus::Firing, None, Some(now)) if source == Source::Prometheus => {
+        // Only a status-less item (what Prometheus sends) expires by default; an explicit
+        // `firing` without `endsAt` (sift's own forwarded alerts) is open-ended.
+        (AlertStatus::Firing, None, Some(now))
+            if source == Source::Prometheus && w.status.is_none() =>
+        {
             Some(now.max(starts_at) + n.resolve_timeout)
         }
         (_, e, _) => e,

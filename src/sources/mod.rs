@@ -1,10 +1,15 @@
 //! Input formats: each turns a sender's bytes into `Alert`s, or says precisely what is
-//! wrong with them (the JSON path and the reason). One file per format.
+//! wrong with them (the JSON path and the reason). One file per format
+//! (`alertmanager`, `pagerduty`), plus the transports that carry them: `kafka` (the
+//! consumer, and CloudEvents envelopes) and `forward` (HTTP intake produced to Kafka).
 //!
 //! The edge may read the clock (arrival time decides what "endsAt in the past" means for
 //! senders that give no status); nothing past this module does.
 
 pub mod alertmanager;
+pub mod forward;
+pub mod kafka;
+pub mod pagerduty;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;

@@ -1,0 +1,66 @@
+# Shared helpers for the end-to-end scripts (sourced, not run).
+# Every process a script starts is registered with `started PID` and killed on exit.
+
+set -euo pipefail
+
+E2E_PIDS=()
+started() { E2E_PIDS+=("$1"); }
+cleanup() {
+  local rc=$?
+  for pid in "${E2E_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${E2E_PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "$rc" != 0 ] && [ -n "${E2E_DIR:-}" ]; then
+    echo "---- logs in $E2E_DIR ----" >&2
+    for f in "$E2E_DIR"/*.log; do
+      [ -f "$f" ] || continue
+      echo "==== $f (last 40 lines)" >&2
+      tail -n 40 "$f" >&2
+    done
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 124' TERM INT
+
+log() { echo "[e2e $(date -u +%H:%M:%S)] $*"; }
+die() { echo "[e2e] FAIL: $*" >&2; exit 1; }
+
+# A free TCP port on 127.0.0.1.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+# wait_for SECONDS DESCRIPTION COMMAND...: retries COMMAND every 0.5 s.
+wait_for() {
+  local secs=$1 what=$2; shift 2
+  local end=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$end" ] || die "timed out after ${secs}s waiting for: $what"
+    sleep 0.5
+  done
+}
+
+# The sift binary: the one cargo built for the tests (debug), built when missing.
+sift_bin() {
+  local target="${CARGO_TARGET_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target}"
+  if [ ! -x "$target/debug/sift" ]; then
+    (cd "$(dirname "${BASH_SOURCE[0]}")/../.." && cargo build --bin sift >&2)
+  fi
+  echo "$target/debug/sift"
+}
+
+# start_sift NAME PORT [ENV=VALUE...]: runs `sift serve` in $E2E_DIR, logs to NAME.log,
+# waits until it answers /healthz. Sets SIFT_PID.
+start_sift() {
+  local name=$1 port=$2; shift 2
+  env -u RUST_LOG SIFT_SERVER__LISTEN="127.0.0.1:$port" "$@" \
+    "$SIFT" serve >>"$E2E_DIR/$name.log" 2>&1 &
+  SIFT_PID=$!
+  started "$SIFT_PID"
+  wait_for 30 "sift $name on :$port" curl -fsS "http://127.0.0.1:$port/healthz"
+}
+
+# api PORT TOKEN PATH: GET a sift API path as JSON.
+api() { curl -fsS -H "Authorization: Bearer $2" "http://127.0.0.1:$1$3"; }
