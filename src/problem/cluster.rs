@@ -12,9 +12,12 @@
 //! word vectors (see `features`), so it separates different failure modes on one CI and
 //! drops unrelated one-offs. Then DBSCAN's border rule is carried along the topology: a
 //! noise incident joins a problem rooted at its own CI or one it depends on when it is
-//! within `eps` of one of that problem's incidents (a dependent's incident that describes
-//! the root's failure without naming the root). Blocks larger than `MAX_BLOCK` are split by signature, then in time order,
-//! so one pathological CI cannot make a run quadratic in the whole history.
+//! within `eps` of the centroid of that problem's incidents (a dependent's incident that
+//! describes the root's failure without naming the root). Clusters that end up with the
+//! same suggested root and signature are one problem and are merged (DBSCAN splits a
+//! problem worded in two unrelated ways). Blocks larger than `MAX_BLOCK` are split by
+//! signature, then in time order, so one pathological CI cannot make a run quadratic in
+//! the whole history.
 //!
 //! Per cluster: the suggested root CI is the CI most of its incidents point at (ties:
 //! the one with most incidents raised on it, then the nearest), with a confidence; the
@@ -114,6 +117,7 @@ pub fn cluster(
         }
     }
     attach(&mut clusters, &feats, &vecs, cfg);
+    let clusters = merge_same_problem(clusters, &feats);
     let mut out: Vec<ProblemCandidate> = clusters
         .iter()
         .map(|c| candidate(c, records, &feats))
@@ -145,7 +149,8 @@ pub fn cluster(
 
 /// The border rule of DBSCAN carried along the topology: an incident left as noise joins
 /// the problem of a CI in its neighbourhood (itself or upstream) when it is within `eps`
-/// of one of that problem's incidents. This is how a dependent's incident that does not
+/// of that problem's centroid (the mean of its incidents: a single look-alike member is
+/// not enough, or generic symptoms would chain unrelated incidents in). This is how a dependent's incident that does not
 /// name the root still lands on the root's problem. Judged against the clusters as
 /// DBSCAN left them, so the result does not depend on the order of incidents.
 fn attach(
@@ -165,6 +170,7 @@ fn attach(
             by_root.entry(root).or_default().push(k);
         }
     }
+    let centroids: Vec<Vec<(u16, f32)>> = clusters.iter().map(|c| centroid(c, vecs)).collect();
     let mut joins: Vec<(usize, usize)> = Vec::new();
     for (i, f) in feats.iter().enumerate() {
         if in_cluster[i] || vecs[i].is_empty() {
@@ -173,10 +179,7 @@ fn attach(
         let mut best: Option<(f64, usize)> = None;
         for (ci, _) in &f.neighbourhood {
             for &k in by_root.get(ci).map(Vec::as_slice).unwrap_or(&[]) {
-                let sim = clusters[k]
-                    .iter()
-                    .map(|&m| features::cosine(&vecs[i], &vecs[m]))
-                    .fold(f64::MIN, f64::max);
+                let sim = features::cosine(&vecs[i], &centroids[k]);
                 if sim >= min_sim && best.is_none_or(|(b, bk)| sim > b || (sim == b && k < bk)) {
                     best = Some((sim, k));
                 }
@@ -189,6 +192,57 @@ fn attach(
     for (k, i) in joins {
         clusters[k].push(i);
     }
+}
+
+/// The unit-length mean of the members' vectors, sparse.
+fn centroid(members: &[usize], vecs: &[Vec<(u16, f32)>]) -> Vec<(u16, f32)> {
+    let mut acc: BTreeMap<u16, f64> = BTreeMap::new();
+    for &m in members {
+        for &(d, w) in &vecs[m] {
+            *acc.entry(d).or_default() += f64::from(w);
+        }
+    }
+    let norm = acc.values().map(|w| w * w).sum::<f64>().sqrt();
+    if norm == 0.0 {
+        return Vec::new();
+    }
+    acc.into_iter()
+        .map(|(d, w)| (d, (w / norm) as f32))
+        .collect()
+}
+
+/// Clusters with the same suggested root and signature are one problem (and would get
+/// one id): DBSCAN splits a problem whose incidents are worded in two unrelated ways.
+fn merge_same_problem(clusters: Vec<Vec<usize>>, feats: &[Features]) -> Vec<Vec<usize>> {
+    let mut by_key: BTreeMap<(Option<String>, String), Vec<usize>> = BTreeMap::new();
+    for c in clusters {
+        let root = suggest_root(&c, feats).map(|(r, _)| r);
+        let sig = signature_of(&c, feats, root.as_deref()).to_lowercase();
+        by_key.entry((root, sig)).or_default().extend(c);
+    }
+    by_key
+        .into_values()
+        .map(|mut c| {
+            c.sort_unstable();
+            c.dedup();
+            c
+        })
+        .collect()
+}
+
+/// The commonest signature among the incidents raised on the root (all, when none is).
+fn signature_of(members: &[usize], feats: &[Features], root: Option<&str>) -> String {
+    let on_root: Vec<usize> = members
+        .iter()
+        .copied()
+        .filter(|&i| root.is_some() && feats[i].ci.as_deref() == root)
+        .collect();
+    let from = if on_root.is_empty() {
+        members
+    } else {
+        &on_root[..]
+    };
+    commonest(from.iter().map(|&i| feats[i].signature.as_str()))
 }
 
 /// The CI most of `members` point at (through the topology), ties to the one most of
@@ -256,17 +310,7 @@ fn candidate(members: &[usize], records: &[HistoryRecord], feats: &[Features]) -
         None => 0.0,
     };
     let root_ci = root.map(|(c, _)| c);
-    let on_root: Vec<usize> = members
-        .iter()
-        .copied()
-        .filter(|&i| feats[i].ci.is_some() && feats[i].ci == root_ci)
-        .collect();
-    let sig_from = if on_root.is_empty() {
-        members
-    } else {
-        &on_root[..]
-    };
-    let signature = commonest(sig_from.iter().map(|&i| feats[i].signature.as_str()));
+    let signature = signature_of(members, feats, root_ci.as_deref());
     let mut ids: Vec<String> = members.iter().map(|&i| records[i].id.clone()).collect();
     ids.sort();
     let times: Vec<_> = members.iter().map(|&i| records[i].opened_at).collect();

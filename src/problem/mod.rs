@@ -35,7 +35,8 @@ pub use reconcile::reconcile;
 pub struct ProblemConfig {
     /// DBSCAN neighbourhood radius, Euclidean on unit-length text vectors: two incidents
     /// are neighbours when the cosine similarity of their word bags is at least
-    /// `1 - eps²/2` (0.9 → cosine ≥ 0.595).
+    /// `1 - eps²/2`: the default 1.0 asks for cosine ≥ 0.5, half of the weighted words
+    /// in common.
     pub eps: f64,
     /// DBSCAN core size and the smallest problem: ITIL's usual "three or more incidents".
     pub min_pts: usize,
@@ -46,7 +47,7 @@ pub struct ProblemConfig {
 impl Default for ProblemConfig {
     fn default() -> Self {
         Self {
-            eps: 0.9,
+            eps: 1.0,
             min_pts: 3,
             hops: 2,
         }

@@ -234,33 +234,44 @@ mod debug_dump {
     #[test]
     #[ignore]
     fn dump() {
-        let h = generate(0);
+        let seed: u64 = std::env::var("SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let h = generate(seed);
         let topo = Topology::from_file(&h.cmdb);
         let cands = cluster(&h.records, Some(&topo), &ProblemConfig::default()).unwrap();
         let g = as_grouping(&h, &cands);
-        for (c, (m, root)) in cands.iter().zip(&g.groups) {
-            let one = m.iter().filter(|&&i| h.truth[i].is_none()).count();
-            println!(
-                "== {} root {:?} n={} oneoffs={} {}",
-                c.id,
-                root,
-                m.len(),
-                one,
-                c.recurrence.pattern
-            );
+        let mut of: HashMap<usize, usize> = HashMap::new();
+        for (k, (m, _)) in g.groups.iter().enumerate() {
             for &i in m {
-                let r = &h.records[i];
-                println!(
-                    "   {:?} {:?} {:?} {:?}",
-                    h.truth[i].map(|p| &h.problems[p].root),
-                    r.ci,
-                    r.alertnames,
-                    r.title
-                );
+                of.insert(i, k);
+            }
+        }
+        for (k, (m, root)) in g.groups.iter().enumerate() {
+            let one = m.iter().filter(|&&i| h.truth[i].is_none()).count();
+            if one * 2 > m.len() {
+                println!("ONE-OFFS {} {:?}", cands[k].id, root);
+                for &i in m {
+                    let r = &h.records[i];
+                    println!(
+                        "   {:?} {:?} {:?} {:?}",
+                        h.truth[i], r.ci, r.alertnames, r.title
+                    );
+                }
             }
         }
         for (p, tp) in h.problems.iter().enumerate() {
             println!("TRUE {p} {} {} n={}", tp.root, tp.signature, tp.incidents);
+            for (i, t) in h.truth.iter().enumerate() {
+                if *t == Some(p) {
+                    let r = &h.records[i];
+                    let c = of
+                        .get(&i)
+                        .map(|&k| format!("{} {:?}", cands[k].id, g.groups[k].1));
+                    println!("   {:?} {:?} {:?} -> {:?}", r.ci, r.alertnames, r.title, c);
+                }
+            }
         }
     }
 }
