@@ -36,7 +36,9 @@ use ndarray::Array2;
 
 use super::features::{self, DIMS, Features};
 use super::recurrence;
-use super::{HistoryRecord, ProblemCandidate, ProblemConfig, ProblemStatus, SuggestedRootCause};
+use super::{
+    CiCount, HistoryRecord, ProblemCandidate, ProblemConfig, ProblemStatus, SuggestedRootCause,
+};
 use crate::cmdb::Topology;
 
 /// Largest block DBSCAN sees at once (the linear neighbour search is quadratic in it).
@@ -335,8 +337,14 @@ fn candidate(members: &[usize], records: &[HistoryRecord], feats: &[Features]) -
             *cis.entry(c.as_str()).or_default() += 1;
         }
     }
-    let mut cis: Vec<(String, usize)> = cis.into_iter().map(|(c, k)| (c.to_string(), k)).collect();
-    cis.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut cis: Vec<CiCount> = cis
+        .into_iter()
+        .map(|(c, k)| CiCount {
+            ci_id: c.to_string(),
+            incidents: k,
+        })
+        .collect();
+    cis.sort_by(|a, b| b.incidents.cmp(&a.incidents).then(a.ci_id.cmp(&b.ci_id)));
     let title = format!(
         "{}: {} recurs ({} incidents{})",
         root_ci.as_deref().unwrap_or("unknown CI"),

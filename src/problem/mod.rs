@@ -324,6 +324,12 @@ pub struct Recurrence {
     pub median_interval_hours: f64,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CiCount {
+    pub ci_id: String,
+    pub incidents: usize,
+}
+
 /// A problem candidate, in the JSON shape of CONTRACT.md (plus evidence fields).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProblemCandidate {
@@ -335,9 +341,9 @@ pub struct ProblemCandidate {
     pub recurrence: Recurrence,
     /// 0..1, from incident count, priority and time lost.
     pub score: f64,
-    /// The CIs the incidents were raised on, with counts, most first.
+    /// The CIs the incidents were raised on, most first.
     #[serde(default)]
-    pub cis: Vec<(String, usize)>,
+    pub cis: Vec<CiCount>,
     /// Total hours from opened to resolved over the incidents that have both.
     #[serde(default)]
     pub hours_lost: f64,
