@@ -42,7 +42,7 @@ use super::{
 use crate::cmdb::Topology;
 
 /// Largest block DBSCAN sees at once (the linear neighbour search is quadratic in it).
-pub const MAX_BLOCK: usize = 3000;
+pub const MAX_BLOCK: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

@@ -322,7 +322,7 @@ struct Estate {
     relations: Vec<Relation>,
 }
 
-fn estate(rng: &mut Rng) -> Estate {
+fn estate(rng: &mut Rng, prefix: &str) -> Estate {
     let scale = 2.0 + rng.unit() * 2.0;
     let n = |base: f64, rng: &mut Rng| ((base * scale) as usize + rng.index(3)).max(1);
     let mut cis: Vec<(String, Kind)> = Vec::new();
@@ -332,11 +332,21 @@ fn estate(rng: &mut Rng) -> Estate {
         target: t.to_string(),
         rel_type: ty.to_string(),
     };
-    let switches: Vec<String> = (0..n(3.0, rng)).map(|i| format!("sw-{i:02}")).collect();
-    let hosts: Vec<String> = (0..n(24.0, rng)).map(|i| format!("host-{i:03}")).collect();
-    let dbs: Vec<String> = (0..n(6.0, rng)).map(|i| format!("db-{i:02}")).collect();
-    let caches: Vec<String> = (0..n(3.0, rng)).map(|i| format!("redis-{i:02}")).collect();
-    let queues: Vec<String> = (0..n(2.0, rng)).map(|i| format!("kafka-{i:02}")).collect();
+    let switches: Vec<String> = (0..n(3.0, rng))
+        .map(|i| format!("{prefix}sw-{i:02}"))
+        .collect();
+    let hosts: Vec<String> = (0..n(24.0, rng))
+        .map(|i| format!("{prefix}host-{i:03}"))
+        .collect();
+    let dbs: Vec<String> = (0..n(6.0, rng))
+        .map(|i| format!("{prefix}db-{i:02}"))
+        .collect();
+    let caches: Vec<String> = (0..n(3.0, rng))
+        .map(|i| format!("{prefix}redis-{i:02}"))
+        .collect();
+    let queues: Vec<String> = (0..n(2.0, rng))
+        .map(|i| format!("{prefix}kafka-{i:02}"))
+        .collect();
     const APPS: &[&str] = &[
         "orders", "payments", "checkout", "catalog", "search", "cart", "users", "auth", "billing",
         "invoices", "shipping", "stock", "pricing", "reviews", "mailer", "reports", "gateway",
@@ -345,7 +355,7 @@ fn estate(rng: &mut Rng) -> Estate {
     let apps: Vec<String> = (0..n(14.0, rng))
         .map(|i| {
             format!(
-                "{}-api{}",
+                "{prefix}{}-api{}",
                 APPS[i % APPS.len()],
                 if i >= APPS.len() {
                     format!("-{}", i / APPS.len())
@@ -356,7 +366,7 @@ fn estate(rng: &mut Rng) -> Estate {
         })
         .collect();
     let services: Vec<String> = (0..n(4.0, rng))
-        .map(|i| format!("svc-{}", APPS[i % APPS.len()]))
+        .map(|i| format!("{prefix}svc-{}", APPS[i % APPS.len()]))
         .collect();
     for h in &hosts {
         let sw = rng.pick(&switches).clone();
@@ -427,8 +437,13 @@ fn title(rng: &mut Rng, ci: &str, phrase: &str) -> String {
 
 /// Generates one history: CMDB, records in time order, and the truth behind them.
 pub fn generate(seed: u64) -> History {
+    generate_with_prefix(seed, "")
+}
+
+/// `generate` with every CI id prefixed (to put several estates side by side).
+pub fn generate_with_prefix(seed: u64, prefix: &str) -> History {
     let mut rng = Rng::new(seed.wrapping_mul(0x9E37_79B9).wrapping_add(6));
-    let est = estate(&mut rng);
+    let est = estate(&mut rng, prefix);
     let kinds: HashMap<&str, Kind> = est.cis.iter().map(|(c, k)| (c.as_str(), *k)).collect();
     let cmdb = CmdbFile {
         cis: est

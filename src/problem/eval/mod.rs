@@ -13,7 +13,7 @@
 
 mod generate;
 
-pub use generate::generate;
+pub use generate::{generate, generate_with_prefix};
 
 use std::collections::HashMap;
 
@@ -39,6 +39,48 @@ pub struct History {
     /// Per record: the index of its true problem, `None` for a one-off.
     pub truth: Vec<Option<usize>>,
     pub problems: Vec<TrueProblem>,
+}
+
+/// Histories of consecutive seeds side by side (CI ids prefixed `e<k>-`, one estate per
+/// seed, incidents renumbered in time order) until there are at least `incidents`: the
+/// scale test.
+pub fn combined(first_seed: u64, incidents: usize) -> History {
+    let mut all = History {
+        seed: first_seed,
+        cmdb: CmdbFile {
+            cis: Vec::new(),
+            relations: Vec::new(),
+        },
+        records: Vec::new(),
+        truth: Vec::new(),
+        problems: Vec::new(),
+    };
+    let mut k = 0u64;
+    while all.records.len() < incidents {
+        let h = generate_with_prefix(first_seed + k, &format!("e{k}-"));
+        let offset = all.problems.len();
+        all.cmdb.cis.extend(h.cmdb.cis);
+        all.cmdb.relations.extend(h.cmdb.relations);
+        all.problems.extend(h.problems);
+        all.records.extend(h.records);
+        all.truth
+            .extend(h.truth.into_iter().map(|t| t.map(|p| p + offset)));
+        k += 1;
+    }
+    let mut order: Vec<usize> = (0..all.records.len()).collect();
+    order.sort_by_key(|&i| all.records[i].opened_at);
+    let (records, truth): (Vec<_>, Vec<_>) = order
+        .iter()
+        .enumerate()
+        .map(|(n, &i)| {
+            let mut r = all.records[i].clone();
+            r.id = format!("INC{:07}", n + 1);
+            (r, all.truth[i])
+        })
+        .unzip();
+    all.records = records;
+    all.truth = truth;
+    all
 }
 
 /// A grouping to score: groups of record indices with a suggested root CI each.
