@@ -209,12 +209,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         metrics,
         normalize: Arc::new(cfg.normalize()),
     };
+    let scheduler = api::problems::spawn_scheduler(state.clone(), cfg.problems.clone());
     let app = api::router(
         state,
         ApiSettings {
             auth,
             body_limit: cfg.server.body_limit_bytes,
             request_timeout: cfg.server.request_timeout.std(),
+            problems: cfg.problems.clone(),
         },
     );
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
@@ -236,6 +238,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             let _ = stop_rx2.wait_for(|s| *s).await;
             tokio::time::sleep(grace).await;
         } => tracing::warn!("in-flight requests did not finish within {grace:?}; stopping anyway"),
+    }
+    if let Some(s) = scheduler {
+        s.abort();
     }
     // The router (and with it every pipeline handle) is gone: the writer drains and ends.
     if tokio::time::timeout(grace, writer).await.is_err() {

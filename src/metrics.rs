@@ -24,6 +24,10 @@ pub struct Metrics {
     pub http_seconds: HistogramVec,
     pub queue_depth: IntGauge,
     pub state_reloads: IntCounter,
+    /// Problem candidates awaiting review (status `candidate`) after the last run.
+    pub problem_candidates_open: IntGauge,
+    /// Duration of problem clustering runs (load, cluster, store).
+    pub problem_cluster_seconds: Histogram,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -104,6 +108,19 @@ impl Metrics {
                 "Times this daemon re-read state another daemon wrote to the shared store",
             )
             .expect("static metric"),
+            problem_candidates_open: IntGauge::new(
+                "sift_problem_candidates_open",
+                "Problem candidates awaiting review after the last clustering run",
+            )
+            .expect("static metric"),
+            problem_cluster_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "sift_problem_cluster_duration_seconds",
+                    "Problem clustering runs, load to store",
+                )
+                .buckets(vec![0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0]),
+            )
+            .expect("static metric"),
             registry,
         };
         for c in [
@@ -118,6 +135,8 @@ impl Metrics {
             Box::new(m.http_seconds.clone()),
             Box::new(m.queue_depth.clone()),
             Box::new(m.state_reloads.clone()),
+            Box::new(m.problem_candidates_open.clone()),
+            Box::new(m.problem_cluster_seconds.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }

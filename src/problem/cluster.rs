@@ -152,7 +152,8 @@ pub fn cluster(
 /// The border rule of DBSCAN carried along the topology: an incident left as noise joins
 /// the problem of a CI in its neighbourhood (itself or upstream) when it is within `eps`
 /// of that problem's centroid (the mean of its incidents: a single look-alike member is
-/// not enough, or generic symptoms would chain unrelated incidents in). This is how a dependent's incident that does not
+/// not enough, or generic symptoms would chain unrelated incidents in). An incident whose
+/// title names the root needs half that similarity. This is how a dependent's incident that does not
 /// name the root still lands on the root's problem. Judged against the clusters as
 /// DBSCAN left them, so the result does not depend on the order of incidents.
 fn attach(
@@ -180,9 +181,13 @@ fn attach(
         }
         let mut best: Option<(f64, usize)> = None;
         for (ci, _) in &f.neighbourhood {
+            // An incident that names the root says where it comes from; its words only
+            // have to pick which of that CI's problems, so half the similarity will do.
+            let named = f.named.as_ref().is_some_and(|(n, _)| n == ci);
+            let need = if named { min_sim / 2.0 } else { min_sim };
             for &k in by_root.get(ci).map(Vec::as_slice).unwrap_or(&[]) {
                 let sim = features::cosine(&vecs[i], &centroids[k]);
-                if sim >= min_sim && best.is_none_or(|(b, bk)| sim > b || (sim == b && k < bk)) {
+                if sim >= need && best.is_none_or(|(b, bk)| sim > b || (sim == b && k < bk)) {
                     best = Some((sim, k));
                 }
             }
