@@ -348,3 +348,71 @@ pub struct ProblemCandidate {
     #[serde(default)]
     pub hours_lost: f64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incident::IncidentStatus;
+
+    #[test]
+    fn a_sift_incident_becomes_a_history_record() {
+        let at: DateTime<Utc> = "2026-06-01T08:00:00Z".parse().unwrap();
+        let inc = Incident {
+            id: "INC0000042".into(),
+            title: "orders-db primary: PostgresDown (+7 related alerts)".into(),
+            status: IncidentStatus::Resolved,
+            priority: 1,
+            impact: 1,
+            urgency: 1,
+            root_cause_ci: Some("db-01".into()),
+            ci_ids: vec!["orders-api".into(), "db-01".into()],
+            impacted_services: vec![],
+            assignment_group: Some("dba-team".into()),
+            assignee: None,
+            alert_fingerprints: vec![],
+            alert_count: 8,
+            opened_at: at,
+            updated_at: at,
+            acknowledged_at: None,
+            resolved_at: Some(at + chrono::Duration::hours(2)),
+            closed_at: None,
+            correlation_key: "ci:db-01".into(),
+            enrichment: Default::default(),
+        };
+        let r = HistoryRecord::from_incident(&inc, &[]);
+        assert_eq!(r.ci.as_deref(), Some("db-01"));
+        assert_eq!(r.alertnames, ["PostgresDown"]);
+        assert_eq!(r.priority, Some(1));
+        let r = HistoryRecord::from_incident(&inc, &["B".into(), "A".into(), "B".into()]);
+        assert_eq!(r.alertnames, ["A", "B"]);
+    }
+
+    #[test]
+    fn every_bad_record_is_named_and_the_good_ones_kept() {
+        let text = r#"{"id": "A", "opened_at": "2026-06-01T08:00:00Z", "alertnames": ["X"]}
+
+{"id": "B", "opened_at": "2026-06-01T08:00:00Z", "resolved_at": "2026-05-01T08:00:00Z", "title": "t"}
+{"id": "C", "opened_at": "2026-06-01T08:00:00Z"}
+{"id": "D", "opened_at": "2026-06-01T08:00:00Z", "title": "t", "priority": 9}
+{"id": "E", "opened_at": "2026-06-01T08:00:00Z", "title": "t", "colour": "red"}
+{"id": "A", "opened_at": "2026-06-01T08:00:00Z", "title": "again"}"#;
+        let b = parse_batch(text);
+        assert_eq!(b.records.len(), 1);
+        let bad: Vec<(usize, &str)> = b
+            .bad
+            .iter()
+            .map(|x| (x.record, x.reason.as_str()))
+            .collect();
+        assert_eq!(bad.len(), 5);
+        assert_eq!(bad[0], (3, "resolved_at is before opened_at"));
+        assert!(bad[1].1.starts_with("neither a title nor an alertname"));
+        assert_eq!(bad[2], (5, "priority must be 1..5, not 9"));
+        assert!(bad[3].1.contains("colour"), "{}", bad[3].1);
+        assert_eq!(bad[4], (7, "duplicate id \"A\" (first at record 1)"));
+        // A JSON list works the same, positions are list elements.
+        let b = parse_batch(
+            r#"[{"id": "A", "opened_at": "2026-06-01T08:00:00Z", "title": "t"}, {"id": ""}]"#,
+        );
+        assert_eq!((b.records.len(), b.bad[0].record), (1, 2));
+    }
+}
