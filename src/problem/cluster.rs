@@ -118,7 +118,7 @@ pub fn cluster(
             clusters.extend(by_label.into_values().filter(|c| c.len() >= cfg.min_pts));
         }
     }
-    attach(&mut clusters, &feats, &vecs, cfg);
+    attach(&mut clusters, records, &feats, &vecs, cfg);
     let clusters = merge_same_problem(clusters, &feats);
     let mut out: Vec<ProblemCandidate> = clusters
         .iter()
@@ -153,11 +153,13 @@ pub fn cluster(
 /// the problem of a CI in its neighbourhood (itself or upstream) when it is within `eps`
 /// of that problem's centroid (the mean of its incidents: a single look-alike member is
 /// not enough, or generic symptoms would chain unrelated incidents in). An incident whose
-/// title names the root needs half that similarity. This is how a dependent's incident that does not
+/// title names the root, or that falls in the problem's weekly or daily slot, needs half
+/// that similarity. This is how a dependent's incident that does not
 /// name the root still lands on the root's problem. Judged against the clusters as
 /// DBSCAN left them, so the result does not depend on the order of incidents.
 fn attach(
     clusters: &mut [Vec<usize>],
+    records: &[HistoryRecord],
     feats: &[Features],
     vecs: &[Vec<(u16, f32)>],
     cfg: &ProblemConfig,
@@ -174,6 +176,10 @@ fn attach(
         }
     }
     let centroids: Vec<Vec<(u16, f32)>> = clusters.iter().map(|c| centroid(c, vecs)).collect();
+    let patterns: Vec<_> = clusters
+        .iter()
+        .map(|c| recurrence::analyse(&c.iter().map(|&i| records[i].opened_at).collect::<Vec<_>>()))
+        .collect();
     let mut joins: Vec<(usize, usize)> = Vec::new();
     for (i, f) in feats.iter().enumerate() {
         if in_cluster[i] || vecs[i].is_empty() {
@@ -181,12 +187,18 @@ fn attach(
         }
         let mut best: Option<(f64, usize)> = None;
         for (ci, _) in &f.neighbourhood {
-            // An incident that names the root says where it comes from; its words only
-            // have to pick which of that CI's problems, so half the similarity will do.
+            // An incident that names the root says where it comes from, and one on a
+            // dependent at the problem's weekly or daily slot fails when the problem
+            // does: its words only have to pick which of that CI's problems, so half the
+            // similarity will do.
             let named = f.named.as_ref().is_some_and(|(n, _)| n == ci);
-            let need = if named { min_sim / 2.0 } else { min_sim };
             for &k in by_root.get(ci).map(Vec::as_slice).unwrap_or(&[]) {
                 let sim = features::cosine(&vecs[i], &centroids[k]);
+                let need = if named || recurrence::in_slot(&patterns[k], records[i].opened_at) {
+                    min_sim / 2.0
+                } else {
+                    min_sim
+                };
                 if sim >= need && best.is_none_or(|(b, bk)| sim > b || (sim == b && k < bk)) {
                     best = Some((sim, k));
                 }

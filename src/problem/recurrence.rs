@@ -108,6 +108,20 @@ pub fn analyse(times: &[DateTime<Utc>]) -> Recurrence {
     }
 }
 
+/// Whether `t` falls in the recurring slot of a weekly (its weekday and hour) or daily
+/// (its hour) pattern; never for bursts and irregular ones.
+pub fn in_slot(r: &Recurrence, t: DateTime<Utc>) -> bool {
+    // A slot holding 60% of the incidents is also the busiest weekday and hour.
+    let hour = argmax(&r.hours).0 == t.hour() as usize;
+    match r.kind {
+        PatternKind::Weekly => {
+            hour && argmax(&r.weekdays).0 == t.weekday().num_days_from_monday() as usize
+        }
+        PatternKind::Daily => hour,
+        PatternKind::Burst | PatternKind::Irregular => false,
+    }
+}
+
 fn argmax(xs: &[u32]) -> (usize, u32) {
     xs.iter().enumerate().fold(
         (0, 0),
@@ -137,6 +151,8 @@ mod tests {
         assert_eq!(r.pattern, "weekly at Monday 08:00-09:00 UTC");
         assert_eq!(r.count, 9);
         assert_eq!(r.weekdays[0], 8);
+        assert!(in_slot(&r, at("2026-09-07T08:59:00Z")));
+        assert!(!in_slot(&r, at("2026-09-08T08:30:00Z")));
     }
 
     #[test]
