@@ -264,15 +264,17 @@ async fn refresh_gauge(st: &AppState) {
     }
 }
 
-/// Reclusters every `interval` (first run a minute after start, so a daemon restarted
-/// more often than `interval` still reclusters); nothing when `interval` is zero.
+/// Reclusters every `interval` (at least a minute; first run a minute after start, so a
+/// daemon restarted more often than `interval` still reclusters); nothing when
+/// `interval` is zero.
 pub fn spawn_scheduler(st: AppState, cfg: ProblemsConfig) -> Option<tokio::task::JoinHandle<()>> {
     let period = cfg.interval.std();
     if period.is_zero() {
         return None;
     }
+    let period = period.max(std::time::Duration::from_secs(60));
     Some(tokio::spawn(async move {
-        let first = tokio::time::Instant::now() + period.min(std::time::Duration::from_secs(60));
+        let first = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
         let mut tick = tokio::time::interval_at(first, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
