@@ -121,7 +121,7 @@ fn rooted<'a>(ps: &'a [Value], ci: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-async fn start(backend: Backend) -> Option<(Db, Sift)> {
+async fn start(backend: Backend, env: &[(&str, &str)]) -> Option<(Db, Sift)> {
     let db = Db::new(backend).await?;
     let tokens = json!([
         {"token": VIEWER, "role": "viewer"},
@@ -129,7 +129,9 @@ async fn start(backend: Backend) -> Option<(Db, Sift)> {
         {"token": ADMIN, "role": "admin"}
     ])
     .to_string();
-    let s = Sift::start(&db, &[("SIFT_AUTH__TOKENS", tokens.as_str())]);
+    let mut all = vec![("SIFT_AUTH__TOKENS", tokens.as_str())];
+    all.extend_from_slice(env);
+    let s = Sift::start(&db, &all);
     let r = s
         .call(
             Method::PUT,
@@ -175,7 +177,7 @@ async fn recluster(s: &Sift) -> Vec<Value> {
 }
 
 async fn decisions_survive_reclustering(backend: Backend) {
-    let Some((_db, s)) = start(backend).await else {
+    let Some((_db, s)) = start(backend, &[]).await else {
         return;
     };
     let hist = history();
@@ -357,7 +359,8 @@ async fn decisions_survive_reclustering(backend: Backend) {
 }
 
 async fn bad_history_is_refused_whole(backend: Backend) {
-    let Some((_db, s)) = start(backend).await else {
+    let Some((_db, s)) = start(backend, &[("SIFT_SERVER__BODY_LIMIT_BYTES", "100000")]).await
+    else {
         return;
     };
     let b = base();
@@ -419,6 +422,19 @@ async fn bad_history_is_refused_whole(backend: Backend) {
         )
         .await;
     s.expect(&r, 422, "not a list");
+
+    // Past the body limit: 413, nothing read.
+    let line = json!({"id": "BIG", "opened_at": iso(b), "title": "x".repeat(1000)}).to_string();
+    let big = vec![line; 200].join("\n");
+    let r = s
+        .send(
+            s.request(Method::POST, "/api/v1/incidents/import")
+                .bearer_auth(OPERATOR)
+                .body(big),
+        )
+        .await;
+    s.expect(&r, 413, "too large");
+    assert!(r.body["error"].is_string(), "{}", r.text);
 }
 
 /// The offline command: bad lines are reported by line and skipped, the rest clustered.
