@@ -27,6 +27,7 @@ pub struct Config {
     pub correlate: CorrelateSection,
     pub incident: IncidentConfig,
     pub kafka: KafkaConfig,
+    pub problems: ProblemsConfig,
 }
 
 /// The wire format of a Kafka topic's messages.
@@ -101,6 +102,45 @@ impl Default for KafkaConfig {
             commit_offsets: true,
             forward_http: false,
             client: Default::default(),
+        }
+    }
+}
+
+/// `[problems]`: scheduled problem clustering and its settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProblemsConfig {
+    /// How often the daemon reclusters (`0s`: never on a schedule, only on request).
+    pub interval: Dur,
+    /// How far back incidents are clustered (by when they opened).
+    pub lookback: Dur,
+    /// DBSCAN radius on unit word vectors (cosine ≥ 1 - eps²/2).
+    pub eps: f64,
+    /// Smallest problem, and DBSCAN's core size.
+    pub min_pts: usize,
+    /// How many dependency hops upstream an incident may point for its root CI.
+    pub hops: u32,
+}
+
+impl Default for ProblemsConfig {
+    fn default() -> Self {
+        let c = crate::problem::ProblemConfig::default();
+        Self {
+            interval: Dur::secs(86_400),
+            lookback: Dur::secs(180 * 86_400),
+            eps: c.eps,
+            min_pts: c.min_pts,
+            hops: c.hops,
+        }
+    }
+}
+
+impl ProblemsConfig {
+    pub fn cluster(&self) -> crate::problem::ProblemConfig {
+        crate::problem::ProblemConfig {
+            eps: self.eps,
+            min_pts: self.min_pts,
+            hops: self.hops,
         }
     }
 }
@@ -433,6 +473,13 @@ impl Config {
                     "ingest.dedup_labels: unknown source {src:?} (alertmanager, prometheus, pagerduty, kafka)"
                 ));
             }
+        }
+        if !(self.problems.eps.is_finite() && self.problems.eps > 0.0) || self.problems.min_pts < 2
+        {
+            return bad(format!(
+                "problems.eps must be a positive number and problems.min_pts at least 2 (got {} and {})",
+                self.problems.eps, self.problems.min_pts
+            ));
         }
         for t in &self.auth.tokens {
             if t.token.len() < 8 {

@@ -9,6 +9,7 @@ pub mod eval;
 pub mod incident;
 pub mod metrics;
 pub mod pipeline;
+pub mod problem;
 pub mod replay;
 pub mod sources;
 pub mod store;

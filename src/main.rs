@@ -1,4 +1,4 @@
-//! The `sift` command line: serve, migrate, cmdb import, replay.
+//! The `sift` command line: serve, migrate, cmdb import, replay, problems cluster.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -62,6 +62,34 @@ enum Cmd {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Problem management.
+    Problems {
+        #[command(subcommand)]
+        cmd: ProblemsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProblemsCmd {
+    /// Cluster an incident history (JSON lines) into problem candidates, offline.
+    /// Bad records are reported on stderr and skipped (`--strict`: refused, nothing
+    /// written); it fails when no record is usable.
+    Cluster {
+        /// JSON lines, one history record per line (or one JSON list of records).
+        #[arg(long)]
+        incidents: PathBuf,
+        /// CMDB file (YAML or JSON) for topology: dependents point at what they depend on.
+        #[arg(long)]
+        cmdb: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where to write `{"problems": [...]}`; standard output when absent.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Refuse the whole file when any record is bad.
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -104,6 +132,22 @@ fn main() -> anyhow::Result<()> {
                 &alerts,
                 changes.as_deref(),
                 output.as_deref(),
+            ),
+            Cmd::Problems {
+                cmd:
+                    ProblemsCmd::Cluster {
+                        incidents,
+                        cmdb,
+                        config,
+                        output,
+                        strict,
+                    },
+            } => problems_cluster(
+                &load(config.as_deref())?,
+                &incidents,
+                cmdb.as_deref(),
+                output.as_deref(),
+                strict,
             ),
         }
     })
@@ -210,12 +254,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         normalize,
         forward,
     };
+    let scheduler = api::problems::spawn_scheduler(state.clone(), cfg.problems.clone());
     let app = api::router(
         state,
         ApiSettings {
             auth,
             body_limit: cfg.server.body_limit_bytes,
             request_timeout: cfg.server.request_timeout.std(),
+            problems: cfg.problems.clone(),
         },
     );
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
@@ -237,6 +283,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             let _ = stop_rx2.wait_for(|s| *s).await;
             tokio::time::sleep(grace).await;
         } => tracing::warn!("in-flight requests did not finish within {grace:?}; stopping anyway"),
+    }
+    if let Some(s) = scheduler {
+        s.abort();
     }
     // The consumer stores what it holds, commits, leaves its group and drops its handle.
     let _ = kafka_stop.send(true);
@@ -363,6 +412,76 @@ fn replay(
     eprintln!(
         "replayed {events} alert events into {} incidents",
         out.incidents.len()
+    );
+    Ok(())
+}
+
+fn problems_cluster(
+    cfg: &Config,
+    incidents: &Path,
+    cmdb: Option<&Path>,
+    output: Option<&Path>,
+    strict: bool,
+) -> anyhow::Result<()> {
+    let topo = match cmdb {
+        Some(p) => {
+            let doc = read_cmdb(p)?;
+            doc.validate(|_| false)
+                .with_context(|| format!("{} rejected", p.display()))?;
+            Some(Topology::from_file(&doc))
+        }
+        None => None,
+    };
+    let text = std::fs::read_to_string(incidents)
+        .with_context(|| format!("cannot read {}", incidents.display()))?;
+    let batch = sift::problem::parse_batch(&text);
+    for b in &batch.bad {
+        eprintln!(
+            "{}:{}: {}{} ({})",
+            incidents.display(),
+            b.record,
+            b.id.as_deref()
+                .map(|i| format!("record {i}: "))
+                .unwrap_or_default(),
+            b.reason,
+            if strict { "refused" } else { "skipped" }
+        );
+    }
+    if let Some(t) = &topo {
+        for r in &batch.records {
+            if let Some(ci) = &r.ci
+                && t.resolve(ci).is_none()
+            {
+                eprintln!(
+                    "{}: record {}: unknown CI {ci:?} (kept, without topology)",
+                    incidents.display(),
+                    r.id
+                );
+            }
+        }
+    }
+    if strict && !batch.bad.is_empty() {
+        bail!(
+            "{} bad records in {}; nothing written (--strict)",
+            batch.bad.len(),
+            incidents.display()
+        );
+    }
+    if batch.records.is_empty() {
+        bail!("no usable history record in {}", incidents.display());
+    }
+    let problems = sift::problem::cluster(&batch.records, topo.as_ref(), &cfg.problems.cluster())?;
+    let json = serde_json::to_string_pretty(&serde_json::json!({"problems": problems}))?;
+    match output {
+        Some(p) => std::fs::write(p, json + "\n")
+            .with_context(|| format!("cannot write {}", p.display()))?,
+        None => println!("{json}"),
+    }
+    eprintln!(
+        "clustered {} incidents into {} problem candidates ({} records skipped)",
+        batch.records.len(),
+        problems.len(),
+        batch.bad.len()
     );
     Ok(())
 }

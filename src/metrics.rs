@@ -28,6 +28,10 @@ pub struct Metrics {
     pub kafka_dead_letters: IntCounterVec,
     /// Kafka consumer lag (high watermark minus position), by `topic` and `partition`.
     pub kafka_consumer_lag: IntGaugeVec,
+    /// Problem candidates awaiting review (status `candidate`) after the last run.
+    pub problem_candidates_open: IntGauge,
+    /// Duration of problem clustering runs (load, cluster, store).
+    pub problem_cluster_seconds: Histogram,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -124,6 +128,19 @@ impl Metrics {
                 &["topic", "partition"],
             )
             .expect("static metric"),
+            problem_candidates_open: IntGauge::new(
+                "sift_problem_candidates_open",
+                "Problem candidates awaiting review after the last clustering run",
+            )
+            .expect("static metric"),
+            problem_cluster_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "sift_problem_cluster_duration_seconds",
+                    "Problem clustering runs, load to store",
+                )
+                .buckets(vec![0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0]),
+            )
+            .expect("static metric"),
             registry,
         };
         for c in [
@@ -140,6 +157,8 @@ impl Metrics {
             Box::new(m.state_reloads.clone()),
             Box::new(m.kafka_dead_letters.clone()),
             Box::new(m.kafka_consumer_lag.clone()),
+            Box::new(m.problem_candidates_open.clone()),
+            Box::new(m.problem_cluster_seconds.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }

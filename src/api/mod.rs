@@ -1,4 +1,4 @@
-//! The HTTP API (axum): alert intake, incidents, alerts, CMDB, metrics and health.
+//! The HTTP API (axum): alert intake, incidents, alerts, CMDB, problems, metrics and health.
 //!
 //! Handlers parse at the edge and hand typed values to the pipeline or the store; they
 //! never decide correlation. Every error is `{"error", "detail"}` with a 4xx/5xx status,
@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 mod handlers;
+pub mod problems;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +43,8 @@ pub struct ApiSettings {
     pub auth: Auth,
     pub body_limit: usize,
     pub request_timeout: Duration,
+    /// `[problems]`: the problem routes' clustering settings.
+    pub problems: crate::config::ProblemsConfig,
 }
 
 pub fn router(state: AppState, s: ApiSettings) -> Router {
@@ -85,6 +88,7 @@ pub fn router(state: AppState, s: ApiSettings) -> Router {
         .merge(read)
         .merge(operate)
         .merge(admin)
+        .merge(problems::routes(&s.auth, s.problems.clone()))
         .merge(open)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -16,6 +16,7 @@ use crate::alert::Fingerprint;
 use crate::cmdb::{Change, Ci, CmdbFile, Relation};
 use crate::correlate::AlertRecord;
 use crate::incident::{Incident, IncidentStatus, TimelineEntry};
+use crate::problem::{HistoryRecord, ProblemCandidate, ProblemStatus};
 
 pub use sql::{PostgresStore, SqliteStore};
 
@@ -84,6 +85,20 @@ pub trait Store: Send + Sync {
     async fn timeline(&self, id: &str) -> Result<Vec<TimelineEntry>, StoreError>;
     async fn list_alerts(&self, q: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError>;
     async fn list_changes(&self, q: &ChangeQuery) -> Result<Vec<Change>, StoreError>;
+
+    /// Imported history records opened at or after `since`, oldest first.
+    async fn history_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<HistoryRecord>, StoreError>;
+    /// sift's own resolved and closed incidents (problem clustering input).
+    async fn finished_incidents(&self) -> Result<Vec<Incident>, StoreError>;
+    /// Problems, highest score first, optionally of one status.
+    async fn list_problems(
+        &self,
+        status: Option<ProblemStatus>,
+    ) -> Result<Vec<ProblemCandidate>, StoreError>;
+    async fn get_problem(&self, id: &str) -> Result<Option<ProblemCandidate>, StoreError>;
 }
 
 #[async_trait]
@@ -110,6 +125,17 @@ pub trait WriteTx: Send {
     async fn append_timeline(&mut self, entries: &[TimelineEntry]) -> Result<(), StoreError>;
     async fn upsert_cis(&mut self, cis: &[Ci]) -> Result<(), StoreError>;
     async fn upsert_relations(&mut self, rels: &[Relation]) -> Result<(), StoreError>;
+    /// Inserts or replaces history records by id; returns how many were new.
+    async fn upsert_history(&mut self, recs: &[HistoryRecord]) -> Result<u64, StoreError>;
+    async fn load_problems(&mut self) -> Result<Vec<ProblemCandidate>, StoreError>;
+    /// Replaces every stored problem with `problems` (a reconciled clustering run).
+    async fn replace_problems(&mut self, problems: &[ProblemCandidate]) -> Result<(), StoreError>;
+    /// Sets a problem's status; `None` when there is no such problem.
+    async fn set_problem_status(
+        &mut self,
+        id: &str,
+        status: ProblemStatus,
+    ) -> Result<Option<ProblemCandidate>, StoreError>;
     /// Writes the new counters (seq is bumped by the implementation) and commits.
     async fn commit(
         self: Box<Self>,

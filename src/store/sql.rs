@@ -19,6 +19,7 @@ use crate::cmdb::{Change, Ci, CmdbFile, Relation};
 use crate::config::StoreConfig;
 use crate::correlate::AlertRecord;
 use crate::incident::{Incident, TimelineEntry};
+use crate::problem::{HistoryRecord, ProblemCandidate, ProblemStatus};
 
 /// Embedded migrations: (version, name, SQLite text, PostgreSQL text).
 const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
@@ -33,6 +34,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "changes",
         include_str!("../../migrations/sqlite/0002_changes.sql"),
         include_str!("../../migrations/postgres/0002_changes.sql"),
+    ),
+    (
+        3,
+        "problems",
+        include_str!("../../migrations/sqlite/0003_problems.sql"),
+        include_str!("../../migrations/postgres/0003_problems.sql"),
     ),
 ];
 
@@ -276,6 +283,37 @@ macro_rules! sql_store {
                 .await?;
                 decode_docs("alert", rows)
             }
+
+            async fn history_since(&self, since: DateTime<Utc>) -> Result<Vec<HistoryRecord>, StoreError> {
+                let rows = sqlx::query("SELECT doc FROM history_incidents WHERE opened_at >= $1 ORDER BY opened_at, id")
+                    .bind(ms(since))
+                    .fetch_all(&self.pool)
+                    .await?;
+                decode_docs("history record", rows)
+            }
+
+            async fn finished_incidents(&self) -> Result<Vec<Incident>, StoreError> {
+                let rows = sqlx::query("SELECT doc FROM incidents WHERE status IN ('resolved', 'closed') ORDER BY number")
+                    .fetch_all(&self.pool)
+                    .await?;
+                decode_docs("incident", rows)
+            }
+
+            async fn list_problems(&self, status: Option<ProblemStatus>) -> Result<Vec<ProblemCandidate>, StoreError> {
+                let rows = sqlx::query("SELECT doc FROM problems WHERE ($1 IS NULL OR status = $1) ORDER BY score DESC, id")
+                    .bind(status.map(|s| s.as_str()))
+                    .fetch_all(&self.pool)
+                    .await?;
+                decode_docs("problem", rows)
+            }
+
+            async fn get_problem(&self, id: &str) -> Result<Option<ProblemCandidate>, StoreError> {
+                let row = sqlx::query("SELECT doc FROM problems WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| decode("problem", &r.try_get::<String, _>(0)?)).transpose()
+            }
         }
 
         #[async_trait]
@@ -493,6 +531,69 @@ macro_rules! sql_store {
                     qb.build().execute(&mut *self.tx).await?;
                 }
                 Ok(())
+            }
+
+            async fn upsert_history(&mut self, recs: &[HistoryRecord]) -> Result<u64, StoreError> {
+                let mut new = 0u64;
+                for chunk in recs.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("SELECT id FROM history_incidents WHERE id IN (");
+                    let mut sep = qb.separated(", ");
+                    for r in chunk {
+                        sep.push_bind(r.id.clone());
+                    }
+                    qb.push(")");
+                    let existing = qb.build().fetch_all(&mut *self.tx).await?.len() as u64;
+                    new += chunk.len() as u64 - existing.min(chunk.len() as u64);
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO history_incidents (id, opened_at, doc) ");
+                    qb.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.id.clone()).push_bind(ms(r.opened_at)).push_bind(encode(r));
+                    });
+                    qb.push(" ON CONFLICT (id) DO UPDATE SET opened_at = excluded.opened_at, doc = excluded.doc");
+                    qb.build().execute(&mut *self.tx).await?;
+                }
+                Ok(new)
+            }
+
+            async fn load_problems(&mut self) -> Result<Vec<ProblemCandidate>, StoreError> {
+                let rows = sqlx::query("SELECT doc FROM problems ORDER BY id")
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                decode_docs("problem", rows)
+            }
+
+            async fn replace_problems(&mut self, problems: &[ProblemCandidate]) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM problems").execute(&mut *self.tx).await?;
+                let now = ms(Utc::now());
+                for chunk in problems.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO problems (id, status, score, updated_at, doc) ");
+                    qb.push_values(chunk, |mut b, p| {
+                        b.push_bind(p.id.clone())
+                            .push_bind(p.status.as_str())
+                            .push_bind(p.score)
+                            .push_bind(now)
+                            .push_bind(encode(p));
+                    });
+                    qb.build().execute(&mut *self.tx).await?;
+                }
+                Ok(())
+            }
+
+            async fn set_problem_status(&mut self, id: &str, status: ProblemStatus) -> Result<Option<ProblemCandidate>, StoreError> {
+                let row = sqlx::query("SELECT doc FROM problems WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                let mut p: ProblemCandidate = decode("problem", &row.try_get::<String, _>(0)?)?;
+                p.status = status;
+                sqlx::query("UPDATE problems SET status = $1, updated_at = $2, doc = $3 WHERE id = $4")
+                    .bind(status.as_str())
+                    .bind(ms(Utc::now()))
+                    .bind(encode(&p))
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(Some(p))
             }
 
             async fn commit(mut self: Box<Self>, next_incident: i64, cmdb_changed: bool) -> Result<StateRow, StoreError> {
