@@ -56,6 +56,11 @@ impl Topology {
     pub fn from_file(doc: &CmdbFile) -> Self {
         let mut t = Topology::new();
         t.cis.reserve(doc.cis.len());
+        t.by_id.reserve(doc.cis.len());
+        t.by_name.reserve(doc.cis.len());
+        t.depends_on.reserve(doc.cis.len());
+        t.dependents.reserve(doc.cis.len());
+        t.edges.reserve(doc.relations.len());
         for ci in &doc.cis {
             t.upsert_ci(ci.clone());
         }
