@@ -104,6 +104,31 @@ fn main() {
         }
     }
     println!("{split} split groups");
+    // wrong roots: the incident holding most of a fault's alerts names another CI
+    for (g, incs) in &where_ {
+        let Some(tg) = scn.truth.groups.get(*g) else {
+            continue;
+        };
+        let total: usize = incs.values().map(Vec::len).sum();
+        if total < 2 {
+            continue;
+        }
+        let Some((best, _)) = incs.iter().max_by_key(|(_, m)| m.len()) else {
+            continue;
+        };
+        let named = best
+            .split("root=")
+            .nth(1)
+            .and_then(|r| r.split(" opened").next())
+            .unwrap_or("");
+        let want = format!("{:?}", tg.root);
+        if named != want {
+            println!(
+                "WRONG ROOT group {g} true={want} incident {best} ({} of {total} alerts)",
+                incs[best].len()
+            );
+        }
+    }
 }
 
 #[allow(dead_code)]

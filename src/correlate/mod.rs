@@ -76,7 +76,7 @@ impl Default for CorrelateConfig {
             max_hops: 8,
             window: Duration::minutes(5),
             late_root_window: Duration::minutes(10),
-            max_silent_hops: 1,
+            max_silent_hops: 0,
             reopen_window: Duration::minutes(30),
             flap_threshold: 4,
             flap_window: Duration::minutes(30),

@@ -359,9 +359,14 @@ fn two_faults_sharing_a_silent_switch_stay_apart() {
         incident_of(&e, &cache).root_cause_ci.as_deref(),
         Some("cache-01")
     );
-    // ... but when the switch itself alerts right after, it explains both.
+    // The switch alerting while the hosts in between show nothing explains neither.
     let sw = on("sw-core", "SwitchDown", 90);
     e.ingest(&topo, &m, sw.clone());
+    assert_eq!(active(&e).len(), 3);
+    // Once the hosts alert too, the path is visible end to end: one fault, rooted at
+    // the switch.
+    e.ingest(&topo, &m, on("host-db", "HostUnreachable", 100));
+    e.ingest(&topo, &m, on("host-cache", "HostUnreachable", 105));
     assert_eq!(
         active(&e).len(),
         1,
@@ -370,8 +375,12 @@ fn two_faults_sharing_a_silent_switch_stay_apart() {
     );
     let inc = incident_of(&e, &sw);
     assert_eq!(inc.root_cause_ci.as_deref(), Some("sw-core"));
-    assert_eq!(inc.alert_count, 5);
+    assert_eq!(inc.alert_count, 7);
     assert_eq!(incident_of(&e, &db).id, inc.id);
+    assert_eq!(
+        inc.enrichment["evidence"]["orders-api"],
+        serde_json::json!(["orders-api", "db-01", "host-db", "sw-core"])
+    );
 }
 
 #[test]

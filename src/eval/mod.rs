@@ -185,7 +185,14 @@ pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
     let am_job = group_by_labels(&alerts, &topo, &mapper, &["job"], Duration::minutes(5));
     let window = time_window(&alerts, &topo, &mapper, Duration::minutes(5));
     let mut cfg = CorrelateConfig::default();
-    // Experiments: SIFT_EVAL_WINDOW_S / SIFT_EVAL_LATE_S override the windows (seconds).
+    // Experiments: EVAL_WINDOW_S / EVAL_LATE_S override the windows (seconds),
+    // EVAL_SILENT the silent-hop limit.
+    if let Some(n) = std::env::var("EVAL_SILENT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.max_silent_hops = n;
+    }
     if let Some(s) = std::env::var("EVAL_WINDOW_S")
         .ok()
         .and_then(|v| v.parse().ok())
