@@ -28,6 +28,34 @@ pub struct Config {
     pub incident: IncidentConfig,
     pub kafka: KafkaConfig,
     pub problems: ProblemsConfig,
+    pub notify: NotifyConfig,
+}
+
+/// Outbound incident events: webhook subscriptions and how they are delivered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// `[[notify.webhooks]]`: name, url, events, preset, secret, timeout, max_attempts.
+    pub webhooks: Vec<crate::outbox::Subscription>,
+    /// How often the delivery task looks for due events when idle.
+    pub poll_interval: Dur,
+    /// First retry delay; doubles per attempt (with jitter) up to `backoff_max`.
+    pub backoff_base: Dur,
+    pub backoff_max: Dur,
+    /// Webhook requests in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            webhooks: Vec::new(),
+            poll_interval: Dur::secs(1),
+            backoff_base: Dur::secs(5),
+            backoff_max: Dur::secs(3600),
+            concurrency: 8,
+        }
+    }
 }
 
 /// The wire format of a Kafka topic's messages.
@@ -432,6 +460,13 @@ impl Config {
                 "store.sqlite_synchronous must be full or normal, not {:?}",
                 self.store.sqlite_synchronous
             ));
+        }
+        crate::outbox::validate_all(&self.notify.webhooks)
+            .map_err(|e| ConfigError::Invalid(format!("notify.webhooks: {e}")))?;
+        if self.notify.concurrency == 0 || self.notify.poll_interval.0 <= chrono::Duration::zero() {
+            return bad(
+                "notify.concurrency and notify.poll_interval must be more than zero".into(),
+            );
         }
         if self.ingest.queue_capacity == 0 || self.ingest.max_batch_alerts == 0 {
             return bad(

@@ -32,6 +32,10 @@ pub struct Metrics {
     pub problem_candidates_open: IntGauge,
     /// Duration of problem clustering runs (load, cluster, store).
     pub problem_cluster_seconds: Histogram,
+    /// Outbox events not yet delivered nor dead (all subscriptions).
+    pub outbox_pending: IntGauge,
+    /// Delivery attempts, by `subscription` and `outcome` (delivered, failed, dead).
+    pub notify_deliveries: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -141,6 +145,19 @@ impl Metrics {
                 .buckets(vec![0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0]),
             )
             .expect("static metric"),
+            outbox_pending: IntGauge::new(
+                "sift_outbox_pending",
+                "Outbound incident events waiting for delivery",
+            )
+            .expect("static metric"),
+            notify_deliveries: IntCounterVec::new(
+                Opts::new(
+                    "sift_notify_deliveries_total",
+                    "Webhook delivery attempts, by subscription and outcome (delivered, failed, dead)",
+                ),
+                &["subscription", "outcome"],
+            )
+            .expect("static metric"),
             registry,
         };
         for c in [
@@ -159,6 +176,8 @@ impl Metrics {
             Box::new(m.kafka_consumer_lag.clone()),
             Box::new(m.problem_candidates_open.clone()),
             Box::new(m.problem_cluster_seconds.clone()),
+            Box::new(m.outbox_pending.clone()),
+            Box::new(m.notify_deliveries.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }

@@ -414,6 +414,8 @@ impl Writer {
         tx.upsert_alerts(&alerts).await?;
         tx.upsert_incidents(&incidents).await?;
         tx.append_timeline(&changes.timeline).await?;
+        // Outbound events commit with the change they announce (durable delivery).
+        crate::outbox::enqueue(&mut *tx, &incidents, &changes.timeline).await?;
         let n_alerts = alerts.len();
         let state = tx
             .commit(self.engine.next_number() as i64, cmdb_changed)
