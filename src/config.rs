@@ -373,6 +373,9 @@ pub struct IncidentConfig {
     /// ITIL matrix: key `"<impact><urgency>"` (each 1..3) → priority 1..5. Unset: the
     /// ITIL default (priority = impact + urgency - 1). When set, all nine cells are needed.
     pub priority_matrix: Option<PriorityMatrix>,
+    /// Changes on the root CI or what it depends on that ended within this long before an
+    /// incident opened are listed in its enrichment (`recent_changes`).
+    pub change_lookback: Dur,
 }
 
 impl Default for IncidentConfig {
@@ -384,6 +387,7 @@ impl Default for IncidentConfig {
             memory_retention: Dur(c.alert_retention),
             fallback_ignore_labels: c.fallback_ignore_labels,
             priority_matrix: None,
+            change_lookback: Dur(c.change_lookback),
         }
     }
 }
@@ -560,6 +564,7 @@ impl Config {
             reopen_window: self.incident.reopen_window.0,
             flap_threshold: self.correlate.flap_threshold,
             flap_window: self.correlate.flap_window.0,
+            change_lookback: self.incident.change_lookback.0,
         }
     }
 

@@ -7,6 +7,7 @@
 //! equal to living through the same alerts. The grouping policy lives in `policy.rs`, the
 //! one place that decides which incident an alert joins.
 
+mod enrich;
 mod policy;
 
 use std::collections::{BTreeSet, HashMap};
@@ -51,6 +52,8 @@ pub struct CorrelateConfig {
     /// An alert changing state more than this many times within `flap_window` is flapping.
     pub flap_threshold: usize,
     pub flap_window: Duration,
+    /// Changes that ended no longer than this before an incident opened are enrichment.
+    pub change_lookback: Duration,
 }
 
 impl Default for CorrelateConfig {
@@ -80,6 +83,7 @@ impl Default for CorrelateConfig {
             reopen_window: Duration::minutes(30),
             flap_threshold: 4,
             flap_window: Duration::minutes(30),
+            change_lookback: Duration::hours(6),
         }
     }
 }
@@ -794,6 +798,7 @@ impl Engine {
             serde_json::to_value(ci).unwrap_or(serde_json::Value::Null),
         );
         self.mark_incident(id);
+        self.enrich(topo, id);
     }
 
     /// Records the dependency path from `ci` to the incident's root (evidence): `path`
@@ -1023,6 +1028,7 @@ impl Engine {
                 serde_json::json!({"from": old_priority, "to": priority}),
             );
         }
+        self.enrich(topo, id);
     }
 
     fn resolve_alert(&mut self, fp: &Fingerprint, end: DateTime<Utc>) {

@@ -538,3 +538,68 @@ fn a_flapping_alert_holds_its_incident_open_until_steady() {
         kinds.contains(&"flapping_started".into()) && kinds.contains(&"flapping_stopped".into())
     );
 }
+
+#[test]
+fn enrichment_lists_recent_changes_upstream_and_runbooks() {
+    let mut cis = vec![
+        ci("db-01", "database"),
+        ci("orders-api", "application"),
+        ci("checkout", "business_service"),
+    ];
+    cis[0]
+        .attributes
+        .insert("runbook".into(), serde_json::json!("https://wiki/db-01"));
+    let topo = Topology::from_file(&CmdbFile {
+        cis,
+        relations: vec![Relation {
+            source: "orders-api".into(),
+            target: "db-01".into(),
+            rel_type: "depends_on".into(),
+        }],
+    });
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let change = |id: &str, ci: &str, start: i64, end: i64| Change {
+        id: id.into(),
+        ci_id: ci.into(),
+        summary: format!("{id} on {ci}"),
+        start: t(start),
+        end: t(end),
+        maintenance: false,
+    };
+    e.upsert_change(change("CHG-OLD", "db-01", -600, -500)); // before the lookback
+    e.upsert_change(change("CHG-UP", "db-01", -10, 10)); // upstream, overlaps the start
+    e.upsert_change(change("CHG-APP", "orders-api", -120, -60)); // on the root, ended
+    e.upsert_change(change("CHG-LATER", "orders-api", 5, 20)); // after the start
+    let mut a = alert("HighErrorRate", "orders-api", AlertStatus::Firing, 0, None);
+    a.annotations
+        .insert("runbook_url".into(), "https://wiki/orders".into());
+    e.ingest(&topo, &m, a.clone());
+    let inc = incident_of(&e, &a);
+    let ids: Vec<&str> = inc.enrichment["recent_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        ["CHG-UP", "CHG-APP"],
+        "latest first, within the lookback"
+    );
+    assert_eq!(inc.enrichment["probably_change_related"], true);
+    assert_eq!(
+        inc.enrichment["runbooks"],
+        serde_json::json!(["https://wiki/orders"]),
+        "the root's own runbook; db-01 is upstream but not in the incident"
+    );
+
+    // Without an overlapping change the flag is false.
+    let mut e = Engine::new(CorrelateConfig::default());
+    e.upsert_change(change("CHG-APP", "orders-api", -120, -60));
+    e.ingest(&topo, &m, a.clone());
+    assert_eq!(
+        incident_of(&e, &a).enrichment["probably_change_related"],
+        false
+    );
+}
