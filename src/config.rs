@@ -376,6 +376,17 @@ pub struct IncidentConfig {
     /// Changes on the root CI or what it depends on that ended within this long before an
     /// incident opened are listed in its enrichment (`recent_changes`).
     pub change_lookback: Dur,
+    /// `[incident.sla] p1 = {respond = "15m", resolve = "4h"}`: targets per priority
+    /// (`p1`..`p5`). A priority without an entry has no SLA. Default: none.
+    pub sla: std::collections::BTreeMap<String, SlaConfig>,
+}
+
+/// Response (acknowledge) and resolution targets of one priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaConfig {
+    pub respond: Dur,
+    pub resolve: Dur,
 }
 
 impl Default for IncidentConfig {
@@ -388,6 +399,7 @@ impl Default for IncidentConfig {
             fallback_ignore_labels: c.fallback_ignore_labels,
             priority_matrix: None,
             change_lookback: Dur(c.change_lookback),
+            sla: Default::default(),
         }
     }
 }
@@ -464,6 +476,16 @@ impl Config {
                 "store.sqlite_synchronous must be full or normal, not {:?}",
                 self.store.sqlite_synchronous
             ));
+        }
+        for (k, v) in &self.incident.sla {
+            if !matches!(k.as_str(), "p1" | "p2" | "p3" | "p4" | "p5") {
+                return bad(format!("incident.sla: key {k:?} must be one of p1..p5"));
+            }
+            if v.respond.0 <= chrono::Duration::zero() || v.resolve.0 < v.respond.0 {
+                return bad(format!(
+                    "incident.sla.{k}: respond must be more than zero and resolve at least respond"
+                ));
+            }
         }
         crate::outbox::validate_all(&self.notify.webhooks)
             .map_err(|e| ConfigError::Invalid(format!("notify.webhooks: {e}")))?;
@@ -565,6 +587,21 @@ impl Config {
             flap_threshold: self.correlate.flap_threshold,
             flap_window: self.correlate.flap_window.0,
             change_lookback: self.incident.change_lookback.0,
+            sla: self
+                .incident
+                .sla
+                .iter()
+                .filter_map(|(k, v)| {
+                    let p = k.strip_prefix('p')?.parse::<u8>().ok()?;
+                    Some((
+                        p,
+                        crate::correlate::SlaTarget {
+                            respond: v.respond.0,
+                            resolve: v.resolve.0,
+                        },
+                    ))
+                })
+                .collect(),
         }
     }
 

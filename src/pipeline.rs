@@ -427,6 +427,8 @@ impl Writer {
         self.metrics.batch_alerts.observe(n_alerts as f64);
         self.metrics.incidents_opened.inc_by(changes.opened);
         self.metrics.incidents_resolved.inc_by(changes.resolved);
+        self.metrics
+            .observe_incidents(&incidents, &changes.timeline);
         let own_cmdb = self.seen.cmdb_version + i64::from(cmdb_changed) == state.cmdb_version;
         self.seen = state;
         if cmdb_changed {

@@ -39,6 +39,7 @@ scenarios!(
     priority_follows_the_configured_matrix,
     a_change_in_progress_flags_the_incident,
     reopen_within_the_window_new_incident_after,
+    sla_breached_when_not_acknowledged_in_time,
 );
 
 fn ts(offset_secs: i64) -> String {
@@ -216,4 +217,80 @@ async fn wait_status(s: &Sift, id: &str, status: &str) -> Value {
         }
     })
     .await
+}
+
+/// SLA targets from config; event time (the alerts' own timestamps) moves past the response
+/// deadline of an unacknowledged incident: breached, on the timeline and in the metrics.
+/// An incident acknowledged in time is not.
+async fn sla_breached_when_not_acknowledged_in_time(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    db.cmdb_import(&db.write("cmdb.yaml", CMDB));
+    let sla = r#"{"p1": {"respond": "15m", "resolve": "4h"}, "p2": {"respond": "15m", "resolve": "4h"},
+                  "p3": {"respond": "15m", "resolve": "4h"}, "p4": {"respond": "15m", "resolve": "4h"},
+                  "p5": {"respond": "15m", "resolve": "4h"}}"#;
+    let s = Sift::start(&db, &[("SIFT_INCIDENT__SLA", sla)]);
+    // Opened 30 minutes ago (event time) and nobody acknowledged it.
+    send(
+        &s,
+        vec![alert(
+            "firing",
+            "RedisDown",
+            "cache-01",
+            "critical",
+            &ts(-1800),
+            None,
+        )],
+    )
+    .await;
+    // A later alert elsewhere moves event time on to now.
+    send(
+        &s,
+        vec![alert(
+            "firing",
+            "PostgresDown",
+            "db-01",
+            "critical",
+            &ts(-5),
+            None,
+        )],
+    )
+    .await;
+    let incs = s.incidents().await;
+    let late = incident_of(&incs, "cache-01");
+    assert_eq!(late["sla"]["respond_breached"], true, "{late:#}");
+    assert_eq!(late["sla"]["resolve_breached"], false);
+    let id = late["id"].as_str().unwrap();
+    let full = s.get_ok(&format!("/api/v1/incidents/{id}")).await;
+    assert!(
+        full["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "sla_respond_breached"),
+        "{full:#}"
+    );
+    // The fresh one, acknowledged at once, is within its SLA.
+    let fresh = incident_of(&incs, "db-01");
+    assert_eq!(fresh["sla"]["respond_breached"], false);
+    let fid = fresh["id"].as_str().unwrap();
+    let r = s
+        .patch(
+            &format!("/api/v1/incidents/{fid}"),
+            &json!({"status": "acknowledged"}),
+        )
+        .await;
+    s.expect(&r, 200, "acknowledge");
+    assert_eq!(r.body["sla"]["respond_breached"], false, "{:#}", r.body);
+    let m = common::parse_prometheus(&s.get("/metrics").await.text).unwrap();
+    assert_eq!(
+        common::metric(
+            &m,
+            "sift_incident_sla_breaches_total",
+            &[("target", "respond")]
+        ),
+        1.0
+    );
+    assert!(common::metric(&m, "sift_incident_time_to_acknowledge_seconds_count", &[]) >= 1.0);
 }

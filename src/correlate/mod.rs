@@ -9,6 +9,7 @@
 
 mod enrich;
 mod policy;
+mod sla;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::incident::{
 };
 
 pub use policy::Placement;
+pub use sla::SlaTarget;
 
 /// Settings of the core. Durations are event-time durations.
 #[derive(Debug, Clone)]
@@ -54,6 +56,8 @@ pub struct CorrelateConfig {
     pub flap_window: Duration,
     /// Changes that ended no longer than this before an incident opened are enrichment.
     pub change_lookback: Duration,
+    /// Response and resolution targets by priority (1..5); a priority without one has no SLA.
+    pub sla: std::collections::BTreeMap<u8, SlaTarget>,
 }
 
 impl Default for CorrelateConfig {
@@ -84,6 +88,7 @@ impl Default for CorrelateConfig {
             flap_threshold: 4,
             flap_window: Duration::minutes(30),
             change_lookback: Duration::hours(6),
+            sla: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -236,6 +241,8 @@ pub struct Engine {
     held: BTreeSet<(DateTime<Utc>, Fingerprint)>,
     /// Alerts flapping now.
     flapping: BTreeSet<Fingerprint>,
+    /// SLA deadlines to check as event time passes them (stale entries are harmless).
+    sla_due: BTreeSet<(DateTime<Utc>, String)>,
     /// Whether to keep the change log (`take_changes`); replay, which persists nothing,
     /// turns it off.
     record: bool,
@@ -261,6 +268,7 @@ impl Engine {
             change_records: HashMap::new(),
             held: BTreeSet::new(),
             flapping: BTreeSet::new(),
+            sla_due: BTreeSet::new(),
             record: true,
         }
     }
@@ -404,7 +412,9 @@ impl Engine {
         } else {
             self.pending_resolve.remove(&inc.id);
         }
+        let id = inc.id.clone();
         self.incidents.insert(inc.id.clone(), inc);
+        self.arm_sla(&id);
     }
 
     /// Moves event time forward to `now` (a tick from the daemon's clock): alerts past
@@ -484,6 +494,7 @@ impl Engine {
         if !self.flapping.is_empty() {
             self.settle_flapping(t);
         }
+        self.check_sla_due(t);
         // Maintenance over and the alert still fires: now it is a real problem.
         while let Some((until, fp)) = self.held.first().cloned() {
             if until >= t {
@@ -750,6 +761,7 @@ impl Engine {
             closed_at: None,
             correlation_key: key.clone(),
             enrichment: serde_json::Map::new(),
+            sla: None,
         };
         self.open_by_key.insert(key.clone(), id.clone());
         self.incidents.insert(id.clone(), inc);
@@ -799,6 +811,7 @@ impl Engine {
         );
         self.mark_incident(id);
         self.enrich(topo, id);
+        self.apply_sla(id);
     }
 
     /// Records the dependency path from `ci` to the incident's root (evidence): `path`
@@ -1029,6 +1042,7 @@ impl Engine {
             );
         }
         self.enrich(topo, id);
+        self.apply_sla(id);
     }
 
     fn resolve_alert(&mut self, fp: &Fingerprint, end: DateTime<Utc>) {
@@ -1253,6 +1267,7 @@ impl Engine {
         for (kind, detail) in notes {
             self.timeline(id, at, actor, &kind, detail);
         }
+        self.evaluate_sla(id, at);
         Ok(())
     }
 

@@ -603,3 +603,104 @@ fn enrichment_lists_recent_changes_upstream_and_runbooks() {
         false
     );
 }
+
+fn sla_engine() -> Engine {
+    let mut cfg = CorrelateConfig::default();
+    for p in 1..=5u8 {
+        cfg.sla.insert(
+            p,
+            SlaTarget {
+                respond: Duration::minutes(15),
+                resolve: Duration::minutes(60),
+            },
+        );
+    }
+    Engine::new(cfg)
+}
+
+fn kinds_of(ch: &Changes, id: &str) -> Vec<String> {
+    ch.timeline
+        .iter()
+        .filter(|e| e.incident_id == id)
+        .map(|e| e.kind.clone())
+        .collect()
+}
+
+#[test]
+fn sla_breaches_follow_event_time_and_late_acknowledgements() {
+    let topo = estate();
+    let m = CiMapper::default();
+    let mut e = sla_engine();
+    let a = alert("PostgresDown", "db-01", AlertStatus::Firing, 0, None);
+    e.ingest(&topo, &m, a.clone());
+    let id = incident_of(&e, &a).id.clone();
+    let sla = incident_of(&e, &a).sla.clone().expect("an SLA");
+    assert_eq!((sla.respond_by, sla.resolve_by), (t(15), t(60)));
+    e.take_changes();
+
+    e.tick(&topo, t(14));
+    assert!(
+        !e.incident(&id)
+            .unwrap()
+            .sla
+            .as_ref()
+            .unwrap()
+            .respond_breached
+    );
+    assert!(kinds_of(&e.take_changes(), &id).is_empty());
+
+    e.tick(&topo, t(16));
+    let s = e.incident(&id).unwrap().sla.clone().unwrap();
+    assert!(s.respond_breached && !s.resolve_breached, "{s:?}");
+    assert_eq!(kinds_of(&e.take_changes(), &id), ["sla_respond_breached"]);
+
+    // Acknowledged late and still not resolved at the resolve deadline.
+    e.patch_incident(
+        &id,
+        &IncidentPatch {
+            status: Some(IncidentStatus::Acknowledged),
+            ..Default::default()
+        },
+        "op",
+        t(20),
+    )
+    .unwrap();
+    e.tick(&topo, t(61));
+    let s = e.incident(&id).unwrap().sla.clone().unwrap();
+    assert!(s.resolve_breached);
+    let k = kinds_of(&e.take_changes(), &id);
+    assert_eq!(
+        k.iter().filter(|k| k.starts_with("sla_")).count(),
+        1,
+        "{k:?}"
+    );
+
+    // Acknowledged in time: no respond breach, ever.
+    let b = alert("RedisDown", "orders-api", AlertStatus::Firing, 100, None);
+    e.ingest(&topo, &m, b.clone());
+    let id_b = incident_of(&e, &b).id.clone();
+    e.patch_incident(
+        &id_b,
+        &IncidentPatch {
+            status: Some(IncidentStatus::Acknowledged),
+            ..Default::default()
+        },
+        "op",
+        t(105),
+    )
+    .unwrap();
+    e.tick(&topo, t(130));
+    let s = e.incident(&id_b).unwrap().sla.clone().unwrap();
+    assert!(!s.respond_breached && !s.resolve_breached, "{s:?}");
+}
+
+#[test]
+fn no_sla_configured_means_no_sla() {
+    let topo = estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let a = alert("PostgresDown", "db-01", AlertStatus::Firing, 0, None);
+    e.ingest(&topo, &m, a.clone());
+    e.tick(&topo, t(1000));
+    assert!(incident_of(&e, &a).sla.is_none());
+}

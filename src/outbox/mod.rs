@@ -313,6 +313,7 @@ mod tests {
             closed_at: None,
             correlation_key: "k".into(),
             enrichment: Default::default(),
+            sla: None,
         }
     }
 
