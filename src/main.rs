@@ -288,6 +288,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        api::events::stop_streams();
         let _ = stop_tx.send(true);
     });
     let grace = cfg.server.shutdown_grace.std();

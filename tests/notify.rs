@@ -41,6 +41,7 @@ scenarios!(
     retried_after_500_until_delivered,
     hanging_receiver_never_blocks_ingest_and_dead_letters,
     subscriptions_through_the_api,
+    live_events_over_server_sent_events,
 );
 
 // ---- the receiver -----------------------------------------------------------------------
@@ -586,4 +587,80 @@ async fn subscriptions_through_the_api(backend: Backend) {
         .send(admin(common::Method::DELETE, "/api/v1/subscriptions/jira"))
         .await;
     s.expect(&resp, 404, "gone");
+}
+
+/// `GET /api/v1/events`: a live reader sees the incident open and resolve as SSE events.
+async fn live_events_over_server_sent_events(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    let mut s = Sift::start(&db, &[("SIFT_INCIDENT__RESOLVE_HOLD_OFF", "0s")]);
+    let mut resp = s
+        .request(common::Method::GET, "/api/v1/events")
+        .send()
+        .await
+        .expect("connect to the event stream");
+    assert_eq!(resp.status().as_u16(), 200);
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(ctype.starts_with("text/event-stream"), "{ctype}");
+    let t0 = ts(-60);
+    post_ok(
+        &s,
+        &webhook(vec![alert(
+            "firing",
+            "10.0.0.1:8080",
+            "fp-a",
+            &t0,
+            ZERO_TIME,
+        )]),
+    )
+    .await;
+    post_ok(
+        &s,
+        &webhook(vec![alert(
+            "resolved",
+            "10.0.0.1:8080",
+            "fp-a",
+            &t0,
+            &ts(-5),
+        )]),
+    )
+    .await;
+    let mut text = String::new();
+    let read = tokio::time::timeout(WAIT, async {
+        while !text.contains("event: incident.resolved") {
+            match resp.chunk().await {
+                Ok(Some(c)) => text.push_str(&String::from_utf8_lossy(&c)),
+                _ => break,
+            }
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "no incident.resolved within {WAIT:?}; got:\n{text}"
+    );
+    let opened = text.find("event: incident.opened").expect("opened event");
+    let resolved = text
+        .find("event: incident.resolved")
+        .expect("resolved event");
+    assert!(opened < resolved, "{text}");
+    let data: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    assert!(
+        data.iter()
+            .any(|d| d["event"] == "incident.opened" && d["incident"]["status"] == "open")
+    );
+    assert!(data.iter().all(|d| d["event_id"].is_string()));
+    // A reader still connected does not hold up a clean shutdown.
+    s.stop();
+    drop(resp);
 }

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod extract;
 mod handlers;
 pub mod notify;
@@ -68,6 +69,7 @@ pub fn router(state: AppState, s: ApiSettings) -> Router {
         .route("/api/v1/cmdb/cis/{id}", get(handlers::get_ci))
         .route("/api/v1/cmdb/cis/{id}/impact", get(handlers::ci_impact))
         .route("/api/v1/changes", get(handlers::list_changes))
+        .route("/api/v1/events", get(events::stream))
         .layer(guard(Role::Viewer, false));
     let operate = Router::new()
         .route(
