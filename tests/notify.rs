@@ -42,6 +42,7 @@ scenarios!(
     hanging_receiver_never_blocks_ingest_and_dead_letters,
     subscriptions_through_the_api,
     live_events_over_server_sent_events,
+    a_silenced_alert_still_gets_its_incident_resolved_downstream,
 );
 
 // ---- the receiver -----------------------------------------------------------------------
@@ -663,4 +664,52 @@ async fn live_events_over_server_sent_events(backend: Backend) {
     // A reader still connected does not hold up a clean shutdown.
     s.stop();
     drop(resp);
+}
+
+/// Users' pain #1: Alertmanager sends no "resolved" for an alert silenced after it fired.
+/// sift resolves the alert when its `endsAt` passes without a re-send (the daemon's ticks
+/// move event time), so the announced incident still gets `incident.resolved`.
+async fn a_silenced_alert_still_gets_its_incident_resolved_downstream(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    let r = Receiver::new(Mode::Ok);
+    let addr = r.serve("127.0.0.1:0".parse().unwrap()).await;
+    let s = Sift::start(
+        &db,
+        &[
+            (
+                "SIFT_NOTIFY__WEBHOOKS",
+                hooks(&format!("http://{addr}/hook"), json!({})).as_str(),
+            ),
+            ("SIFT_NOTIFY__POLL_INTERVAL", "50ms"),
+            ("SIFT_INCIDENT__RESOLVE_HOLD_OFF", "0s"),
+            ("SIFT_INGEST__TICK_INTERVAL", "100ms"),
+        ],
+    );
+    // Firing, with endsAt a little ahead as Prometheus sends it; then silence: no re-send,
+    // no resolved.
+    post_ok(
+        &s,
+        &webhook(vec![alert(
+            "firing",
+            "10.0.0.1:8080",
+            "fp-a",
+            &ts(-60),
+            &ts(2),
+        )]),
+    )
+    .await;
+    let got = s
+        .eventually(
+            WAIT,
+            "incident.resolved without a resolved alert",
+            || async {
+                let u = r.unique();
+                (u.last().map(|g| g.body["event"] == "incident.resolved") == Some(true))
+                    .then_some(u)
+            },
+        )
+        .await;
+    assert_eq!(kinds(&got), ["incident.opened", "incident.resolved"]);
 }

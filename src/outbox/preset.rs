@@ -147,6 +147,56 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    fn generic(status: &str, merged_into: Option<&str>) -> Value {
+        let mut b = json!({
+            "event": "incident.closed", "event_id": "INC0000007:9:incident.closed",
+            "occurred_at": "2026-11-23T10:00:00Z",
+            "incident": {
+                "id": "INC0000007", "title": "db-01: PostgresDown", "status": status,
+                "priority": 1, "impact": 1, "urgency": 1, "root_cause_ci": "db-01",
+                "ci_ids": ["db-01"], "impacted_services": ["checkout"],
+                "assignment_group": "dba-team", "assignee": null, "alert_fingerprints": [],
+                "alert_count": 1, "opened_at": "2026-11-23T09:00:00Z",
+                "updated_at": "2026-11-23T10:00:00Z", "acknowledged_at": null,
+                "resolved_at": null, "closed_at": null, "correlation_key": "ci:db-01",
+                "enrichment": {}
+            }
+        });
+        if let Some(m) = merged_into {
+            b["merged_into"] = json!(m);
+        }
+        b
+    }
+
+    #[test]
+    fn servicenow_and_jira_shapes() {
+        let sn = shape(Preset::Servicenow, &generic("closed", Some("INC0000003")));
+        assert_eq!(sn["state"], "7");
+        assert_eq!(sn["cmdb_ci"], "db-01");
+        assert_eq!(sn["assignment_group"], "dba-team");
+        assert_eq!(sn["correlation_id"], "INC0000007");
+        assert_eq!(sn["event_id"], "INC0000007:9:incident.closed");
+        assert!(
+            sn["work_notes"]
+                .as_str()
+                .unwrap()
+                .contains("merged into INC0000003")
+        );
+        assert_eq!(
+            shape(Preset::Servicenow, &generic("acknowledged", None))["state"],
+            "2"
+        );
+        let j = shape(Preset::Jira, &generic("open", None));
+        assert_eq!(j["fields"]["priority"]["name"], "Highest");
+        assert_eq!(j["fields"]["summary"], "db-01: PostgresDown");
+        assert_eq!(
+            j["fields"]["labels"],
+            json!(["sift", "INC0000007", "p1", "service-checkout"])
+        );
+        let g = generic("open", None);
+        assert_eq!(shape(Preset::Generic, &g), g);
+    }
+
     #[test]
     fn signature_matches_rfc4231_case_2() {
         // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
