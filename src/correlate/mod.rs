@@ -790,6 +790,11 @@ impl Engine {
             .map(|c| c.id.clone())
             .collect();
         services.sort();
+        let service_crit: Vec<crate::cmdb::Criticality> = services
+            .iter()
+            .filter_map(|s| topo.get(s))
+            .map(|c| c.criticality)
+            .collect();
         let Some(inc) = self.incidents.get_mut(id) else {
             return;
         };
@@ -798,7 +803,15 @@ impl Engine {
         if let Some(g) = &ci.owner_group {
             inc.assignment_group = Some(g.clone());
         }
-        inc.impact = impact_of(Some(ci.criticality));
+        // Impact: the root's own criticality, raised by the business services it hurts
+        // (the most critical one; three or more make it at least medium).
+        let service_impact = service_crit
+            .iter()
+            .map(|c| impact_of(Some(*c)))
+            .min()
+            .unwrap_or(3)
+            .min(if service_crit.len() >= 3 { 2 } else { 3 });
+        inc.impact = impact_of(Some(ci.criticality)).min(service_impact);
         inc.priority = self.cfg.priority_matrix.priority(inc.impact, inc.urgency);
         let base = format!("{}: {alertname}", ci.display_name());
         inc.title = match inc.alert_count {

@@ -704,3 +704,44 @@ fn no_sla_configured_means_no_sla() {
     e.tick(&topo, t(1000));
     assert!(incident_of(&e, &a).sla.is_none());
 }
+
+#[test]
+fn impact_rises_with_the_business_services_hurt() {
+    let m = CiMapper::default();
+    let with_checkout = |crit: crate::cmdb::Criticality| {
+        let mut cis = vec![
+            ci("db-01", "database"),
+            ci("orders-api", "application"),
+            ci("checkout", "business_service"),
+        ];
+        cis[2].criticality = crit;
+        Topology::from_file(&CmdbFile {
+            cis,
+            relations: vec![
+                Relation {
+                    source: "orders-api".into(),
+                    target: "db-01".into(),
+                    rel_type: "depends_on".into(),
+                },
+                Relation {
+                    source: "checkout".into(),
+                    target: "orders-api".into(),
+                    rel_type: "depends_on".into(),
+                },
+            ],
+        })
+    };
+    let a = alert("PostgresDown", "db-01", AlertStatus::Firing, 0, None);
+    for (crit, impact) in [
+        (crate::cmdb::Criticality::Critical, 1),
+        (crate::cmdb::Criticality::Medium, 2),
+        (crate::cmdb::Criticality::Low, 2), // never lower than the root's own
+    ] {
+        let topo = with_checkout(crit);
+        let mut e = Engine::new(CorrelateConfig::default());
+        e.ingest(&topo, &m, a.clone());
+        let inc = incident_of(&e, &a);
+        assert_eq!(inc.impacted_services, ["checkout"]);
+        assert_eq!(inc.impact, impact, "checkout {crit:?}");
+    }
+}
