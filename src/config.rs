@@ -28,6 +28,34 @@ pub struct Config {
     pub incident: IncidentConfig,
     pub kafka: KafkaConfig,
     pub problems: ProblemsConfig,
+    pub notify: NotifyConfig,
+}
+
+/// Outbound incident events: webhook subscriptions and how they are delivered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// `[[notify.webhooks]]`: name, url, events, preset, secret, timeout, max_attempts.
+    pub webhooks: Vec<crate::outbox::Subscription>,
+    /// How often the delivery task looks for due events when idle.
+    pub poll_interval: Dur,
+    /// First retry delay; doubles per attempt (with jitter) up to `backoff_max`.
+    pub backoff_base: Dur,
+    pub backoff_max: Dur,
+    /// Webhook requests in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            webhooks: Vec::new(),
+            poll_interval: Dur::secs(1),
+            backoff_base: Dur::secs(5),
+            backoff_max: Dur::secs(3600),
+            concurrency: 8,
+        }
+    }
 }
 
 /// The wire format of a Kafka topic's messages.
@@ -345,6 +373,20 @@ pub struct IncidentConfig {
     /// ITIL matrix: key `"<impact><urgency>"` (each 1..3) → priority 1..5. Unset: the
     /// ITIL default (priority = impact + urgency - 1). When set, all nine cells are needed.
     pub priority_matrix: Option<PriorityMatrix>,
+    /// Changes on the root CI or what it depends on that ended within this long before an
+    /// incident opened are listed in its enrichment (`recent_changes`).
+    pub change_lookback: Dur,
+    /// `[incident.sla] p1 = {respond = "15m", resolve = "4h"}`: targets per priority
+    /// (`p1`..`p5`). A priority without an entry has no SLA. Default: none.
+    pub sla: std::collections::BTreeMap<String, SlaConfig>,
+}
+
+/// Response (acknowledge) and resolution targets of one priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaConfig {
+    pub respond: Dur,
+    pub resolve: Dur,
 }
 
 impl Default for IncidentConfig {
@@ -356,6 +398,8 @@ impl Default for IncidentConfig {
             memory_retention: Dur(c.alert_retention),
             fallback_ignore_labels: c.fallback_ignore_labels,
             priority_matrix: None,
+            change_lookback: Dur(c.change_lookback),
+            sla: Default::default(),
         }
     }
 }
@@ -432,6 +476,23 @@ impl Config {
                 "store.sqlite_synchronous must be full or normal, not {:?}",
                 self.store.sqlite_synchronous
             ));
+        }
+        for (k, v) in &self.incident.sla {
+            if !matches!(k.as_str(), "p1" | "p2" | "p3" | "p4" | "p5") {
+                return bad(format!("incident.sla: key {k:?} must be one of p1..p5"));
+            }
+            if v.respond.0 <= chrono::Duration::zero() || v.resolve.0 < v.respond.0 {
+                return bad(format!(
+                    "incident.sla.{k}: respond must be more than zero and resolve at least respond"
+                ));
+            }
+        }
+        crate::outbox::validate_all(&self.notify.webhooks)
+            .map_err(|e| ConfigError::Invalid(format!("notify.webhooks: {e}")))?;
+        if self.notify.concurrency == 0 || self.notify.poll_interval.0 <= chrono::Duration::zero() {
+            return bad(
+                "notify.concurrency and notify.poll_interval must be more than zero".into(),
+            );
         }
         if self.ingest.queue_capacity == 0 || self.ingest.max_batch_alerts == 0 {
             return bad(
@@ -525,6 +586,22 @@ impl Config {
             reopen_window: self.incident.reopen_window.0,
             flap_threshold: self.correlate.flap_threshold,
             flap_window: self.correlate.flap_window.0,
+            change_lookback: self.incident.change_lookback.0,
+            sla: self
+                .incident
+                .sla
+                .iter()
+                .filter_map(|(k, v)| {
+                    let p = k.strip_prefix('p')?.parse::<u8>().ok()?;
+                    Some((
+                        p,
+                        crate::correlate::SlaTarget {
+                            respond: v.respond.0,
+                            resolve: v.resolve.0,
+                        },
+                    ))
+                })
+                .collect(),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod correlate;
 pub mod eval;
 pub mod incident;
 pub mod metrics;
+pub mod outbox;
 pub mod pipeline;
 pub mod problem;
 pub mod replay;

@@ -210,7 +210,22 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         correlate: cfg.correlate(),
         mapper: CiMapper::new(cfg.mapping.labels.clone()),
     };
+    store
+        .sync_config_subscriptions(&cfg.notify.webhooks)
+        .await
+        .context("cannot store the notify.webhooks subscriptions")?;
     let (pipeline, writer) = Pipeline::start(store.clone(), settings, metrics.clone()).await?;
+    let delivery = sift::outbox::deliver::spawn(
+        store.clone(),
+        metrics.clone(),
+        sift::outbox::deliver::DeliverySettings {
+            poll_interval: cfg.notify.poll_interval.std(),
+            backoff_base: cfg.notify.backoff_base.0,
+            backoff_max: cfg.notify.backoff_max.0,
+            concurrency: cfg.notify.concurrency,
+        },
+    )
+    .context("cannot start webhook delivery")?;
     let auth = Auth::new(cfg.auth.tokens.clone());
     if !auth.enabled() {
         tracing::warn!("auth is OFF: no auth.tokens configured, every API call is allowed");
@@ -273,6 +288,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        api::events::stop_streams();
         let _ = stop_tx.send(true);
     });
     let grace = cfg.server.shutdown_grace.std();
@@ -287,6 +303,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     if let Some(s) = scheduler {
         s.abort();
     }
+    // Undelivered events stay in the outbox; the next start delivers them.
+    delivery.abort();
     // The consumer stores what it holds, commits, leaves its group and drops its handle.
     let _ = kafka_stop.send(true);
     if let Some(k) = kafka

@@ -32,7 +32,22 @@ pub struct Metrics {
     pub problem_candidates_open: IntGauge,
     /// Duration of problem clustering runs (load, cluster, store).
     pub problem_cluster_seconds: Histogram,
+    /// Outbox events not yet delivered nor dead (all subscriptions).
+    pub outbox_pending: IntGauge,
+    /// Delivery attempts, by `subscription` and `outcome` (delivered, failed, dead).
+    pub notify_deliveries: IntCounterVec,
+    /// Opened → acknowledged, by `priority`.
+    pub time_to_acknowledge: HistogramVec,
+    /// Opened → resolved, by `priority`.
+    pub time_to_resolve: HistogramVec,
+    /// SLA breaches, by `priority` and `target` (respond, resolve).
+    pub sla_breaches: IntCounterVec,
 }
+
+/// Buckets for human-scale durations: a minute to a week.
+const INCIDENT_BUCKETS: &[f64] = &[
+    60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 259200.0, 604800.0,
+];
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -141,6 +156,45 @@ impl Metrics {
                 .buckets(vec![0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0]),
             )
             .expect("static metric"),
+            outbox_pending: IntGauge::new(
+                "sift_outbox_pending",
+                "Outbound incident events waiting for delivery",
+            )
+            .expect("static metric"),
+            notify_deliveries: IntCounterVec::new(
+                Opts::new(
+                    "sift_notify_deliveries_total",
+                    "Webhook delivery attempts, by subscription and outcome (delivered, failed, dead)",
+                ),
+                &["subscription", "outcome"],
+            )
+            .expect("static metric"),
+            time_to_acknowledge: HistogramVec::new(
+                HistogramOpts::new(
+                    "sift_incident_time_to_acknowledge_seconds",
+                    "From incident opened to acknowledged (event time), by priority",
+                )
+                .buckets(INCIDENT_BUCKETS.to_vec()),
+                &["priority"],
+            )
+            .expect("static metric"),
+            time_to_resolve: HistogramVec::new(
+                HistogramOpts::new(
+                    "sift_incident_time_to_resolve_seconds",
+                    "From incident opened to resolved (event time), by priority",
+                )
+                .buckets(INCIDENT_BUCKETS.to_vec()),
+                &["priority"],
+            )
+            .expect("static metric"),
+            sla_breaches: IntCounterVec::new(
+                Opts::new(
+                    "sift_incident_sla_breaches_total",
+                    "Incident SLA targets missed, by priority and target (respond, resolve)",
+                ),
+                &["priority", "target"],
+            )
+            .expect("static metric"),
             registry,
         };
         for c in [
@@ -159,10 +213,57 @@ impl Metrics {
             Box::new(m.kafka_consumer_lag.clone()),
             Box::new(m.problem_candidates_open.clone()),
             Box::new(m.problem_cluster_seconds.clone()),
+            Box::new(m.outbox_pending.clone()),
+            Box::new(m.notify_deliveries.clone()),
+            Box::new(m.time_to_acknowledge.clone()),
+            Box::new(m.time_to_resolve.clone()),
+            Box::new(m.sla_breaches.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }
         m
+    }
+
+    /// Lifecycle metrics from a committed batch's timeline.
+    pub fn observe_incidents(
+        &self,
+        incidents: &[&crate::incident::Incident],
+        timeline: &[crate::incident::TimelineEntry],
+    ) {
+        for e in timeline {
+            let Some(inc) = incidents.iter().find(|i| i.id == e.incident_id) else {
+                continue;
+            };
+            let p = inc.priority.to_string();
+            let since_open = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map(|t| (t - inc.opened_at).num_milliseconds().max(0) as f64 / 1000.0)
+            };
+            match e.kind.as_str() {
+                "acknowledged" => {
+                    if let Some(s) = since_open(inc.acknowledged_at) {
+                        self.time_to_acknowledge
+                            .with_label_values(&[p.as_str()])
+                            .observe(s);
+                    }
+                }
+                "resolved" => {
+                    if let Some(s) = since_open(inc.resolved_at) {
+                        self.time_to_resolve
+                            .with_label_values(&[p.as_str()])
+                            .observe(s);
+                    }
+                }
+                "sla_respond_breached" => self
+                    .sla_breaches
+                    .with_label_values(&[p.as_str(), "respond"])
+                    .inc(),
+                "sla_resolve_breached" => self
+                    .sla_breaches
+                    .with_label_values(&[p.as_str(), "resolve"])
+                    .inc(),
+                _ => {}
+            }
+        }
     }
 
     pub fn render(&self) -> String {

@@ -82,6 +82,8 @@ enum Command {
 pub struct Pipeline {
     tx: mpsc::Sender<Command>,
     topology: Arc<RwLock<Topology>>,
+    /// Incident events, sent after their batch commits (`GET /api/v1/events`).
+    events: tokio::sync::broadcast::Sender<Arc<crate::outbox::Event>>,
 }
 
 pub struct Settings {
@@ -102,7 +104,9 @@ impl Pipeline {
     ) -> Result<(Pipeline, tokio::task::JoinHandle<()>), StoreError> {
         let (tx, rx) = mpsc::channel(settings.queue_capacity);
         let topology = Arc::new(RwLock::new(Topology::new()));
+        let (events, _) = tokio::sync::broadcast::channel(1024);
         let mut writer = Writer {
+            events: events.clone(),
             store,
             engine: Engine::new(settings.correlate.clone()),
             topology: topology.clone(),
@@ -118,11 +122,24 @@ impl Pipeline {
         writer.full_reload(&mut *t).await?;
         drop(t);
         let handle = tokio::spawn(writer.run(rx));
-        Ok((Pipeline { tx, topology }, handle))
+        Ok((
+            Pipeline {
+                tx,
+                topology,
+                events,
+            },
+            handle,
+        ))
     }
 
     pub fn topology(&self) -> &Arc<RwLock<Topology>> {
         &self.topology
+    }
+
+    /// Incident events of this daemon's commits from now on (a slow reader loses the
+    /// oldest: `RecvError::Lagged`).
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<Arc<crate::outbox::Event>> {
+        self.events.subscribe()
     }
 
     fn send(&self, cmd: Command) -> Result<(), PipelineError> {
@@ -188,6 +205,7 @@ impl Pipeline {
 }
 
 struct Writer {
+    events: tokio::sync::broadcast::Sender<Arc<crate::outbox::Event>>,
     store: Arc<dyn Store>,
     engine: Engine,
     topology: Arc<RwLock<Topology>>,
@@ -414,6 +432,8 @@ impl Writer {
         tx.upsert_alerts(&alerts).await?;
         tx.upsert_incidents(&incidents).await?;
         tx.append_timeline(&changes.timeline).await?;
+        // Outbound events commit with the change they announce (durable delivery).
+        let events = crate::outbox::enqueue(&mut *tx, &incidents, &changes.timeline).await?;
         let n_alerts = alerts.len();
         let state = tx
             .commit(self.engine.next_number() as i64, cmdb_changed)
@@ -425,6 +445,11 @@ impl Writer {
         self.metrics.batch_alerts.observe(n_alerts as f64);
         self.metrics.incidents_opened.inc_by(changes.opened);
         self.metrics.incidents_resolved.inc_by(changes.resolved);
+        self.metrics
+            .observe_incidents(&incidents, &changes.timeline);
+        for e in events {
+            let _ = self.events.send(Arc::new(e)); // no live reader: nothing to do
+        }
         let own_cmdb = self.seen.cmdb_version + i64::from(cmdb_changed) == state.cmdb_version;
         self.seen = state;
         if cmdb_changed {

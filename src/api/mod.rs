@@ -1,4 +1,5 @@
-//! The HTTP API (axum): alert intake, incidents, alerts, CMDB, problems, metrics and health.
+//! The HTTP API (axum): alert intake, incidents, alerts, CMDB, problems, outbound
+//! subscriptions and outbox, metrics and health.
 //!
 //! Handlers parse at the edge and hand typed values to the pipeline or the store; they
 //! never decide correlation. Every error is `{"error", "detail"}` with a 4xx/5xx status,
@@ -6,8 +7,10 @@
 
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod extract;
 mod handlers;
+pub mod notify;
 pub mod problems;
 
 use std::sync::Arc;
@@ -66,6 +69,7 @@ pub fn router(state: AppState, s: ApiSettings) -> Router {
         .route("/api/v1/cmdb/cis/{id}", get(handlers::get_ci))
         .route("/api/v1/cmdb/cis/{id}/impact", get(handlers::ci_impact))
         .route("/api/v1/changes", get(handlers::list_changes))
+        .route("/api/v1/events", get(events::stream))
         .layer(guard(Role::Viewer, false));
     let operate = Router::new()
         .route(
@@ -89,6 +93,7 @@ pub fn router(state: AppState, s: ApiSettings) -> Router {
         .merge(operate)
         .merge(admin)
         .merge(problems::routes(&s.auth, s.problems.clone()))
+        .merge(notify::routes(&s.auth))
         .merge(open)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -7,7 +7,9 @@
 //! equal to living through the same alerts. The grouping policy lives in `policy.rs`, the
 //! one place that decides which incident an alert joins.
 
+mod enrich;
 mod policy;
+mod sla;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use crate::incident::{
 };
 
 pub use policy::Placement;
+pub use sla::SlaTarget;
 
 /// Settings of the core. Durations are event-time durations.
 #[derive(Debug, Clone)]
@@ -51,6 +54,10 @@ pub struct CorrelateConfig {
     /// An alert changing state more than this many times within `flap_window` is flapping.
     pub flap_threshold: usize,
     pub flap_window: Duration,
+    /// Changes that ended no longer than this before an incident opened are enrichment.
+    pub change_lookback: Duration,
+    /// Response and resolution targets by priority (1..5); a priority without one has no SLA.
+    pub sla: std::collections::BTreeMap<u8, SlaTarget>,
 }
 
 impl Default for CorrelateConfig {
@@ -80,6 +87,8 @@ impl Default for CorrelateConfig {
             reopen_window: Duration::minutes(30),
             flap_threshold: 4,
             flap_window: Duration::minutes(30),
+            change_lookback: Duration::hours(6),
+            sla: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -232,6 +241,8 @@ pub struct Engine {
     held: BTreeSet<(DateTime<Utc>, Fingerprint)>,
     /// Alerts flapping now.
     flapping: BTreeSet<Fingerprint>,
+    /// SLA deadlines to check as event time passes them (stale entries are harmless).
+    sla_due: BTreeSet<(DateTime<Utc>, String)>,
     /// Whether to keep the change log (`take_changes`); replay, which persists nothing,
     /// turns it off.
     record: bool,
@@ -257,6 +268,7 @@ impl Engine {
             change_records: HashMap::new(),
             held: BTreeSet::new(),
             flapping: BTreeSet::new(),
+            sla_due: BTreeSet::new(),
             record: true,
         }
     }
@@ -400,7 +412,9 @@ impl Engine {
         } else {
             self.pending_resolve.remove(&inc.id);
         }
+        let id = inc.id.clone();
         self.incidents.insert(inc.id.clone(), inc);
+        self.arm_sla(&id);
     }
 
     /// Moves event time forward to `now` (a tick from the daemon's clock): alerts past
@@ -480,6 +494,7 @@ impl Engine {
         if !self.flapping.is_empty() {
             self.settle_flapping(t);
         }
+        self.check_sla_due(t);
         // Maintenance over and the alert still fires: now it is a real problem.
         while let Some((until, fp)) = self.held.first().cloned() {
             if until >= t {
@@ -746,6 +761,7 @@ impl Engine {
             closed_at: None,
             correlation_key: key.clone(),
             enrichment: serde_json::Map::new(),
+            sla: None,
         };
         self.open_by_key.insert(key.clone(), id.clone());
         self.incidents.insert(id.clone(), inc);
@@ -774,6 +790,11 @@ impl Engine {
             .map(|c| c.id.clone())
             .collect();
         services.sort();
+        let service_crit: Vec<crate::cmdb::Criticality> = services
+            .iter()
+            .filter_map(|s| topo.get(s))
+            .map(|c| c.criticality)
+            .collect();
         let Some(inc) = self.incidents.get_mut(id) else {
             return;
         };
@@ -782,7 +803,15 @@ impl Engine {
         if let Some(g) = &ci.owner_group {
             inc.assignment_group = Some(g.clone());
         }
-        inc.impact = impact_of(Some(ci.criticality));
+        // Impact: the root's own criticality, raised by the business services it hurts
+        // (the most critical one; three or more make it at least medium).
+        let service_impact = service_crit
+            .iter()
+            .map(|c| impact_of(Some(*c)))
+            .min()
+            .unwrap_or(3)
+            .min(if service_crit.len() >= 3 { 2 } else { 3 });
+        inc.impact = impact_of(Some(ci.criticality)).min(service_impact);
         inc.priority = self.cfg.priority_matrix.priority(inc.impact, inc.urgency);
         let base = format!("{}: {alertname}", ci.display_name());
         inc.title = match inc.alert_count {
@@ -794,6 +823,8 @@ impl Engine {
             serde_json::to_value(ci).unwrap_or(serde_json::Value::Null),
         );
         self.mark_incident(id);
+        self.enrich(topo, id);
+        self.apply_sla(id);
     }
 
     /// Records the dependency path from `ci` to the incident's root (evidence): `path`
@@ -1023,6 +1054,8 @@ impl Engine {
                 serde_json::json!({"from": old_priority, "to": priority}),
             );
         }
+        self.enrich(topo, id);
+        self.apply_sla(id);
     }
 
     fn resolve_alert(&mut self, fp: &Fingerprint, end: DateTime<Utc>) {
@@ -1247,6 +1280,7 @@ impl Engine {
         for (kind, detail) in notes {
             self.timeline(id, at, actor, &kind, detail);
         }
+        self.evaluate_sla(id, at);
         Ok(())
     }
 

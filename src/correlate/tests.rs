@@ -547,3 +547,210 @@ fn a_flapping_alert_holds_its_incident_open_until_steady() {
         kinds.contains(&"flapping_started".into()) && kinds.contains(&"flapping_stopped".into())
     );
 }
+
+#[test]
+fn enrichment_lists_recent_changes_upstream_and_runbooks() {
+    let mut cis = vec![
+        ci("db-01", "database"),
+        ci("orders-api", "application"),
+        ci("checkout", "business_service"),
+    ];
+    cis[0]
+        .attributes
+        .insert("runbook".into(), serde_json::json!("https://wiki/db-01"));
+    let topo = Topology::from_file(&CmdbFile {
+        cis,
+        relations: vec![Relation {
+            source: "orders-api".into(),
+            target: "db-01".into(),
+            rel_type: "depends_on".into(),
+        }],
+    });
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let change = |id: &str, ci: &str, start: i64, end: i64| Change {
+        id: id.into(),
+        ci_id: ci.into(),
+        summary: format!("{id} on {ci}"),
+        start: t(start),
+        end: t(end),
+        maintenance: false,
+    };
+    e.upsert_change(change("CHG-OLD", "db-01", -600, -500)); // before the lookback
+    e.upsert_change(change("CHG-UP", "db-01", -10, 10)); // upstream, overlaps the start
+    e.upsert_change(change("CHG-APP", "orders-api", -120, -60)); // on the root, ended
+    e.upsert_change(change("CHG-LATER", "orders-api", 5, 20)); // after the start
+    let mut a = alert("HighErrorRate", "orders-api", AlertStatus::Firing, 0, None);
+    a.annotations
+        .insert("runbook_url".into(), "https://wiki/orders".into());
+    e.ingest(&topo, &m, a.clone());
+    let inc = incident_of(&e, &a);
+    let ids: Vec<&str> = inc.enrichment["recent_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        ["CHG-UP", "CHG-APP"],
+        "latest first, within the lookback"
+    );
+    assert_eq!(inc.enrichment["probably_change_related"], true);
+    assert_eq!(
+        inc.enrichment["runbooks"],
+        serde_json::json!(["https://wiki/orders"]),
+        "the root's own runbook; db-01 is upstream but not in the incident"
+    );
+
+    // Without an overlapping change the flag is false.
+    let mut e = Engine::new(CorrelateConfig::default());
+    e.upsert_change(change("CHG-APP", "orders-api", -120, -60));
+    e.ingest(&topo, &m, a.clone());
+    assert_eq!(
+        incident_of(&e, &a).enrichment["probably_change_related"],
+        false
+    );
+}
+
+fn sla_engine() -> Engine {
+    let mut cfg = CorrelateConfig::default();
+    for p in 1..=5u8 {
+        cfg.sla.insert(
+            p,
+            SlaTarget {
+                respond: Duration::minutes(15),
+                resolve: Duration::minutes(60),
+            },
+        );
+    }
+    Engine::new(cfg)
+}
+
+fn kinds_of(ch: &Changes, id: &str) -> Vec<String> {
+    ch.timeline
+        .iter()
+        .filter(|e| e.incident_id == id)
+        .map(|e| e.kind.clone())
+        .collect()
+}
+
+#[test]
+fn sla_breaches_follow_event_time_and_late_acknowledgements() {
+    let topo = estate();
+    let m = CiMapper::default();
+    let mut e = sla_engine();
+    let a = alert("PostgresDown", "db-01", AlertStatus::Firing, 0, None);
+    e.ingest(&topo, &m, a.clone());
+    let id = incident_of(&e, &a).id.clone();
+    let sla = incident_of(&e, &a).sla.clone().expect("an SLA");
+    assert_eq!((sla.respond_by, sla.resolve_by), (t(15), t(60)));
+    e.take_changes();
+
+    e.tick(&topo, t(14));
+    assert!(
+        !e.incident(&id)
+            .unwrap()
+            .sla
+            .as_ref()
+            .unwrap()
+            .respond_breached
+    );
+    assert!(kinds_of(&e.take_changes(), &id).is_empty());
+
+    e.tick(&topo, t(16));
+    let s = e.incident(&id).unwrap().sla.clone().unwrap();
+    assert!(s.respond_breached && !s.resolve_breached, "{s:?}");
+    assert_eq!(kinds_of(&e.take_changes(), &id), ["sla_respond_breached"]);
+
+    // Acknowledged late and still not resolved at the resolve deadline.
+    e.patch_incident(
+        &id,
+        &IncidentPatch {
+            status: Some(IncidentStatus::Acknowledged),
+            ..Default::default()
+        },
+        "op",
+        t(20),
+    )
+    .unwrap();
+    e.tick(&topo, t(61));
+    let s = e.incident(&id).unwrap().sla.clone().unwrap();
+    assert!(s.resolve_breached);
+    let k = kinds_of(&e.take_changes(), &id);
+    assert_eq!(
+        k.iter().filter(|k| k.starts_with("sla_")).count(),
+        1,
+        "{k:?}"
+    );
+
+    // Acknowledged in time: no respond breach, ever.
+    let b = alert("RedisDown", "orders-api", AlertStatus::Firing, 100, None);
+    e.ingest(&topo, &m, b.clone());
+    let id_b = incident_of(&e, &b).id.clone();
+    e.patch_incident(
+        &id_b,
+        &IncidentPatch {
+            status: Some(IncidentStatus::Acknowledged),
+            ..Default::default()
+        },
+        "op",
+        t(105),
+    )
+    .unwrap();
+    e.tick(&topo, t(130));
+    let s = e.incident(&id_b).unwrap().sla.clone().unwrap();
+    assert!(!s.respond_breached && !s.resolve_breached, "{s:?}");
+}
+
+#[test]
+fn no_sla_configured_means_no_sla() {
+    let topo = estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let a = alert("PostgresDown", "db-01", AlertStatus::Firing, 0, None);
+    e.ingest(&topo, &m, a.clone());
+    e.tick(&topo, t(1000));
+    assert!(incident_of(&e, &a).sla.is_none());
+}
+
+#[test]
+fn impact_rises_with_the_business_services_hurt() {
+    let m = CiMapper::default();
+    let with_checkout = |crit: crate::cmdb::Criticality| {
+        let mut cis = vec![
+            ci("db-01", "database"),
+            ci("orders-api", "application"),
+            ci("checkout", "business_service"),
+        ];
+        cis[2].criticality = crit;
+        Topology::from_file(&CmdbFile {
+            cis,
+            relations: vec![
+                Relation {
+                    source: "orders-api".into(),
+                    target: "db-01".into(),
+                    rel_type: "depends_on".into(),
+                },
+                Relation {
+                    source: "checkout".into(),
+                    target: "orders-api".into(),
+                    rel_type: "depends_on".into(),
+                },
+            ],
+        })
+    };
+    let a = alert("PostgresDown", "db-01", AlertStatus::Firing, 0, None);
+    for (crit, impact) in [
+        (crate::cmdb::Criticality::Critical, 1),
+        (crate::cmdb::Criticality::Medium, 2),
+        (crate::cmdb::Criticality::Low, 2), // never lower than the root's own
+    ] {
+        let topo = with_checkout(crit);
+        let mut e = Engine::new(CorrelateConfig::default());
+        e.ingest(&topo, &m, a.clone());
+        let inc = incident_of(&e, &a);
+        assert_eq!(inc.impacted_services, ["checkout"]);
+        assert_eq!(inc.impact, impact, "checkout {crit:?}");
+    }
+}

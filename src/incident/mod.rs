@@ -93,6 +93,19 @@ pub struct Incident {
     /// The grouping key that brought these alerts together (`ci:<id>` or `group:<hash>`).
     pub correlation_key: String,
     pub enrichment: serde_json::Map<String, serde_json::Value>,
+    /// Response and resolution deadlines of its priority, and whether they were missed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla: Option<Sla>,
+}
+
+/// An incident's SLA: deadlines from `incident.sla` for its priority, set at open and moved
+/// when the priority changes; a breached flag never goes back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sla {
+    pub respond_by: DateTime<Utc>,
+    pub resolve_by: DateTime<Utc>,
+    pub respond_breached: bool,
+    pub resolve_breached: bool,
 }
 
 impl Incident {

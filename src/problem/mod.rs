@@ -379,6 +379,7 @@ mod tests {
             closed_at: None,
             correlation_key: "ci:db-01".into(),
             enrichment: Default::default(),
+            sla: None,
         };
         let r = HistoryRecord::from_incident(&inc, &[]);
         assert_eq!(r.ci.as_deref(), Some("db-01"));

@@ -16,6 +16,7 @@ use crate::alert::Fingerprint;
 use crate::cmdb::{Change, Ci, CmdbFile, Relation};
 use crate::correlate::AlertRecord;
 use crate::incident::{Incident, IncidentStatus, TimelineEntry};
+use crate::outbox::{Event, OutboxEntry, Outcome, Subscription};
 use crate::problem::{HistoryRecord, ProblemCandidate, ProblemStatus};
 
 pub use sql::{PostgresStore, SqliteStore};
@@ -99,6 +100,31 @@ pub trait Store: Send + Sync {
         status: Option<ProblemStatus>,
     ) -> Result<Vec<ProblemCandidate>, StoreError>;
     async fn get_problem(&self, id: &str) -> Result<Option<ProblemCandidate>, StoreError>;
+
+    /// Every webhook subscription with its origin (`config` or `api`).
+    async fn list_subscriptions(&self) -> Result<Vec<(Subscription, String)>, StoreError>;
+    /// Creates or replaces a subscription by name.
+    async fn put_subscription(&self, sub: &Subscription, origin: &str) -> Result<(), StoreError>;
+    /// Removes a subscription and its undelivered events; its origin, `None` when unknown.
+    async fn delete_subscription(&self, name: &str) -> Result<Option<String>, StoreError>;
+    /// Makes the `config` subscriptions exactly `subs` (API-made ones stay).
+    async fn sync_config_subscriptions(&self, subs: &[Subscription]) -> Result<(), StoreError>;
+    /// Due pending rows, at most one per (subscription, incident) queue (its oldest),
+    /// leased until `lease_until`.
+    async fn claim_outbox(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        lease_until: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+    async fn finish_outbox(&self, id: i64, outcome: &Outcome) -> Result<(), StoreError>;
+    /// Outbox rows, newest first, optionally of one status.
+    async fn list_outbox(
+        &self,
+        status: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+    async fn outbox_pending(&self) -> Result<i64, StoreError>;
 }
 
 #[async_trait]
@@ -123,6 +149,12 @@ pub trait WriteTx: Send {
     async fn upsert_alerts(&mut self, recs: &[&AlertRecord]) -> Result<(), StoreError>;
     async fn upsert_incidents(&mut self, incs: &[&Incident]) -> Result<(), StoreError>;
     async fn append_timeline(&mut self, entries: &[TimelineEntry]) -> Result<(), StoreError>;
+    /// One outbox row per event and subscription that wants it (fan-out under the lock).
+    async fn enqueue_outbox(
+        &mut self,
+        events: &[Event],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError>;
     async fn upsert_cis(&mut self, cis: &[Ci]) -> Result<(), StoreError>;
     async fn upsert_relations(&mut self, rels: &[Relation]) -> Result<(), StoreError>;
     /// Inserts or replaces history records by id; returns how many were new.

@@ -19,6 +19,7 @@ use crate::cmdb::{Change, Ci, CmdbFile, Relation};
 use crate::config::StoreConfig;
 use crate::correlate::AlertRecord;
 use crate::incident::{Incident, TimelineEntry};
+use crate::outbox::{Event, OutboxEntry, Outcome, Subscription};
 use crate::problem::{HistoryRecord, ProblemCandidate, ProblemStatus};
 
 /// Embedded migrations: (version, name, SQLite text, PostgreSQL text).
@@ -40,6 +41,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "problems",
         include_str!("../../migrations/sqlite/0003_problems.sql"),
         include_str!("../../migrations/postgres/0003_problems.sql"),
+    ),
+    (
+        4,
+        "outbox",
+        include_str!("../../migrations/sqlite/0004_outbox.sql"),
+        include_str!("../../migrations/postgres/0004_outbox.sql"),
     ),
 ];
 
@@ -314,6 +321,144 @@ macro_rules! sql_store {
                     .await?;
                 row.map(|r| decode("problem", &r.try_get::<String, _>(0)?)).transpose()
             }
+
+            async fn list_subscriptions(&self) -> Result<Vec<(Subscription, String)>, StoreError> {
+                let rows = sqlx::query("SELECT doc, origin FROM subscriptions ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((decode("subscription", &r.try_get::<String, _>(0)?)?, r.try_get(1)?)))
+                    .collect()
+            }
+
+            async fn put_subscription(&self, sub: &Subscription, origin: &str) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO subscriptions (name, origin, doc) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET origin = excluded.origin, doc = excluded.doc",
+                )
+                .bind(&sub.name)
+                .bind(origin)
+                .bind(encode(sub))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn delete_subscription(&self, name: &str) -> Result<Option<String>, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let origin: Option<String> = sqlx::query("SELECT origin FROM subscriptions WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.try_get(0))
+                    .transpose()?;
+                sqlx::query("DELETE FROM subscriptions WHERE name = $1").bind(name).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM outbox WHERE subscription = $1 AND status = 'pending'")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(origin)
+            }
+
+            async fn sync_config_subscriptions(&self, subs: &[Subscription]) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let old: Vec<String> = sqlx::query("SELECT name FROM subscriptions WHERE origin = 'config'")
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect::<Result<_, _>>()?;
+                for name in old.iter().filter(|n| !subs.iter().any(|s| &s.name == *n)) {
+                    sqlx::query("DELETE FROM subscriptions WHERE name = $1").bind(name).execute(&mut *tx).await?;
+                    sqlx::query("DELETE FROM outbox WHERE subscription = $1 AND status = 'pending'")
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for sub in subs {
+                    sqlx::query(
+                        "INSERT INTO subscriptions (name, origin, doc) VALUES ($1, 'config', $2) \
+                         ON CONFLICT (name) DO UPDATE SET origin = excluded.origin, doc = excluded.doc",
+                    )
+                    .bind(&sub.name)
+                    .bind(encode(sub))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn claim_outbox(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+                let mut tx = self.begin_locked().await?;
+                let sql = format!(
+                    "SELECT {OUTBOX_COLS} FROM outbox o WHERE o.status = 'pending' AND o.next_at <= $1 \
+                     AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.subscription = o.subscription \
+                     AND p.incident_id = o.incident_id AND p.status = 'pending' AND p.id < o.id) \
+                     ORDER BY o.id LIMIT $2{}",
+                    if Self::PG { " FOR UPDATE SKIP LOCKED" } else { "" }
+                );
+                let rows = sqlx::query(AssertSqlSafe(sql))
+                    .bind(ms(now))
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let entries = rows.iter().map(outbox_entry).collect::<Result<Vec<_>, _>>()?;
+                for e in &entries {
+                    sqlx::query("UPDATE outbox SET next_at = $1 WHERE id = $2")
+                        .bind(ms(lease_until))
+                        .bind(e.id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(entries)
+            }
+
+            async fn finish_outbox(&self, id: i64, outcome: &Outcome) -> Result<(), StoreError> {
+                let q = match outcome {
+                    Outcome::Delivered { at } => sqlx::query(
+                        "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = $1, last_error = NULL WHERE id = $2",
+                    )
+                    .bind(ms(*at))
+                    .bind(id),
+                    Outcome::Retry { attempts, next_at, error } => sqlx::query(
+                        "UPDATE outbox SET attempts = $1, next_at = $2, last_error = $3 WHERE id = $4",
+                    )
+                    .bind(*attempts)
+                    .bind(ms(*next_at))
+                    .bind(error.clone())
+                    .bind(id),
+                    Outcome::Dead { attempts, error } => sqlx::query(
+                        "UPDATE outbox SET status = 'dead', attempts = $1, last_error = $2 WHERE id = $3",
+                    )
+                    .bind(*attempts)
+                    .bind(error.clone())
+                    .bind(id),
+                };
+                q.execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn list_outbox(&self, status: Option<&str>, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+                let sql = format!(
+                    "SELECT {OUTBOX_COLS} FROM outbox o WHERE ($1 IS NULL OR o.status = $1) ORDER BY o.id DESC LIMIT $2"
+                );
+                let rows = sqlx::query(AssertSqlSafe(sql))
+                    .bind(status)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(outbox_entry).collect::<Result<Vec<_>, _>>().map_err(Into::into)
+            }
+
+            async fn outbox_pending(&self) -> Result<i64, StoreError> {
+                let row = sqlx::query("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(row.try_get::<i64, _>(0)?)
+            }
         }
 
         #[async_trait]
@@ -506,6 +651,36 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn enqueue_outbox(&mut self, events: &[Event], now: DateTime<Utc>) -> Result<(), StoreError> {
+                let subs: Vec<Subscription> = decode_docs(
+                    "subscription",
+                    sqlx::query("SELECT doc FROM subscriptions ORDER BY name").fetch_all(&mut *self.tx).await?,
+                )?;
+                let rows: Vec<(&Subscription, &Event)> = events
+                    .iter()
+                    .flat_map(|e| subs.iter().filter(|s| s.wants(e.kind)).map(move |s| (s, e)))
+                    .collect();
+                for chunk in rows.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO outbox (subscription, event_id, event, incident_id, status, attempts, next_at, created_at, body) ",
+                    );
+                    qb.push_values(chunk, |mut b, (s, e)| {
+                        b.push_bind(s.name.clone())
+                            .push_bind(e.event_id.clone())
+                            .push_bind(e.kind.as_str())
+                            .push_bind(e.incident_id.clone())
+                            .push_bind("pending")
+                            .push_bind(0i64)
+                            .push_bind(ms(now))
+                            .push_bind(ms(now))
+                            .push_bind(encode(&e.body));
+                    });
+                    qb.push(" ON CONFLICT (subscription, event_id) DO NOTHING");
+                    qb.build().execute(&mut *self.tx).await?;
+                }
+                Ok(())
+            }
+
             async fn upsert_cis(&mut self, cis: &[Ci]) -> Result<(), StoreError> {
                 let seq = self.state.seq + 1;
                 for chunk in cis.chunks(CHUNK) {
@@ -639,6 +814,33 @@ macro_rules! load_cmdb_from {
                 .collect::<Result<Vec<_>, sqlx::Error>>()?;
         Ok(CmdbFile { cis, relations })
     }};
+}
+
+const OUTBOX_COLS: &str = "o.id, o.subscription, o.event_id, o.event, o.incident_id, o.status, o.attempts, \
+     o.next_at, o.created_at, o.delivered_at, o.last_error, o.body";
+
+fn outbox_entry<R: Row>(r: &R) -> Result<OutboxEntry, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(OutboxEntry {
+        id: r.try_get(0)?,
+        subscription: r.try_get(1)?,
+        event_id: r.try_get(2)?,
+        event: r.try_get(3)?,
+        incident_id: r.try_get(4)?,
+        status: r.try_get(5)?,
+        attempts: r.try_get(6)?,
+        next_at: from_ms(r.try_get(7)?),
+        created_at: from_ms(r.try_get(8)?),
+        delivered_at: r.try_get::<Option<i64>, _>(9)?.map(from_ms),
+        last_error: r.try_get(10)?,
+        body: r.try_get(11)?,
+    })
 }
 
 fn decode_docs<T: serde::de::DeserializeOwned, R: Row>(

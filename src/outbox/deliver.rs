@@ -1,0 +1,217 @@
+//! The delivery task: claims due outbox rows, POSTs them, records the outcome.
+//!
+//! It runs beside the pipeline and never holds the writer: a slow or hanging receiver
+//! costs one of `concurrency` slots for at most its subscription's timeout. A claim leases
+//! a row (moves its `next_at` past the request timeout), so a crash mid-request only
+//! delays the row; receivers dedupe on `event_id`. Rows of one (subscription, incident)
+//! go one at a time, in order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::task::JoinSet;
+
+use super::{OutboxEntry, Outcome, Subscription, preset};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// How often to look for due rows when nothing is in flight.
+    pub poll_interval: Duration,
+    /// First retry delay; doubles per attempt up to `backoff_max`, with jitter.
+    pub backoff_base: chrono::Duration,
+    pub backoff_max: chrono::Duration,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+}
+
+/// Starts the delivery loop; it runs until aborted.
+pub fn spawn(
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    settings: DeliverySettings,
+) -> Result<tokio::task::JoinHandle<()>, reqwest::Error> {
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("sift/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    Ok(tokio::spawn(run(store, metrics, settings, client)))
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    s: DeliverySettings,
+    client: reqwest::Client,
+) {
+    let concurrency = s.concurrency.max(1);
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    loop {
+        let free = concurrency.saturating_sub(in_flight.len());
+        let mut claimed = 0;
+        if free > 0 {
+            match claim(&store, free).await {
+                Ok((subs, rows)) => {
+                    claimed = rows.len();
+                    for row in rows {
+                        let Some(sub) = subs.get(&row.subscription).cloned() else {
+                            continue; // deleted since: its rows were removed with it
+                        };
+                        let (store, metrics, client, s) =
+                            (store.clone(), metrics.clone(), client.clone(), s.clone());
+                        in_flight.spawn(async move {
+                            let outcome = attempt(&client, &sub, &row, &s).await;
+                            let label = match &outcome {
+                                Outcome::Delivered { .. } => "delivered",
+                                Outcome::Retry { error, .. } => {
+                                    tracing::warn!(subscription = %sub.name, event_id = %row.event_id, error = %error, "delivery failed; will retry");
+                                    "failed"
+                                }
+                                Outcome::Dead { error, .. } => {
+                                    tracing::error!(subscription = %sub.name, event_id = %row.event_id, error = %error, "delivery failed for the last time; dead-lettered");
+                                    "dead"
+                                }
+                            };
+                            metrics
+                                .notify_deliveries
+                                .with_label_values(&[sub.name.as_str(), label])
+                                .inc();
+                            if let Err(e) = store.finish_outbox(row.id, &outcome).await {
+                                // The lease runs out and the row is tried again.
+                                tracing::error!(error = %e, "cannot record a delivery outcome");
+                            }
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot claim outbox rows"),
+            }
+        }
+        if let Ok(n) = store.outbox_pending().await {
+            metrics.outbox_pending.set(n);
+        }
+        if claimed > 0 && in_flight.len() < concurrency {
+            continue; // there may be more due right now
+        }
+        tokio::select! {
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            _ = tokio::time::sleep(s.poll_interval) => {}
+        }
+    }
+}
+
+async fn claim(
+    store: &Arc<dyn Store>,
+    limit: usize,
+) -> Result<(HashMap<String, Subscription>, Vec<OutboxEntry>), crate::store::StoreError> {
+    let subs: HashMap<String, Subscription> = store
+        .list_subscriptions()
+        .await?
+        .into_iter()
+        .map(|(s, _)| (s.name.clone(), s))
+        .collect();
+    if subs.is_empty() {
+        // Nothing to deliver to: no lock taken (on SQLite a claim holds the write lock).
+        return Ok((subs, Vec::new()));
+    }
+    let longest = subs
+        .values()
+        .map(|s| s.timeout.0)
+        .max()
+        .unwrap_or_else(|| chrono::Duration::seconds(10));
+    let now = Utc::now();
+    let lease_until = now + longest + chrono::Duration::seconds(5);
+    let rows = store.claim_outbox(now, lease_until, limit as u32).await?;
+    Ok((subs, rows))
+}
+
+async fn attempt(
+    client: &reqwest::Client,
+    sub: &Subscription,
+    row: &OutboxEntry,
+    s: &DeliverySettings,
+) -> Outcome {
+    let attempts = row.attempts + 1;
+    let result = post(client, sub, row).await;
+    match result {
+        Ok(()) => Outcome::Delivered { at: Utc::now() },
+        Err(error) if attempts >= i64::from(sub.max_attempts) => Outcome::Dead { attempts, error },
+        Err(error) => Outcome::Retry {
+            attempts,
+            next_at: Utc::now() + backoff(s, attempts, &row.event_id),
+            error,
+        },
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    sub: &Subscription,
+    row: &OutboxEntry,
+) -> Result<(), String> {
+    let generic: serde_json::Value =
+        serde_json::from_str(&row.body).map_err(|e| format!("stored body is corrupt: {e}"))?;
+    let body = serde_json::to_vec(&preset::shape(sub.preset, &generic))
+        .map_err(|e| format!("cannot encode body: {e}"))?;
+    let mut req = client
+        .post(&sub.url)
+        .timeout(sub.timeout.std())
+        .header("content-type", "application/json")
+        .header("x-sift-event", row.event.as_str())
+        .header("x-sift-event-id", row.event_id.as_str());
+    if let Some(secret) = &sub.secret {
+        req = req.header("x-sift-signature", preset::signature(secret, &body));
+    }
+    let resp = req.body(body).send().await.map_err(|e| {
+        if e.is_timeout() {
+            format!("no answer within {}", sub.timeout)
+        } else {
+            format!("request failed: {e}")
+        }
+    })?;
+    let status = resp.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("receiver answered {status}"))
+    }
+}
+
+/// `base * 2^(attempts-1)`, capped at `max`, then scaled into [50%, 100%] by a jitter
+/// derived from the event id and attempt (spreads retries of a burst without a RNG).
+pub fn backoff(s: &DeliverySettings, attempts: i64, event_id: &str) -> chrono::Duration {
+    let exp = attempts.clamp(1, 30) - 1;
+    let base = s.backoff_base.num_milliseconds().max(1);
+    let max = s.backoff_max.num_milliseconds().max(base);
+    let full = base.saturating_mul(1i64 << exp).min(max);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in event_id.bytes().chain(attempts.to_le_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let frac = 500 + (h % 501) as i64; // per mille
+    chrono::Duration::milliseconds(full * frac / 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        let s = DeliverySettings {
+            poll_interval: Duration::from_secs(1),
+            backoff_base: chrono::Duration::seconds(1),
+            backoff_max: chrono::Duration::seconds(60),
+            concurrency: 1,
+        };
+        let ms = |a| backoff(&s, a, "INC0000001:3:incident.opened").num_milliseconds();
+        assert!((500..=1000).contains(&ms(1)));
+        assert!((2000..=4000).contains(&ms(3)));
+        assert!((30_000..=60_000).contains(&ms(20)));
+        assert_ne!(
+            backoff(&s, 2, "a").num_milliseconds(),
+            backoff(&s, 2, "b").num_milliseconds()
+        );
+    }
+}

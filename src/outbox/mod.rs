@@ -1,0 +1,385 @@
+//! Durable outbound delivery of incident events to webhook subscribers (the ITSM suite).
+//!
+//! The pipeline's writer turns each committed batch's incident changes into outbox rows in
+//! the same transaction (`enqueue`), so an event exists exactly when its incident change
+//! does: a crash can delay an event, never lose it. The delivery task (`deliver`) POSTs due
+//! rows in order per (subscription, incident), retries with backoff and jitter, and marks a
+//! row dead after the subscription's `max_attempts`. This module must not decide anything
+//! about incidents: it only reports what the core decided.
+
+pub mod deliver;
+pub mod preset;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::config::Dur;
+use crate::incident::{Incident, IncidentStatus, TimelineEntry};
+use crate::store::{StoreError, WriteTx};
+
+/// The incident events a subscription can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    #[serde(rename = "incident.opened")]
+    Opened,
+    #[serde(rename = "incident.updated")]
+    Updated,
+    #[serde(rename = "incident.resolved")]
+    Resolved,
+    #[serde(rename = "incident.closed")]
+    Closed,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 4] = [
+        EventKind::Opened,
+        EventKind::Updated,
+        EventKind::Resolved,
+        EventKind::Closed,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Opened => "incident.opened",
+            EventKind::Updated => "incident.updated",
+            EventKind::Resolved => "incident.resolved",
+            EventKind::Closed => "incident.closed",
+        }
+    }
+}
+
+/// How a subscription's request body is shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// The CONTRACT incident plus `event` and `event_id`.
+    #[default]
+    Generic,
+    /// A ServiceNow Table API `incident` record.
+    Servicenow,
+    /// A Jira Service Management request (`fields.*`).
+    Jira,
+}
+
+fn default_timeout() -> Dur {
+    Dur::secs(10)
+}
+
+fn default_max_attempts() -> u32 {
+    12
+}
+
+/// One webhook subscription (`[[notify.webhooks]]` or `POST /api/v1/subscriptions`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscription {
+    pub name: String,
+    pub url: String,
+    /// Empty: every event.
+    #[serde(default)]
+    pub events: Vec<EventKind>,
+    #[serde(default)]
+    pub preset: Preset,
+    /// Signs bodies: `X-Sift-Signature: sha256=<hex HMAC-SHA256>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Per-request timeout: a hanging receiver costs at most this per attempt.
+    #[serde(default = "default_timeout")]
+    pub timeout: Dur,
+    /// Attempts before the event is dead-lettered.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SubscriptionError {
+    #[error("subscription name must be 1-100 characters of letters, digits, '-', '_' or '.'")]
+    BadName,
+    #[error(
+        "subscription {name}: url must start with http:// (this build has no TLS; put an \
+         https proxy in front of receivers that need it), got {url:?}"
+    )]
+    BadUrl { name: String, url: String },
+    #[error("subscription {0}: max_attempts must be at least 1")]
+    NoAttempts(String),
+    #[error("subscription {0}: timeout must be more than zero")]
+    NoTimeout(String),
+    #[error("subscription {0} is defined twice")]
+    Duplicate(String),
+}
+
+impl Subscription {
+    pub fn validate(&self) -> Result<(), SubscriptionError> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 100
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !name_ok {
+            return Err(SubscriptionError::BadName);
+        }
+        if !self.url.starts_with("http://") || self.url.len() <= "http://".len() {
+            return Err(SubscriptionError::BadUrl {
+                name: self.name.clone(),
+                url: self.url.clone(),
+            });
+        }
+        if self.max_attempts == 0 {
+            return Err(SubscriptionError::NoAttempts(self.name.clone()));
+        }
+        if self.timeout.0 <= chrono::Duration::zero() {
+            return Err(SubscriptionError::NoTimeout(self.name.clone()));
+        }
+        Ok(())
+    }
+
+    pub fn wants(&self, kind: EventKind) -> bool {
+        self.events.is_empty() || self.events.contains(&kind)
+    }
+
+    /// What the API shows: the secret never leaves sift.
+    pub fn redacted(&self, origin: &str) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("secret");
+            m.insert("has_secret".into(), json!(self.secret.is_some()));
+            m.insert("origin".into(), json!(origin));
+        }
+        v
+    }
+}
+
+/// Checks a list of subscriptions (config): each valid, names unique.
+pub fn validate_all(subs: &[Subscription]) -> Result<(), SubscriptionError> {
+    let mut seen = std::collections::HashSet::new();
+    for s in subs {
+        s.validate()?;
+        if !seen.insert(s.name.as_str()) {
+            return Err(SubscriptionError::Duplicate(s.name.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// One incident event, before fan-out to subscriptions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Stable per event: the idempotency key receivers dedupe on.
+    pub event_id: String,
+    pub kind: EventKind,
+    pub incident_id: String,
+    /// The generic body: `{event, event_id, occurred_at, incident}`.
+    pub body: Value,
+}
+
+/// The events a committed batch means, in the order they happened per incident. `seq` is
+/// the batch's commit sequence number (unique per transaction, so event ids are unique).
+///
+/// An incident gets `opened` when it opened in the batch; `resolved` / `closed` when it
+/// ended in that state (merged incidents close, with `merged_into`); otherwise `updated`
+/// when its timeline moved (alerts joined, priority changed, acknowledged, reopened...).
+pub fn events_of(seq: i64, incidents: &[&Incident], timeline: &[TimelineEntry]) -> Vec<Event> {
+    let mut out = Vec::new();
+    for inc in incidents {
+        let kinds: Vec<&str> = timeline
+            .iter()
+            .filter(|e| e.incident_id == inc.id)
+            .map(|e| e.kind.as_str())
+            .collect();
+        if kinds.is_empty() {
+            continue; // a refresh (re-sent alert, counters) is not news
+        }
+        let at = timeline
+            .iter()
+            .filter(|e| e.incident_id == inc.id)
+            .map(|e| e.at)
+            .max()
+            .unwrap_or(inc.updated_at);
+        let opened = kinds.contains(&"opened");
+        let ended = match inc.status {
+            IncidentStatus::Resolved if kinds.contains(&"resolved") => Some(EventKind::Resolved),
+            IncidentStatus::Closed if kinds.iter().any(|k| matches!(*k, "closed" | "merged")) => {
+                Some(EventKind::Closed)
+            }
+            _ => None,
+        };
+        let mut push = |kind: EventKind| {
+            let event_id = format!("{}:{}:{}", inc.id, seq, kind.as_str());
+            out.push(Event {
+                body: generic_body(&event_id, kind, at, inc),
+                event_id,
+                kind,
+                incident_id: inc.id.clone(),
+            });
+        };
+        if opened {
+            push(EventKind::Opened);
+        }
+        match ended {
+            Some(k) => push(k),
+            None if !opened => push(EventKind::Updated),
+            None => {}
+        }
+    }
+    out
+}
+
+fn generic_body(event_id: &str, kind: EventKind, at: DateTime<Utc>, inc: &Incident) -> Value {
+    let mut body = json!({
+        "event": kind.as_str(),
+        "event_id": event_id,
+        "occurred_at": at,
+        "incident": inc,
+    });
+    if let Some(into) = inc.enrichment.get("merged_into") {
+        body["merged_into"] = into.clone();
+    }
+    body
+}
+
+/// Writes the batch's events into the outbox, inside the batch's transaction.
+pub async fn enqueue(
+    tx: &mut dyn WriteTx,
+    incidents: &[&Incident],
+    timeline: &[TimelineEntry],
+) -> Result<Vec<Event>, StoreError> {
+    let events = events_of(tx.state().seq + 1, incidents, timeline);
+    if !events.is_empty() {
+        tx.enqueue_outbox(&events, Utc::now()).await?;
+    }
+    Ok(events)
+}
+
+/// One outbox row, as the delivery task and `GET /api/v1/outbox` see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub subscription: String,
+    pub event_id: String,
+    pub event: String,
+    pub incident_id: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    #[serde(skip)]
+    pub body: String,
+}
+
+/// A delivery attempt's result, written back to the row.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Delivered {
+        at: DateTime<Utc>,
+    },
+    Retry {
+        attempts: i64,
+        next_at: DateTime<Utc>,
+        error: String,
+    },
+    Dead {
+        attempts: i64,
+        error: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incident(status: IncidentStatus) -> Incident {
+        let t = "2026-11-23T10:00:00Z".parse().unwrap();
+        Incident {
+            id: "INC0000001".into(),
+            title: "t".into(),
+            status,
+            priority: 3,
+            impact: 2,
+            urgency: 2,
+            root_cause_ci: None,
+            ci_ids: vec![],
+            impacted_services: vec![],
+            assignment_group: None,
+            assignee: None,
+            alert_fingerprints: vec![],
+            alert_count: 1,
+            opened_at: t,
+            updated_at: t,
+            acknowledged_at: None,
+            resolved_at: None,
+            closed_at: None,
+            correlation_key: "k".into(),
+            enrichment: Default::default(),
+            sla: None,
+        }
+    }
+
+    fn entry(kind: &str) -> TimelineEntry {
+        TimelineEntry {
+            incident_id: "INC0000001".into(),
+            at: "2026-11-23T10:00:00Z".parse().unwrap(),
+            actor: "sift".into(),
+            kind: kind.into(),
+            detail: Value::Null,
+        }
+    }
+
+    fn kinds(evs: &[Event]) -> Vec<EventKind> {
+        evs.iter().map(|e| e.kind).collect()
+    }
+
+    #[test]
+    fn events_follow_the_timeline() {
+        let open = incident(IncidentStatus::Open);
+        assert_eq!(
+            kinds(&events_of(1, &[&open], &[entry("opened")])),
+            [EventKind::Opened]
+        );
+        assert_eq!(
+            kinds(&events_of(2, &[&open], &[entry("alert_joined")])),
+            [EventKind::Updated]
+        );
+        assert!(events_of(3, &[&open], &[]).is_empty());
+        let resolved = incident(IncidentStatus::Resolved);
+        assert_eq!(
+            kinds(&events_of(
+                4,
+                &[&resolved],
+                &[entry("opened"), entry("resolved")]
+            )),
+            [EventKind::Opened, EventKind::Resolved]
+        );
+        let mut merged = incident(IncidentStatus::Closed);
+        merged
+            .enrichment
+            .insert("merged_into".into(), json!("INC0000002"));
+        let evs = events_of(5, &[&merged], &[entry("merged")]);
+        assert_eq!(kinds(&evs), [EventKind::Closed]);
+        assert_eq!(evs[0].body["merged_into"], "INC0000002");
+        assert_eq!(evs[0].event_id, "INC0000001:5:incident.closed");
+        assert_eq!(evs[0].body["event_id"], "INC0000001:5:incident.closed");
+    }
+
+    #[test]
+    fn subscriptions_are_checked() {
+        let s: Subscription =
+            serde_json::from_value(json!({"name": "itsm", "url": "http://x/y"})).unwrap();
+        assert!(s.validate().is_ok());
+        assert!(s.wants(EventKind::Closed));
+        let bad = Subscription {
+            url: "ftp://x".into(),
+            ..s.clone()
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(SubscriptionError::BadUrl { .. })
+        ));
+        assert_eq!(
+            validate_all(&[s.clone(), s]),
+            Err(SubscriptionError::Duplicate("itsm".into()))
+        );
+    }
+}

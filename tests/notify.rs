@@ -1,0 +1,715 @@
+//! Outbound incident events, black-box: a tiny receiver on 127.0.0.1 stands in for the
+//! ITSM suite. Each scenario runs on SQLite and on PostgreSQL (`TEST_DATABASE_URL`).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use chrono::{SecondsFormat, Utc};
+use common::{Backend, Db, Sift, metric, parse_prometheus};
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+const WAIT: Duration = Duration::from_secs(20);
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+const WEBHOOK: &str = "/api/v1/alerts/alertmanager";
+const SECRET: &str = "s3cret-shared-with-the-receiver";
+
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Postgres).await } )*
+        }
+    };
+}
+
+scenarios!(
+    receiver_gets_events_in_order_signed,
+    events_survive_a_crash_before_delivery,
+    retried_after_500_until_delivered,
+    hanging_receiver_never_blocks_ingest_and_dead_letters,
+    subscriptions_through_the_api,
+    live_events_over_server_sent_events,
+    a_silenced_alert_still_gets_its_incident_resolved_downstream,
+);
+
+// ---- the receiver -----------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct Got {
+    signature: Option<String>,
+    body: Value,
+    raw: Bytes,
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Ok,
+    /// Answer 500 to the first N requests, then 200.
+    FailFirst(usize),
+    /// Never answer.
+    Hang,
+}
+
+#[derive(Clone)]
+struct Receiver {
+    got: Arc<Mutex<Vec<Got>>>,
+    calls: Arc<AtomicUsize>,
+    mode: Mode,
+}
+
+impl Receiver {
+    fn new(mode: Mode) -> Self {
+        Receiver {
+            got: Arc::default(),
+            calls: Arc::default(),
+            mode,
+        }
+    }
+
+    /// Serves on `addr` (port 0: any) and returns the address it bound.
+    async fn serve(&self, addr: SocketAddr) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind receiver");
+        let bound = listener.local_addr().expect("receiver address");
+        let app = Router::new()
+            .route("/hook", post(receive))
+            .with_state(self.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        bound
+    }
+
+    fn got(&self) -> Vec<Got> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Each event once (receivers dedupe on event_id), in order of first arrival.
+    fn unique(&self) -> Vec<Got> {
+        let mut seen = std::collections::HashSet::new();
+        self.got()
+            .into_iter()
+            .filter(|g| seen.insert(g.body["event_id"].as_str().unwrap_or("").to_string()))
+            .collect()
+    }
+}
+
+async fn receive(State(r): State<Receiver>, headers: HeaderMap, raw: Bytes) -> StatusCode {
+    let n = r.calls.fetch_add(1, Ordering::SeqCst);
+    match r.mode {
+        Mode::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return StatusCode::OK;
+        }
+        Mode::FailFirst(k) if n < k => return StatusCode::INTERNAL_SERVER_ERROR,
+        _ => {}
+    }
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    r.got.lock().unwrap().push(Got {
+        signature: headers
+            .get("x-sift-signature")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body,
+        raw,
+    });
+    StatusCode::OK
+}
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+// ---- helpers ------------------------------------------------------------------------------
+
+fn ts(offset_secs: i64) -> String {
+    (Utc::now() + chrono::Duration::seconds(offset_secs)).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn webhook(alerts: Vec<Value>) -> Value {
+    json!({
+        "version": "4", "groupKey": "{}:{alertname=\"x\"}", "truncatedAlerts": 0,
+        "status": "firing", "receiver": "sift", "groupLabels": {}, "commonLabels": {},
+        "commonAnnotations": {}, "externalURL": "http://alertmanager:9093",
+        "alerts": alerts,
+    })
+}
+
+fn alert(status: &str, instance: &str, fp: &str, starts_at: &str, ends_at: &str) -> Value {
+    json!({
+        "status": status,
+        "labels": {"alertname": "ApiDown", "job": "orders-api", "instance": instance, "severity": "critical"},
+        "annotations": {"summary": "orders-api is down"},
+        "startsAt": starts_at, "endsAt": ends_at, "fingerprint": fp,
+    })
+}
+
+async fn post_ok(s: &Sift, body: &Value) -> Value {
+    let r = s.post(WEBHOOK, body).await;
+    s.expect(&r, 200, "POST alerts");
+    r.body
+}
+
+fn hooks(url: &str, extra: Value) -> String {
+    let mut h =
+        json!({"name": "itsm", "url": url, "secret": SECRET, "timeout": "2s", "max_attempts": 100});
+    if let (Some(m), Some(e)) = (h.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    json!([h]).to_string()
+}
+
+fn start(db: &Db, hooks: &str) -> Sift {
+    Sift::start(
+        db,
+        &[
+            ("SIFT_NOTIFY__WEBHOOKS", hooks),
+            ("SIFT_NOTIFY__POLL_INTERVAL", "50ms"),
+            ("SIFT_NOTIFY__BACKOFF_BASE", "50ms"),
+            ("SIFT_NOTIFY__BACKOFF_MAX", "200ms"),
+            ("SIFT_INCIDENT__RESOLVE_HOLD_OFF", "0s"),
+        ],
+    )
+}
+
+async fn outbox(s: &Sift, status: &str) -> Vec<Value> {
+    s.get_ok(&format!("/api/v1/outbox?status={status}")).await["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn wait_events(s: &Sift, r: &Receiver, n: usize) -> Vec<Got> {
+    s.eventually(
+        WAIT,
+        &format!("{n} distinct events at the receiver"),
+        || async {
+            let u = r.unique();
+            (u.len() >= n).then_some(u)
+        },
+    )
+    .await
+}
+
+fn kinds(got: &[Got]) -> Vec<String> {
+    got.iter()
+        .map(|g| g.body["event"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+// ---- scenarios ------------------------------------------------------------------------------
+
+/// Opened, updated (a second alert joins), resolved: in order, signed, one incident, and
+/// a ServiceNow-shaped copy for a second subscription.
+async fn receiver_gets_events_in_order_signed(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    let r = Receiver::new(Mode::Ok);
+    let addr = r.serve("127.0.0.1:0".parse().unwrap()).await;
+    let snow = Receiver::new(Mode::Ok);
+    let snow_addr = snow.serve("127.0.0.1:0".parse().unwrap()).await;
+    let url = format!("http://{addr}/hook");
+    let mut subs: Vec<Value> = serde_json::from_str(&hooks(&url, json!({}))).unwrap();
+    subs.push(
+        json!({"name": "snow", "url": format!("http://{snow_addr}/hook"), "preset": "servicenow",
+                     "events": ["incident.opened", "incident.resolved"]}),
+    );
+    let s = start(&db, &Value::Array(subs).to_string());
+
+    let t0 = ts(-120);
+    post_ok(
+        &s,
+        &webhook(vec![alert(
+            "firing",
+            "10.0.0.1:8080",
+            "fp-a",
+            &t0,
+            ZERO_TIME,
+        )]),
+    )
+    .await;
+    let first = wait_events(&s, &r, 1).await;
+    assert_eq!(kinds(&first), ["incident.opened"]);
+    post_ok(
+        &s,
+        &webhook(vec![alert(
+            "firing",
+            "10.0.0.2:8080",
+            "fp-b",
+            &ts(-100),
+            ZERO_TIME,
+        )]),
+    )
+    .await;
+    wait_events(&s, &r, 2).await;
+    post_ok(
+        &s,
+        &webhook(vec![
+            alert("resolved", "10.0.0.1:8080", "fp-a", &t0, &ts(-10)),
+            alert("resolved", "10.0.0.2:8080", "fp-b", &ts(-100), &ts(-10)),
+        ]),
+    )
+    .await;
+    let got = s
+        .eventually(WAIT, "incident.resolved at the receiver", || async {
+            let u = r.unique();
+            (u.last().map(|g| g.body["event"] == "incident.resolved") == Some(true)).then_some(u)
+        })
+        .await;
+    let k = kinds(&got);
+    assert_eq!(
+        k.first().map(String::as_str),
+        Some("incident.opened"),
+        "{k:?}"
+    );
+    assert!(
+        k[1..k.len() - 1].iter().all(|e| e == "incident.updated"),
+        "{k:?}"
+    );
+    assert!(
+        k.len() >= 3,
+        "an update when the second alert joined: {k:?}"
+    );
+    let inc_id = got[0].body["incident"]["id"].as_str().unwrap().to_string();
+    for g in &got {
+        assert_eq!(g.body["incident"]["id"], inc_id.as_str(), "one incident");
+        assert_eq!(
+            g.signature.as_deref(),
+            Some(sign(&g.raw).as_str()),
+            "valid signature"
+        );
+        assert!(g.body["event_id"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    assert_eq!(got.last().unwrap().body["incident"]["status"], "resolved");
+    assert_eq!(
+        r.got().len(),
+        got.len(),
+        "no event twice on a healthy receiver"
+    );
+
+    let sn = wait_events(&s, &snow, 2).await;
+    assert_eq!(sn[0].body["state"], "1");
+    assert_eq!(sn[0].body["correlation_id"], inc_id.as_str());
+    assert_eq!(sn[0].body["urgency"], "1");
+    assert!(sn[0].body["short_description"].is_string());
+    assert_eq!(sn[1].body["state"], "6");
+    assert_eq!(sn[0].signature, None, "no secret, no signature");
+}
+
+/// The receiver is down when the incident opens; sift is killed (SIGKILL) before it could
+/// deliver, the incident resolves after the restart, then the receiver comes up: both
+/// events arrive, each event id once after dedupe, in order.
+async fn events_survive_a_crash_before_delivery(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    // Reserve a port, then leave it closed: the receiver is down.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut s = start(&db, &hooks(&format!("http://{addr}/hook"), json!({})));
+    let t0 = ts(-120);
+    post_ok(
+        &s,
+        &webhook(vec![alert(
+            "firing",
+            "10.0.0.1:8080",
+            "fp-a",
+            &t0,
+            ZERO_TIME,
+        )]),
+    )
+    .await;
+    s.eventually(WAIT, "a failed delivery attempt", || async {
+        let p = outbox(&s, "pending").await;
+        p.iter()
+            .any(|e| e["attempts"].as_i64() >= Some(1))
+            .then_some(())
+    })
+    .await;
+    s.crash_restart();
+    post_ok(
+        &s,
+        &webhook(vec![alert(
+            "resolved",
+            "10.0.0.1:8080",
+            "fp-a",
+            &t0,
+            &ts(-10),
+        )]),
+    )
+    .await;
+    let r = Receiver::new(Mode::Ok);
+    r.serve(addr).await;
+    let got = wait_events(&s, &r, 2).await;
+    assert_eq!(kinds(&got), ["incident.opened", "incident.resolved"]);
+    assert_eq!(got[0].body["incident"]["id"], got[1].body["incident"]["id"]);
+    let delivered = s
+        .eventually(WAIT, "both rows delivered", || async {
+            let d = outbox(&s, "delivered").await;
+            (d.len() == 2).then_some(d)
+        })
+        .await;
+    let mut ids: Vec<&str> = delivered
+        .iter()
+        .filter_map(|e| e["event_id"].as_str())
+        .collect();
+    ids.sort();
+    let mut seen: Vec<String> = got
+        .iter()
+        .map(|g| g.body["event_id"].as_str().unwrap().to_string())
+        .collect();
+    seen.sort();
+    assert_eq!(ids, seen, "the receiver saw exactly the outbox's event ids");
+    assert!(outbox(&s, "pending").await.is_empty());
+}
+
+/// A receiver answering 500 twice, then 200: delivered after backoff, attempts counted.
+async fn retried_after_500_until_delivered(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    let r = Receiver::new(Mode::FailFirst(2));
+    let addr = r.serve("127.0.0.1:0".parse().unwrap()).await;
+    let s = start(&db, &hooks(&format!("http://{addr}/hook"), json!({})));
+    post_ok(
+        &s,
+        &webhook(vec![alert(
+            "firing",
+            "10.0.0.1:8080",
+            "fp-a",
+            &ts(-60),
+            ZERO_TIME,
+        )]),
+    )
+    .await;
+    let got = wait_events(&s, &r, 1).await;
+    assert_eq!(kinds(&got), ["incident.opened"]);
+    let d = s
+        .eventually(WAIT, "the row delivered", || async {
+            let d = outbox(&s, "delivered").await;
+            (!d.is_empty()).then_some(d)
+        })
+        .await;
+    assert_eq!(d[0]["attempts"], 3, "{d:#?}");
+    let m = parse_prometheus(&s.get("/metrics").await.text).unwrap();
+    assert_eq!(
+        metric(
+            &m,
+            "sift_notify_deliveries_total",
+            &[("subscription", "itsm"), ("outcome", "failed")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "sift_notify_deliveries_total",
+            &[("subscription", "itsm"), ("outcome", "delivered")]
+        ),
+        1.0
+    );
+}
+
+/// A receiver that never answers: ingest goes on answering, and after max_attempts the
+/// event is dead, visible in the API and the metrics.
+async fn hanging_receiver_never_blocks_ingest_and_dead_letters(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    let r = Receiver::new(Mode::Hang);
+    let addr = r.serve("127.0.0.1:0".parse().unwrap()).await;
+    let s = start(
+        &db,
+        &hooks(
+            &format!("http://{addr}/hook"),
+            json!({"timeout": "300ms", "max_attempts": 2}),
+        ),
+    );
+    for i in 0..20 {
+        let rep = post_ok(
+            &s,
+            &webhook(vec![alert(
+                "firing",
+                &format!("10.0.1.{i}:8080"),
+                &format!("fp-{i}"),
+                &ts(-60),
+                ZERO_TIME,
+            )]),
+        )
+        .await;
+        assert_eq!(rep["accepted"], 1);
+    }
+    assert_eq!(
+        s.alerts().await.len(),
+        20,
+        "every alert stored while the receiver hangs"
+    );
+    let dead = s
+        .eventually(WAIT, "a dead-lettered event", || async {
+            let d = outbox(&s, "dead").await;
+            (!d.is_empty()).then_some(d)
+        })
+        .await;
+    assert_eq!(dead[0]["attempts"], 2);
+    assert!(
+        dead[0]["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{dead:#?}"
+    );
+    let m = parse_prometheus(&s.get("/metrics").await.text).unwrap();
+    assert!(
+        metric(
+            &m,
+            "sift_notify_deliveries_total",
+            &[("subscription", "itsm"), ("outcome", "dead")]
+        ) >= 1.0
+    );
+    let r = s.get("/api/v1/outbox?status=bogus").await;
+    s.expect(&r, 400, "unknown outbox status");
+}
+
+/// Subscriptions through the API: admin only, validated, config ones protected; a
+/// subscription made through the API gets the events.
+async fn subscriptions_through_the_api(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    let tokens = json!([{"token": "viewer-token-0001", "role": "viewer"}, {"token": "admin-token-0001", "role": "admin"}]).to_string();
+    let s = Sift::start(
+        &db,
+        &[
+            ("SIFT_AUTH__TOKENS", tokens.as_str()),
+            ("SIFT_NOTIFY__POLL_INTERVAL", "50ms"),
+            (
+                "SIFT_NOTIFY__WEBHOOKS",
+                r#"[{"name": "cfg", "url": "http://127.0.0.1:9/none", "events": ["incident.closed"]}]"#,
+            ),
+        ],
+    );
+    let admin = |m, p: &str| s.request(m, p).bearer_auth("admin-token-0001");
+    let r = Receiver::new(Mode::Ok);
+    let addr = r.serve("127.0.0.1:0".parse().unwrap()).await;
+    let sub = json!({"name": "jira", "url": format!("http://{addr}/hook"), "preset": "jira", "secret": SECRET});
+
+    let resp = s
+        .send(
+            s.request(common::Method::POST, "/api/v1/subscriptions")
+                .bearer_auth("viewer-token-0001")
+                .json(&sub),
+        )
+        .await;
+    s.expect(&resp, 403, "viewer cannot subscribe");
+    let resp = s
+        .send(
+            admin(common::Method::POST, "/api/v1/subscriptions")
+                .json(&json!({"name": "x", "url": "ftp://x"})),
+        )
+        .await;
+    s.expect(&resp, 422, "bad url");
+    let resp = s
+        .send(admin(common::Method::POST, "/api/v1/subscriptions").json(&sub))
+        .await;
+    s.expect(&resp, 201, "subscribe");
+    assert_eq!(resp.body["has_secret"], true);
+    assert!(resp.body.get("secret").is_none(), "secret never shown");
+    let list = s
+        .send(admin(common::Method::GET, "/api/v1/subscriptions"))
+        .await;
+    s.expect(&list, 200, "list");
+    let names: Vec<&str> = list.body["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(names, ["cfg", "jira"]);
+    let resp = s
+        .send(admin(common::Method::DELETE, "/api/v1/subscriptions/cfg"))
+        .await;
+    s.expect(&resp, 409, "config subscriptions live in the config");
+
+    let resp = s
+        .send(
+            s.request(common::Method::POST, WEBHOOK)
+                .bearer_auth("admin-token-0001")
+                .json(&webhook(vec![alert(
+                    "firing",
+                    "10.0.0.1:8080",
+                    "fp-a",
+                    &ts(-60),
+                    ZERO_TIME,
+                )])),
+        )
+        .await;
+    s.expect(&resp, 200, "ingest");
+    let got = wait_events(&s, &r, 1).await;
+    let b = &got[0].body;
+    assert!(b["fields"]["summary"].is_string(), "{b:#}");
+    assert!(b["fields"]["priority"]["name"].is_string(), "{b:#}");
+    assert!(b["event_id"].is_string());
+    assert_eq!(
+        got[0].signature.as_deref(),
+        Some(sign(&got[0].raw).as_str())
+    );
+
+    let resp = s
+        .send(admin(common::Method::DELETE, "/api/v1/subscriptions/jira"))
+        .await;
+    s.expect(&resp, 204, "unsubscribe");
+    let resp = s
+        .send(admin(common::Method::DELETE, "/api/v1/subscriptions/jira"))
+        .await;
+    s.expect(&resp, 404, "gone");
+}
+
+/// `GET /api/v1/events`: a live reader sees the incident open and resolve as SSE events.
+async fn live_events_over_server_sent_events(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    let mut s = Sift::start(&db, &[("SIFT_INCIDENT__RESOLVE_HOLD_OFF", "0s")]);
+    let mut resp = s
+        .request(common::Method::GET, "/api/v1/events")
+        .send()
+        .await
+        .expect("connect to the event stream");
+    assert_eq!(resp.status().as_u16(), 200);
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(ctype.starts_with("text/event-stream"), "{ctype}");
+    let t0 = ts(-60);
+    post_ok(
+        &s,
+        &webhook(vec![alert(
+            "firing",
+            "10.0.0.1:8080",
+            "fp-a",
+            &t0,
+            ZERO_TIME,
+        )]),
+    )
+    .await;
+    post_ok(
+        &s,
+        &webhook(vec![alert(
+            "resolved",
+            "10.0.0.1:8080",
+            "fp-a",
+            &t0,
+            &ts(-5),
+        )]),
+    )
+    .await;
+    let mut text = String::new();
+    let read = tokio::time::timeout(WAIT, async {
+        while !text.contains("event: incident.resolved") {
+            match resp.chunk().await {
+                Ok(Some(c)) => text.push_str(&String::from_utf8_lossy(&c)),
+                _ => break,
+            }
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "no incident.resolved within {WAIT:?}; got:\n{text}"
+    );
+    let opened = text.find("event: incident.opened").expect("opened event");
+    let resolved = text
+        .find("event: incident.resolved")
+        .expect("resolved event");
+    assert!(opened < resolved, "{text}");
+    let data: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    assert!(
+        data.iter()
+            .any(|d| d["event"] == "incident.opened" && d["incident"]["status"] == "open")
+    );
+    assert!(data.iter().all(|d| d["event_id"].is_string()));
+    // A reader still connected does not hold up a clean shutdown.
+    s.stop();
+    drop(resp);
+}
+
+/// Users' pain #1: Alertmanager sends no "resolved" for an alert silenced after it fired.
+/// sift resolves the alert when its `endsAt` passes without a re-send (the daemon's ticks
+/// move event time), so the announced incident still gets `incident.resolved`.
+async fn a_silenced_alert_still_gets_its_incident_resolved_downstream(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    let r = Receiver::new(Mode::Ok);
+    let addr = r.serve("127.0.0.1:0".parse().unwrap()).await;
+    let s = Sift::start(
+        &db,
+        &[
+            (
+                "SIFT_NOTIFY__WEBHOOKS",
+                hooks(&format!("http://{addr}/hook"), json!({})).as_str(),
+            ),
+            ("SIFT_NOTIFY__POLL_INTERVAL", "50ms"),
+            ("SIFT_INCIDENT__RESOLVE_HOLD_OFF", "0s"),
+            ("SIFT_INGEST__TICK_INTERVAL", "100ms"),
+        ],
+    );
+    // Firing, with endsAt a little ahead as Prometheus sends it; then silence: no re-send,
+    // no resolved.
+    post_ok(
+        &s,
+        &webhook(vec![alert(
+            "firing",
+            "10.0.0.1:8080",
+            "fp-a",
+            &ts(-60),
+            &ts(2),
+        )]),
+    )
+    .await;
+    let got = s
+        .eventually(
+            WAIT,
+            "incident.resolved without a resolved alert",
+            || async {
+                let u = r.unique();
+                (u.last().map(|g| g.body["event"] == "incident.resolved") == Some(true))
+                    .then_some(u)
+            },
+        )
+        .await;
+    assert_eq!(kinds(&got), ["incident.opened", "incident.resolved"]);
+}
