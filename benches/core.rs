@@ -29,14 +29,16 @@ fn normalize() -> Normalize {
     }
 }
 
-/// One API v2 body: alerts `first .. first + n`, the shape `benches/wrk-alerts.lua` sends.
+/// One API v2 body: alerts `first .. first + n`, the shape `benches/wrk-alerts.lua` sends
+/// (plus a `slot` label, so that alerts on the same host are distinct too).
 fn body(first: usize, n: usize, host: impl Fn(usize) -> String) -> Vec<u8> {
     let parts: Vec<String> = (first..first + n)
         .map(|id| {
             format!(
-                r#"{{"labels":{{"alertname":"LoadTest{}","instance":"{}:9100","job":"node","severity":"warning"}},"annotations":{{"summary":"load test"}},"startsAt":"2026-01-01T11:59:00Z","endsAt":"2026-01-01T13:00:00Z"}}"#,
+                r#"{{"labels":{{"alertname":"LoadTest{}","instance":"{}:9100","job":"node","severity":"warning","slot":"{}"}},"annotations":{{"summary":"load test"}},"startsAt":"2026-01-01T11:59:00Z","endsAt":"2026-01-01T13:00:00Z"}}"#,
                 id % 50,
-                host(id)
+                host(id),
+                id
             )
         })
         .collect();
