@@ -214,6 +214,10 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// A request taking longer than this is answered 503.
     pub request_timeout: Dur,
+    /// A client must send a request's complete headers within this long of connecting (or
+    /// of its previous response); otherwise the connection is closed. Idle and slow
+    /// clients cannot hold connections open.
+    pub header_read_timeout: Dur,
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
     pub shutdown_grace: Dur,
 }
@@ -224,6 +228,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:9400".into(),
             body_limit_bytes: 10 * 1024 * 1024,
             request_timeout: Dur::secs(30),
+            header_read_timeout: Dur::secs(10),
             shutdown_grace: Dur::secs(30),
         }
     }

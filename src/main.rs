@@ -195,6 +195,49 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Serves HTTP/1.1 like `axum::serve`, plus a header read timeout (axum sets no timer, so
+/// hyper's own would never fire): a connection that does not deliver a request's headers
+/// within `header_read_timeout` is closed. When `shutdown` completes: stop accepting, let
+/// open connections finish their in-flight request, then return.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_read_timeout: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     let store = open_store(&cfg).await?;
     tracing::info!(store = %redact(&cfg.store.url), backend = store.backend(), "store ready");
@@ -285,16 +328,21 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!("listening on http://{addr}");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: no new connections, finishing in-flight requests");
-        api::events::stop_streams();
-        let _ = stop_tx.send(true);
-    });
+    let server = serve_http(
+        listener,
+        app,
+        cfg.server.header_read_timeout.std(),
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: no new connections, finishing in-flight requests");
+            api::events::stop_streams();
+            let _ = stop_tx.send(true);
+        },
+    );
     let grace = cfg.server.shutdown_grace.std();
     let mut stop_rx2 = stop_rx.clone();
     tokio::select! {
-        r = server.into_future() => r?,
+        () = server => {},
         _ = async move {
             let _ = stop_rx2.wait_for(|s| *s).await;
             tokio::time::sleep(grace).await;

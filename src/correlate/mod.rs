@@ -210,6 +210,9 @@ pub enum PatchError {
     },
 }
 
+/// How often (in event time) `prune` sweeps dead entries out of the CI → incidents index.
+const CI_INDEX_SWEEP: Duration = Duration::minutes(1);
+
 /// The correlation state machine.
 #[derive(Debug)]
 pub struct Engine {
@@ -228,6 +231,10 @@ pub struct Engine {
     /// CI id → incidents it alerted in, with when it first alerted there (only active
     /// incidents matter; cleaned on prune).
     ci_incidents: HashMap<String, Vec<(String, DateTime<Utc>)>>,
+    /// Event time of the last sweep of `ci_incidents` in `prune` (readers filter dead
+    /// entries, so the sweep only bounds memory and runs at most once per
+    /// `CI_INDEX_SWEEP` of event time: it hashes every entry's incident id).
+    ci_incidents_swept: Option<DateTime<Utc>>,
     /// CI id → number of its alerts firing now.
     firing_ci: HashMap<String, u32>,
     /// Upstream walks per CI, valid for one topology version.
@@ -261,6 +268,7 @@ impl Engine {
             next_number: 1,
             changes: Changes::default(),
             ci_incidents: HashMap::new(),
+            ci_incidents_swept: None,
             firing_ci: HashMap::new(),
             walk_cache: HashMap::new(),
             walk_cache_version: 0,
@@ -1338,10 +1346,16 @@ impl Engine {
         });
         let alerts = &self.alerts;
         let incidents_now = &self.incidents;
-        self.ci_incidents.retain(|_, v| {
-            v.retain(|(id, _)| incidents_now.get(id).is_some_and(|i| i.status.is_active()));
-            !v.is_empty()
-        });
+        if self
+            .ci_incidents_swept
+            .is_none_or(|t| now - t >= CI_INDEX_SWEEP || now < t)
+        {
+            self.ci_incidents_swept = Some(now);
+            self.ci_incidents.retain(|_, v| {
+                v.retain(|(id, _)| incidents_now.get(id).is_some_and(|i| i.status.is_active()));
+                !v.is_empty()
+            });
+        }
         self.incidents.retain(|_, i| {
             i.status.is_active()
                 || i.updated_at > horizon
