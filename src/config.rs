@@ -381,6 +381,10 @@ pub struct IncidentConfig {
     /// Changes on the root CI or what it depends on that ended within this long before an
     /// incident opened are listed in its enrichment (`recent_changes`).
     pub change_lookback: Dur,
+    /// Assignment when the root CI has no owner group (or there is no CI): the first rule
+    /// matching the opening alert's labels, `{label, value?, group?}`; without `group` the
+    /// label's value is the group.
+    pub assignment_rules: Vec<crate::correlate::AssignmentRule>,
     /// `[incident.sla] p1 = {respond = "15m", resolve = "4h"}`: targets per priority
     /// (`p1`..`p5`). A priority without an entry has no SLA. Default: none.
     pub sla: std::collections::BTreeMap<String, SlaConfig>,
@@ -404,6 +408,7 @@ impl Default for IncidentConfig {
             fallback_ignore_labels: c.fallback_ignore_labels,
             priority_matrix: None,
             change_lookback: Dur(c.change_lookback),
+            assignment_rules: c.assignment_rules,
             sla: Default::default(),
         }
     }
@@ -592,6 +597,7 @@ impl Config {
             flap_threshold: self.correlate.flap_threshold,
             flap_window: self.correlate.flap_window.0,
             change_lookback: self.incident.change_lookback.0,
+            assignment_rules: self.incident.assignment_rules.clone(),
             sla: self
                 .incident
                 .sla

@@ -121,6 +121,12 @@ impl Pipeline {
         let mut t = writer.store.begin().await?;
         writer.full_reload(&mut *t).await?;
         drop(t);
+        // Finished incidents, oldest first, so new ones can show how similar ones were fixed.
+        let mut finished = writer.store.finished_incidents().await?;
+        finished.sort_by_key(|i| i.opened_at);
+        for inc in &finished {
+            writer.engine.remember(inc);
+        }
         let handle = tokio::spawn(writer.run(rx));
         Ok((
             Pipeline {
@@ -518,6 +524,7 @@ impl Writer {
             engine.load_alert(a);
         }
         engine.reserve_numbers_below(state.next_incident as u64);
+        engine.inherit_history(&mut self.engine);
         tracing::info!(
             cis = doc.cis.len(),
             relations = doc.relations.len(),

@@ -40,6 +40,7 @@ scenarios!(
     a_change_in_progress_flags_the_incident,
     reopen_within_the_window_new_incident_after,
     sla_breached_when_not_acknowledged_in_time,
+    similar_incidents_show_how_the_last_one_was_fixed,
 );
 
 fn ts(offset_secs: i64) -> String {
@@ -293,4 +294,67 @@ async fn sla_breached_when_not_acknowledged_in_time(backend: Backend) {
         1.0
     );
     assert!(common::metric(&m, "sift_incident_time_to_acknowledge_seconds_count", &[]) >= 1.0);
+}
+
+/// A resolution note written on one incident shows on the next one like it, also after a
+/// restart (the daemon reloads finished incidents).
+async fn similar_incidents_show_how_the_last_one_was_fixed(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    db.cmdb_import(&db.write("cmdb.yaml", CMDB));
+    let mut s = Sift::start(&db, &[]);
+    send(
+        &s,
+        vec![alert(
+            "firing",
+            "PostgresDown",
+            "db-01",
+            "critical",
+            &ts(-7200),
+            None,
+        )],
+    )
+    .await;
+    let first = incident_of(&s.incidents().await, "db-01")["id"].clone();
+    let path = format!("/api/v1/incidents/{}", first.as_str().unwrap_or_default());
+    let r = s
+        .patch(&path, &json!({"resolution_note": "restarted the primary"}))
+        .await;
+    s.expect(&r, 200, "resolution note");
+    send(
+        &s,
+        vec![alert(
+            "resolved",
+            "PostgresDown",
+            "db-01",
+            "critical",
+            &ts(-7200),
+            Some(&ts(-6000)),
+        )],
+    )
+    .await;
+    s.restart();
+    // The same fault again, long after the reopen window: a new incident that points back.
+    send(
+        &s,
+        vec![alert(
+            "firing",
+            "PostgresDown",
+            "db-01",
+            "critical",
+            &ts(-60),
+            None,
+        )],
+    )
+    .await;
+    let incs = s.incidents().await;
+    let new = incs
+        .iter()
+        .find(|i| i["root_cause_ci"] == "db-01" && i["id"] != first)
+        .unwrap_or_else(|| panic!("a second incident on db-01: {incs:#?}"));
+    let similar = &new["enrichment"]["similar_incidents"];
+    assert_eq!(similar[0]["id"], first, "{similar:#}");
+    assert_eq!(similar[0]["same_signature"], true);
+    assert_eq!(similar[0]["resolution_note"], "restarted the primary");
 }

@@ -216,6 +216,9 @@ pub struct PatchBody {
     assignee: Option<Option<String>>,
     #[serde(default)]
     comment: Option<String>,
+    /// How it was fixed; shown on similar incidents later.
+    #[serde(default)]
+    resolution_note: Option<String>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
@@ -228,18 +231,30 @@ pub async fn patch_incident(
     Extension(caller): Extension<Caller>,
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<Json<Value>, ApiError> {
-    if body.status.is_none() && body.assignee.is_none() && body.comment.is_none() {
+    if body.status.is_none()
+        && body.assignee.is_none()
+        && body.comment.is_none()
+        && body.resolution_note.is_none()
+    {
         return Err(ApiError::bad_request(
-            "nothing to change: give status, assignee or comment",
+            "nothing to change: give status, assignee, comment or resolution_note",
         ));
     }
     if body.comment.as_deref().is_some_and(|c| c.trim().is_empty()) {
         return Err(ApiError::bad_request("comment is empty"));
     }
+    if body
+        .resolution_note
+        .as_deref()
+        .is_some_and(|c| c.trim().is_empty())
+    {
+        return Err(ApiError::bad_request("resolution_note is empty"));
+    }
     let patch = IncidentPatch {
         status: body.status,
         assignee: body.assignee,
         comment: body.comment,
+        resolution_note: body.resolution_note,
     };
     let inc = st.pipeline.patch(id, patch, caller.0, Utc::now()).await?;
     Ok(Json(serde_json::to_value(inc).unwrap_or_default()))

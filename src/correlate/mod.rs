@@ -9,6 +9,7 @@
 
 mod enrich;
 mod policy;
+mod similar;
 mod sla;
 
 use std::collections::{BTreeSet, HashMap};
@@ -56,6 +57,9 @@ pub struct CorrelateConfig {
     pub flap_window: Duration,
     /// Changes that ended no longer than this before an incident opened are enrichment.
     pub change_lookback: Duration,
+    /// Who gets an incident whose root CI has no owner group (or that has no CI): the
+    /// first rule that matches the opening alert's labels.
+    pub assignment_rules: Vec<AssignmentRule>,
     /// Response and resolution targets by priority (1..5); a priority without one has no SLA.
     pub sla: std::collections::BTreeMap<u8, SlaTarget>,
 }
@@ -88,8 +92,35 @@ impl Default for CorrelateConfig {
             flap_threshold: 4,
             flap_window: Duration::minutes(30),
             change_lookback: Duration::hours(6),
+            assignment_rules: vec![AssignmentRule {
+                label: "team".into(),
+                value: None,
+                group: None,
+            }],
             sla: std::collections::BTreeMap::new(),
         }
+    }
+}
+
+/// A fallback assignment rule: when label `label` is present (and equals `value`, if
+/// given), the incident goes to `group`, or to the label's own value when `group` is unset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignmentRule {
+    pub label: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+impl AssignmentRule {
+    fn apply(&self, labels: &Labels) -> Option<String> {
+        let v = labels.get(&self.label)?;
+        if self.value.as_ref().is_some_and(|want| want != v) {
+            return None;
+        }
+        Some(self.group.clone().unwrap_or_else(|| v.clone()))
     }
 }
 
@@ -196,6 +227,8 @@ pub struct IncidentPatch {
     /// `Some(None)` clears the assignee.
     pub assignee: Option<Option<String>>,
     pub comment: Option<String>,
+    /// How it was fixed; kept with the incident and shown on similar ones later.
+    pub resolution_note: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -248,6 +281,8 @@ pub struct Engine {
     held: BTreeSet<(DateTime<Utc>, Fingerprint)>,
     /// Alerts flapping now.
     flapping: BTreeSet<Fingerprint>,
+    /// Recently finished incidents per root CI, newest last (for `similar_incidents`).
+    history: HashMap<String, std::collections::VecDeque<similar::PastIncident>>,
     /// SLA deadlines to check as event time passes them (stale entries are harmless).
     sla_due: BTreeSet<(DateTime<Utc>, String)>,
     /// Whether to keep the change log (`take_changes`); replay, which persists nothing,
@@ -277,6 +312,7 @@ impl Engine {
             held: BTreeSet::new(),
             flapping: BTreeSet::new(),
             sla_due: BTreeSet::new(),
+            history: HashMap::new(),
             record: true,
         }
     }
@@ -419,6 +455,7 @@ impl Engine {
             }
         } else {
             self.pending_resolve.remove(&inc.id);
+            self.remember(&inc);
         }
         let id = inc.id.clone();
         self.incidents.insert(inc.id.clone(), inc);
@@ -758,7 +795,11 @@ impl Engine {
             root_cause_ci: None,
             ci_ids: Vec::new(),
             impacted_services: Vec::new(),
-            assignment_group: rec.labels.get("team").cloned(),
+            assignment_group: self
+                .cfg
+                .assignment_rules
+                .iter()
+                .find_map(|r| r.apply(&rec.labels)),
             assignee: None,
             alert_fingerprints: Vec::new(),
             alert_count: 0,
@@ -770,6 +811,7 @@ impl Engine {
             correlation_key: key.clone(),
             enrichment: serde_json::Map::new(),
             sla: None,
+            resolution_note: None,
         };
         self.open_by_key.insert(key.clone(), id.clone());
         self.incidents.insert(id.clone(), inc);
@@ -832,6 +874,7 @@ impl Engine {
         );
         self.mark_incident(id);
         self.enrich(topo, id);
+        self.similar(id);
         self.apply_sla(id);
     }
 
@@ -1216,6 +1259,10 @@ impl Engine {
             "resolved",
             serde_json::json!({"reason": "all alerts resolved"}),
         );
+        if let Some(inc) = self.incidents.get(id) {
+            let inc = inc.clone();
+            self.remember(&inc);
+        }
     }
 
     /// Applies an operator's change. `at` is the wall-clock time of the request (the API
@@ -1272,6 +1319,10 @@ impl Engine {
         if let Some(c) = &patch.comment {
             notes.push(("comment".into(), serde_json::json!({"text": c})));
         }
+        if let Some(n) = &patch.resolution_note {
+            inc.resolution_note = Some(n.clone());
+            notes.push(("resolution_note".into(), serde_json::json!({"text": n})));
+        }
         inc.updated_at = inc.updated_at.max(at);
         let active = inc.status.is_active();
         if active {
@@ -1289,6 +1340,12 @@ impl Engine {
             self.timeline(id, at, actor, &kind, detail);
         }
         self.evaluate_sla(id, at);
+        if let Some(inc) = self.incidents.get(id)
+            && !inc.status.is_active()
+        {
+            let inc = inc.clone();
+            self.remember(&inc);
+        }
         Ok(())
     }
 

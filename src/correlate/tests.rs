@@ -754,3 +754,110 @@ fn impact_rises_with_the_business_services_hurt() {
         assert_eq!(inc.impact, impact, "checkout {crit:?}");
     }
 }
+
+#[test]
+fn a_new_incident_shows_how_similar_ones_were_fixed() {
+    let topo = estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let first = alert("PostgresDown", "db-01", AlertStatus::Firing, 0, None);
+    e.ingest(&topo, &m, first.clone());
+    let id1 = e
+        .alert(&first.fingerprint)
+        .unwrap()
+        .incident_id
+        .clone()
+        .unwrap();
+    let note = IncidentPatch {
+        resolution_note: Some("restarted the primary".into()),
+        ..Default::default()
+    };
+    e.patch_incident(&id1, &note, "operator", t(1)).unwrap();
+    let mut r = first.clone();
+    r.status = AlertStatus::Resolved;
+    r.ends_at = Some(t(5));
+    e.ingest(&topo, &m, r);
+    assert_eq!(e.incident(&id1).unwrap().status, IncidentStatus::Resolved);
+    // a different alert on the same CI a day later, then the same signature again
+    let other = alert(
+        "PostgresSlowQueries",
+        "db-01",
+        AlertStatus::Firing,
+        24 * 60,
+        None,
+    );
+    e.ingest(&topo, &m, other.clone());
+    let id2 = e
+        .alert(&other.fingerprint)
+        .unwrap()
+        .incident_id
+        .clone()
+        .unwrap();
+    let mut r2 = other.clone();
+    r2.status = AlertStatus::Resolved;
+    r2.ends_at = Some(t(24 * 60 + 5));
+    e.ingest(&topo, &m, r2);
+    let again = alert(
+        "PostgresDown",
+        "db-01",
+        AlertStatus::Firing,
+        2 * 24 * 60,
+        None,
+    );
+    e.ingest(&topo, &m, again.clone());
+    let id3 = e
+        .alert(&again.fingerprint)
+        .unwrap()
+        .incident_id
+        .clone()
+        .unwrap();
+    assert_ne!(id3, id1);
+    let similar = &e.incident(&id3).unwrap().enrichment["similar_incidents"];
+    assert_eq!(
+        similar[0]["id"],
+        serde_json::json!(id1),
+        "same signature first: {similar:#}"
+    );
+    assert_eq!(similar[0]["same_signature"], true);
+    assert_eq!(similar[0]["resolution_note"], "restarted the primary");
+    assert_eq!(similar[1]["id"], serde_json::json!(id2));
+    assert_eq!(similar[1]["same_signature"], false);
+}
+
+#[test]
+fn assignment_falls_back_to_label_rules() {
+    let topo = Topology::new();
+    let m = CiMapper::default();
+    let cfg = CorrelateConfig {
+        assignment_rules: vec![
+            AssignmentRule {
+                label: "job".into(),
+                value: Some("postgres".into()),
+                group: Some("dba-team".into()),
+            },
+            AssignmentRule {
+                label: "team".into(),
+                value: None,
+                group: None,
+            },
+        ],
+        ..Default::default()
+    };
+    let mut e = Engine::new(cfg);
+    let mut a = alert("PostgresDown", "unknown-1", AlertStatus::Firing, 0, None);
+    a.labels.insert("job".into(), "postgres".into());
+    a.fingerprint = Fingerprint::of_labels(&a.labels);
+    e.ingest(&topo, &m, a.clone());
+    let mut b = alert("DiskFull", "unknown-2", AlertStatus::Firing, 1, None);
+    b.labels.insert("team".into(), "storage".into());
+    b.fingerprint = Fingerprint::of_labels(&b.labels);
+    e.ingest(&topo, &m, b.clone());
+    assert_eq!(
+        incident_of(&e, &a).assignment_group.as_deref(),
+        Some("dba-team")
+    );
+    assert_eq!(
+        incident_of(&e, &b).assignment_group.as_deref(),
+        Some("storage")
+    );
+}

@@ -96,6 +96,10 @@ pub struct Incident {
     /// Response and resolution deadlines of its priority, and whether they were missed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sla: Option<Sla>,
+    /// How it was fixed, as the resolver wrote it (`PATCH … {"resolution_note": …}`);
+    /// shown to whoever meets a similar incident later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution_note: Option<String>,
 }
 
 /// An incident's SLA: deadlines from `incident.sla` for its priority, set at open and moved

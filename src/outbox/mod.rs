@@ -314,6 +314,7 @@ mod tests {
             correlation_key: "k".into(),
             enrichment: Default::default(),
             sla: None,
+            resolution_note: None,
         }
     }
 

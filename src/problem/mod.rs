@@ -380,6 +380,7 @@ mod tests {
             correlation_key: "ci:db-01".into(),
             enrichment: Default::default(),
             sla: None,
+            resolution_note: None,
         };
         let r = HistoryRecord::from_incident(&inc, &[]);
         assert_eq!(r.ci.as_deref(), Some("db-01"));
