@@ -703,13 +703,21 @@ impl Engine {
 
     /// Puts a firing alert into an incident as the grouping policy decides.
     fn place(&mut self, topo: &Topology, node: Option<Node>, fp: &Fingerprint, at: DateTime<Utc>) {
-        let Some(rec) = self.alerts.get(fp).cloned() else {
+        // Taken out of the map while the policy and a new incident look at it (no clone on
+        // the per-alert path), and put back before it joins.
+        let Some(rec) = self.alerts.remove(fp) else {
             return;
         };
         let ci = rec.ci_id.clone();
-        match policy::place(self, topo, node, &rec, at) {
-            Placement::Open { key } => {
-                let id = self.open_incident(topo, node, key, &rec, at);
+        let placement = policy::place(self, topo, node, &rec, at);
+        let opened = match &placement {
+            Placement::Open { key } => Some(self.open_incident(topo, node, key.clone(), &rec, at)),
+            _ => None,
+        };
+        self.alerts.insert(fp.clone(), rec);
+        match placement {
+            Placement::Open { .. } => {
+                let Some(id) = opened else { return };
                 self.set_incident(fp, &id);
                 self.join(topo, &id, fp, at);
             }
@@ -1259,10 +1267,7 @@ impl Engine {
             "resolved",
             serde_json::json!({"reason": "all alerts resolved"}),
         );
-        if let Some(inc) = self.incidents.get(id) {
-            let inc = inc.clone();
-            self.remember(&inc);
-        }
+        self.remember_finished(id);
     }
 
     /// Applies an operator's change. `at` is the wall-clock time of the request (the API
@@ -1340,11 +1345,12 @@ impl Engine {
             self.timeline(id, at, actor, &kind, detail);
         }
         self.evaluate_sla(id, at);
-        if let Some(inc) = self.incidents.get(id)
-            && !inc.status.is_active()
+        if self
+            .incidents
+            .get(id)
+            .is_some_and(|i| !i.status.is_active())
         {
-            let inc = inc.clone();
-            self.remember(&inc);
+            self.remember_finished(id);
         }
         Ok(())
     }

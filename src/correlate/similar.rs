@@ -27,6 +27,26 @@ pub struct PastIncident {
     pub resolution_note: Option<String>,
 }
 
+/// What is kept of a finished incident, and under which root CI; nothing for incidents
+/// without a root or folded into another one.
+fn past_of(inc: &Incident) -> Option<(String, PastIncident)> {
+    let root = inc.root_cause_ci.clone()?;
+    if inc.enrichment.contains_key("merged_into") {
+        return None;
+    }
+    Some((
+        root,
+        PastIncident {
+            id: inc.id.clone(),
+            title: inc.title.clone(),
+            signature: signature(&inc.title),
+            opened_at: inc.opened_at,
+            resolved_at: inc.resolved_at.or(inc.closed_at),
+            resolution_note: inc.resolution_note.clone(),
+        },
+    ))
+}
+
 /// The alert signature of an incident, from its title `"<root name>: <alertname> (+N …)"`.
 pub fn signature(title: &str) -> String {
     let base = title.split(" (+").next().unwrap_or(title);
@@ -40,20 +60,19 @@ impl Engine {
     /// Records a finished incident (resolved or closed) for later similarity lookups.
     /// Incidents without a root CI and merged ones are not kept.
     pub fn remember(&mut self, inc: &Incident) {
-        let Some(root) = inc.root_cause_ci.clone() else {
-            return;
-        };
-        if inc.enrichment.contains_key("merged_into") {
-            return;
+        if let Some((root, past)) = past_of(inc) {
+            self.keep(root, past);
         }
-        let past = PastIncident {
-            id: inc.id.clone(),
-            title: inc.title.clone(),
-            signature: signature(&inc.title),
-            opened_at: inc.opened_at,
-            resolved_at: inc.resolved_at.or(inc.closed_at),
-            resolution_note: inc.resolution_note.clone(),
-        };
+    }
+
+    /// `remember` for an incident the engine holds, without cloning it.
+    pub(super) fn remember_finished(&mut self, id: &str) {
+        if let Some((root, past)) = self.incidents.get(id).and_then(past_of) {
+            self.keep(root, past);
+        }
+    }
+
+    fn keep(&mut self, root: String, past: PastIncident) {
         let list = self.history.entry(root).or_default();
         list.retain(|p| p.id != past.id);
         list.push_back(past);
