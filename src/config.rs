@@ -44,6 +44,11 @@ pub struct NotifyConfig {
     pub backoff_max: Dur,
     /// Webhook requests in flight at once.
     pub concurrency: usize,
+    /// Extra CA certificates (PEM bundle) trusted for https:// receivers, beside the
+    /// system's roots (an in-house CA, a self-signed receiver).
+    pub ca_file: Option<PathBuf>,
+    /// Delivered events are kept this long (GET /api/v1/outbox), then deleted.
+    pub retention: Dur,
 }
 
 impl Default for NotifyConfig {
@@ -54,6 +59,8 @@ impl Default for NotifyConfig {
             backoff_base: Dur::secs(5),
             backoff_max: Dur::secs(3600),
             concurrency: 8,
+            ca_file: None,
+            retention: Dur::secs(7 * 86_400),
         }
     }
 }
@@ -388,6 +395,9 @@ pub struct IncidentConfig {
     /// `[incident.sla] p1 = {respond = "15m", resolve = "4h"}`: targets per priority
     /// (`p1`..`p5`). A priority without an entry has no SLA. Default: none.
     pub sla: std::collections::BTreeMap<String, SlaConfig>,
+    /// How many finished incidents (the newest) are read at start as the history that
+    /// `similar_incidents` draws on; later ones join it as they finish.
+    pub similar_history: u32,
 }
 
 /// Response (acknowledge) and resolution targets of one priority.
@@ -410,6 +420,7 @@ impl Default for IncidentConfig {
             change_lookback: Dur(c.change_lookback),
             assignment_rules: c.assignment_rules,
             sla: Default::default(),
+            similar_history: 20_000,
         }
     }
 }
@@ -499,6 +510,11 @@ impl Config {
         }
         crate::outbox::validate_all(&self.notify.webhooks)
             .map_err(|e| ConfigError::Invalid(format!("notify.webhooks: {e}")))?;
+        if self.notify.retention.0 <= chrono::Duration::zero() {
+            return Err(ConfigError::Invalid(
+                "notify.retention must be more than zero".into(),
+            ));
+        }
         if self.notify.concurrency == 0 || self.notify.poll_interval.0 <= chrono::Duration::zero() {
             return bad(
                 "notify.concurrency and notify.poll_interval must be more than zero".into(),

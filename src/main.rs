@@ -252,6 +252,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             .max(std::time::Duration::from_millis(100)),
         correlate: cfg.correlate(),
         mapper: CiMapper::new(cfg.mapping.labels.clone()),
+        similar_history: cfg.incident.similar_history,
     };
     store
         .sync_config_subscriptions(&cfg.notify.webhooks)
@@ -266,6 +267,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             backoff_base: cfg.notify.backoff_base.0,
             backoff_max: cfg.notify.backoff_max.0,
             concurrency: cfg.notify.concurrency,
+            ca_file: cfg.notify.ca_file.clone(),
+            retention: cfg.notify.retention.0,
         },
     )
     .context("cannot start webhook delivery")?;

@@ -92,6 +92,8 @@ pub struct Settings {
     pub tick_interval: std::time::Duration,
     pub correlate: crate::correlate::CorrelateConfig,
     pub mapper: CiMapper,
+    /// Finished incidents (the newest) loaded at start as similar-incident history.
+    pub similar_history: u32,
 }
 
 impl Pipeline {
@@ -122,7 +124,10 @@ impl Pipeline {
         writer.full_reload(&mut *t).await?;
         drop(t);
         // Finished incidents, oldest first, so new ones can show how similar ones were fixed.
-        let mut finished = writer.store.finished_incidents().await?;
+        let mut finished = writer
+            .store
+            .finished_incidents(writer.settings.similar_history)
+            .await?;
         finished.sort_by_key(|i| i.opened_at);
         for inc in &finished {
             writer.engine.remember(inc);

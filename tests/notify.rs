@@ -43,6 +43,9 @@ scenarios!(
     subscriptions_through_the_api,
     live_events_over_server_sent_events,
     a_silenced_alert_still_gets_its_incident_resolved_downstream,
+    https_receiver_trusted_through_ca_file,
+    dead_letter_sent_again_once_the_receiver_is_fixed,
+    delivered_events_purged_after_retention_dead_ones_kept,
 );
 
 // ---- the receiver -----------------------------------------------------------------------
@@ -94,6 +97,45 @@ impl Receiver {
         bound
     }
 
+    /// Serves HTTPS on a free port with `tls`'s certificate; returns the address.
+    async fn serve_tls(&self, tls: &Tls) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind TLS receiver");
+        let bound = listener.local_addr().expect("receiver address");
+        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+            tokio_rustls::rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![tls.leaf_der.clone()], tls.key_der.clone_key())
+        .expect("server certificate");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let app = Router::new()
+            .route("/hook", post(receive))
+            .with_state(self.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // A client that rejects the certificate ends the handshake here.
+                    let Ok(stream) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        bound
+    }
+
     fn got(&self) -> Vec<Got> {
         self.got.lock().unwrap().clone()
     }
@@ -128,6 +170,36 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, raw: Bytes) -> S
         raw,
     });
     StatusCode::OK
+}
+
+/// An in-house CA and a receiver certificate for 127.0.0.1 signed by it.
+struct Tls {
+    ca_pem: String,
+    leaf_der: tokio_rustls::rustls::pki_types::CertificateDer<'static>,
+    key_der: tokio_rustls::rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+impl Tls {
+    fn new(ca_name: &str) -> Tls {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, ca_name);
+        let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap())
+            .expect("CA certificate");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .expect("receiver certificate");
+        Tls {
+            ca_pem: ca.pem(),
+            leaf_der: leaf.der().clone(),
+            key_der: tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(
+                key.serialize_der().into(),
+            ),
+        }
+    }
 }
 
 fn sign(body: &[u8]) -> String {
@@ -712,4 +784,180 @@ async fn a_silenced_alert_still_gets_its_incident_resolved_downstream(backend: B
         )
         .await;
     assert_eq!(kinds(&got), ["incident.opened", "incident.resolved"]);
+}
+
+/// An https:// receiver whose certificate comes from an in-house CA: trusted once the CA is
+/// in notify.ca_file, and the signed event arrives. A receiver whose certificate no trusted
+/// CA signed gets nothing; its event is dead-lettered with the reason.
+async fn https_receiver_trusted_through_ca_file(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    let tls = Tls::new("ITSM in-house CA");
+    let ca_file = db.dir.path().join("itsm-ca.pem");
+    std::fs::write(&ca_file, &tls.ca_pem).unwrap();
+    let good = Receiver::new(Mode::Ok);
+    let good_addr = good.serve_tls(&tls).await;
+    let rogue = Receiver::new(Mode::Ok);
+    let rogue_addr = rogue.serve_tls(&Tls::new("Nobody's CA")).await;
+    let subs = json!([
+        {"name": "itsm", "url": format!("https://{good_addr}/hook"), "secret": SECRET,
+         "timeout": "2s", "max_attempts": 100},
+        {"name": "rogue", "url": format!("https://{rogue_addr}/hook"), "timeout": "2s",
+         "max_attempts": 2},
+    ]);
+    let s = Sift::start(
+        &db,
+        &[
+            ("SIFT_NOTIFY__WEBHOOKS", subs.to_string().as_str()),
+            ("SIFT_NOTIFY__CA_FILE", ca_file.to_str().unwrap()),
+            ("SIFT_NOTIFY__POLL_INTERVAL", "50ms"),
+            ("SIFT_NOTIFY__BACKOFF_BASE", "50ms"),
+            ("SIFT_NOTIFY__BACKOFF_MAX", "200ms"),
+        ],
+    );
+    post_ok(
+        &s,
+        &webhook(vec![alert(
+            "firing",
+            "10.0.0.1:8080",
+            "fp-tls",
+            &ts(-60),
+            ZERO_TIME,
+        )]),
+    )
+    .await;
+    let got = wait_events(&s, &good, 1).await;
+    assert_eq!(kinds(&got), ["incident.opened"]);
+    assert_eq!(
+        got[0].signature.as_deref(),
+        Some(sign(&got[0].raw).as_str())
+    );
+    let dead = s
+        .eventually(
+            WAIT,
+            "the untrusted receiver's event dead-lettered",
+            || async {
+                let d = outbox(&s, "dead").await;
+                (!d.is_empty()).then_some(d)
+            },
+        )
+        .await;
+    assert_eq!(dead[0]["subscription"], "rogue");
+    let why = dead[0]["last_error"].as_str().unwrap_or("");
+    assert!(why.to_lowercase().contains("certificate"), "reason: {why}");
+    assert!(
+        rogue.got().is_empty(),
+        "nothing sent over an untrusted connection"
+    );
+}
+
+/// A dead-lettered event goes out again on an operator's retry, once the receiver is
+/// fixed; only dead events can be retried.
+async fn dead_letter_sent_again_once_the_receiver_is_fixed(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    // Fails twice (both attempts of the budget), then answers 200.
+    let r = Receiver::new(Mode::FailFirst(2));
+    let addr = r.serve("127.0.0.1:0".parse().unwrap()).await;
+    let s = start(
+        &db,
+        &hooks(&format!("http://{addr}/hook"), json!({"max_attempts": 2})),
+    );
+    post_ok(
+        &s,
+        &webhook(vec![alert(
+            "firing",
+            "10.0.0.1:8080",
+            "fp-r",
+            &ts(-60),
+            ZERO_TIME,
+        )]),
+    )
+    .await;
+    let dead = s
+        .eventually(WAIT, "a dead-lettered event", || async {
+            let d = outbox(&s, "dead").await;
+            (!d.is_empty()).then_some(d)
+        })
+        .await;
+    assert_eq!(
+        dead[0]["last_error"],
+        "receiver answered 500 Internal Server Error"
+    );
+    let id = dead[0]["id"].as_i64().expect("outbox id");
+    let rep = s
+        .post(&format!("/api/v1/outbox/{id}/retry"), &json!({}))
+        .await;
+    s.expect(&rep, 202, "retry a dead event");
+    let got = wait_events(&s, &r, 1).await;
+    assert_eq!(kinds(&got), ["incident.opened"]);
+    let delivered = s
+        .eventually(WAIT, "the retried event delivered", || async {
+            let d = outbox(&s, "delivered").await;
+            (!d.is_empty()).then_some(d)
+        })
+        .await;
+    assert_eq!(delivered[0]["id"], id);
+    let rep = s
+        .post(&format!("/api/v1/outbox/{id}/retry"), &json!({}))
+        .await;
+    s.expect(&rep, 409, "retry a delivered event");
+    let rep = s.post("/api/v1/outbox/999999/retry", &json!({})).await;
+    s.expect(&rep, 404, "retry an unknown event");
+    let rep = s.post("/api/v1/outbox/abc/retry", &json!({})).await;
+    s.expect(&rep, 400, "retry a malformed id");
+}
+
+/// Delivered events leave the outbox after notify.retention; dead ones stay for the
+/// operator.
+async fn delivered_events_purged_after_retention_dead_ones_kept(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    let ok = Receiver::new(Mode::Ok);
+    let ok_addr = ok.serve("127.0.0.1:0".parse().unwrap()).await;
+    let broken = Receiver::new(Mode::FailFirst(usize::MAX));
+    let broken_addr = broken.serve("127.0.0.1:0".parse().unwrap()).await;
+    let subs = json!([
+        {"name": "itsm", "url": format!("http://{ok_addr}/hook"), "timeout": "2s"},
+        {"name": "broken", "url": format!("http://{broken_addr}/hook"), "timeout": "2s",
+         "max_attempts": 1},
+    ]);
+    let s = Sift::start(
+        &db,
+        &[
+            ("SIFT_NOTIFY__WEBHOOKS", subs.to_string().as_str()),
+            ("SIFT_NOTIFY__POLL_INTERVAL", "50ms"),
+            ("SIFT_NOTIFY__RETENTION", "2s"),
+        ],
+    );
+    post_ok(
+        &s,
+        &webhook(vec![alert(
+            "firing",
+            "10.0.0.1:8080",
+            "fp-p",
+            &ts(-60),
+            ZERO_TIME,
+        )]),
+    )
+    .await;
+    wait_events(&s, &ok, 1).await;
+    s.eventually(WAIT, "the delivered event listed", || async {
+        (!outbox(&s, "delivered").await.is_empty()).then_some(())
+    })
+    .await;
+    s.eventually(WAIT, "the dead event", || async {
+        (!outbox(&s, "dead").await.is_empty()).then_some(())
+    })
+    .await;
+    s.eventually(WAIT, "the delivered event purged", || async {
+        outbox(&s, "delivered").await.is_empty().then_some(())
+    })
+    .await;
+    let dead = outbox(&s, "dead").await;
+    assert_eq!(dead.len(), 1, "dead events are kept: {dead:#?}");
+    assert_eq!(dead[0]["subscription"], "broken");
 }

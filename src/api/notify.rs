@@ -1,5 +1,5 @@
 //! Outbound delivery routes: webhook subscriptions (admin) and the outbox with its
-//! dead letters (viewer). Subscriptions made here live in the store beside those from
+//! dead letters (viewer; an operator can send a dead letter again). Subscriptions made here live in the store beside those from
 //! `[[notify.webhooks]]`; a config subscription cannot be deleted here (it would come back
 //! at the next start), change the config instead.
 
@@ -34,6 +34,12 @@ pub fn routes(auth: &Auth) -> Router<AppState> {
     let read = Router::new()
         .route("/api/v1/outbox", get(list_outbox))
         .layer(guard(Role::Viewer));
+    let operate = Router::new()
+        .route(
+            "/api/v1/outbox/{id}/retry",
+            axum::routing::post(retry_outbox),
+        )
+        .layer(guard(Role::Operator));
     let admin = Router::new()
         .route(
             "/api/v1/subscriptions",
@@ -44,7 +50,7 @@ pub fn routes(auth: &Auth) -> Router<AppState> {
             axum::routing::delete(delete_subscription),
         )
         .layer(guard(Role::Admin));
-    read.merge(admin)
+    read.merge(operate).merge(admin)
 }
 
 async fn list_subscriptions(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -122,4 +128,31 @@ async fn list_outbox(
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
     let rows = st.store.list_outbox(p.status.as_deref(), limit).await?;
     Ok(Json(json!({ "events": rows })))
+}
+
+/// A dead-lettered event goes back in its queue with a fresh attempt budget (the
+/// receiver is fixed now); 409 for a row that is not dead.
+async fn retry_outbox(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("outbox id must be a number, not {id:?}")))?;
+    match st
+        .store
+        .retry_outbox(id, chrono::Utc::now())
+        .await?
+        .as_deref()
+    {
+        None => Err(ApiError::not_found(format!("outbox event {id} not found"))),
+        Some("dead") => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"id": id, "status": "pending"})),
+        )),
+        Some(other) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("outbox event {id} is {other}; only dead events can be retried"),
+        )),
+    }
 }

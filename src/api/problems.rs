@@ -218,7 +218,7 @@ pub async fn recluster(
     let mut records = st.store.history_since(since).await?;
     let mut seen: std::collections::HashSet<String> =
         records.iter().map(|r| r.id.clone()).collect();
-    for inc in st.store.finished_incidents().await? {
+    for inc in st.store.finished_incidents(u32::MAX).await? {
         if inc.opened_at >= since && seen.insert(inc.id.clone()) {
             records.push(HistoryRecord::from_incident(&inc, &[]));
         }

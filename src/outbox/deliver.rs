@@ -7,6 +7,7 @@
 //! go one at a time, in order.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,42 @@ pub struct DeliverySettings {
     pub backoff_max: chrono::Duration,
     /// Requests in flight at once.
     pub concurrency: usize,
+    /// Extra trusted CA certificates (PEM) for https:// receivers, beside the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Delivered rows older than this are deleted (pending and dead rows stay).
+    pub retention: chrono::Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("notify.ca_file {path}: {reason}")]
+    CaFile { path: PathBuf, reason: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// The HTTP(S) client deliveries go through: rustls with the ring provider, the system's
+/// trust roots plus `ca_file`'s certificates.
+pub fn client(ca_file: Option<&Path>) -> Result<reqwest::Client, StartError> {
+    // Several callers (tests start many daemons in one process) race for this; the
+    // first one wins and they all install the same provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder =
+        reqwest::Client::builder().user_agent(concat!("sift/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_file {
+        let bad = |reason: String| StartError::CaFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| bad(format!("not a PEM certificate bundle: {e}")))?;
+        if certs.is_empty() {
+            return Err(bad("holds no PEM certificate".into()));
+        }
+        builder = builder.tls_certs_merge(certs);
+    }
+    Ok(builder.build()?)
 }
 
 /// Starts the delivery loop; it runs until aborted.
@@ -33,12 +70,14 @@ pub fn spawn(
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     settings: DeliverySettings,
-) -> Result<tokio::task::JoinHandle<()>, reqwest::Error> {
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("sift/", env!("CARGO_PKG_VERSION")))
-        .build()?;
+) -> Result<tokio::task::JoinHandle<()>, StartError> {
+    let client = client(settings.ca_file.as_deref())?;
     Ok(tokio::spawn(run(store, metrics, settings, client)))
 }
+
+/// How often delivered rows past retention are swept (more often when retention is
+/// shorter than this, never more often than the poll interval).
+const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 async fn run(
     store: Arc<dyn Store>,
@@ -48,7 +87,24 @@ async fn run(
 ) {
     let concurrency = s.concurrency.max(1);
     let mut in_flight: JoinSet<()> = JoinSet::new();
+    let mut next_purge = tokio::time::Instant::now();
     loop {
+        if tokio::time::Instant::now() >= next_purge {
+            let every = s
+                .retention
+                .to_std()
+                .unwrap_or(PURGE_EVERY)
+                .clamp(s.poll_interval, PURGE_EVERY.max(s.poll_interval));
+            next_purge = tokio::time::Instant::now() + every;
+            match store.purge_outbox(Utc::now() - s.retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    rows = n,
+                    "purged delivered outbox rows past notify.retention"
+                ),
+                Err(e) => tracing::warn!(error = %e, "cannot purge delivered outbox rows"),
+            }
+        }
         let free = concurrency.saturating_sub(in_flight.len());
         let mut claimed = 0;
         if free > 0 {
@@ -167,7 +223,7 @@ async fn post(
         if e.is_timeout() {
             format!("no answer within {}", sub.timeout)
         } else {
-            format!("request failed: {e}")
+            format!("request failed: {}", chain(&e))
         }
     })?;
     let status = resp.status();
@@ -176,6 +232,22 @@ async fn post(
     } else {
         Err(format!("receiver answered {status}"))
     }
+}
+
+/// An error with its causes, `a: b: c` (reqwest's own text leaves out why: a refused
+/// connection, an untrusted certificate).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 /// `base * 2^(attempts-1)`, capped at `max`, then scaled into [50%, 100%] by a jitter
@@ -198,12 +270,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_bad_ca_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.pem");
+        let e = client(Some(&missing)).unwrap_err().to_string();
+        assert!(e.starts_with("notify.ca_file ") && e.contains("nope.pem"), "{e}");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let e = client(Some(&junk)).unwrap_err().to_string();
+        assert!(e.contains("no PEM certificate"), "{e}");
+        assert!(client(None).is_ok());
+    }
+
+    #[test]
     fn backoff_grows_caps_and_jitters() {
         let s = DeliverySettings {
             poll_interval: Duration::from_secs(1),
             backoff_base: chrono::Duration::seconds(1),
             backoff_max: chrono::Duration::seconds(60),
             concurrency: 1,
+            ca_file: None,
+            retention: chrono::Duration::days(7),
         };
         let ms = |a| backoff(&s, a, "INC0000001:3:incident.opened").num_milliseconds();
         assert!((500..=1000).contains(&ms(1)));

@@ -95,10 +95,7 @@ pub struct Subscription {
 pub enum SubscriptionError {
     #[error("subscription name must be 1-100 characters of letters, digits, '-', '_' or '.'")]
     BadName,
-    #[error(
-        "subscription {name}: url must start with http:// (this build has no TLS; put an \
-         https proxy in front of receivers that need it), got {url:?}"
-    )]
+    #[error("subscription {name}: url must be an http:// or https:// URL with a host, got {url:?}")]
     BadUrl { name: String, url: String },
     #[error("subscription {0}: max_attempts must be at least 1")]
     NoAttempts(String),
@@ -119,7 +116,10 @@ impl Subscription {
         if !name_ok {
             return Err(SubscriptionError::BadName);
         }
-        if !self.url.starts_with("http://") || self.url.len() <= "http://".len() {
+        let url_ok = reqwest::Url::parse(&self.url).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+        });
+        if !url_ok {
             return Err(SubscriptionError::BadUrl {
                 name: self.name.clone(),
                 url: self.url.clone(),
@@ -370,14 +370,33 @@ mod tests {
             serde_json::from_value(json!({"name": "itsm", "url": "http://x/y"})).unwrap();
         assert!(s.validate().is_ok());
         assert!(s.wants(EventKind::Closed));
-        let bad = Subscription {
-            url: "ftp://x".into(),
-            ..s.clone()
-        };
-        assert!(matches!(
-            bad.validate(),
-            Err(SubscriptionError::BadUrl { .. })
-        ));
+        for url in [
+            "https://itsm.example:8443/api/now/table/incident",
+            "http://127.0.0.1:9/x",
+        ] {
+            let ok = Subscription {
+                url: url.into(),
+                ..s.clone()
+            };
+            assert!(ok.validate().is_ok(), "{url}");
+        }
+        for url in [
+            "ftp://x",
+            "http://",
+            "https:///path",
+            "itsm.example/hook",
+            "",
+            "http//x",
+        ] {
+            let bad = Subscription {
+                url: url.into(),
+                ..s.clone()
+            };
+            assert!(
+                matches!(bad.validate(), Err(SubscriptionError::BadUrl { .. })),
+                "{url:?} was accepted"
+            );
+        }
         assert_eq!(
             validate_all(&[s.clone(), s]),
             Err(SubscriptionError::Duplicate("itsm".into()))

@@ -92,8 +92,9 @@ pub trait Store: Send + Sync {
         &self,
         since: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<HistoryRecord>, StoreError>;
-    /// sift's own resolved and closed incidents (problem clustering input).
-    async fn finished_incidents(&self) -> Result<Vec<Incident>, StoreError>;
+    /// sift's own resolved and closed incidents, the newest `limit` (problem clustering
+    /// input; similar past incidents).
+    async fn finished_incidents(&self, limit: u32) -> Result<Vec<Incident>, StoreError>;
     /// Problems, highest score first, optionally of one status.
     async fn list_problems(
         &self,
@@ -125,6 +126,19 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<OutboxEntry>, StoreError>;
     async fn outbox_pending(&self) -> Result<i64, StoreError>;
+    /// Deletes rows delivered before `delivered_before` (pending and dead rows stay);
+    /// how many went.
+    async fn purge_outbox(
+        &self,
+        delivered_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError>;
+    /// Puts a dead row back in its queue, due `now`, with a fresh attempt budget. Returns
+    /// the row's status before (only `dead` rows change), `None` when there is no such row.
+    async fn retry_outbox(
+        &self,
+        id: i64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, StoreError>;
 }
 
 #[async_trait]

@@ -299,8 +299,9 @@ macro_rules! sql_store {
                 decode_docs("history record", rows)
             }
 
-            async fn finished_incidents(&self) -> Result<Vec<Incident>, StoreError> {
-                let rows = sqlx::query("SELECT doc FROM incidents WHERE status IN ('resolved', 'closed') ORDER BY number")
+            async fn finished_incidents(&self, limit: u32) -> Result<Vec<Incident>, StoreError> {
+                let rows = sqlx::query("SELECT doc FROM incidents WHERE status IN ('resolved', 'closed') ORDER BY number DESC LIMIT $1")
+                    .bind(i64::from(limit))
                     .fetch_all(&self.pool)
                     .await?;
                 decode_docs("incident", rows)
@@ -451,6 +452,33 @@ macro_rules! sql_store {
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter().map(outbox_entry).collect::<Result<Vec<_>, _>>().map_err(Into::into)
+            }
+
+            async fn purge_outbox(&self, delivered_before: DateTime<Utc>) -> Result<u64, StoreError> {
+                let r = sqlx::query("DELETE FROM outbox WHERE status = 'delivered' AND delivered_at < $1")
+                    .bind(ms(delivered_before))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(r.rows_affected())
+            }
+
+            async fn retry_outbox(&self, id: i64, now: DateTime<Utc>) -> Result<Option<String>, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let status: Option<String> = sqlx::query("SELECT status FROM outbox WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.try_get(0))
+                    .transpose()?;
+                if status.as_deref() == Some("dead") {
+                    sqlx::query("UPDATE outbox SET status = 'pending', attempts = 0, next_at = $1 WHERE id = $2 AND status = 'dead'")
+                        .bind(ms(now))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(status)
             }
 
             async fn outbox_pending(&self) -> Result<i64, StoreError> {

@@ -209,6 +209,8 @@ pub struct Resp {
 impl Sift {
     /// Starts `sift serve` on port 0 on `db`'s store with extra `SIFT_*` settings.
     pub fn start(db: &Db, env: &[(&str, &str)]) -> Sift {
+        // reqwest is built without a default TLS provider (sift installs ring's).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut s = Sift {
             child: None,
             base: String::new(),
