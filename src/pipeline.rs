@@ -346,7 +346,7 @@ impl Writer {
                     if self.engine.incident(&id).is_none()
                         && let Some(inc) = tx.load_incident(&id).await?
                     {
-                        let fps = inc.alert_fingerprints.clone();
+                        let fps: Vec<_> = inc.alert_fingerprints.iter().cloned().collect();
                         self.engine.load_incident(inc);
                         for a in tx.load_alerts(&fps).await? {
                             if self.engine.alert(&a.fingerprint).is_none() {
@@ -442,6 +442,7 @@ impl Writer {
         let t = Instant::now();
         tx.upsert_alerts(&alerts).await?;
         tx.upsert_incidents(&incidents).await?;
+        tx.add_members(&changes.members).await?;
         tx.append_timeline(&changes.timeline).await?;
         // Outbound events commit with the change they announce (durable delivery).
         let events = crate::outbox::enqueue(&mut *tx, &incidents, &changes.timeline).await?;

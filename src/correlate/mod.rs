@@ -210,6 +210,8 @@ pub struct Changes {
     pub alerts: BTreeSet<Fingerprint>,
     pub incidents: BTreeSet<String>,
     pub timeline: Vec<TimelineEntry>,
+    /// Alerts that became members of an incident: (incident id, fingerprint).
+    pub members: Vec<(String, Fingerprint, u64)>,
     pub opened: u64,
     pub resolved: u64,
 }
@@ -809,7 +811,7 @@ impl Engine {
                 .iter()
                 .find_map(|r| r.apply(&rec.labels)),
             assignee: None,
-            alert_fingerprints: Vec::new(),
+            alert_fingerprints: Default::default(),
             alert_count: 0,
             opened_at: at,
             updated_at: at,
@@ -1061,9 +1063,13 @@ impl Engine {
             return;
         };
         self.pending_resolve.remove(id);
-        if !inc.alert_fingerprints.contains(fp) {
-            inc.alert_fingerprints.push(fp.clone());
+        if inc.alert_fingerprints.insert(fp.clone()) {
             inc.alert_count = inc.alert_fingerprints.len() as u64;
+            if self.record {
+                self.changes
+                    .members
+                    .push((id.to_string(), fp.clone(), inc.alert_count - 1));
+            }
         }
         if let Some(ci) = &ci
             && !inc.ci_ids.contains(ci)

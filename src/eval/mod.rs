@@ -209,7 +209,7 @@ pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
     let incidents: Vec<Vec<Fingerprint>> = out
         .incidents
         .iter()
-        .map(|i| i.alert_fingerprints.clone())
+        .map(|i| i.alert_fingerprints.iter().cloned().collect())
         .collect();
     let roots: Vec<Option<String>> = out
         .incidents

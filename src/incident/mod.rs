@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use indexmap::IndexSet;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Fingerprint, Severity};
@@ -83,7 +84,10 @@ pub struct Incident {
     pub impacted_services: Vec<String>,
     pub assignment_group: Option<String>,
     pub assignee: Option<String>,
-    pub alert_fingerprints: Vec<Fingerprint>,
+    /// Member alerts in the order they joined (a set: joining twice is a no-op). The
+    /// store keeps them as rows of `incident_alerts`, not in the document (see `store_doc`).
+    #[serde(default, skip_serializing_if = "members_omitted")]
+    pub alert_fingerprints: IndexSet<Fingerprint>,
     pub alert_count: u64,
     pub opened_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -100,6 +104,27 @@ pub struct Incident {
     /// shown to whoever meets a similar incident later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution_note: Option<String>,
+}
+
+thread_local! {
+    static OMIT_MEMBERS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn members_omitted(_: &IndexSet<Fingerprint>) -> bool {
+    OMIT_MEMBERS.with(|c| c.get())
+}
+
+impl Incident {
+    /// The JSON the store keeps in `incidents.doc`: the incident without its member list,
+    /// which grows with every alert and is stored as rows instead, so a batch writes what
+    /// changed rather than every member of every touched incident again.
+    pub fn store_doc(&self) -> String {
+        OMIT_MEMBERS.with(|c| c.set(true));
+        // Our own types always serialize.
+        let doc = serde_json::to_string(self).unwrap_or_default();
+        OMIT_MEMBERS.with(|c| c.set(false));
+        doc
+    }
 }
 
 /// An incident's SLA: deadlines from `incident.sla` for its priority, set at open and moved

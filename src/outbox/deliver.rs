@@ -274,7 +274,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.pem");
         let e = client(Some(&missing)).unwrap_err().to_string();
-        assert!(e.starts_with("notify.ca_file ") && e.contains("nope.pem"), "{e}");
+        assert!(
+            e.starts_with("notify.ca_file ") && e.contains("nope.pem"),
+            "{e}"
+        );
         let junk = dir.path().join("junk.pem");
         std::fs::write(&junk, "not a certificate").unwrap();
         let e = client(Some(&junk)).unwrap_err().to_string();

@@ -304,7 +304,7 @@ mod tests {
             impacted_services: vec![],
             assignment_group: None,
             assignee: None,
-            alert_fingerprints: vec![],
+            alert_fingerprints: Default::default(),
             alert_count: 1,
             opened_at: t,
             updated_at: t,
@@ -383,7 +383,7 @@ mod tests {
         for url in [
             "ftp://x",
             "http://",
-            "https:///path",
+            "https://",
             "itsm.example/hook",
             "",
             "http//x",

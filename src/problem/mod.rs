@@ -370,7 +370,7 @@ mod tests {
             impacted_services: vec![],
             assignment_group: Some("dba-team".into()),
             assignee: None,
-            alert_fingerprints: vec![],
+            alert_fingerprints: Default::default(),
             alert_count: 8,
             opened_at: at,
             updated_at: at,

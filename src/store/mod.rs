@@ -93,7 +93,7 @@ pub trait Store: Send + Sync {
         since: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<HistoryRecord>, StoreError>;
     /// sift's own resolved and closed incidents, the newest `limit` (problem clustering
-    /// input; similar past incidents).
+    /// input; similar past incidents), without their member lists.
     async fn finished_incidents(&self, limit: u32) -> Result<Vec<Incident>, StoreError>;
     /// Problems, highest score first, optionally of one status.
     async fn list_problems(
@@ -162,6 +162,11 @@ pub trait WriteTx: Send {
     async fn existing_cis(&mut self, ids: &[String]) -> Result<HashSet<String>, StoreError>;
     async fn upsert_alerts(&mut self, recs: &[&AlertRecord]) -> Result<(), StoreError>;
     async fn upsert_incidents(&mut self, incs: &[&Incident]) -> Result<(), StoreError>;
+    /// New incident memberships: (incident id, alert fingerprint, place in join order).
+    async fn add_members(
+        &mut self,
+        members: &[(String, Fingerprint, u64)],
+    ) -> Result<(), StoreError>;
     async fn append_timeline(&mut self, entries: &[TimelineEntry]) -> Result<(), StoreError>;
     /// One outbox row per event and subscription that wants it (fan-out under the lock).
     async fn enqueue_outbox(

@@ -48,6 +48,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0004_outbox.sql"),
         include_str!("../../migrations/postgres/0004_outbox.sql"),
     ),
+    (
+        5,
+        "incident_alerts",
+        include_str!("../../migrations/sqlite/0005_incident_alerts.sql"),
+        include_str!("../../migrations/postgres/0005_incident_alerts.sql"),
+    ),
 ];
 
 /// Rows per multi-row INSERT (well under both databases' bind-parameter limits).
@@ -224,7 +230,9 @@ macro_rules! sql_store {
                 .bind(i64::from(q.limit))
                 .fetch_all(&self.pool)
                 .await?;
-                decode_docs("incident", rows)
+                let mut incs = decode_docs("incident", rows)?;
+                fill_members!($db, &self.pool, &mut incs);
+                Ok(incs)
             }
 
             async fn get_incident(&self, id: &str) -> Result<Option<Incident>, StoreError> {
@@ -232,7 +240,9 @@ macro_rules! sql_store {
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await?;
-                row.map(|r| decode("incident", &r.try_get::<String, _>(0)?)).transpose()
+                let mut incs: Vec<Incident> = row.map(|r| decode("incident", &r.try_get::<String, _>(0)?)).transpose()?.into_iter().collect();
+                fill_members!($db, &self.pool, &mut incs);
+                Ok(incs.pop())
             }
 
             async fn timeline(&self, id: &str) -> Result<Vec<TimelineEntry>, StoreError> {
@@ -496,12 +506,13 @@ macro_rules! sql_store {
             }
 
             async fn load_active(&mut self) -> Result<(Vec<AlertRecord>, Vec<Incident>), StoreError> {
-                let incidents = decode_docs(
+                let mut incidents = decode_docs(
                     "incident",
                     sqlx::query("SELECT doc FROM incidents WHERE status IN ('open', 'acknowledged')")
                         .fetch_all(&mut *self.tx)
                         .await?,
                 )?;
+                fill_members!($db, &mut *self.tx, &mut incidents);
                 let alerts = decode_docs(
                     "alert",
                     sqlx::query(
@@ -560,7 +571,9 @@ macro_rules! sql_store {
                     .bind(seq)
                     .fetch_all(&mut *self.tx)
                     .await?;
-                decode_docs("incident", rows)
+                let mut incs = decode_docs("incident", rows)?;
+                fill_members!($db, &mut *self.tx, &mut incs);
+                Ok(incs)
             }
 
             async fn load_alerts(&mut self, fps: &[Fingerprint]) -> Result<Vec<AlertRecord>, StoreError> {
@@ -583,7 +596,9 @@ macro_rules! sql_store {
                     .bind(id)
                     .fetch_optional(&mut *self.tx)
                     .await?;
-                row.map(|r| decode("incident", &r.try_get::<String, _>(0)?)).transpose()
+                let mut incs: Vec<Incident> = row.map(|r| decode("incident", &r.try_get::<String, _>(0)?)).transpose()?.into_iter().collect();
+                fill_members!($db, &mut *self.tx, &mut incs);
+                Ok(incs.pop())
             }
 
             async fn load_cmdb(&mut self) -> Result<CmdbFile, StoreError> {
@@ -640,7 +655,7 @@ macro_rules! sql_store {
                             .push_bind(i.status.as_str())
                             .push_bind(i64::from(i.priority))
                             .push_bind(seq)
-                            .push_bind(encode(i));
+                            .push_bind(i.store_doc());
                     });
                     qb.push(
                         " ON CONFLICT (id) DO UPDATE SET status = excluded.status, priority = excluded.priority, \
@@ -659,6 +674,18 @@ macro_rules! sql_store {
                         qb.push(" ON CONFLICT DO NOTHING");
                         qb.build().execute(&mut *self.tx).await?;
                     }
+                }
+                Ok(())
+            }
+
+            async fn add_members(&mut self, members: &[(String, Fingerprint, u64)]) -> Result<(), StoreError> {
+                for chunk in members.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO incident_alerts (incident_id, fingerprint, pos) ");
+                    qb.push_values(chunk, |mut b, (i, f, pos)| {
+                        b.push_bind(i.clone()).push_bind(f.0.clone()).push_bind(*pos as i64);
+                    });
+                    qb.push(" ON CONFLICT DO NOTHING");
+                    qb.build().execute(&mut *self.tx).await?;
                 }
                 Ok(())
             }
@@ -816,6 +843,42 @@ macro_rules! sql_store {
             }
         }
     };
+}
+
+/// Fills `alert_fingerprints` of incidents read from `incidents.doc` from their
+/// `incident_alerts` rows, in join order.
+macro_rules! fill_members {
+    ($db:ty, $conn:expr, $incs:expr) => {{
+        let incs: &mut Vec<Incident> = $incs;
+        let at: std::collections::HashMap<String, usize> = incs
+            .iter()
+            .enumerate()
+            .map(|(k, i)| (i.id.clone(), k))
+            .collect();
+        let ids: Vec<&String> = incs.iter().map(|i| &i.id).collect();
+        let mut rows_of: Vec<Vec<(i64, String)>> = vec![Vec::new(); incs.len()];
+        for chunk in ids.chunks(CHUNK) {
+            let mut qb = QueryBuilder::<$db>::new(
+                "SELECT incident_id, fingerprint, pos FROM incident_alerts WHERE incident_id IN (",
+            );
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind((*id).clone());
+            }
+            qb.push(")");
+            for r in qb.build().fetch_all($conn).await? {
+                let id: String = r.try_get(0)?;
+                if let Some(&k) = at.get(&id) {
+                    rows_of[k].push((r.try_get(2)?, r.try_get(1)?));
+                }
+            }
+        }
+        for (inc, mut rows) in incs.iter_mut().zip(rows_of) {
+            rows.sort_unstable();
+            inc.alert_fingerprints
+                .extend(rows.into_iter().map(|(_, f)| Fingerprint(f)));
+        }
+    }};
 }
 
 macro_rules! load_cmdb_from {

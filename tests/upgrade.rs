@@ -1,0 +1,135 @@
+//! Upgrading a store written by an earlier sift: incidents of schema v4 kept their member
+//! alerts inside the document; v5 moves them to `incident_alerts` rows. The incidents an
+//! operator already has must come through whole, on SQLite and on PostgreSQL.
+
+mod common;
+
+use common::{Backend, Db, Sift};
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_members_survive_the_v5_upgrade() {
+    members_survive_the_v5_upgrade(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_members_survive_the_v5_upgrade() {
+    members_survive_the_v5_upgrade(Backend::Postgres).await
+}
+
+fn alert(instance: &str, fp: &str) -> Value {
+    let starts = (chrono::Utc::now() - chrono::Duration::seconds(30))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    json!({
+        "version": "4", "groupKey": "{}", "truncatedAlerts": 0, "status": "firing",
+        "receiver": "sift", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+        "externalURL": "http://am:9093",
+        "alerts": [{
+            "status": "firing",
+            "labels": {"alertname": "DiskFull", "instance": instance, "severity": "warning"},
+            "annotations": {}, "startsAt": starts, "endsAt": "0001-01-01T00:00:00Z",
+            "fingerprint": fp,
+        }],
+    })
+}
+
+/// Puts the store back into its v4 shape: the member list inside each incident's
+/// document, no `incident_alerts` table, migration 5 not applied.
+async fn downgrade_to_v4(db: &Db) {
+    macro_rules! downgrade {
+        ($pool:expr) => {{
+            let pool = $pool;
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT incident_id, fingerprint FROM incident_alerts ORDER BY incident_id, pos",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            let docs: Vec<(String, String)> = sqlx::query_as("SELECT id, doc FROM incidents")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            for (id, doc) in docs {
+                let mut doc: Value = serde_json::from_str(&doc).unwrap();
+                assert!(
+                    doc.get("alert_fingerprints").is_none(),
+                    "v5 keeps members out of the doc"
+                );
+                let fps: Vec<&String> = rows
+                    .iter()
+                    .filter(|(i, _)| *i == id)
+                    .map(|(_, f)| f)
+                    .collect();
+                doc["alert_fingerprints"] = json!(fps);
+                sqlx::query("UPDATE incidents SET doc = $1 WHERE id = $2")
+                    .bind(doc.to_string())
+                    .bind(&id)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            sqlx::query("DROP TABLE incident_alerts")
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query("DELETE FROM sift_migrations WHERE version = 5")
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }};
+    }
+    match db.backend {
+        Backend::Sqlite => downgrade!(sqlx::SqlitePool::connect(&db.url).await.unwrap()),
+        Backend::Postgres => downgrade!(sqlx::PgPool::connect(&db.url).await.unwrap()),
+    }
+}
+
+async fn members_survive_the_v5_upgrade(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    let mut s = Sift::start(&db, &[]);
+    for (i, fp) in ["fp-1", "fp-2", "fp-3"].iter().enumerate() {
+        let r = s
+            .post(
+                "/api/v1/alerts/alertmanager",
+                &alert(&format!("10.9.9.{i}:9100"), fp),
+            )
+            .await;
+        s.expect(&r, 200, "POST alert");
+    }
+    let before = s.incidents().await;
+    assert_eq!(before.len(), 1, "{before:#?}");
+    assert_eq!(
+        before[0]["alert_fingerprints"],
+        json!(["fp-1", "fp-2", "fp-3"])
+    );
+    s.stop();
+
+    downgrade_to_v4(&db).await;
+    s.restart();
+
+    let after = s.incidents().await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(
+        after[0]["alert_fingerprints"],
+        json!(["fp-1", "fp-2", "fp-3"])
+    );
+    assert_eq!(after[0]["alert_count"], 3);
+    // The upgraded incident goes on growing in order.
+    let r = s
+        .post(
+            "/api/v1/alerts/alertmanager",
+            &alert("10.9.9.9:9100", "fp-4"),
+        )
+        .await;
+    s.expect(&r, 200, "POST alert after upgrade");
+    let id = after[0]["id"].as_str().unwrap().to_string();
+    let one = s.get_ok(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(
+        one["alert_fingerprints"],
+        json!(["fp-1", "fp-2", "fp-3", "fp-4"]),
+        "{one:#?}"
+    );
+}
