@@ -269,7 +269,10 @@ impl Writer {
                 for r in replies {
                     r.send_ok(&self.metrics);
                 }
-                self.engine.prune();
+                // Pruning walks every alert in memory: once per tick, not once per batch.
+                if tick.is_some() {
+                    self.engine.prune();
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "write transaction failed; state will be re-read from the store");

@@ -2,18 +2,67 @@
 //! on the root CI or anything it depends on (and whether one overlaps the incident start),
 //! and runbook links. Pure: the change records and the topology come in, nothing is read.
 //! Written into `incident.enrichment` under `recent_changes`, `probably_change_related`
-//! and `runbooks` each time an alert joins or the root moves.
+//! and `runbooks`: computed whole when the root moves or the change log changed, and
+//! otherwise only extended by each joining alert (so a join costs the same in an
+//! incident of ten alerts and of ten thousand).
+//!
+//! Runbook order: the root CI's, then per member alert in join order its annotations'
+//! (`runbook_url`, `runbook`) and its CI's `runbook` attribute; first occurrence wins. The
+//! incremental path appends in exactly that order, so both paths agree.
 
 use serde_json::{Value, json};
 
 use super::{Engine, policy};
+use crate::alert::Fingerprint;
 use crate::cmdb::Topology;
 
 impl Engine {
+    /// A member joined: add its runbooks, or recompute everything when the root or the
+    /// change log moved since the last full computation.
+    pub(super) fn enrich_joined(&mut self, topo: &Topology, id: &str, fp: &Fingerprint) {
+        let Some(inc) = self.incidents.get(id) else {
+            return;
+        };
+        let current = self
+            .enriched
+            .get(id)
+            .is_some_and(|(root, v)| *root == inc.root_cause_ci && *v == self.change_version);
+        if !current {
+            return self.enrich(topo, id);
+        }
+        let Some(rec) = self.alerts.get(fp) else {
+            return;
+        };
+        let mut found = Vec::new();
+        runbooks_of_alert(topo, rec, &mut found);
+        if found.is_empty() {
+            return;
+        }
+        let Some(inc) = self.incidents.get_mut(id) else {
+            return;
+        };
+        let list = inc
+            .enrichment
+            .entry("runbooks")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = list {
+            for r in found {
+                if !list.iter().any(|x| x.as_str() == Some(r.as_str())) {
+                    list.push(Value::String(r));
+                }
+            }
+        }
+    }
+
+    /// Recomputes the whole enrichment of incident `id`.
     pub(super) fn enrich(&mut self, topo: &Topology, id: &str) {
         let Some(inc) = self.incidents.get(id) else {
             return;
         };
+        self.enriched.insert(
+            id.to_string(),
+            (inc.root_cause_ci.clone(), self.change_version),
+        );
         let opened = inc.opened_at;
         let since = opened - self.cfg.change_lookback;
         // The root and what it depends on, nearest first.
@@ -50,29 +99,19 @@ impl Engine {
         let Some(inc) = self.incidents.get(id) else {
             return;
         };
-        let mut runbooks: Vec<String> = Vec::new();
-        let mut add = |s: &str| {
-            let s = s.trim();
-            if !s.is_empty() && !runbooks.iter().any(|r| r == s) {
-                runbooks.push(s.to_string());
-            }
-        };
+        let mut found: Vec<String> = Vec::new();
+        if let Some(root) = &inc.root_cause_ci {
+            runbooks_of_ci(topo, root, &mut found);
+        }
         for fp in &inc.alert_fingerprints {
             if let Some(a) = self.alerts.get(fp) {
-                for key in ["runbook_url", "runbook"] {
-                    if let Some(v) = a.annotations.get(key) {
-                        add(v);
-                    }
-                }
+                runbooks_of_alert(topo, a, &mut found);
             }
         }
-        for ci in inc.root_cause_ci.iter().chain(inc.ci_ids.iter()) {
-            match topo.get(ci).and_then(|c| c.attributes.get("runbook")) {
-                Some(Value::String(s)) => add(s),
-                Some(Value::Array(list)) => {
-                    list.iter().filter_map(Value::as_str).for_each(&mut add)
-                }
-                _ => {}
+        let mut runbooks: Vec<String> = Vec::new();
+        for r in found {
+            if !runbooks.contains(&r) {
+                runbooks.push(r);
             }
         }
         let Some(inc) = self.incidents.get_mut(id) else {
@@ -83,5 +122,36 @@ impl Engine {
         inc.enrichment
             .insert("probably_change_related".into(), json!(related));
         inc.enrichment.insert("runbooks".into(), json!(runbooks));
+    }
+}
+
+/// An alert's runbook links: its annotations', then its CI's.
+fn runbooks_of_alert(topo: &Topology, a: &super::AlertRecord, out: &mut Vec<String>) {
+    for key in ["runbook_url", "runbook"] {
+        if let Some(v) = a.annotations.get(key) {
+            push_link(out, v);
+        }
+    }
+    if let Some(ci) = &a.ci_id {
+        runbooks_of_ci(topo, ci, out);
+    }
+}
+
+/// A CI's `runbook` attribute: a string or a list of strings.
+fn runbooks_of_ci(topo: &Topology, ci: &str, out: &mut Vec<String>) {
+    match topo.get(ci).and_then(|c| c.attributes.get("runbook")) {
+        Some(Value::String(s)) => push_link(out, s),
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .for_each(|s| push_link(out, s)),
+        _ => {}
+    }
+}
+
+fn push_link(out: &mut Vec<String>, s: &str) {
+    let s = s.trim();
+    if !s.is_empty() {
+        out.push(s.to_string());
     }
 }

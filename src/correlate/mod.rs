@@ -279,6 +279,11 @@ pub struct Engine {
     refire_of: Option<String>,
     /// Change records per CI id.
     change_records: HashMap<String, Vec<Change>>,
+    /// Bumped whenever `change_records` changes (enrichment recomputes its change list).
+    change_version: u64,
+    /// Per incident: the root and change version its enrichment was last fully computed
+    /// for; while both hold, a joining alert only adds its own runbooks.
+    enriched: HashMap<String, (Option<String>, u64)>,
     /// Firing alerts held back by maintenance, and until when.
     held: BTreeSet<(DateTime<Utc>, Fingerprint)>,
     /// Alerts flapping now.
@@ -311,6 +316,8 @@ impl Engine {
             walk_cache_version: 0,
             refire_of: None,
             change_records: HashMap::new(),
+            change_version: 0,
+            enriched: HashMap::new(),
             held: BTreeSet::new(),
             flapping: BTreeSet::new(),
             sla_due: BTreeSet::new(),
@@ -472,6 +479,7 @@ impl Engine {
 
     /// Adds or replaces a change record (by id).
     pub fn upsert_change(&mut self, c: Change) {
+        self.change_version += 1;
         for list in self.change_records.values_mut() {
             list.retain(|x| x.id != c.id);
         }
@@ -1119,7 +1127,7 @@ impl Engine {
                 serde_json::json!({"from": old_priority, "to": priority}),
             );
         }
-        self.enrich(topo, id);
+        self.enrich_joined(topo, id, fp);
         self.apply_sla(id);
     }
 
@@ -1409,10 +1417,14 @@ impl Engine {
                     .is_some_and(|i| i.status.is_active())
         });
         let keep_changes = now - Duration::days(7);
+        let before: usize = self.change_records.values().map(Vec::len).sum();
         self.change_records.retain(|_, v| {
             v.retain(|c| c.end > keep_changes);
             !v.is_empty()
         });
+        if self.change_records.values().map(Vec::len).sum::<usize>() != before {
+            self.change_version += 1;
+        }
         let alerts = &self.alerts;
         let incidents_now = &self.incidents;
         if self
@@ -1430,6 +1442,8 @@ impl Engine {
                 || i.updated_at > horizon
                 || i.alert_fingerprints.iter().any(|f| alerts.contains_key(f))
         });
+        let incidents = &self.incidents;
+        self.enriched.retain(|id, _| incidents.contains_key(id));
     }
 }
 

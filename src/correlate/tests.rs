@@ -613,6 +613,71 @@ fn enrichment_lists_recent_changes_upstream_and_runbooks() {
     );
 }
 
+#[test]
+fn runbooks_and_changes_follow_joining_alerts() {
+    let mut cis = vec![
+        ci("db-01", "database"),
+        ci("orders-api", "application"),
+        ci("payments-api", "application"),
+    ];
+    cis[0]
+        .attributes
+        .insert("runbook".into(), serde_json::json!("https://wiki/db-01"));
+    let rel = |s: &str| Relation {
+        source: s.into(),
+        target: "db-01".into(),
+        rel_type: "depends_on".into(),
+    };
+    let topo = Topology::from_file(&CmdbFile {
+        cis,
+        relations: vec![rel("orders-api"), rel("payments-api")],
+    });
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let with_runbook = |name: &str, ci: &str, at: i64, url: &str| {
+        let mut a = alert(name, ci, AlertStatus::Firing, at, None);
+        a.annotations.insert("runbook_url".into(), url.into());
+        a
+    };
+    let db = with_runbook("PostgresDown", "db-01", 0, "https://wiki/db-down");
+    e.ingest(&topo, &m, db.clone());
+    e.ingest(
+        &topo,
+        &m,
+        with_runbook("HighErrorRate", "orders-api", 1, "https://wiki/orders"),
+    );
+    // A change recorded after the incident opened, overlapping its start.
+    e.upsert_change(Change {
+        id: "CHG-7".into(),
+        ci_id: "db-01".into(),
+        summary: "minor version upgrade".into(),
+        start: t(-5),
+        end: t(5),
+        maintenance: false,
+    });
+    e.ingest(
+        &topo,
+        &m,
+        with_runbook("HighErrorRate", "payments-api", 2, "https://wiki/db-down"),
+    );
+    let inc = incident_of(&e, &db).clone();
+    assert_eq!(inc.alert_count, 3);
+    assert_eq!(
+        inc.enrichment["runbooks"],
+        serde_json::json!([
+            "https://wiki/db-01",
+            "https://wiki/db-down",
+            "https://wiki/orders"
+        ]),
+        "the root CI's first, then each alert's in join order, no repeats"
+    );
+    assert_eq!(inc.enrichment["recent_changes"][0]["id"], "CHG-7");
+    assert_eq!(inc.enrichment["probably_change_related"], true);
+    // What was built alert by alert equals a computation from scratch.
+    e.enrich(&topo, &inc.id);
+    assert_eq!(incident_of(&e, &db).enrichment, inc.enrichment);
+}
+
 fn sla_engine() -> Engine {
     let mut cfg = CorrelateConfig::default();
     for p in 1..=5u8 {
