@@ -448,7 +448,8 @@ impl Writer {
         tx.add_members(&changes.members).await?;
         tx.append_timeline(&changes.timeline).await?;
         // Outbound events commit with the change they announce (durable delivery).
-        let events = crate::outbox::enqueue(&mut *tx, &incidents, &changes.timeline).await?;
+        let live = self.events.receiver_count() > 0;
+        let events = crate::outbox::enqueue(&mut *tx, &incidents, &changes.timeline, live).await?;
         let n_alerts = alerts.len();
         let state = tx
             .commit(self.engine.next_number() as i64, cmdb_changed)

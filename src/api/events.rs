@@ -41,7 +41,7 @@ pub async fn stream(
             Ok(ev) => Event::default()
                 .event(ev.kind.as_str())
                 .id(ev.event_id.clone())
-                .data(serde_json::to_string(&ev.body).unwrap_or_default()),
+                .data(ev.body.as_str()),
             Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
             Err(RecvError::Closed) => return None,
         };

@@ -169,8 +169,8 @@ pub struct Event {
     pub event_id: String,
     pub kind: EventKind,
     pub incident_id: String,
-    /// The generic body: `{event, event_id, occurred_at, incident}`.
-    pub body: Value,
+    /// The generic body, JSON text: `{event, event_id, occurred_at, incident}`.
+    pub body: String,
 }
 
 /// The events a committed batch means, in the order they happened per incident. `seq` is
@@ -180,22 +180,24 @@ pub struct Event {
 /// ended in that state (merged incidents close, with `merged_into`); otherwise `updated`
 /// when its timeline moved (alerts joined, priority changed, acknowledged, reopened...).
 pub fn events_of(seq: i64, incidents: &[&Incident], timeline: &[TimelineEntry]) -> Vec<Event> {
+    // Per incident: the kinds of its timeline entries in this batch, and the latest time.
+    let mut moved: std::collections::HashMap<&str, (Vec<&str>, DateTime<Utc>)> =
+        std::collections::HashMap::new();
+    for e in timeline {
+        let m = moved
+            .entry(e.incident_id.as_str())
+            .or_insert_with(|| (Vec::new(), e.at));
+        if !m.0.contains(&e.kind.as_str()) {
+            m.0.push(e.kind.as_str());
+        }
+        m.1 = m.1.max(e.at);
+    }
     let mut out = Vec::new();
     for inc in incidents {
-        let kinds: Vec<&str> = timeline
-            .iter()
-            .filter(|e| e.incident_id == inc.id)
-            .map(|e| e.kind.as_str())
-            .collect();
-        if kinds.is_empty() {
+        let Some((kinds, at)) = moved.get(inc.id.as_str()) else {
             continue; // a refresh (re-sent alert, counters) is not news
-        }
-        let at = timeline
-            .iter()
-            .filter(|e| e.incident_id == inc.id)
-            .map(|e| e.at)
-            .max()
-            .unwrap_or(inc.updated_at);
+        };
+        let at = *at;
         let opened = kinds.contains(&"opened");
         let ended = match inc.status {
             IncidentStatus::Resolved if kinds.contains(&"resolved") => Some(EventKind::Resolved),
@@ -225,28 +227,48 @@ pub fn events_of(seq: i64, incidents: &[&Incident], timeline: &[TimelineEntry]) 
     out
 }
 
-fn generic_body(event_id: &str, kind: EventKind, at: DateTime<Utc>, inc: &Incident) -> Value {
-    let mut body = json!({
-        "event": kind.as_str(),
-        "event_id": event_id,
-        "occurred_at": at,
-        "incident": inc,
-    });
-    if let Some(into) = inc.enrichment.get("merged_into") {
-        body["merged_into"] = into.clone();
-    }
-    body
+/// The generic body, serialized straight from the incident (no intermediate JSON tree).
+#[derive(Serialize)]
+struct GenericBody<'a> {
+    event: &'static str,
+    event_id: &'a str,
+    occurred_at: DateTime<Utc>,
+    incident: &'a Incident,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    merged_into: Option<&'a Value>,
 }
 
-/// Writes the batch's events into the outbox, inside the batch's transaction.
+fn generic_body(event_id: &str, kind: EventKind, at: DateTime<Utc>, inc: &Incident) -> String {
+    // Our own types always serialize.
+    serde_json::to_string(&GenericBody {
+        event: kind.as_str(),
+        event_id,
+        occurred_at: at,
+        incident: inc,
+        merged_into: inc.enrichment.get("merged_into"),
+    })
+    .unwrap_or_default()
+}
+
+/// Writes the batch's events into the outbox, inside the batch's transaction, for the
+/// subscriptions that want them. With no subscription and no live reader (`live`), no
+/// event is built at all: an alert storm costs nothing here when nobody listens.
 pub async fn enqueue(
     tx: &mut dyn WriteTx,
     incidents: &[&Incident],
     timeline: &[TimelineEntry],
+    live: bool,
 ) -> Result<Vec<Event>, StoreError> {
+    if timeline.is_empty() {
+        return Ok(Vec::new());
+    }
+    let subs = tx.subscriptions().await?;
+    if subs.is_empty() && !live {
+        return Ok(Vec::new());
+    }
     let events = events_of(tx.state().seq + 1, incidents, timeline);
-    if !events.is_empty() {
-        tx.enqueue_outbox(&events, Utc::now()).await?;
+    if !events.is_empty() && !subs.is_empty() {
+        tx.enqueue_outbox(&subs, &events, Utc::now()).await?;
     }
     Ok(events)
 }
@@ -359,9 +381,10 @@ mod tests {
             .insert("merged_into".into(), json!("INC0000002"));
         let evs = events_of(5, &[&merged], &[entry("merged")]);
         assert_eq!(kinds(&evs), [EventKind::Closed]);
-        assert_eq!(evs[0].body["merged_into"], "INC0000002");
+        let body: Value = serde_json::from_str(&evs[0].body).unwrap();
+        assert_eq!(body["merged_into"], "INC0000002");
         assert_eq!(evs[0].event_id, "INC0000001:5:incident.closed");
-        assert_eq!(evs[0].body["event_id"], "INC0000001:5:incident.closed");
+        assert_eq!(body["event_id"], "INC0000001:5:incident.closed");
     }
 
     #[test]

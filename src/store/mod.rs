@@ -171,9 +171,12 @@ pub trait WriteTx: Send {
     /// One outbox row per event and subscription that wants it (fan-out under the lock).
     async fn enqueue_outbox(
         &mut self,
+        subs: &[Subscription],
         events: &[Event],
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError>;
+    /// The webhook subscriptions, read under the write lock (events fan out to these).
+    async fn subscriptions(&mut self) -> Result<Vec<Subscription>, StoreError>;
     async fn upsert_cis(&mut self, cis: &[Ci]) -> Result<(), StoreError>;
     async fn upsert_relations(&mut self, rels: &[Relation]) -> Result<(), StoreError>;
     /// Inserts or replaces history records by id; returns how many were new.
