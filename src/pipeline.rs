@@ -432,9 +432,11 @@ impl Writer {
         if changes.is_empty() && !cmdb_changed && !changes_written {
             return Ok(()); // nothing to write: the transaction rolls back on drop
         }
-        let alerts: Vec<&crate::correlate::AlertRecord> = changes
-            .alerts
-            .iter()
+        // Rows in fingerprint order: concurrent daemons lock them in the same order.
+        let mut fps: Vec<&crate::alert::Fingerprint> = changes.alerts.iter().collect();
+        fps.sort_unstable();
+        let alerts: Vec<&crate::correlate::AlertRecord> = fps
+            .into_iter()
             .filter_map(|f| self.engine.alert(f))
             .collect();
         let incidents: Vec<&Incident> = changes

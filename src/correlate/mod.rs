@@ -9,6 +9,7 @@
 
 mod enrich;
 mod policy;
+mod schedule;
 mod similar;
 mod sla;
 
@@ -207,7 +208,8 @@ impl Outcome {
 /// Everything the core changed since the last `take_changes`: the caller persists these.
 #[derive(Debug, Default)]
 pub struct Changes {
-    pub alerts: BTreeSet<Fingerprint>,
+    /// Alerts whose record changed (unordered: sort before writing in a stable order).
+    pub alerts: std::collections::HashSet<Fingerprint>,
     pub incidents: BTreeSet<String>,
     pub timeline: Vec<TimelineEntry>,
     /// Alerts that became members of an incident: (incident id, fingerprint).
@@ -257,7 +259,7 @@ pub struct Engine {
     /// Active incident per correlation key.
     open_by_key: HashMap<String, String>,
     /// Firing alerts that expire at their `ends_at` unless refreshed.
-    expiry: BTreeSet<(DateTime<Utc>, Fingerprint)>,
+    expiry: schedule::Schedule,
     /// Incidents whose alerts have all resolved, and since when.
     pending_resolve: HashMap<String, DateTime<Utc>>,
     watermark: Option<DateTime<Utc>>,
@@ -304,7 +306,7 @@ impl Engine {
             alerts: HashMap::new(),
             incidents: HashMap::new(),
             open_by_key: HashMap::new(),
-            expiry: BTreeSet::new(),
+            expiry: Default::default(),
             pending_resolve: HashMap::new(),
             watermark: None,
             next_number: 1,
@@ -426,7 +428,7 @@ impl Engine {
                 old.ends_at,
             );
             if let Some(end) = end {
-                self.expiry.remove(&(end, rec.fingerprint.clone()));
+                self.expiry.remove(end, &rec.fingerprint);
             }
             if firing {
                 self.count_firing(ci.as_deref(), -1);
@@ -443,7 +445,7 @@ impl Engine {
         if rec.status == AlertStatus::Firing
             && let Some(end) = rec.ends_at
         {
-            self.expiry.insert((end, rec.fingerprint.clone()));
+            self.expiry.insert(end, rec.fingerprint.clone());
         }
         self.alerts.insert(rec.fingerprint.clone(), rec);
     }
@@ -529,12 +531,10 @@ impl Engine {
             return;
         }
         self.watermark = Some(t);
-        while let Some((end, fp)) = self.expiry.first().cloned() {
-            if end > t {
-                break;
+        while let Some((end, fps)) = self.expiry.pop_due(t) {
+            for fp in fps {
+                self.resolve_alert(&fp, end);
             }
-            self.expiry.pop_first();
-            self.resolve_alert(&fp, end);
         }
         let due: Vec<(String, DateTime<Utc>)> = self
             .pending_resolve
@@ -604,7 +604,7 @@ impl Engine {
                 // the current occurrence changes nothing else.
                 if alert.starts_at >= rec.starts_at {
                     if let Some(old) = rec.ends_at {
-                        self.expiry.remove(&(old, fp.clone()));
+                        self.expiry.remove(old, &fp);
                     }
                     rec.ends_at = alert.ends_at;
                     rec.annotations = alert.annotations;
@@ -613,7 +613,7 @@ impl Engine {
                             self.resolve_alert(&fp, end);
                             return Outcome::Resolved;
                         }
-                        self.expiry.insert((end, fp));
+                        self.expiry.insert(end, fp);
                     }
                 }
                 Outcome::Duplicate
@@ -624,7 +624,7 @@ impl Engine {
                     return Outcome::Duplicate; // the end of an earlier occurrence
                 }
                 if let Some(old) = rec.ends_at {
-                    self.expiry.remove(&(old, fp.clone()));
+                    self.expiry.remove(old, &fp);
                 }
                 self.resolve_alert(&fp, end);
                 Outcome::Resolved
@@ -681,7 +681,7 @@ impl Engine {
                 return Outcome::Resolved;
             }
             Some(end) => {
-                self.expiry.insert((end, fp));
+                self.expiry.insert(end, fp);
             }
             None => {}
         }
