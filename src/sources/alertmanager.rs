@@ -58,6 +58,10 @@ fn from_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, SourceError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(SourceError::new("body", "empty body; expected JSON"));
     }
+    // Fast path without path tracking; a body that fails is parsed again to name where.
+    if let Ok(v) = serde_json::from_slice(body) {
+        return Ok(v);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let v = serde_path_to_error::deserialize(&mut de).map_err(SourceError::from_json)?;
     de.end()
