@@ -7,6 +7,10 @@
 //! Topology load (1M CIs / 5M relations) is `benches/topology_load.rs`; replay of 1M
 //! events end to end is `sift-eval --replay-bench 1000000` (README, Performance).
 
+// The allocator the sift binaries use, so the figures are theirs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -5,6 +5,10 @@
 //!
 //!     CARGO_TARGET_DIR=… cargo bench --bench topology_load
 
+// The allocator the sift binaries use, so the figures are theirs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use sift::cmdb::{Ci, CmdbFile, Relation, Topology};

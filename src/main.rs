@@ -1,5 +1,8 @@
 //! The `sift` command line: serve, migrate, cmdb import, replay, problems cluster.
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -2,6 +2,9 @@
 //! scenarios (see `sift::eval`), one line per seed and a table averaged over seeds.
 //! With `--out DIR` it also writes each scenario as `sift replay` input.
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
