@@ -3,14 +3,13 @@
 //! Nothing downstream of normalization knows which wire format an alert came in; the
 //! `source` field records it for display only. This module does no I/O and reads no clock.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Label or annotation set, sorted by name so hashing and display are stable.
-pub type Labels = BTreeMap<String, String>;
+pub use crate::labels::Labels;
 
 /// The dedup key of an alert: the sender's fingerprint when it gives one, else the
 /// Prometheus-compatible hash of the sorted label set (so sift's key for an alert equals

@@ -7,6 +7,7 @@ pub mod config;
 pub mod correlate;
 pub mod eval;
 pub mod incident;
+pub mod labels;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;

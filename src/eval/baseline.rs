@@ -54,7 +54,7 @@ pub fn group_by_labels(
     for a in first_firings(alerts) {
         let key: Vec<&str> = keys
             .iter()
-            .map(|k| a.labels.get(*k).map(String::as_str).unwrap_or(""))
+            .map(|k| a.labels.get(k).map(String::as_str).unwrap_or(""))
             .collect();
         match open.get_mut(&key) {
             Some((idx, last)) if a.starts_at - *last <= group_interval => {

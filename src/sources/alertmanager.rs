@@ -1,8 +1,6 @@
 //! Alertmanager webhook (version 4) and the Alertmanager API v2 alert list that Prometheus
 //! sends, plus the JSON-lines form of the same alert objects that `sift replay` reads.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
@@ -14,9 +12,9 @@ use crate::alert::{Alert, AlertStatus, Labels, Source};
 pub struct WireAlert {
     #[serde(default)]
     pub status: Option<WireStatus>,
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: Labels,
     #[serde(default, rename = "startsAt", deserialize_with = "opt_time")]
     pub starts_at: Option<DateTime<Utc>>,
     #[serde(default, rename = "endsAt", deserialize_with = "opt_time")]
