@@ -383,6 +383,55 @@ fn two_faults_sharing_a_silent_switch_stay_apart() {
     );
 }
 
+/// rack-a, rack-b (ToR switches) → core-sw → core-rtr; host-a → rack-a.
+fn network_estate() -> Topology {
+    let rel = |s: &str, t: &str| Relation {
+        source: s.into(),
+        target: t.into(),
+        rel_type: "connects_to".into(),
+    };
+    Topology::from_file(&CmdbFile {
+        cis: vec![
+            ci("core-rtr", "network"),
+            ci("core-sw", "network"),
+            ci("rack-a", "network"),
+            ci("rack-b", "network"),
+            ci("host-a", "host"),
+        ],
+        relations: vec![
+            rel("core-sw", "core-rtr"),
+            rel("rack-a", "core-sw"),
+            rel("rack-b", "core-sw"),
+            rel("host-a", "rack-a"),
+        ],
+    })
+}
+
+#[test]
+fn a_core_switch_alerting_minutes_later_does_not_adopt_a_rack_outage() {
+    let topo = network_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    // A rack switch fails on its own and its host notices.
+    let rack_a = on("rack-a", "SwitchDown", 0);
+    e.ingest(&topo, &m, rack_a.clone());
+    e.ingest(&topo, &m, on("host-a", "HostUnreachable", 40));
+    // Seven minutes later the core switch fails: far outside the propagation window of
+    // the rack's first alert, so it is a fault of its own, not the rack's late root.
+    let sw = on("core-sw", "SwitchDown", 7 * 60);
+    e.ingest(&topo, &m, sw.clone());
+    let rack_b = on("rack-b", "SwitchUplinkDown", 7 * 60 + 50);
+    e.ingest(&topo, &m, rack_b.clone());
+    let core_inc = incident_of(&e, &sw).clone();
+    assert_eq!(core_inc.root_cause_ci.as_deref(), Some("core-sw"));
+    assert_eq!(incident_of(&e, &rack_b).id, core_inc.id);
+    let rack_inc = incident_of(&e, &rack_a);
+    assert_ne!(rack_inc.id, core_inc.id);
+    assert_eq!(rack_inc.root_cause_ci.as_deref(), Some("rack-a"));
+    assert_eq!(rack_inc.alert_count, 2);
+    assert_eq!(active(&e).len(), 2);
+}
+
 #[test]
 fn an_upstream_ci_alerting_shortly_after_becomes_the_root() {
     let topo = wide_estate();
