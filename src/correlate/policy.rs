@@ -3,8 +3,10 @@
 //! Topology policy, on event time:
 //! - **Same CI**: an alert on a CI that already has an active incident joins it.
 //! - **Cause precedes effect**: an alert on CI `c` joins the active incident holding the
-//!   nearest *firing* CI that `c` depends on (transitively, within `max_hops`), when `c`'s
-//!   alert starts within `window` of that CI's first alert there. Its root stays.
+//!   nearest alerting CI that `c` depends on (transitively, within `max_hops`), when `c`'s
+//!   alert starts within `window` of that CI's first alert there. Its root stays. The CIs
+//!   in between must be firing; the explaining CI itself need only have alerted in that
+//!   still-active incident (its alert may flap or clear for a moment).
 //! - A re-fired alert returns to its incident while that is active, and reopens it when it
 //!   resolved less than `reopen_window` ago; later, it is placed like a new alert.
 //! - **Late root**: when `c` is something an active incident's root depends on, and `c`
@@ -202,10 +204,10 @@ pub(super) fn place(
             if up.as_ref().is_some_and(|(h, ..)| *h < r.hops) {
                 break;
             }
+            // The explaining CI need not fire at this instant: an alert that flaps or
+            // clears for a minute while its incident goes on does not end the fault.
+            // Its first alert there must still be within the window.
             let aid = &topo.ci(r.node).id;
-            if engine.firing_ci.get(aid).copied().unwrap_or(0) == 0 {
-                continue;
-            }
             for (id, first) in engine.active_on_ci(aid) {
                 if !in_window(first) {
                     continue;

@@ -433,6 +433,33 @@ fn a_core_switch_alerting_minutes_later_does_not_adopt_a_rack_outage() {
 }
 
 #[test]
+fn a_rack_alerting_while_the_core_switch_alert_flaps_joins_the_core_incident() {
+    let topo = network_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let sw = on("core-sw", "HighPacketLoss", 0);
+    e.ingest(&topo, &m, sw.clone());
+    let rack_b = on("rack-b", "SwitchUplinkDown", 40);
+    e.ingest(&topo, &m, rack_b.clone());
+    // The core switch's alert clears for a moment (it flaps); the fault goes on.
+    let mut clear = sw.clone();
+    clear.status = AlertStatus::Resolved;
+    clear.ends_at = Some(t(1));
+    e.ingest(&topo, &m, clear);
+    let core_inc = incident_of(&e, &sw).id.clone();
+    assert!(e.incident(&core_inc).is_some_and(|i| i.status.is_active()));
+    // A rack that starts alerting now is still explained by the core switch.
+    let rack_a = on("rack-a", "SwitchUplinkDown", 90);
+    e.ingest(&topo, &m, rack_a.clone());
+    assert_eq!(incident_of(&e, &rack_a).id, core_inc);
+    assert_eq!(
+        incident_of(&e, &rack_a).enrichment["evidence"]["rack-a"],
+        serde_json::json!(["rack-a", "core-sw"])
+    );
+    assert_eq!(active(&e).len(), 1);
+}
+
+#[test]
 fn an_upstream_ci_alerting_shortly_after_becomes_the_root() {
     let topo = wide_estate();
     let m = CiMapper::default();
