@@ -460,6 +460,39 @@ fn a_rack_alerting_while_the_core_switch_alert_flaps_joins_the_core_incident() {
 }
 
 #[test]
+fn a_new_alert_on_a_service_follows_the_newer_fault_beneath_it() {
+    let topo = wide_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    // The cart API fails and the checkout service notices.
+    let cart = on("cart-api", "PodCrashLooping", 0);
+    e.ingest(&topo, &m, cart.clone());
+    let slo = on("checkout", "CheckoutSLOBurn", 60);
+    e.ingest(&topo, &m, slo.clone());
+    // Two minutes later the orders database fails; the orders API, then checkout again.
+    let db = on("db-01", "PostgresDown", 120);
+    e.ingest(&topo, &m, db.clone());
+    e.ingest(&topo, &m, on("orders-api", "HighErrorRate", 160));
+    let probe = on("checkout", "ProbeFailed", 200);
+    e.ingest(&topo, &m, probe.clone());
+    // Checkout's first alert stays with the cart fault; its new alert follows the orders
+    // API, which began alerting after checkout's first alert did.
+    assert_eq!(incident_of(&e, &slo).id, incident_of(&e, &cart).id);
+    let db_inc = incident_of(&e, &db);
+    assert_eq!(incident_of(&e, &probe).id, db_inc.id);
+    assert_eq!(db_inc.root_cause_ci.as_deref(), Some("db-01"));
+    assert_eq!(
+        db_inc.enrichment["evidence"]["checkout"],
+        serde_json::json!(["checkout", "orders-api", "db-01"])
+    );
+    // Another alert on the cart side a moment later still goes with the cart fault.
+    let latency = on("cart-api", "HighLatency", 230);
+    e.ingest(&topo, &m, latency.clone());
+    assert_eq!(incident_of(&e, &latency).id, incident_of(&e, &cart).id);
+    assert_eq!(active(&e).len(), 2);
+}
+
+#[test]
 fn an_upstream_ci_alerting_shortly_after_becomes_the_root() {
     let topo = wide_estate();
     let m = CiMapper::default();
