@@ -46,7 +46,9 @@ pub struct CorrelateConfig {
     /// long of that CI's first alert in the incident (faults propagate within minutes).
     pub window: Duration,
     /// A CI that an incident's root depends on and that alerts within this long of the
-    /// incident opening becomes its new root.
+    /// incident opening becomes its new root. By default the propagation `window`: a
+    /// cause's first alert and its effects' lie within one window of each other, whichever
+    /// comes first.
     pub late_root_window: Duration,
     /// Most CIs that are not alerting on a dependency path between two correlated
     /// alerting CIs.
@@ -87,7 +89,7 @@ impl Default for CorrelateConfig {
             priority_matrix: PriorityMatrix::default(),
             max_hops: 8,
             window: Duration::minutes(5),
-            late_root_window: Duration::minutes(10),
+            late_root_window: Duration::minutes(5),
             max_silent_hops: 0,
             reopen_window: Duration::minutes(30),
             flap_threshold: 4,

@@ -1,10 +1,14 @@
 //! Where a new firing alert goes: the one place that decides grouping.
 //!
 //! Topology policy, on event time:
-//! - **Same CI**: an alert on a CI that already has an active incident joins it.
+//! - **Same CI**: an alert on a CI that already has an active incident joins it, unless
+//!   one of its nearest alerting dependencies began alerting, in another incident, after
+//!   the CI's own first alert there: a new alert follows the newer trouble upstream.
 //! - **Cause precedes effect**: an alert on CI `c` joins the active incident holding the
-//!   nearest *firing* CI that `c` depends on (transitively, within `max_hops`), when `c`'s
-//!   alert starts within `window` of that CI's first alert there. Its root stays.
+//!   nearest alerting CI that `c` depends on (transitively, within `max_hops`), when `c`'s
+//!   alert starts within `window` of that CI's first alert there. Its root stays. The CIs
+//!   in between must be firing; the explaining CI itself need only have alerted in that
+//!   still-active incident (its alert may flap or clear for a moment).
 //! - A re-fired alert returns to its incident while that is active, and reopens it when it
 //!   resolved less than `reopen_window` ago; later, it is placed like a new alert.
 //! - **Late root**: when `c` is something an active incident's root depends on, and `c`
@@ -188,37 +192,50 @@ pub(super) fn place(
     let cid = topo.ci(c).id.clone();
 
     // Cause precedes effect: the nearest alerting CI that `c` depends on (hop 0: itself).
-    let mut up: Option<(u32, DateTime<Utc>, String, Node)> = None;
-    if let Some((id, first)) = engine
+    let own = engine
         .active_on_ci(&cid)
         .into_iter()
         .find(|(_, f)| in_window(*f))
-    {
-        up = Some((0, first, id, c));
-    }
+        .map(|(id, first)| (0, first, id, c));
     let walk = alerting_walk(engine, topo, c);
-    if up.is_none() {
-        for r in walk.iter() {
-            if up.as_ref().is_some_and(|(h, ..)| *h < r.hops) {
-                break;
-            }
-            let aid = &topo.ci(r.node).id;
-            if engine.firing_ci.get(aid).copied().unwrap_or(0) == 0 {
+    // A CI already alerting stays in its incident, unless something it depends on began
+    // alerting, in another incident, after it did: a new alert on it is then the effect
+    // of that newer trouble upstream, which its earlier alerts cannot have come from.
+    let mut up: Option<(u32, DateTime<Utc>, String, Node)> = None;
+    let mut newer: Option<(u32, DateTime<Utc>, String, Node)> = None;
+    for r in walk.iter() {
+        // Nearest first: only the closest alerting dependencies are candidates.
+        if up.as_ref().is_some_and(|(h, ..)| *h < r.hops) {
+            break;
+        }
+        // The explaining CI need not fire at this instant: an alert that flaps or
+        // clears for a minute while its incident goes on does not end the fault.
+        // Its first alert there must still be within the window.
+        let aid = &topo.ci(r.node).id;
+        for (id, first) in engine.active_on_ci(aid) {
+            if !in_window(first) {
                 continue;
             }
-            for (id, first) in engine.active_on_ci(aid) {
-                if !in_window(first) {
-                    continue;
-                }
-                let better = up
-                    .as_ref()
-                    .is_none_or(|(h, f, ..)| (r.hops, first) < (*h, *f));
-                if better {
-                    up = Some((r.hops, first, id, r.node));
-                }
+            let better = |x: &Option<(u32, DateTime<Utc>, String, Node)>| {
+                x.as_ref()
+                    .is_none_or(|(h, f, ..)| (r.hops, first) < (*h, *f))
+            };
+            if let Some((_, f0, oid, _)) = &own
+                && id != *oid
+                && first > *f0
+                && better(&newer)
+            {
+                newer = Some((r.hops, first, id.clone(), r.node));
+            }
+            if better(&up) {
+                up = Some((r.hops, first, id, r.node));
             }
         }
     }
+    let up = match own {
+        Some(o) => newer.or(Some(o)),
+        None => up,
+    };
 
     // Late root: active incidents whose root depends on `c` and opened shortly before.
     let mut down: Vec<(DateTime<Utc>, String)> = Vec::new();

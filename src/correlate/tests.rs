@@ -383,6 +383,115 @@ fn two_faults_sharing_a_silent_switch_stay_apart() {
     );
 }
 
+/// rack-a, rack-b (ToR switches) → core-sw → core-rtr; host-a → rack-a.
+fn network_estate() -> Topology {
+    let rel = |s: &str, t: &str| Relation {
+        source: s.into(),
+        target: t.into(),
+        rel_type: "connects_to".into(),
+    };
+    Topology::from_file(&CmdbFile {
+        cis: vec![
+            ci("core-rtr", "network"),
+            ci("core-sw", "network"),
+            ci("rack-a", "network"),
+            ci("rack-b", "network"),
+            ci("host-a", "host"),
+        ],
+        relations: vec![
+            rel("core-sw", "core-rtr"),
+            rel("rack-a", "core-sw"),
+            rel("rack-b", "core-sw"),
+            rel("host-a", "rack-a"),
+        ],
+    })
+}
+
+#[test]
+fn a_core_switch_alerting_minutes_later_does_not_adopt_a_rack_outage() {
+    let topo = network_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    // A rack switch fails on its own and its host notices.
+    let rack_a = on("rack-a", "SwitchDown", 0);
+    e.ingest(&topo, &m, rack_a.clone());
+    e.ingest(&topo, &m, on("host-a", "HostUnreachable", 40));
+    // Seven minutes later the core switch fails: far outside the propagation window of
+    // the rack's first alert, so it is a fault of its own, not the rack's late root.
+    let sw = on("core-sw", "SwitchDown", 7 * 60);
+    e.ingest(&topo, &m, sw.clone());
+    let rack_b = on("rack-b", "SwitchUplinkDown", 7 * 60 + 50);
+    e.ingest(&topo, &m, rack_b.clone());
+    let core_inc = incident_of(&e, &sw).clone();
+    assert_eq!(core_inc.root_cause_ci.as_deref(), Some("core-sw"));
+    assert_eq!(incident_of(&e, &rack_b).id, core_inc.id);
+    let rack_inc = incident_of(&e, &rack_a);
+    assert_ne!(rack_inc.id, core_inc.id);
+    assert_eq!(rack_inc.root_cause_ci.as_deref(), Some("rack-a"));
+    assert_eq!(rack_inc.alert_count, 2);
+    assert_eq!(active(&e).len(), 2);
+}
+
+#[test]
+fn a_rack_alerting_while_the_core_switch_alert_flaps_joins_the_core_incident() {
+    let topo = network_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let sw = on("core-sw", "HighPacketLoss", 0);
+    e.ingest(&topo, &m, sw.clone());
+    let rack_b = on("rack-b", "SwitchUplinkDown", 40);
+    e.ingest(&topo, &m, rack_b.clone());
+    // The core switch's alert clears for a moment (it flaps); the fault goes on.
+    let mut clear = sw.clone();
+    clear.status = AlertStatus::Resolved;
+    clear.ends_at = Some(t(1));
+    e.ingest(&topo, &m, clear);
+    let core_inc = incident_of(&e, &sw).id.clone();
+    assert!(e.incident(&core_inc).is_some_and(|i| i.status.is_active()));
+    // A rack that starts alerting now is still explained by the core switch.
+    let rack_a = on("rack-a", "SwitchUplinkDown", 90);
+    e.ingest(&topo, &m, rack_a.clone());
+    assert_eq!(incident_of(&e, &rack_a).id, core_inc);
+    assert_eq!(
+        incident_of(&e, &rack_a).enrichment["evidence"]["rack-a"],
+        serde_json::json!(["rack-a", "core-sw"])
+    );
+    assert_eq!(active(&e).len(), 1);
+}
+
+#[test]
+fn a_new_alert_on_a_service_follows_the_newer_fault_beneath_it() {
+    let topo = wide_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    // The cart API fails and the checkout service notices.
+    let cart = on("cart-api", "PodCrashLooping", 0);
+    e.ingest(&topo, &m, cart.clone());
+    let slo = on("checkout", "CheckoutSLOBurn", 60);
+    e.ingest(&topo, &m, slo.clone());
+    // Two minutes later the orders database fails; the orders API, then checkout again.
+    let db = on("db-01", "PostgresDown", 120);
+    e.ingest(&topo, &m, db.clone());
+    e.ingest(&topo, &m, on("orders-api", "HighErrorRate", 160));
+    let probe = on("checkout", "ProbeFailed", 200);
+    e.ingest(&topo, &m, probe.clone());
+    // Checkout's first alert stays with the cart fault; its new alert follows the orders
+    // API, which began alerting after checkout's first alert did.
+    assert_eq!(incident_of(&e, &slo).id, incident_of(&e, &cart).id);
+    let db_inc = incident_of(&e, &db);
+    assert_eq!(incident_of(&e, &probe).id, db_inc.id);
+    assert_eq!(db_inc.root_cause_ci.as_deref(), Some("db-01"));
+    assert_eq!(
+        db_inc.enrichment["evidence"]["checkout"],
+        serde_json::json!(["checkout", "orders-api", "db-01"])
+    );
+    // Another alert on the cart side a moment later still goes with the cart fault.
+    let latency = on("cart-api", "HighLatency", 230);
+    e.ingest(&topo, &m, latency.clone());
+    assert_eq!(incident_of(&e, &latency).id, incident_of(&e, &cart).id);
+    assert_eq!(active(&e).len(), 2);
+}
+
 #[test]
 fn an_upstream_ci_alerting_shortly_after_becomes_the_root() {
     let topo = wide_estate();
