@@ -18,8 +18,20 @@ impl Labels {
         Labels(Vec::new())
     }
 
+    /// `Ok(index)` of `name`, or `Err(index)` where it would go. Label sets are small:
+    /// a forward scan (what a B-tree does inside a node) beats a binary search there.
     fn find(&self, name: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name))
+        if self.0.len() > 16 {
+            return self.0.binary_search_by(|(k, _)| k.as_str().cmp(name));
+        }
+        for (i, (k, _)) in self.0.iter().enumerate() {
+            match k.as_str().cmp(name) {
+                std::cmp::Ordering::Less => continue,
+                std::cmp::Ordering::Equal => return Ok(i),
+                std::cmp::Ordering::Greater => return Err(i),
+            }
+        }
+        Err(self.0.len())
     }
 
     pub fn get(&self, name: &str) -> Option<&String> {
@@ -203,5 +215,14 @@ mod tests {
         ]
         .into();
         assert_eq!(l, same);
+        // Large sets take the binary-search path.
+        let mut big = Labels::new();
+        for i in (0..40).rev() {
+            big.insert(format!("k{i:02}"), i.to_string());
+        }
+        assert_eq!(big.len(), 40);
+        assert!((0..40).all(|i| big.get(&format!("k{i:02}")) == Some(&i.to_string())));
+        assert_eq!(big.keys().next().map(String::as_str), Some("k00"));
+        assert_eq!(big.get("k99"), None);
     }
 }
