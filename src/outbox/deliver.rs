@@ -87,15 +87,15 @@ async fn run(
 ) {
     let concurrency = s.concurrency.max(1);
     let mut in_flight: JoinSet<()> = JoinSet::new();
+    let purge_every = s
+        .retention
+        .to_std()
+        .unwrap_or(PURGE_EVERY)
+        .clamp(s.poll_interval, PURGE_EVERY.max(s.poll_interval));
     let mut next_purge = tokio::time::Instant::now();
     loop {
         if tokio::time::Instant::now() >= next_purge {
-            let every = s
-                .retention
-                .to_std()
-                .unwrap_or(PURGE_EVERY)
-                .clamp(s.poll_interval, PURGE_EVERY.max(s.poll_interval));
-            next_purge = tokio::time::Instant::now() + every;
+            next_purge = tokio::time::Instant::now() + purge_every;
             match store.purge_outbox(Utc::now() - s.retention).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
