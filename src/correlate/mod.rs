@@ -13,7 +13,11 @@ mod schedule;
 mod similar;
 mod sla;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+/// The core's hash maps: foldhash (seeded per process), several times faster than
+/// SipHash on the short string keys the core hashes per alert.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -305,27 +309,27 @@ impl Engine {
     pub fn new(cfg: CorrelateConfig) -> Self {
         Engine {
             cfg,
-            alerts: HashMap::new(),
-            incidents: HashMap::new(),
-            open_by_key: HashMap::new(),
+            alerts: HashMap::default(),
+            incidents: HashMap::default(),
+            open_by_key: HashMap::default(),
             expiry: Default::default(),
-            pending_resolve: HashMap::new(),
+            pending_resolve: HashMap::default(),
             watermark: None,
             next_number: 1,
             changes: Changes::default(),
-            ci_incidents: HashMap::new(),
+            ci_incidents: HashMap::default(),
             ci_incidents_swept: None,
-            firing_ci: HashMap::new(),
-            walk_cache: HashMap::new(),
+            firing_ci: HashMap::default(),
+            walk_cache: HashMap::default(),
             walk_cache_version: 0,
             refire_of: None,
-            change_records: HashMap::new(),
+            change_records: HashMap::default(),
             change_version: 0,
-            enriched: HashMap::new(),
+            enriched: HashMap::default(),
             held: BTreeSet::new(),
             flapping: BTreeSet::new(),
             sla_due: BTreeSet::new(),
-            history: HashMap::new(),
+            history: HashMap::default(),
             record: true,
         }
     }

@@ -24,7 +24,7 @@
 //! Walks are breadth first with a hop limit and a node budget, and cached per topology
 //! version: cycles and huge fan-ins cannot hang the core.
 
-use std::collections::HashMap;
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -82,7 +82,8 @@ pub(super) fn ancestors(engine: &mut Engine, topo: &Topology, node: Node) -> Arc
 pub(super) fn alerting_walk(engine: &Engine, topo: &Topology, node: Node) -> Vec<Reached> {
     let max_silent = engine.cfg.max_silent_hops;
     let firing = |n: Node| engine.firing_ci.get(&topo.ci(n).id).copied().unwrap_or(0) > 0;
-    let mut best: HashMap<Node, u32> = HashMap::from([(node, 0)]);
+    let mut best: HashMap<Node, u32> = HashMap::default();
+    best.insert(node, 0);
     let mut out = Vec::new();
     let mut frontier = vec![(node, 0u32)];
     let mut hops = 0;
