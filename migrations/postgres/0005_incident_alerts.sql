@@ -8,13 +8,6 @@ CREATE TABLE incident_alerts (
     PRIMARY KEY (incident_id, fingerprint)
 );
 
--- Incidents stored by earlier versions carry their list in the document: move it out.
-INSERT INTO incident_alerts (incident_id, fingerprint, pos)
-    SELECT i.id, e.value, e.ord - 1
-    FROM incidents i
-    CROSS JOIN LATERAL jsonb_array_elements_text(
-        COALESCE((i.doc::jsonb) -> 'alert_fingerprints', '[]'::jsonb)
-    ) WITH ORDINALITY AS e(value, ord)
-    ON CONFLICT DO NOTHING;
-UPDATE incidents SET doc = ((doc::jsonb) - 'alert_fingerprints')::text
-    WHERE (doc::jsonb) ? 'alert_fingerprints';
+-- Incidents stored by earlier versions carry their list in the document: sift moves it
+-- out right after this script, in the same transaction (in Rust: a document may hold text
+-- that PostgreSQL's JSON parser refuses, such as an escaped NUL).

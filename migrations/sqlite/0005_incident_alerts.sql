@@ -8,9 +8,6 @@ CREATE TABLE incident_alerts (
     PRIMARY KEY (incident_id, fingerprint)
 ) WITHOUT ROWID;
 
--- Incidents stored by earlier versions carry their list in the document: move it out.
-INSERT OR IGNORE INTO incident_alerts (incident_id, fingerprint, pos)
-    SELECT i.id, j.value, CAST(j.key AS INTEGER)
-    FROM incidents i, json_each(i.doc, '$.alert_fingerprints') j;
-UPDATE incidents SET doc = json_remove(doc, '$.alert_fingerprints')
-    WHERE json_type(doc, '$.alert_fingerprints') IS NOT NULL;
+-- Incidents stored by earlier versions carry their list in the document: sift moves it
+-- out right after this script, in the same transaction (in Rust: a document may hold text
+-- that PostgreSQL's JSON parser refuses, such as an escaped NUL).

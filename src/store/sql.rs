@@ -211,6 +211,16 @@ macro_rules! sql_store {
                     .iter()
                     .map(|r| r.try_get::<i64, _>(0))
                     .collect::<Result<_, _>>()?;
+                let known = MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0);
+                if let Some(newer) = done.iter().copied().filter(|v| *v > known).max() {
+                    return Err(StoreError::Migration {
+                        version: newer,
+                        err: format!(
+                            "the store has schema version {newer}, written by a newer sift; this \
+                             binary knows up to {known} and would damage it: upgrade this daemon"
+                        ),
+                    });
+                }
                 for (version, name, lite, pg) in MIGRATIONS {
                     if done.contains(version) {
                         continue;
@@ -220,6 +230,10 @@ macro_rules! sql_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(|e| StoreError::Migration { version: *version, err: e.to_string() })?;
+                    if *version == 5 {
+                        move_members_out_of_docs!($db, &mut *tx)
+                            .map_err(|e| StoreError::Migration { version: 5, err: e.to_string() })?;
+                    }
                     sqlx::query("INSERT INTO sift_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
                         .bind(*version)
                         .bind(*name)
@@ -890,6 +904,59 @@ macro_rules! sql_store {
             }
         }
     };
+}
+
+/// Schema v5: incidents stored before it keep their member list in the document; each
+/// list becomes `incident_alerts` rows and the document is rewritten without it. Done in
+/// Rust with serde (not with the databases' JSON functions), so any document sift wrote
+/// can be read back, and in pages so memory stays bounded on a large store.
+macro_rules! move_members_out_of_docs {
+    ($db:ty, $conn:expr) => {{
+        async {
+            let mut after: i64 = -1;
+            loop {
+                let page: Vec<(i64, String, String)> = sqlx::query_as(
+                    "SELECT number, id, doc FROM incidents WHERE number > $1 ORDER BY number LIMIT 1000",
+                )
+                .bind(after)
+                .fetch_all(&mut *$conn)
+                .await?;
+                let Some(last) = page.last() else { break };
+                after = last.0;
+                for (_, id, doc) in page {
+                    let mut v: serde_json::Value = serde_json::from_str(&doc).map_err(|e| {
+                        StoreError::Corrupt { what: format!("incident {id}"), err: e.to_string() }
+                    })?;
+                    let Some(list) = v.as_object_mut().and_then(|m| m.remove("alert_fingerprints")) else {
+                        continue;
+                    };
+                    let fps: Vec<String> = list
+                        .as_array()
+                        .map(|a| a.iter().filter_map(|f| f.as_str().map(String::from)).collect())
+                        .unwrap_or_default();
+                    for (pos, chunk) in fps.chunks(CHUNK).enumerate() {
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "INSERT INTO incident_alerts (incident_id, fingerprint, pos) ",
+                        );
+                        qb.push_values(chunk.iter().enumerate(), |mut b, (k, f)| {
+                            b.push_bind(id.clone())
+                                .push_bind(f.clone())
+                                .push_bind((pos * CHUNK + k) as i64);
+                        });
+                        qb.push(" ON CONFLICT DO NOTHING");
+                        qb.build().execute(&mut *$conn).await?;
+                    }
+                    sqlx::query("UPDATE incidents SET doc = $1 WHERE id = $2")
+                        .bind(v.to_string())
+                        .bind(&id)
+                        .execute(&mut *$conn)
+                        .await?;
+                }
+            }
+            Ok::<(), StoreError>(())
+        }
+        .await
+    }};
 }
 
 /// Fills `alert_fingerprints` of incidents read from `incidents.doc` from their
