@@ -2,9 +2,9 @@
 //! on the root CI or anything it depends on (and whether one overlaps the incident start),
 //! and runbook links. Pure: the change records and the topology come in, nothing is read.
 //! Written into `incident.enrichment` under `recent_changes`, `probably_change_related`
-//! and `runbooks`: computed whole when the root moves or the change log changed, and
-//! otherwise only extended by each joining alert (so a join costs the same in an
-//! incident of ten alerts and of ten thousand).
+//! and `runbooks`: computed whole when the root moves or the change log or the CMDB
+//! changed, and otherwise only extended by each joining alert (so a join costs the same
+//! in an incident of ten alerts and of ten thousand).
 //!
 //! Runbook order: the root CI's, then per member alert in join order its annotations'
 //! (`runbook_url`, `runbook`) and its CI's `runbook` attribute; first occurrence wins. The
@@ -23,10 +23,9 @@ impl Engine {
         let Some(inc) = self.incidents.get(id) else {
             return;
         };
-        let current = self
-            .enriched
-            .get(id)
-            .is_some_and(|(root, v)| *root == inc.root_cause_ci && *v == self.change_version);
+        let current = self.enriched.get(id).is_some_and(|(root, changes, cmdb)| {
+            *root == inc.root_cause_ci && *changes == self.change_version && *cmdb == topo.version()
+        });
         if !current {
             return self.enrich(topo, id);
         }
@@ -61,7 +60,11 @@ impl Engine {
         };
         self.enriched.insert(
             id.to_string(),
-            (inc.root_cause_ci.clone(), self.change_version),
+            (
+                inc.root_cause_ci.clone(),
+                self.change_version,
+                topo.version(),
+            ),
         );
         let opened = inc.opened_at;
         let since = opened - self.cfg.change_lookback;

@@ -289,9 +289,9 @@ pub struct Engine {
     change_records: HashMap<String, Vec<Change>>,
     /// Bumped whenever `change_records` changes (enrichment recomputes its change list).
     change_version: u64,
-    /// Per incident: the root and change version its enrichment was last fully computed
-    /// for; while both hold, a joining alert only adds its own runbooks.
-    enriched: HashMap<String, (Option<String>, u64)>,
+    /// Per incident: the root, change version and topology version its enrichment was
+    /// last fully computed for; while all hold, a joining alert only adds its own runbooks.
+    enriched: HashMap<String, (Option<String>, u64, u64)>,
     /// Firing alerts held back by maintenance, and until when.
     held: BTreeSet<(DateTime<Utc>, Fingerprint)>,
     /// Alerts flapping now.

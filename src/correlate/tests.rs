@@ -737,7 +737,7 @@ fn runbooks_and_changes_follow_joining_alerts() {
         target: "db-01".into(),
         rel_type: "depends_on".into(),
     };
-    let topo = Topology::from_file(&CmdbFile {
+    let mut topo = Topology::from_file(&CmdbFile {
         cis,
         relations: vec![rel("orders-api"), rel("payments-api")],
     });
@@ -785,6 +785,29 @@ fn runbooks_and_changes_follow_joining_alerts() {
     // What was built alert by alert equals a computation from scratch.
     e.enrich(&topo, &inc.id);
     assert_eq!(incident_of(&e, &db).enrichment, inc.enrichment);
+
+    // A runbook added to a CI in the CMDB shows at the next alert that joins.
+    let mut payments = ci("payments-api", "application");
+    payments
+        .attributes
+        .insert("runbook".into(), serde_json::json!("https://wiki/payments"));
+    topo.upsert_ci(payments);
+    e.ingest(
+        &topo,
+        &m,
+        alert("LatencyHigh", "payments-api", AlertStatus::Firing, 3, None),
+    );
+    let runbooks = incident_of(&e, &db).enrichment["runbooks"].clone();
+    assert_eq!(
+        runbooks,
+        serde_json::json!([
+            "https://wiki/db-01",
+            "https://wiki/db-down",
+            "https://wiki/orders",
+            "https://wiki/payments"
+        ]),
+        "payments-api's alert joined after orders-api's"
+    );
 }
 
 fn sla_engine() -> Engine {
