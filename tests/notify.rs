@@ -46,6 +46,7 @@ scenarios!(
     https_receiver_trusted_through_ca_file,
     dead_letter_sent_again_once_the_receiver_is_fixed,
     delivered_events_purged_after_retention_dead_ones_kept,
+    a_stale_dead_letter_is_not_sent_again,
 );
 
 // ---- the receiver -----------------------------------------------------------------------
@@ -64,6 +65,8 @@ enum Mode {
     FailFirst(usize),
     /// Never answer.
     Hang,
+    /// Answer 500 while the flag is up, 200 once it is down.
+    DownWhile(&'static std::sync::atomic::AtomicBool),
 }
 
 #[derive(Clone)]
@@ -158,6 +161,9 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, raw: Bytes) -> S
             return StatusCode::OK;
         }
         Mode::FailFirst(k) if n < k => return StatusCode::INTERNAL_SERVER_ERROR,
+        Mode::DownWhile(down) if down.load(Ordering::SeqCst) => {
+            return StatusCode::INTERNAL_SERVER_ERROR;
+        }
         _ => {}
     }
     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
@@ -960,4 +966,73 @@ async fn delivered_events_purged_after_retention_dead_ones_kept(backend: Backend
     let dead = outbox(&s, "dead").await;
     assert_eq!(dead.len(), 1, "dead events are kept: {dead:#?}");
     assert_eq!(dead[0]["subscription"], "broken");
+}
+
+/// A dead `incident.opened` is not sent again once the incident's later `resolved` has
+/// reached the receiver: it would roll the receiver's record back to an older state.
+async fn a_stale_dead_letter_is_not_sent_again(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    // One flag per backend: both variants of this scenario may run at once.
+    static DOWN_SQLITE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+    static DOWN_PG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+    let down = match backend {
+        Backend::Sqlite => &DOWN_SQLITE,
+        Backend::Postgres => &DOWN_PG,
+    };
+    let r = Receiver::new(Mode::DownWhile(down));
+    let addr = r.serve("127.0.0.1:0".parse().unwrap()).await;
+    let s = start(
+        &db,
+        &hooks(&format!("http://{addr}/hook"), json!({"max_attempts": 2})),
+    );
+    let started = ts(-60);
+    post_ok(
+        &s,
+        &webhook(vec![alert(
+            "firing",
+            "10.0.0.1:8080",
+            "fp-s",
+            &started,
+            ZERO_TIME,
+        )]),
+    )
+    .await;
+    let dead = s
+        .eventually(WAIT, "the opened event dead", || async {
+            let d = outbox(&s, "dead").await;
+            (!d.is_empty()).then_some(d)
+        })
+        .await;
+    assert_eq!(dead[0]["event"], "incident.opened");
+    down.store(false, Ordering::SeqCst);
+    post_ok(
+        &s,
+        &webhook(vec![alert(
+            "resolved",
+            "10.0.0.1:8080",
+            "fp-s",
+            &started,
+            &ts(-1),
+        )]),
+    )
+    .await;
+    let got = wait_events(&s, &r, 1).await;
+    assert_eq!(kinds(&got), ["incident.resolved"]);
+    s.eventually(WAIT, "the resolved event recorded as delivered", || async {
+        (!outbox(&s, "delivered").await.is_empty()).then_some(())
+    })
+    .await;
+    let id = dead[0]["id"].as_i64().unwrap();
+    let rep = s
+        .post(&format!("/api/v1/outbox/{id}/retry"), &json!({}))
+        .await;
+    s.expect(&rep, 409, "retry a stale dead event");
+    assert!(rep.text.contains("stale"), "{}", rep.text);
+    assert_eq!(
+        outbox(&s, "dead").await.len(),
+        1,
+        "the stale event stays dead"
+    );
 }

@@ -17,6 +17,7 @@ use super::error::ApiError;
 use super::extract::{JsonBody, Params};
 use crate::config::Role;
 use crate::outbox::Subscription;
+use crate::store::RetryOutcome;
 
 pub fn routes(auth: &Auth) -> Router<AppState> {
     let guard = |role: Role| {
@@ -139,20 +140,22 @@ async fn retry_outbox(
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("outbox id must be a number, not {id:?}")))?;
-    match st
-        .store
-        .retry_outbox(id, chrono::Utc::now())
-        .await?
-        .as_deref()
-    {
-        None => Err(ApiError::not_found(format!("outbox event {id} not found"))),
-        Some("dead") => Ok((
+    match st.store.retry_outbox(id, chrono::Utc::now()).await? {
+        RetryOutcome::NotFound => Err(ApiError::not_found(format!("outbox event {id} not found"))),
+        RetryOutcome::Queued => Ok((
             StatusCode::ACCEPTED,
             Json(json!({"id": id, "status": "pending"})),
         )),
-        Some(other) => Err(ApiError::new(
+        RetryOutcome::NotDead(other) => Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("outbox event {id} is {other}; only dead events can be retried"),
+        )),
+        RetryOutcome::Stale(later) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "outbox event {id} is stale: a later event of its incident ({later}) was \
+                 delivered to that subscription since, and carries the newer state"
+            ),
         )),
     }
 }

@@ -132,13 +132,25 @@ pub trait Store: Send + Sync {
         &self,
         delivered_before: chrono::DateTime<chrono::Utc>,
     ) -> Result<u64, StoreError>;
-    /// Puts a dead row back in its queue, due `now`, with a fresh attempt budget. Returns
-    /// the row's status before (only `dead` rows change), `None` when there is no such row.
+    /// Puts a dead row back in its queue, due `now`, with a fresh attempt budget.
     async fn retry_outbox(
         &self,
         id: i64,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<String>, StoreError>;
+    ) -> Result<RetryOutcome, StoreError>;
+}
+
+/// What `retry_outbox` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RetryOutcome {
+    /// Back in its queue.
+    Queued,
+    NotFound,
+    /// Only dead rows are retried; this is its status.
+    NotDead(String),
+    /// A later event of the same incident was delivered to that subscription (its id):
+    /// sending this one now would roll the receiver back to an older state.
+    Stale(String),
 }
 
 #[async_trait]

@@ -13,6 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Pool, Postgres, QueryBuilder, Row, Sqlite, Transaction};
 
+use super::RetryOutcome;
 use super::{AlertQuery, ChangeQuery, IncidentQuery, StateRow, Store, StoreError, WriteTx};
 use crate::alert::Fingerprint;
 use crate::cmdb::{Change, Ci, CmdbFile, Relation};
@@ -422,7 +423,7 @@ macro_rules! sql_store {
                     .map(|r| r.try_get(0))
                     .transpose()?;
                 sqlx::query("DELETE FROM subscriptions WHERE name = $1").bind(name).execute(&mut *tx).await?;
-                sqlx::query("DELETE FROM outbox WHERE subscription = $1 AND status = 'pending'")
+                sqlx::query("DELETE FROM outbox WHERE subscription = $1 AND status <> 'delivered'")
                     .bind(name)
                     .execute(&mut *tx)
                     .await?;
@@ -440,7 +441,7 @@ macro_rules! sql_store {
                     .collect::<Result<_, _>>()?;
                 for name in old.iter().filter(|n| !subs.iter().any(|s| &s.name == *n)) {
                     sqlx::query("DELETE FROM subscriptions WHERE name = $1").bind(name).execute(&mut *tx).await?;
-                    sqlx::query("DELETE FROM outbox WHERE subscription = $1 AND status = 'pending'")
+                    sqlx::query("DELETE FROM outbox WHERE subscription = $1 AND status <> 'delivered'")
                         .bind(name)
                         .execute(&mut *tx)
                         .await?;
@@ -523,30 +524,58 @@ macro_rules! sql_store {
             }
 
             async fn purge_outbox(&self, delivered_before: DateTime<Utc>) -> Result<u64, StoreError> {
-                let r = sqlx::query("DELETE FROM outbox WHERE status = 'delivered' AND delivered_at < $1")
+                // In pages, so a large backlog never holds the write lock for long.
+                let mut total = 0;
+                loop {
+                    let r = sqlx::query(
+                        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status = 'delivered' \
+                         AND delivered_at < $1 LIMIT 5000)",
+                    )
                     .bind(ms(delivered_before))
                     .execute(&self.pool)
                     .await?;
-                Ok(r.rows_affected())
+                    total += r.rows_affected();
+                    if r.rows_affected() < 5000 {
+                        return Ok(total);
+                    }
+                }
             }
 
-            async fn retry_outbox(&self, id: i64, now: DateTime<Utc>) -> Result<Option<String>, StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let status: Option<String> = sqlx::query("SELECT status FROM outbox WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|r| r.try_get(0))
-                    .transpose()?;
-                if status.as_deref() == Some("dead") {
-                    sqlx::query("UPDATE outbox SET status = 'pending', attempts = 0, next_at = $1 WHERE id = $2 AND status = 'dead'")
-                        .bind(ms(now))
+            async fn retry_outbox(&self, id: i64, now: DateTime<Utc>) -> Result<RetryOutcome, StoreError> {
+                let mut tx = self.begin_locked().await?;
+                let row: Option<(String, String, String)> =
+                    sqlx::query_as("SELECT status, subscription, incident_id FROM outbox WHERE id = $1")
                         .bind(id)
-                        .execute(&mut *tx)
+                        .fetch_optional(&mut *tx)
                         .await?;
+                let Some((status, subscription, incident)) = row else {
+                    return Ok(RetryOutcome::NotFound);
+                };
+                if status != "dead" {
+                    return Ok(RetryOutcome::NotDead(status));
                 }
+                // A later event of the incident already reached the receiver: this one would
+                // arrive after it and roll the receiver's record back to an older state.
+                let later: Option<String> = sqlx::query_as::<_, (String,)>(
+                    "SELECT event_id FROM outbox WHERE subscription = $1 AND incident_id = $2 \
+                     AND id > $3 AND status = 'delivered' ORDER BY id LIMIT 1",
+                )
+                .bind(&subscription)
+                .bind(&incident)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.0);
+                if let Some(later) = later {
+                    return Ok(RetryOutcome::Stale(later));
+                }
+                sqlx::query("UPDATE outbox SET status = 'pending', attempts = 0, next_at = $1 WHERE id = $2 AND status = 'dead'")
+                    .bind(ms(now))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
-                Ok(status)
+                Ok(RetryOutcome::Queued)
             }
 
             async fn outbox_pending(&self) -> Result<i64, StoreError> {
