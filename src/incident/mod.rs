@@ -119,11 +119,17 @@ impl Incident {
     /// which grows with every alert and is stored as rows instead, so a batch writes what
     /// changed rather than every member of every touched incident again.
     pub fn store_doc(&self) -> String {
+        /// Lowers the flag however serialization ends (even by a panic).
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                OMIT_MEMBERS.with(|c| c.set(false));
+            }
+        }
         OMIT_MEMBERS.with(|c| c.set(true));
+        let _reset = Reset;
         // Our own types always serialize.
-        let doc = serde_json::to_string(self).unwrap_or_default();
-        OMIT_MEMBERS.with(|c| c.set(false));
-        doc
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 

@@ -91,7 +91,7 @@ pub struct PostgresStore {
 /// Copies the WAL back into the database file every second on a connection of its own
 /// (sqlx runs each SQLite connection on its own thread, so this uses the other core while
 /// the writer goes on). PASSIVE never waits for the writer; when the WAL has grown past
-/// 64 MiB anyway, a RESTART waits for a gap so it can start over from the beginning.
+/// 64 MiB anyway, a RESTART waits (at most 100 ms) for a gap so it can start over.
 async fn checkpoints(pool: Pool<Sqlite>) {
     const BIG_WAL_PAGES: i64 = 64 * 1024 * 1024 / 4096;
     let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -108,9 +108,20 @@ async fn checkpoints(pool: Pool<Sqlite>) {
             Ok(row) => {
                 let wal_pages: i64 = row.try_get(1).unwrap_or(0);
                 if wal_pages > BIG_WAL_PAGES {
-                    let _ = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
-                        .execute(&pool)
-                        .await;
+                    // RESTART holds new writers back while it waits for readers to leave
+                    // the WAL: give up after 100 ms rather than stall ingest (the next
+                    // second tries again).
+                    if let Ok(mut conn) = pool.acquire().await {
+                        let _ = sqlx::query("PRAGMA busy_timeout = 100")
+                            .execute(&mut *conn)
+                            .await;
+                        let _ = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                            .execute(&mut *conn)
+                            .await;
+                        let _ = sqlx::query("PRAGMA busy_timeout = 30000")
+                            .execute(&mut *conn)
+                            .await;
+                    }
                 }
             }
             Err(e) if pool.is_closed() => {
@@ -158,6 +169,11 @@ impl SqliteStore {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// A read transaction: one WAL snapshot for all its statements.
+    async fn begin_snapshot(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
     const LOCK_SUFFIX: &'static str = "";
     const PG: bool = false;
 }
@@ -176,6 +192,14 @@ impl PostgresStore {
 
     async fn begin_locked(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
+    }
+
+    /// A read transaction that sees one snapshot for all its statements.
+    async fn begin_snapshot(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?)
     }
 
     const LOCK_SUFFIX: &'static str = " FOR UPDATE";
@@ -277,6 +301,7 @@ macro_rules! sql_store {
             }
 
             async fn list_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+                let mut tx = self.begin_snapshot().await?;
                 let rows = sqlx::query(
                     "SELECT doc FROM incidents WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR priority = $2) \
                      AND ($3 IS NULL OR id IN (SELECT incident_id FROM incident_cis WHERE ci_id = $3)) \
@@ -287,20 +312,23 @@ macro_rules! sql_store {
                 .bind(q.ci.as_deref())
                 .bind(q.before_number.map(|n| n as i64))
                 .bind(i64::from(q.limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?;
                 let mut incs = decode_docs("incident", rows)?;
-                fill_members!($db, &self.pool, &mut incs);
+                fill_members!($db, &mut *tx, &mut incs);
+                tx.commit().await?;
                 Ok(incs)
             }
 
             async fn get_incident(&self, id: &str) -> Result<Option<Incident>, StoreError> {
+                let mut tx = self.begin_snapshot().await?;
                 let row = sqlx::query("SELECT doc FROM incidents WHERE id = $1")
                     .bind(id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *tx)
                     .await?;
                 let mut incs: Vec<Incident> = row.map(|r| decode("incident", &r.try_get::<String, _>(0)?)).transpose()?.into_iter().collect();
-                fill_members!($db, &self.pool, &mut incs);
+                fill_members!($db, &mut *tx, &mut incs);
+                tx.commit().await?;
                 Ok(incs.pop())
             }
 
