@@ -435,17 +435,20 @@ impl Writer {
         // Rows in fingerprint order: concurrent daemons lock them in the same order.
         let mut fps: Vec<&crate::alert::Fingerprint> = changes.alerts.iter().collect();
         fps.sort_unstable();
-        let alerts: Vec<&crate::correlate::AlertRecord> = fps
-            .into_iter()
-            .filter_map(|f| self.engine.alert(f))
-            .collect();
+        let alerts: Vec<&crate::correlate::AlertRecord> =
+            fps.iter().filter_map(|f| self.engine.alert(f)).collect();
+        // Re-sends (same status, CI, incident and start as stored) only rewrite their
+        // document; everything else is a full upsert.
+        let (refresh, upsert): (Vec<_>, Vec<_>) =
+            alerts.iter().copied().partition(|r| r.index_unchanged());
         let incidents: Vec<&Incident> = changes
             .incidents
             .iter()
             .filter_map(|i| self.engine.incident(i))
             .collect();
         let t = Instant::now();
-        tx.upsert_alerts(&alerts).await?;
+        tx.upsert_alerts(&upsert).await?;
+        tx.refresh_alerts(&refresh).await?;
         tx.upsert_incidents(&incidents).await?;
         tx.add_members(&changes.members).await?;
         tx.append_timeline(&changes.timeline).await?;
@@ -470,6 +473,7 @@ impl Writer {
         }
         let own_cmdb = self.seen.cmdb_version + i64::from(cmdb_changed) == state.cmdb_version;
         self.seen = state;
+        self.engine.mark_persisted(&changes.alerts);
         if cmdb_changed {
             let mut topo = self.topology.write().unwrap_or_else(|p| p.into_inner());
             for c in new_cis {

@@ -156,6 +156,40 @@ pub struct AlertRecord {
     pub flips: Vec<DateTime<Utc>>,
     /// Event time of the last change to this alert.
     pub last_event_at: DateTime<Utc>,
+    /// What the store's indexed columns hold for it, as last written or read.
+    #[serde(skip)]
+    pub persisted: Persisted,
+}
+
+/// A digest of the columns the store indexes an alert by (status, CI, incident, start), as
+/// the store last had them; 0 when unknown. When the alert's current digest equals it, the
+/// writer updates only its document (a re-send), not every index. Bookkeeping, not part of
+/// the alert: any two compare equal.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Persisted(pub u64);
+
+impl PartialEq for Persisted {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl AlertRecord {
+    /// The digest `Persisted` holds, for the current values (never 0).
+    pub fn index_key(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        self.status.as_str().hash(&mut h);
+        self.ci_id.hash(&mut h);
+        self.incident_id.hash(&mut h);
+        self.starts_at.timestamp_millis().hash(&mut h);
+        h.finish() | 1
+    }
+
+    /// Whether the store's indexed columns already hold what this record says.
+    pub fn index_unchanged(&self) -> bool {
+        self.persisted.0 == self.index_key()
+    }
 }
 
 impl AlertRecord {
@@ -177,6 +211,7 @@ impl AlertRecord {
             suppressed_by: None,
             flips: Vec::new(),
             last_event_at: at,
+            persisted: Persisted::default(),
         }
     }
     pub fn alertname(&self) -> &str {
@@ -426,7 +461,17 @@ impl Engine {
 
     /// Adopts an alert as stored (at start, or written by another daemon). Replaces what
     /// the core had for it.
-    pub fn load_alert(&mut self, rec: AlertRecord) {
+    /// The store now holds what these alerts say (their batch committed).
+    pub fn mark_persisted<'a>(&mut self, fps: impl IntoIterator<Item = &'a Fingerprint>) {
+        for fp in fps {
+            if let Some(r) = self.alerts.get_mut(fp) {
+                r.persisted = Persisted(r.index_key());
+            }
+        }
+    }
+
+    pub fn load_alert(&mut self, mut rec: AlertRecord) {
+        rec.persisted = Persisted(rec.index_key());
         if let Some(old) = self.alerts.get(&rec.fingerprint) {
             let (ci, firing, end) = (
                 old.ci_id.clone(),

@@ -173,6 +173,9 @@ pub trait WriteTx: Send {
     async fn load_cmdb(&mut self) -> Result<CmdbFile, StoreError>;
     async fn existing_cis(&mut self, ids: &[String]) -> Result<HashSet<String>, StoreError>;
     async fn upsert_alerts(&mut self, recs: &[&AlertRecord]) -> Result<(), StoreError>;
+    /// Rewrites only the document (and `seq`) of alerts whose indexed columns (status, CI,
+    /// incident, start) are unchanged in the store: a re-send touches one index, not five.
+    async fn refresh_alerts(&mut self, recs: &[&AlertRecord]) -> Result<(), StoreError>;
     async fn upsert_incidents(&mut self, incs: &[&Incident]) -> Result<(), StoreError>;
     /// New incident memberships: (incident id, alert fingerprint, place in join order).
     async fn add_members(

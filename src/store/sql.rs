@@ -760,6 +760,26 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn refresh_alerts(&mut self, recs: &[&AlertRecord]) -> Result<(), StoreError> {
+                if $store::PG {
+                    // PostgreSQL skips index work itself when indexed values are unchanged
+                    // (HOT updates); a join-update only adds planning: upsert as usual.
+                    return self.upsert_alerts(recs).await;
+                }
+                let seq = self.state.seq + 1;
+                for chunk in recs.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("WITH v (fp, doc) AS (");
+                    qb.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.fingerprint.0.clone()).push_bind(encode(r));
+                    });
+                    qb.push(") UPDATE alerts SET seq = ");
+                    qb.push_bind(seq);
+                    qb.push(", doc = v.doc FROM v WHERE alerts.fingerprint = v.fp");
+                    qb.build().execute(&mut *self.tx).await?;
+                }
+                Ok(())
+            }
+
             async fn upsert_incidents(&mut self, incs: &[&Incident]) -> Result<(), StoreError> {
                 let seq = self.state.seq + 1;
                 for chunk in incs.chunks(CHUNK) {
