@@ -281,6 +281,15 @@ async fn outbox(s: &Sift, status: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// The outbox rows of `status`, once there is at least one.
+async fn outbox_soon(s: &Sift, status: &str, what: &str) -> Vec<Value> {
+    s.eventually(WAIT, what, || async {
+        let rows = outbox(s, status).await;
+        (!rows.is_empty()).then_some(rows)
+    })
+    .await
+}
+
 async fn wait_events(s: &Sift, r: &Receiver, n: usize) -> Vec<Got> {
     s.eventually(
         WAIT,
@@ -489,12 +498,7 @@ async fn retried_after_500_until_delivered(backend: Backend) {
     .await;
     let got = wait_events(&s, &r, 1).await;
     assert_eq!(kinds(&got), ["incident.opened"]);
-    let d = s
-        .eventually(WAIT, "the row delivered", || async {
-            let d = outbox(&s, "delivered").await;
-            (!d.is_empty()).then_some(d)
-        })
-        .await;
+    let d = outbox_soon(&s, "delivered", "the row delivered").await;
     assert_eq!(d[0]["attempts"], 3, "{d:#?}");
     let m = parse_prometheus(&s.get("/metrics").await.text).unwrap();
     assert_eq!(
@@ -549,12 +553,7 @@ async fn hanging_receiver_never_blocks_ingest_and_dead_letters(backend: Backend)
         20,
         "every alert stored while the receiver hangs"
     );
-    let dead = s
-        .eventually(WAIT, "a dead-lettered event", || async {
-            let d = outbox(&s, "dead").await;
-            (!d.is_empty()).then_some(d)
-        })
-        .await;
+    let dead = outbox_soon(&s, "dead", "a dead-lettered event").await;
     assert_eq!(dead[0]["attempts"], 2);
     assert!(
         dead[0]["last_error"]
@@ -882,12 +881,7 @@ async fn dead_letter_sent_again_once_the_receiver_is_fixed(backend: Backend) {
         )]),
     )
     .await;
-    let dead = s
-        .eventually(WAIT, "a dead-lettered event", || async {
-            let d = outbox(&s, "dead").await;
-            (!d.is_empty()).then_some(d)
-        })
-        .await;
+    let dead = outbox_soon(&s, "dead", "a dead-lettered event").await;
     assert_eq!(
         dead[0]["last_error"],
         "receiver answered 500 Internal Server Error"
@@ -899,12 +893,7 @@ async fn dead_letter_sent_again_once_the_receiver_is_fixed(backend: Backend) {
     s.expect(&rep, 202, "retry a dead event");
     let got = wait_events(&s, &r, 1).await;
     assert_eq!(kinds(&got), ["incident.opened"]);
-    let delivered = s
-        .eventually(WAIT, "the retried event delivered", || async {
-            let d = outbox(&s, "delivered").await;
-            (!d.is_empty()).then_some(d)
-        })
-        .await;
+    let delivered = outbox_soon(&s, "delivered", "the retried event delivered").await;
     assert_eq!(delivered[0]["id"], id);
     let rep = s
         .post(&format!("/api/v1/outbox/{id}/retry"), &json!({}))
@@ -951,14 +940,8 @@ async fn delivered_events_purged_after_retention_dead_ones_kept(backend: Backend
     )
     .await;
     wait_events(&s, &ok, 1).await;
-    s.eventually(WAIT, "the delivered event listed", || async {
-        (!outbox(&s, "delivered").await.is_empty()).then_some(())
-    })
-    .await;
-    s.eventually(WAIT, "the dead event", || async {
-        (!outbox(&s, "dead").await.is_empty()).then_some(())
-    })
-    .await;
+    outbox_soon(&s, "delivered", "the delivered event listed").await;
+    outbox_soon(&s, "dead", "the dead event").await;
     s.eventually(WAIT, "the delivered event purged", || async {
         outbox(&s, "delivered").await.is_empty().then_some(())
     })
@@ -999,12 +982,7 @@ async fn a_stale_dead_letter_is_not_sent_again(backend: Backend) {
         )]),
     )
     .await;
-    let dead = s
-        .eventually(WAIT, "the opened event dead", || async {
-            let d = outbox(&s, "dead").await;
-            (!d.is_empty()).then_some(d)
-        })
-        .await;
+    let dead = outbox_soon(&s, "dead", "the opened event dead").await;
     assert_eq!(dead[0]["event"], "incident.opened");
     down.store(false, Ordering::SeqCst);
     post_ok(
@@ -1020,10 +998,7 @@ async fn a_stale_dead_letter_is_not_sent_again(backend: Backend) {
     .await;
     let got = wait_events(&s, &r, 1).await;
     assert_eq!(kinds(&got), ["incident.resolved"]);
-    s.eventually(WAIT, "the resolved event recorded as delivered", || async {
-        (!outbox(&s, "delivered").await.is_empty()).then_some(())
-    })
-    .await;
+    outbox_soon(&s, "delivered", "the resolved event recorded as delivered").await;
     let id = dead[0]["id"].as_i64().unwrap();
     let rep = s
         .post(&format!("/api/v1/outbox/{id}/retry"), &json!({}))
