@@ -333,6 +333,10 @@ pub struct IngestConfig {
     pub max_batch_alerts: usize,
     /// How often event time moves on with the clock when no alert arrives.
     pub tick_interval: Dur,
+    /// A re-send that changes only an alert's count and `endsAt` is journaled (compact,
+    /// durable) and the alert's row is rewritten once it is this old, so each alert's row
+    /// is written at most about once per interval however often it is re-sent.
+    pub resend_flush: Dur,
     /// A firing alert sent without `endsAt` (API v2 list) expires this long after arrival.
     pub resolve_timeout: Dur,
     /// Alert timestamps further ahead of arrival than this are taken as arrival time.
@@ -348,6 +352,7 @@ impl Default for IngestConfig {
             queue_capacity: 1024,
             max_batch_alerts: 5000,
             tick_interval: Dur::secs(5),
+            resend_flush: Dur::secs(5),
             resolve_timeout: Dur::secs(300),
             max_future_skew: Dur::secs(300),
             dedup_labels: Default::default(),

@@ -253,6 +253,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             .tick_interval
             .std()
             .max(std::time::Duration::from_millis(100)),
+        resend_flush: cfg.ingest.resend_flush.std(),
         correlate: cfg.correlate(),
         mapper: CiMapper::new(cfg.mapping.labels.clone()),
         similar_history: cfg.incident.similar_history,

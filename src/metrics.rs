@@ -24,6 +24,8 @@ pub struct Metrics {
     pub http_seconds: HistogramVec,
     pub queue_depth: IntGauge,
     pub state_reloads: IntCounter,
+    pub journal_entries: IntCounter,
+    pub journal_flushed: IntCounter,
     /// Kafka messages sent to the dead-letter topic, by source `topic`.
     pub kafka_dead_letters: IntCounterVec,
     /// Kafka consumer lag (high watermark minus position), by `topic` and `partition`.
@@ -122,6 +124,16 @@ impl Metrics {
                 "Requests waiting for the writer",
             )
             .expect("static metric"),
+            journal_entries: IntCounter::new(
+                "sift_resend_journal_entries_total",
+                "Re-sends stored as journal entries (count and endsAt only) instead of row rewrites",
+            )
+            .expect("valid metric"),
+            journal_flushed: IntCounter::new(
+                "sift_resend_journal_flushed_total",
+                "Alert rows rewritten to fold in their journaled re-sends",
+            )
+            .expect("valid metric"),
             state_reloads: IntCounter::new(
                 "sift_state_reloads_total",
                 "Times this daemon re-read state another daemon wrote to the shared store",
@@ -209,6 +221,8 @@ impl Metrics {
             Box::new(m.http_seconds.clone()),
             Box::new(m.queue_depth.clone()),
             Box::new(m.state_reloads.clone()),
+            Box::new(m.journal_entries.clone()),
+            Box::new(m.journal_flushed.clone()),
             Box::new(m.kafka_dead_letters.clone()),
             Box::new(m.kafka_consumer_lag.clone()),
             Box::new(m.problem_candidates_open.clone()),

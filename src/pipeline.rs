@@ -18,7 +18,7 @@ use crate::cmdb::{self, Change, ChangeError, Ci, CiMapper, CmdbError, Relation, 
 use crate::correlate::{Engine, IncidentPatch, Outcome, PatchError};
 use crate::incident::Incident;
 use crate::metrics::Metrics;
-use crate::store::{StateRow, Store, StoreError, WriteTx};
+use crate::store::{JournalEntry, StateRow, Store, StoreError, WriteTx};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -90,6 +90,8 @@ pub struct Settings {
     pub queue_capacity: usize,
     pub max_batch_alerts: usize,
     pub tick_interval: std::time::Duration,
+    /// Age at which re-send journal rows are folded into alert rows (`store::journal`).
+    pub resend_flush: std::time::Duration,
     pub correlate: crate::correlate::CorrelateConfig,
     pub mapper: CiMapper,
     /// Finished incidents (the newest) loaded at start as similar-incident history.
@@ -119,6 +121,8 @@ impl Pipeline {
                 next_incident: 1,
             },
             settings,
+            draining: false,
+            journal_left: false,
         };
         let mut t = writer.store.begin().await?;
         writer.full_reload(&mut *t).await?;
@@ -224,6 +228,23 @@ struct Writer {
     /// The store state as of this daemon's last commit or reload.
     seen: StateRow,
     settings: Settings,
+    /// Shutting down: fold the whole re-send journal into alert rows.
+    draining: bool,
+    /// The last journal flush left rows for later batches.
+    journal_left: bool,
+}
+
+/// Journaled alerts a batch rewrites, and the journal rows it may then delete.
+#[derive(Default)]
+struct Flush {
+    alerts: std::collections::HashSet<Fingerprint>,
+    through: Option<i64>,
+}
+
+impl Flush {
+    fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.through.is_none()
+    }
 }
 
 impl Writer {
@@ -255,6 +276,7 @@ impl Writer {
                 }
             }
         }
+        self.drain_journal().await;
         tracing::info!("writer drained its queue and stopped");
     }
 
@@ -428,15 +450,32 @@ impl Writer {
                 }
             }
         }
-        let changes = self.engine.take_changes();
-        if changes.is_empty() && !cmdb_changed && !changes_written {
+        let mut changes = self.engine.take_changes();
+        changes.touched.retain(|f| !changes.alerts.contains(f));
+        let flush = self
+            .journal_to_flush(&mut *tx, &changes.alerts, tick.is_some())
+            .await?;
+        if changes.is_empty() && flush.is_empty() && !cmdb_changed && !changes_written {
             return Ok(()); // nothing to write: the transaction rolls back on drop
         }
-        // Rows in fingerprint order: concurrent daemons lock them in the same order.
-        let mut fps: Vec<&crate::alert::Fingerprint> = changes.alerts.iter().collect();
+        // Rows written in full: changed alerts, and journaled ones whose turn has come.
+        // In fingerprint order: concurrent daemons lock them in the same order.
+        let mut fps: Vec<&Fingerprint> = changes.alerts.iter().chain(&flush.alerts).collect();
         fps.sort_unstable();
         let alerts: Vec<&crate::correlate::AlertRecord> =
             fps.iter().filter_map(|f| self.engine.alert(f)).collect();
+        // Re-sends that changed only count and ends_at: one journal row for all of them.
+        let journal: Vec<JournalEntry> = changes
+            .touched
+            .iter()
+            .filter(|f| !flush.alerts.contains(*f))
+            .filter_map(|f| self.engine.alert(f))
+            .map(|r| JournalEntry {
+                fingerprint: r.fingerprint.clone(),
+                count: r.count,
+                ends_at: r.ends_at,
+            })
+            .collect();
         // Re-sends (same status, CI, incident and start as stored) only rewrite their
         // document; everything else is a full upsert.
         let (refresh, upsert): (Vec<_>, Vec<_>) =
@@ -449,6 +488,10 @@ impl Writer {
         let t = Instant::now();
         tx.upsert_alerts(&upsert).await?;
         tx.refresh_alerts(&refresh).await?;
+        tx.append_journal(&journal).await?;
+        if let Some(seq) = flush.through {
+            tx.delete_journal_through(seq).await?;
+        }
         tx.upsert_incidents(&incidents).await?;
         tx.add_members(&changes.members).await?;
         tx.append_timeline(&changes.timeline).await?;
@@ -473,7 +516,12 @@ impl Writer {
         }
         let own_cmdb = self.seen.cmdb_version + i64::from(cmdb_changed) == state.cmdb_version;
         self.seen = state;
-        self.engine.mark_persisted(&changes.alerts);
+        let written: Vec<Fingerprint> = fps.into_iter().cloned().collect();
+        self.engine.mark_persisted(&written, state.seq);
+        self.metrics.journal_entries.inc_by(journal.len() as u64);
+        self.metrics
+            .journal_flushed
+            .inc_by(flush.alerts.len() as u64);
         if cmdb_changed {
             let mut topo = self.topology.write().unwrap_or_else(|p| p.into_inner());
             for c in new_cis {
@@ -512,6 +560,13 @@ impl Writer {
             for i in tx.incidents_since(self.seen.seq).await? {
                 self.engine.load_incident(i);
             }
+            // Re-sends other daemons journaled (alerts they rewrote came in above).
+            for row in tx.journal_since(self.seen.seq).await? {
+                for e in row.entries {
+                    self.engine
+                        .apply_journal(row.seq, &e.fingerprint, e.count, e.ends_at);
+                }
+            }
             self.metrics.state_reloads.inc();
             self.metrics
                 .store_seconds
@@ -539,6 +594,12 @@ impl Writer {
         for a in alerts {
             engine.load_alert(a);
         }
+        // Re-sends journaled since each alert's row was written (see `store::journal`).
+        for row in tx.journal_since(-1).await? {
+            for e in row.entries {
+                engine.apply_journal(row.seq, &e.fingerprint, e.count, e.ends_at);
+            }
+        }
         engine.reserve_numbers_below(state.next_incident as u64);
         engine.inherit_history(&mut self.engine);
         tracing::info!(
@@ -553,6 +614,63 @@ impl Writer {
             .incidents_open
             .set(self.engine.active_incident_count() as i64);
         Ok(())
+    }
+
+    /// Picks the journaled alerts whose rows are rewritten in this batch: those in journal
+    /// rows older than `resend_flush` (all rows at shutdown) whose row has not been
+    /// rewritten since. Those journal rows are deleted in the same transaction. A batch
+    /// takes a bounded share, so a storm's backlog is worked off over several batches.
+    async fn journal_to_flush(
+        &mut self,
+        tx: &mut dyn WriteTx,
+        written_anyway: &std::collections::HashSet<Fingerprint>,
+        tick: bool,
+    ) -> Result<Flush, StoreError> {
+        let (max_rows, max_alerts) = if self.draining || tick {
+            (256, 200_000)
+        } else {
+            (8, 5_000)
+        };
+        let before = if self.draining {
+            Utc::now() + chrono::Duration::days(1)
+        } else {
+            Utc::now()
+                - chrono::Duration::from_std(self.settings.resend_flush)
+                    .unwrap_or(chrono::Duration::MAX)
+        };
+        let rows = tx.oldest_journal(before, max_rows).await?;
+        let mut flush = Flush::default();
+        self.journal_left = rows.len() as i64 == max_rows;
+        for row in rows {
+            for e in &row.entries {
+                let stale = self
+                    .engine
+                    .alert(&e.fingerprint)
+                    .is_some_and(|r| r.persisted.seq <= row.seq);
+                if stale && !written_anyway.contains(&e.fingerprint) {
+                    flush.alerts.insert(e.fingerprint.clone());
+                }
+            }
+            flush.through = Some(row.seq);
+            if flush.alerts.len() >= max_alerts {
+                self.journal_left = true;
+                break;
+            }
+        }
+        Ok(flush)
+    }
+
+    /// At shutdown: folds the whole journal into alert rows, so the store reads exactly
+    /// right without the journal (the journal alone would be enough after a crash).
+    async fn drain_journal(&mut self) {
+        self.draining = true;
+        for _ in 0..1000 {
+            self.journal_left = false;
+            self.process(Vec::new(), None).await;
+            if !self.journal_left {
+                break;
+            }
+        }
     }
 
     /// Brings alerts the core no longer holds in memory (but the store has) back in, with

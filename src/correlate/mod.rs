@@ -161,12 +161,18 @@ pub struct AlertRecord {
     pub persisted: Persisted,
 }
 
-/// A digest of the columns the store indexes an alert by (status, CI, incident, start), as
-/// the store last had them; 0 when unknown. When the alert's current digest equals it, the
-/// writer updates only its document (a re-send), not every index. Bookkeeping, not part of
-/// the alert: any two compare equal.
+/// What the store's row for an alert holds, as last written or read. Bookkeeping, not
+/// part of the alert: any two compare equal.
+///
+/// `index` is a digest of the columns the store indexes an alert by (status, CI, incident,
+/// start); 0 when unknown. When the alert's current digest equals it, the writer updates
+/// only its document, not every index. `seq` is the commit that wrote the row (0 when
+/// unknown): re-send journal entries of later commits are newer than the row.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Persisted(pub u64);
+pub struct Persisted {
+    pub index: u64,
+    pub seq: i64,
+}
 
 impl PartialEq for Persisted {
     fn eq(&self, _: &Self) -> bool {
@@ -188,7 +194,7 @@ impl AlertRecord {
 
     /// Whether the store's indexed columns already hold what this record says.
     pub fn index_unchanged(&self) -> bool {
-        self.persisted.0 == self.index_key()
+        self.persisted.index == self.index_key()
     }
 }
 
@@ -251,6 +257,10 @@ impl Outcome {
 pub struct Changes {
     /// Alerts whose record changed (unordered: sort before writing in a stable order).
     pub alerts: std::collections::HashSet<Fingerprint>,
+    /// Alerts re-sent with nothing new but their count and `ends_at`: the writer journals
+    /// those two values instead of rewriting the row. An alert also in `alerts` is written
+    /// in full.
+    pub touched: std::collections::HashSet<Fingerprint>,
     pub incidents: BTreeSet<String>,
     pub timeline: Vec<TimelineEntry>,
     /// Alerts that became members of an incident: (incident id, fingerprint).
@@ -261,7 +271,10 @@ pub struct Changes {
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.alerts.is_empty() && self.incidents.is_empty() && self.timeline.is_empty()
+        self.alerts.is_empty()
+            && self.touched.is_empty()
+            && self.incidents.is_empty()
+            && self.timeline.is_empty()
     }
 }
 
@@ -461,17 +474,48 @@ impl Engine {
 
     /// Adopts an alert as stored (at start, or written by another daemon). Replaces what
     /// the core had for it.
-    /// The store now holds what these alerts say (their batch committed).
-    pub fn mark_persisted<'a>(&mut self, fps: impl IntoIterator<Item = &'a Fingerprint>) {
+    /// The store now holds what these alerts say: their rows were written by commit `seq`.
+    pub fn mark_persisted<'a>(&mut self, fps: impl IntoIterator<Item = &'a Fingerprint>, seq: i64) {
         for fp in fps {
             if let Some(r) = self.alerts.get_mut(fp) {
-                r.persisted = Persisted(r.index_key());
+                r.persisted = Persisted {
+                    index: r.index_key(),
+                    seq,
+                };
             }
         }
     }
 
+    /// Applies a re-send journal entry of commit `seq` (written by this daemon before a
+    /// restart, or by another daemon): the count and `ends_at` it recorded, unless the
+    /// alert's row is newer. Alerts the core does not hold are left to the store.
+    pub fn apply_journal(
+        &mut self,
+        seq: i64,
+        fp: &Fingerprint,
+        count: u64,
+        ends_at: Option<DateTime<Utc>>,
+    ) {
+        let Some(rec) = self.alerts.get_mut(fp) else {
+            return;
+        };
+        if seq <= rec.persisted.seq {
+            return;
+        }
+        rec.count = count;
+        if rec.status == AlertStatus::Firing && rec.ends_at != ends_at {
+            if let Some(old) = rec.ends_at {
+                self.expiry.remove(old, fp);
+            }
+            if let Some(end) = ends_at {
+                self.expiry.insert(end, fp.clone());
+            }
+        }
+        rec.ends_at = ends_at;
+    }
+
     pub fn load_alert(&mut self, mut rec: AlertRecord) {
-        rec.persisted = Persisted(rec.index_key());
+        rec.persisted.index = rec.index_key();
         if let Some(old) = self.alerts.get(&rec.fingerprint) {
             let (ci, firing, end) = (
                 old.ci_id.clone(),
@@ -643,29 +687,46 @@ impl Engine {
         if !self.alerts.contains_key(&fp) {
             return self.first_sight(topo, mapper, alert, at);
         }
-        self.mark_alert(&fp);
         let Some(rec) = self.alerts.get_mut(&fp) else {
             return Outcome::Duplicate;
         };
         rec.count += 1;
+        let last_event_at = rec.last_event_at;
         rec.last_event_at = rec.last_event_at.max(at);
+        if !(rec.status == AlertStatus::Firing && alert.status == AlertStatus::Firing) {
+            self.mark_alert(&fp);
+        }
+        let Some(rec) = self.alerts.get_mut(&fp) else {
+            return Outcome::Duplicate;
+        };
         match (rec.status, alert.status) {
             (AlertStatus::Firing, AlertStatus::Firing) => {
                 // A re-send refreshes expiry and annotations; a firing event older than
-                // the current occurrence changes nothing else.
+                // the current occurrence changes nothing else. When only the count and
+                // `ends_at` moved, the writer journals them instead of rewriting the row.
+                let mut only_count_and_end = rec.last_event_at == last_event_at;
                 if alert.starts_at >= rec.starts_at {
                     if let Some(old) = rec.ends_at {
                         self.expiry.remove(old, &fp);
                     }
                     rec.ends_at = alert.ends_at;
-                    rec.annotations = alert.annotations;
+                    if rec.annotations != alert.annotations {
+                        rec.annotations = alert.annotations;
+                        only_count_and_end = false;
+                    }
                     if let Some(end) = rec.ends_at {
                         if self.watermark.is_some_and(|w| end <= w) {
+                            self.mark_alert(&fp);
                             self.resolve_alert(&fp, end);
                             return Outcome::Resolved;
                         }
-                        self.expiry.insert(end, fp);
+                        self.expiry.insert(end, fp.clone());
                     }
+                }
+                if only_count_and_end {
+                    self.touch_alert(fp);
+                } else {
+                    self.mark_alert(&fp);
                 }
                 Outcome::Duplicate
             }
@@ -1423,6 +1484,12 @@ impl Engine {
     fn mark_alert(&mut self, fp: &Fingerprint) {
         if self.record {
             self.changes.alerts.insert(fp.clone());
+        }
+    }
+
+    fn touch_alert(&mut self, fp: Fingerprint) {
+        if self.record {
+            self.changes.touched.insert(fp);
         }
     }
 

@@ -6,6 +6,7 @@
 //! correlation state. Each write transaction bumps `sift_state.seq` and stamps the rows it
 //! writes with it, so a daemon that finds the sequence moved re-reads only what changed.
 
+pub mod journal;
 mod sql;
 
 use std::collections::HashSet;
@@ -19,6 +20,7 @@ use crate::incident::{Incident, IncidentStatus, TimelineEntry};
 use crate::outbox::{Event, OutboxEntry, Outcome, Subscription};
 use crate::problem::{HistoryRecord, ProblemCandidate, ProblemStatus};
 
+pub use journal::{JournalEntry, JournalRow};
 pub use sql::{PostgresStore, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +178,18 @@ pub trait WriteTx: Send {
     /// Rewrites only the document (and `seq`) of alerts whose indexed columns (status, CI,
     /// incident, start) are unchanged in the store: a re-send touches one index, not five.
     async fn refresh_alerts(&mut self, recs: &[&AlertRecord]) -> Result<(), StoreError>;
+    /// Appends this commit's re-send journal row (see `journal`); nothing when empty.
+    async fn append_journal(&mut self, entries: &[JournalEntry]) -> Result<(), StoreError>;
+    /// Journal rows of commits after `seq` (all when `seq` < 0), oldest first.
+    async fn journal_since(&mut self, seq: i64) -> Result<Vec<JournalRow>, StoreError>;
+    /// The oldest journal rows (at most `max_rows`), as long as each was written at or
+    /// before `written_before`; oldest first.
+    async fn oldest_journal(
+        &mut self,
+        written_before: chrono::DateTime<chrono::Utc>,
+        max_rows: i64,
+    ) -> Result<Vec<JournalRow>, StoreError>;
+    async fn delete_journal_through(&mut self, seq: i64) -> Result<(), StoreError>;
     async fn upsert_incidents(&mut self, incs: &[&Incident]) -> Result<(), StoreError>;
     /// New incident memberships: (incident id, alert fingerprint, place in join order).
     async fn add_members(

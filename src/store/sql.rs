@@ -14,6 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{AssertSqlSafe, Pool, Postgres, QueryBuilder, Row, Sqlite, Transaction};
 
 use super::RetryOutcome;
+use super::journal::{self, JournalEntry, JournalRow};
 use super::{AlertQuery, ChangeQuery, IncidentQuery, StateRow, Store, StoreError, WriteTx};
 use crate::alert::Fingerprint;
 use crate::cmdb::{Change, Ci, CmdbFile, Relation};
@@ -54,6 +55,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "incident_alerts",
         include_str!("../../migrations/sqlite/0005_incident_alerts.sql"),
         include_str!("../../migrations/postgres/0005_incident_alerts.sql"),
+    ),
+    (
+        6,
+        "alert_journal",
+        include_str!("../../migrations/sqlite/0006_alert_journal.sql"),
+        include_str!("../../migrations/postgres/0006_alert_journal.sql"),
     ),
 ];
 
@@ -371,8 +378,11 @@ macro_rules! sql_store {
                     Some((t, f)) => (Some(*t), Some(f.as_str())),
                     None => (None, None),
                 };
+                // The page and the re-send journal from one snapshot: a flush commits the
+                // rewritten row and the journal deletion together.
+                let mut tx = self.begin_snapshot().await?;
                 let rows = sqlx::query(
-                    "SELECT doc FROM alerts WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR ci_id = $2) \
+                    "SELECT doc, seq FROM alerts WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR ci_id = $2) \
                      AND ($3 IS NULL OR incident_id = $3) \
                      AND ($4 IS NULL OR starts_at < $4 OR (starts_at = $4 AND fingerprint < $5)) \
                      ORDER BY starts_at DESC, fingerprint DESC LIMIT $6",
@@ -383,9 +393,42 @@ macro_rules! sql_store {
                 .bind(before_t)
                 .bind(before_fp)
                 .bind(i64::from(q.limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?;
-                decode_docs("alert", rows)
+                let mut alerts = decode_alerts(rows)?;
+                // Re-sends journaled after a row was written: their count and ends_at.
+                if let Some(oldest) = alerts.iter().map(|a| a.persisted.seq).min() {
+                    let rows: Vec<(i64, Vec<u8>)> =
+                        sqlx::query_as("SELECT seq, body FROM alert_journal WHERE seq > $1 ORDER BY seq")
+                            .bind(oldest)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                    if !rows.is_empty() {
+                        let mut page: std::collections::HashMap<&str, usize> = alerts
+                            .iter()
+                            .enumerate()
+                            .map(|(i, a)| (a.fingerprint.0.as_str(), i))
+                            .collect();
+                        let mut latest: Vec<Option<(i64, JournalEntry)>> = vec![None; alerts.len()];
+                        for (seq, body) in rows {
+                            for e in journal::decode(seq, &body)? {
+                                if let Some(&i) = page.get(e.fingerprint.0.as_str()) {
+                                    latest[i] = Some((seq, e));
+                                }
+                            }
+                        }
+                        page.clear();
+                        for (a, l) in alerts.iter_mut().zip(latest) {
+                            if let Some((seq, e)) = l
+                                && seq > a.persisted.seq
+                            {
+                                a.count = e.count;
+                                a.ends_at = e.ends_at;
+                            }
+                        }
+                    }
+                }
+                Ok(alerts)
             }
 
             async fn history_since(&self, since: DateTime<Utc>) -> Result<Vec<HistoryRecord>, StoreError> {
@@ -628,10 +671,9 @@ macro_rules! sql_store {
                         .await?,
                 )?;
                 fill_members!($db, &mut *self.tx, &mut incidents);
-                let alerts = decode_docs(
-                    "alert",
+                let alerts = decode_alerts(
                     sqlx::query(
-                        "SELECT a.doc FROM alerts a WHERE a.status = 'firing' OR a.incident_id IN \
+                        "SELECT a.doc, a.seq FROM alerts a WHERE a.status = 'firing' OR a.incident_id IN \
                          (SELECT id FROM incidents WHERE status IN ('open', 'acknowledged'))",
                     )
                     .fetch_all(&mut *self.tx)
@@ -674,11 +716,11 @@ macro_rules! sql_store {
             }
 
             async fn alerts_since(&mut self, seq: i64) -> Result<Vec<AlertRecord>, StoreError> {
-                let rows = sqlx::query("SELECT doc FROM alerts WHERE seq > $1")
+                let rows = sqlx::query("SELECT doc, seq FROM alerts WHERE seq > $1")
                     .bind(seq)
                     .fetch_all(&mut *self.tx)
                     .await?;
-                decode_docs("alert", rows)
+                decode_alerts(rows)
             }
 
             async fn incidents_since(&mut self, seq: i64) -> Result<Vec<Incident>, StoreError> {
@@ -694,14 +736,14 @@ macro_rules! sql_store {
             async fn load_alerts(&mut self, fps: &[Fingerprint]) -> Result<Vec<AlertRecord>, StoreError> {
                 let mut out = Vec::new();
                 for chunk in fps.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new("SELECT doc FROM alerts WHERE fingerprint IN (");
+                    let mut qb = QueryBuilder::<$db>::new("SELECT doc, seq FROM alerts WHERE fingerprint IN (");
                     let mut sep = qb.separated(", ");
                     for fp in chunk {
                         sep.push_bind(fp.0.clone());
                     }
                     qb.push(")");
                     let rows = qb.build().fetch_all(&mut *self.tx).await?;
-                    out.extend(decode_docs::<AlertRecord, _>("alert", rows)?);
+                    out.extend(decode_alerts(rows)?);
                 }
                 Ok(out)
             }
@@ -777,6 +819,64 @@ macro_rules! sql_store {
                     qb.push(", doc = v.doc FROM v WHERE alerts.fingerprint = v.fp");
                     qb.build().execute(&mut *self.tx).await?;
                 }
+                Ok(())
+            }
+
+            async fn append_journal(&mut self, entries: &[JournalEntry]) -> Result<(), StoreError> {
+                if entries.is_empty() {
+                    return Ok(());
+                }
+                sqlx::query("INSERT INTO alert_journal (seq, written_at, body) VALUES ($1, $2, $3)")
+                    .bind(self.state.seq + 1)
+                    .bind(ms(Utc::now()))
+                    .bind(journal::encode(entries))
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn journal_since(&mut self, seq: i64) -> Result<Vec<JournalRow>, StoreError> {
+                let rows: Vec<(i64, Vec<u8>)> =
+                    sqlx::query_as("SELECT seq, body FROM alert_journal WHERE seq > $1 ORDER BY seq")
+                        .bind(seq)
+                        .fetch_all(&mut *self.tx)
+                        .await?;
+                rows.into_iter()
+                    .map(|(seq, body)| Ok(JournalRow { seq, entries: journal::decode(seq, &body)? }))
+                    .collect()
+            }
+
+            async fn oldest_journal(&mut self, written_before: DateTime<Utc>, max_rows: i64) -> Result<Vec<JournalRow>, StoreError> {
+                // The oldest rows first (by seq, without their bodies); stop at the first
+                // one that is too young, then read the bodies of those before it.
+                let heads: Vec<(i64, i64)> =
+                    sqlx::query_as("SELECT seq, written_at FROM alert_journal ORDER BY seq LIMIT $1")
+                        .bind(max_rows)
+                        .fetch_all(&mut *self.tx)
+                        .await?;
+                let Some(last) = heads
+                    .iter()
+                    .take_while(|(_, at)| *at <= ms(written_before))
+                    .map(|(seq, _)| *seq)
+                    .last()
+                else {
+                    return Ok(Vec::new());
+                };
+                let rows: Vec<(i64, Vec<u8>)> =
+                    sqlx::query_as("SELECT seq, body FROM alert_journal WHERE seq <= $1 ORDER BY seq")
+                        .bind(last)
+                        .fetch_all(&mut *self.tx)
+                        .await?;
+                rows.into_iter()
+                    .map(|(seq, body)| Ok(JournalRow { seq, entries: journal::decode(seq, &body)? }))
+                    .collect()
+            }
+
+            async fn delete_journal_through(&mut self, seq: i64) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM alert_journal WHERE seq <= $1")
+                    .bind(seq)
+                    .execute(&mut *self.tx)
+                    .await?;
                 Ok(())
             }
 
@@ -1123,6 +1223,22 @@ where
         last_error: r.try_get(10)?,
         body: r.try_get(11)?,
     })
+}
+
+/// Alert rows read as `(doc, seq)`: the record remembers which commit wrote its row.
+fn decode_alerts<R: Row>(rows: Vec<R>) -> Result<Vec<AlertRecord>, StoreError>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.iter()
+        .map(|r| {
+            let mut rec: AlertRecord = decode("alert", &r.try_get::<String, _>(0)?)?;
+            rec.persisted.seq = r.try_get::<i64, _>(1)?;
+            Ok(rec)
+        })
+        .collect()
 }
 
 fn decode_docs<T: serde::de::DeserializeOwned, R: Row>(
