@@ -1,6 +1,8 @@
 //! Re-sends take the writer's cheap path (only the alert's document is rewritten, not its
 //! indexed columns); what they change must still be stored, and a change of state must
-//! still reach the indexed columns the API filters on. On SQLite and on PostgreSQL.
+//! still reach the indexed columns the API filters on. Re-sends that change only the count
+//! and endsAt go to the re-send journal; they must be just as durable (a crash right after
+//! the 2xx loses nothing) and just as visible. On SQLite and on PostgreSQL.
 
 mod common;
 
@@ -15,6 +17,26 @@ async fn sqlite_resends_are_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_resends_are_stored() {
     resends_are_stored(Backend::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_journal_is_folded_into_rows_while_running() {
+    journal_is_folded_into_rows_while_running(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_journal_is_folded_into_rows_while_running() {
+    journal_is_folded_into_rows_while_running(Backend::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_journaled_resends_survive_a_crash() {
+    journaled_resends_survive_a_crash(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_journaled_resends_survive_a_crash() {
+    journaled_resends_survive_a_crash(Backend::Postgres).await
 }
 
 fn body(status: &str, summary: &str, ends_at: &str) -> Value {
@@ -73,4 +95,125 @@ async fn resends_are_stored(backend: Backend) {
     );
     let resolved = s.get_ok("/api/v1/alerts?status=resolved").await;
     assert_eq!(resolved["alerts"][0]["count"], 4, "{resolved:#?}");
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+}
+
+/// `ends_at` `hours` from now, as a sender writes it and as sift shows it.
+fn later(hours: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::hours(hours))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn same_time(shown: &Value, sent: &str) -> bool {
+    let parse = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
+    shown.as_str().and_then(parse).is_some() && shown.as_str().and_then(parse) == parse(sent)
+}
+
+async fn journal_rows(db: &Db) -> i64 {
+    let q = "SELECT COUNT(*) FROM alert_journal";
+    match db.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(q).fetch_one(&pool).await.unwrap()
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(q).fetch_one(&pool).await.unwrap()
+        }
+    }
+}
+
+async fn journaled_resends_survive_a_crash(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    // Rows are folded in only after an hour: everything below comes from the journal.
+    let mut s = Sift::start(&db, &[("SIFT_INGEST__RESEND_FLUSH", "1h")]);
+    let ends = [later(1), later(2), later(3)];
+    for end in &ends {
+        let r = s
+            .post(
+                "/api/v1/alerts/alertmanager",
+                &body("firing", "backlog", end),
+            )
+            .await;
+        s.expect(&r, 200, "POST alert");
+    }
+    let m = s.get("/metrics").await;
+    assert_eq!(
+        metric(&m.text, "sift_resend_journal_entries_total"),
+        2.0,
+        "the two re-sends were journaled, not rewritten"
+    );
+    assert_eq!(journal_rows(&db).await, 2);
+    let a = s.alerts().await;
+    assert_eq!(
+        a[0]["count"], 3,
+        "the API reads through the journal: {a:#?}"
+    );
+    assert!(same_time(&a[0]["ends_at"], &ends[2]), "{a:#?}");
+
+    // Killed right after the 2xx: nothing was folded into the row, nothing is lost.
+    s.crash_restart();
+    let a = s.alerts().await;
+    assert_eq!(a[0]["count"], 3, "{a:#?}");
+    assert!(same_time(&a[0]["ends_at"], &ends[2]), "{a:#?}");
+    // The daemon took the journal in too: counting goes on from 3.
+    let end = later(4);
+    let r = s
+        .post(
+            "/api/v1/alerts/alertmanager",
+            &body("firing", "backlog", &end),
+        )
+        .await;
+    s.expect(&r, 200, "POST alert");
+    // A clean stop folds the journal into the rows: the store reads right without it.
+    s.stop();
+    assert_eq!(journal_rows(&db).await, 0, "{}", s.log());
+    s.restart();
+    let a = s.alerts().await;
+    assert_eq!(a[0]["count"], 4, "{a:#?}");
+    assert!(same_time(&a[0]["ends_at"], &end), "{a:#?}");
+    assert_eq!(a[0]["status"], "firing");
+}
+
+async fn journal_is_folded_into_rows_while_running(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    let s = Sift::start(
+        &db,
+        &[
+            ("SIFT_INGEST__RESEND_FLUSH", "300ms"),
+            ("SIFT_INGEST__TICK_INTERVAL", "100ms"),
+        ],
+    );
+    for end in [later(1), later(2), later(3)] {
+        let r = s
+            .post(
+                "/api/v1/alerts/alertmanager",
+                &body("firing", "backlog", &end),
+            )
+            .await;
+        s.expect(&r, 200, "POST alert");
+    }
+    s.eventually(
+        std::time::Duration::from_secs(10),
+        "the journal folded into the alert row",
+        || async {
+            let m = s.get("/metrics").await;
+            (journal_rows(&db).await == 0
+                && metric(&m.text, "sift_resend_journal_flushed_total") >= 1.0)
+                .then_some(())
+        },
+    )
+    .await;
+    let a = s.alerts().await;
+    assert_eq!(a[0]["count"], 3, "{a:#?}");
 }

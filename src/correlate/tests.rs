@@ -1058,3 +1058,62 @@ fn assignment_falls_back_to_label_rules() {
         Some("storage")
     );
 }
+
+#[test]
+fn a_resend_with_nothing_new_but_count_and_end_is_only_touched() {
+    let topo = estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let a = alert("PostgresDown", "db-01", AlertStatus::Firing, 0, Some(4));
+    e.ingest(&topo, &m, a.clone());
+    let first = e.take_changes();
+    assert!(first.alerts.contains(&a.fingerprint) && first.touched.is_empty());
+    e.mark_persisted(&first.alerts, 1);
+
+    // Re-sent with a later endsAt (Prometheus extends it each evaluation): a touch.
+    let mut again = a.clone();
+    again.ends_at = Some(t(8));
+    assert_eq!(e.ingest(&topo, &m, again.clone()), Outcome::Duplicate);
+    let c = e.take_changes();
+    assert!(c.alerts.is_empty(), "{c:?}");
+    assert!(c.touched.contains(&a.fingerprint));
+    let rec = e.alert(&a.fingerprint).unwrap();
+    assert_eq!((rec.count, rec.ends_at), (2, Some(t(8))));
+
+    // An older occurrence re-sent late changes only the count: a touch too.
+    let mut old = a.clone();
+    old.starts_at = t(-30);
+    e.ingest(&topo, &m, old);
+    let c = e.take_changes();
+    assert!(c.alerts.is_empty() && c.touched.contains(&a.fingerprint));
+
+    // New annotations must reach the row: a full write.
+    let mut annotated = again.clone();
+    annotated
+        .annotations
+        .insert("summary".into(), "replica lag 40s".into());
+    e.ingest(&topo, &m, annotated);
+    let c = e.take_changes();
+    assert!(c.alerts.contains(&a.fingerprint), "{c:?}");
+
+    // A journal entry of a later commit sets count and end (and moves expiry); one of a
+    // commit older than the row is ignored.
+    e.mark_persisted(&c.alerts, 5);
+    e.apply_journal(4, &a.fingerprint, 99, Some(t(1)));
+    let rec = e.alert(&a.fingerprint).unwrap();
+    assert_eq!((rec.count, rec.ends_at), (4, Some(t(8))));
+    e.apply_journal(6, &a.fingerprint, 7, Some(t(20)));
+    let rec = e.alert(&a.fingerprint).unwrap();
+    assert_eq!((rec.count, rec.ends_at), (7, Some(t(20))));
+    e.tick(&topo, t(10));
+    assert_eq!(
+        e.alert(&a.fingerprint).unwrap().status,
+        AlertStatus::Firing,
+        "expiry follows the journaled end, not the old one"
+    );
+    e.tick(&topo, t(21));
+    assert_eq!(
+        e.alert(&a.fingerprint).unwrap().status,
+        AlertStatus::Resolved
+    );
+}
