@@ -300,6 +300,7 @@ impl Writer {
                 tracing::error!(error = %e, "write transaction failed; state will be re-read from the store");
                 // The engine may hold decisions the store never got: start over from the store.
                 self.seen.seq = -1;
+                self.journal_left = false; // a shutdown drain stops here
                 for r in replies {
                     r.send_err(&e);
                 }
@@ -452,6 +453,17 @@ impl Writer {
         }
         let mut changes = self.engine.take_changes();
         changes.touched.retain(|f| !changes.alerts.contains(f));
+        // A fingerprint too long for a journal entry: rewrite the row instead.
+        let long: Vec<Fingerprint> = changes
+            .touched
+            .iter()
+            .filter(|f| f.0.len() > crate::store::journal::MAX_FINGERPRINT)
+            .cloned()
+            .collect();
+        for f in long {
+            changes.touched.remove(&f);
+            changes.alerts.insert(f);
+        }
         let flush = self
             .journal_to_flush(&mut *tx, &changes.alerts, tick.is_some())
             .await?;
@@ -631,14 +643,18 @@ impl Writer {
         } else {
             (8, 5_000)
         };
+        let now = Utc::now();
         let before = if self.draining {
-            Utc::now() + chrono::Duration::days(1)
+            Some(now + chrono::Duration::days(1))
         } else {
-            Utc::now()
-                - chrono::Duration::from_std(self.settings.resend_flush)
-                    .unwrap_or(chrono::Duration::MAX)
+            chrono::Duration::from_std(self.settings.resend_flush)
+                .ok()
+                .and_then(|d| now.checked_sub_signed(d))
         };
-        let rows = tx.oldest_journal(before, max_rows).await?;
+        let Some(before) = before else {
+            return Ok(Flush::default()); // a flush age beyond any date: rows wait for the stop
+        };
+        let rows = tx.oldest_journal(before, now, max_rows).await?;
         let mut flush = Flush::default();
         self.journal_left = rows.len() as i64 == max_rows;
         for row in rows {

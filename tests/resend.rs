@@ -20,6 +20,26 @@ async fn postgres_resends_are_stored() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_fingerprint_too_long_for_the_journal_is_written_in_full() {
+    let Some(db) = Db::new(Backend::Sqlite).await else {
+        return;
+    };
+    let s = Sift::start(&db, &[("SIFT_INGEST__RESEND_FLUSH", "1h")]);
+    // 70 KB, with a multi-byte character where a 64 KiB cut would land.
+    let fp = format!("{}é{}", "x".repeat(65_534), "y".repeat(5_000));
+    let mut b = body("firing", "backlog", &later(1));
+    b["alerts"][0]["fingerprint"] = json!(fp);
+    for _ in 0..3 {
+        let r = s.post("/api/v1/alerts/alertmanager", &b).await;
+        s.expect(&r, 200, "POST alert with a long fingerprint");
+    }
+    assert_eq!(journal_rows(&db).await, 0, "not journaled");
+    let a = s.alerts().await;
+    assert_eq!(a[0]["count"], 3, "written in full each time");
+    assert_eq!(a[0]["fingerprint"].as_str().map(str::len), Some(fp.len()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_journal_is_folded_into_rows_while_running() {
     journal_is_folded_into_rows_while_running(Backend::Sqlite).await
 }

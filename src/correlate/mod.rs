@@ -499,11 +499,12 @@ impl Engine {
         let Some(rec) = self.alerts.get_mut(fp) else {
             return;
         };
-        if seq <= rec.persisted.seq {
+        // Only firing alerts are journaled; a resolved one was written in full since.
+        if seq <= rec.persisted.seq || rec.status != AlertStatus::Firing {
             return;
         }
         rec.count = count;
-        if rec.status == AlertStatus::Firing && rec.ends_at != ends_at {
+        if rec.ends_at != ends_at {
             if let Some(old) = rec.ends_at {
                 self.expiry.remove(old, fp);
             }

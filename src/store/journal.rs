@@ -35,6 +35,10 @@ pub struct JournalRow {
 
 const VERSION: u8 = 1;
 
+/// Longest fingerprint an entry can hold. The writer rewrites the row of an alert with a
+/// longer one (a sender's own fingerprint can be anything) instead of journaling it.
+pub const MAX_FINGERPRINT: usize = u16::MAX as usize;
+
 /// Binary layout: a version byte, then per entry: fingerprint length (u16 LE) and bytes,
 /// count (u64 LE), a flag byte (1 = has `ends_at`), and if set seconds (i64 LE) and
 /// nanoseconds (u32 LE).
@@ -43,11 +47,13 @@ pub fn encode(entries: &[JournalEntry]) -> Vec<u8> {
     out.push(VERSION);
     for e in entries {
         let fp = e.fingerprint.0.as_bytes();
-        // Fingerprints are short (sift's are 16 hex digits; a sender's own are capped
-        // far below this at ingest); clamp rather than write a length that lies.
-        let len = fp.len().min(u16::MAX as usize);
-        out.extend_from_slice(&(len as u16).to_le_bytes());
-        out.extend_from_slice(&fp[..len]);
+        // Never cut a fingerprint: the writer keeps longer ones out of the journal.
+        let Ok(len) = u16::try_from(fp.len()) else {
+            debug_assert!(false, "fingerprint longer than MAX_FINGERPRINT journaled");
+            continue;
+        };
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(fp);
         out.extend_from_slice(&e.count.to_le_bytes());
         match e.ends_at {
             Some(t) => {

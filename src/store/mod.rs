@@ -183,10 +183,12 @@ pub trait WriteTx: Send {
     /// Journal rows of commits after `seq` (all when `seq` < 0), oldest first.
     async fn journal_since(&mut self, seq: i64) -> Result<Vec<JournalRow>, StoreError>;
     /// The oldest journal rows (at most `max_rows`), as long as each was written at or
-    /// before `written_before`; oldest first.
+    /// before `written_before`, or stamped after `now` (a clock that stepped back must not
+    /// hold the journal up); oldest first.
     async fn oldest_journal(
         &mut self,
         written_before: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
         max_rows: i64,
     ) -> Result<Vec<JournalRow>, StoreError>;
     async fn delete_journal_through(&mut self, seq: i64) -> Result<(), StoreError>;

@@ -846,7 +846,7 @@ macro_rules! sql_store {
                     .collect()
             }
 
-            async fn oldest_journal(&mut self, written_before: DateTime<Utc>, max_rows: i64) -> Result<Vec<JournalRow>, StoreError> {
+            async fn oldest_journal(&mut self, written_before: DateTime<Utc>, now: DateTime<Utc>, max_rows: i64) -> Result<Vec<JournalRow>, StoreError> {
                 // The oldest rows first (by seq, without their bodies); stop at the first
                 // one that is too young, then read the bodies of those before it.
                 let heads: Vec<(i64, i64)> =
@@ -856,7 +856,7 @@ macro_rules! sql_store {
                         .await?;
                 let Some(last) = heads
                     .iter()
-                    .take_while(|(_, at)| *at <= ms(written_before))
+                    .take_while(|(_, at)| *at <= ms(written_before) || *at > ms(now))
                     .map(|(seq, _)| *seq)
                     .last()
                 else {
