@@ -334,9 +334,14 @@ pub struct IngestConfig {
     /// How often event time moves on with the clock when no alert arrives.
     pub tick_interval: Dur,
     /// A re-send that changes only an alert's count and `endsAt` is journaled (compact,
-    /// durable) and the alert's row is rewritten once it is this old, so each alert's row
-    /// is written at most about once per interval however often it is re-sent.
+    /// durable) and the alert's row is rewritten once it is this old (or the journal holds
+    /// a million entries), so each alert's row is written about once per interval however
+    /// often it is re-sent.
     pub resend_flush: Dur,
+    /// Entries (about 40 bytes each) the re-send journal may hold before its oldest rows
+    /// are folded into alert rows whatever their age: bounds its size, what a restart after
+    /// a crash reads, and what `GET /api/v1/alerts` reads through.
+    pub resend_journal_max: usize,
     /// A firing alert sent without `endsAt` (API v2 list) expires this long after arrival.
     pub resolve_timeout: Dur,
     /// Alert timestamps further ahead of arrival than this are taken as arrival time.
@@ -352,7 +357,8 @@ impl Default for IngestConfig {
             queue_capacity: 1024,
             max_batch_alerts: 5000,
             tick_interval: Dur::secs(5),
-            resend_flush: Dur::secs(5),
+            resend_flush: Dur::secs(300),
+            resend_journal_max: 1_000_000,
             resolve_timeout: Dur::secs(300),
             max_future_skew: Dur::secs(300),
             dedup_labels: Default::default(),

@@ -254,6 +254,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             .std()
             .max(std::time::Duration::from_millis(100)),
         resend_flush: cfg.ingest.resend_flush.std(),
+        resend_journal_max: cfg.ingest.resend_journal_max,
         correlate: cfg.correlate(),
         mapper: CiMapper::new(cfg.mapping.labels.clone()),
         similar_history: cfg.incident.similar_history,

@@ -92,6 +92,8 @@ pub struct Settings {
     pub tick_interval: std::time::Duration,
     /// Age at which re-send journal rows are folded into alert rows (`store::journal`).
     pub resend_flush: std::time::Duration,
+    /// Entries the journal may hold before its oldest rows are folded whatever their age.
+    pub resend_journal_max: usize,
     pub correlate: crate::correlate::CorrelateConfig,
     pub mapper: CiMapper,
     /// Finished incidents (the newest) loaded at start as similar-incident history.
@@ -123,6 +125,7 @@ impl Pipeline {
             settings,
             draining: false,
             journal_left: false,
+            journal_backlog: 0,
         };
         let mut t = writer.store.begin().await?;
         writer.full_reload(&mut *t).await?;
@@ -232,6 +235,9 @@ struct Writer {
     draining: bool,
     /// The last journal flush left rows for later batches.
     journal_left: bool,
+    /// Entries in the re-send journal, as far as this daemon knows (rows it read or wrote
+    /// and has not deleted).
+    journal_backlog: usize,
 }
 
 /// Journaled alerts a batch rewrites, and the journal rows it may then delete.
@@ -239,6 +245,8 @@ struct Writer {
 struct Flush {
     alerts: std::collections::HashSet<Fingerprint>,
     through: Option<i64>,
+    /// Entries in the rows it deletes.
+    entries: usize,
 }
 
 impl Flush {
@@ -531,6 +539,7 @@ impl Writer {
         let written: Vec<Fingerprint> = fps.into_iter().cloned().collect();
         self.engine.mark_persisted(&written, state.seq);
         self.metrics.journal_entries.inc_by(journal.len() as u64);
+        self.journal_backlog = (self.journal_backlog + journal.len()).saturating_sub(flush.entries);
         self.metrics
             .journal_flushed
             .inc_by(flush.alerts.len() as u64);
@@ -574,6 +583,7 @@ impl Writer {
             }
             // Re-sends other daemons journaled (alerts they rewrote came in above).
             for row in tx.journal_since(self.seen.seq).await? {
+                self.journal_backlog += row.entries.len();
                 for e in row.entries {
                     self.engine
                         .apply_journal(row.seq, &e.fingerprint, e.count, e.ends_at);
@@ -607,7 +617,9 @@ impl Writer {
             engine.load_alert(a);
         }
         // Re-sends journaled since each alert's row was written (see `store::journal`).
+        self.journal_backlog = 0;
         for row in tx.journal_since(-1).await? {
+            self.journal_backlog += row.entries.len();
             for e in row.entries {
                 engine.apply_journal(row.seq, &e.fingerprint, e.count, e.ends_at);
             }
@@ -644,7 +656,8 @@ impl Writer {
             (8, 5_000)
         };
         let now = Utc::now();
-        let before = if self.draining {
+        // Past the size bound, the oldest rows are folded whatever their age.
+        let before = if self.draining || self.journal_backlog > self.settings.resend_journal_max {
             Some(now + chrono::Duration::days(1))
         } else {
             chrono::Duration::from_std(self.settings.resend_flush)
@@ -668,6 +681,7 @@ impl Writer {
                 }
             }
             flush.through = Some(row.seq);
+            flush.entries += row.entries.len();
             if flush.alerts.len() >= max_alerts {
                 self.journal_left = true;
                 break;

@@ -50,6 +50,50 @@ async fn postgres_journal_is_folded_into_rows_while_running() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_full_journal_is_folded_in_whatever_its_age() {
+    let Some(db) = Db::new(Backend::Sqlite).await else {
+        return;
+    };
+    let s = Sift::start(
+        &db,
+        &[
+            ("SIFT_INGEST__RESEND_FLUSH", "1h"),
+            ("SIFT_INGEST__RESEND_JOURNAL_MAX", "2"),
+            ("SIFT_INGEST__TICK_INTERVAL", "100ms"),
+        ],
+    );
+    for end in [later(1), later(2)] {
+        let r = s
+            .post(
+                "/api/v1/alerts/alertmanager",
+                &body("firing", "backlog", &end),
+            )
+            .await;
+        s.expect(&r, 200, "POST alert");
+    }
+    // One entry: under the bound, it stays (the flush age is an hour).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(journal_rows(&db).await, 1);
+    for end in [later(3), later(4)] {
+        let r = s
+            .post(
+                "/api/v1/alerts/alertmanager",
+                &body("firing", "backlog", &end),
+            )
+            .await;
+        s.expect(&r, 200, "POST alert");
+    }
+    s.eventually(
+        std::time::Duration::from_secs(10),
+        "a journal over its bound folded in",
+        || async { (journal_rows(&db).await == 0).then_some(()) },
+    )
+    .await;
+    let a = s.alerts().await;
+    assert_eq!(a[0]["count"], 4, "{a:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_journaled_resends_survive_a_crash() {
     journaled_resends_survive_a_crash(Backend::Sqlite).await
 }

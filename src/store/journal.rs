@@ -68,6 +68,23 @@ pub fn encode(entries: &[JournalEntry]) -> Vec<u8> {
 }
 
 pub fn decode(seq: i64, body: &[u8]) -> Result<Vec<JournalEntry>, StoreError> {
+    let mut out = Vec::new();
+    scan(seq, body, |fp, count, ends_at| {
+        out.push(JournalEntry {
+            fingerprint: Fingerprint(fp.to_string()),
+            count,
+            ends_at,
+        })
+    })?;
+    Ok(out)
+}
+
+/// Visits each entry of a row without allocating (readers that look for a few alerts).
+pub fn scan(
+    seq: i64,
+    body: &[u8],
+    mut visit: impl FnMut(&str, u64, Option<DateTime<Utc>>),
+) -> Result<(), StoreError> {
     let corrupt = |err: &str| StoreError::Corrupt {
         what: format!("alert_journal row {seq}"),
         err: err.to_string(),
@@ -76,7 +93,6 @@ pub fn decode(seq: i64, body: &[u8]) -> Result<Vec<JournalEntry>, StoreError> {
     if r.take(1).ok_or_else(|| corrupt("empty"))? != [VERSION] {
         return Err(corrupt("unknown version"));
     }
-    let mut out = Vec::new();
     while !r.0.is_empty() {
         let len = u16::from_le_bytes(r.array().ok_or_else(|| corrupt("truncated"))?) as usize;
         let fp = r
@@ -97,13 +113,9 @@ pub fn decode(seq: i64, body: &[u8]) -> Result<Vec<JournalEntry>, StoreError> {
             }
             _ => return Err(corrupt("bad flag")),
         };
-        out.push(JournalEntry {
-            fingerprint: Fingerprint(fp.to_string()),
-            count,
-            ends_at,
-        });
+        visit(fp, count, ends_at);
     }
-    Ok(out)
+    Ok(())
 }
 
 struct Reader<'a>(&'a [u8]);

@@ -409,21 +409,22 @@ macro_rules! sql_store {
                             .enumerate()
                             .map(|(i, a)| (a.fingerprint.0.as_str(), i))
                             .collect();
-                        let mut latest: Vec<Option<(i64, JournalEntry)>> = vec![None; alerts.len()];
+                        type Latest = Option<(i64, u64, Option<DateTime<Utc>>)>;
+                        let mut latest: Vec<Latest> = vec![None; alerts.len()];
                         for (seq, body) in rows {
-                            for e in journal::decode(seq, &body)? {
-                                if let Some(&i) = page.get(e.fingerprint.0.as_str()) {
-                                    latest[i] = Some((seq, e));
+                            journal::scan(seq, &body, |fp, count, end| {
+                                if let Some(&i) = page.get(fp) {
+                                    latest[i] = Some((seq, count, end));
                                 }
-                            }
+                            })?;
                         }
                         page.clear();
                         for (a, l) in alerts.iter_mut().zip(latest) {
-                            if let Some((seq, e)) = l
+                            if let Some((seq, count, end)) = l
                                 && seq > a.persisted.seq
                             {
-                                a.count = e.count;
-                                a.ends_at = e.ends_at;
+                                a.count = count;
+                                a.ends_at = end;
                             }
                         }
                     }
