@@ -308,7 +308,9 @@ const CI_INDEX_SWEEP: Duration = Duration::minutes(1);
 #[derive(Debug)]
 pub struct Engine {
     cfg: CorrelateConfig,
-    alerts: HashMap<Fingerprint, AlertRecord>,
+    /// Boxed: the table holds a pointer per slot, not a 256-byte record, so its spare
+    /// slots and its copy while it grows cost little with 100k+ alerts.
+    alerts: HashMap<Fingerprint, Box<AlertRecord>>,
     incidents: HashMap<String, Incident>,
     /// Active incident per correlation key.
     open_by_key: HashMap<String, String>,
@@ -390,7 +392,7 @@ impl Engine {
 
     /// Every alert the engine holds in memory.
     pub fn alerts(&self) -> impl Iterator<Item = &AlertRecord> {
-        self.alerts.values()
+        self.alerts.values().map(|r| &**r)
     }
 
     /// Active incidents that `ci` alerted in, with when it first alerted there, newest
@@ -450,7 +452,7 @@ impl Engine {
     }
 
     pub fn alert(&self, fp: &Fingerprint) -> Option<&AlertRecord> {
-        self.alerts.get(fp)
+        self.alerts.get(fp).map(|r| &**r)
     }
 
     pub fn incident(&self, id: &str) -> Option<&Incident> {
@@ -543,7 +545,7 @@ impl Engine {
         {
             self.expiry.insert(end, rec.fingerprint.clone());
         }
-        self.alerts.insert(rec.fingerprint.clone(), rec);
+        self.alerts.insert(rec.fingerprint.clone(), Box::new(rec));
     }
 
     /// Adopts an incident as stored. Replaces what the core had for it.
@@ -778,7 +780,7 @@ impl Engine {
         self.mark_alert(&fp);
         if rec.status == AlertStatus::Resolved {
             // Resolved before sift ever saw it firing: recorded, opens nothing.
-            self.alerts.insert(fp, rec);
+            self.alerts.insert(fp, Box::new(rec));
             return Outcome::Resolved;
         }
         let expired = rec
@@ -786,7 +788,7 @@ impl Engine {
             .is_some_and(|end| self.watermark.is_some_and(|w| end <= w));
         self.count_firing(rec.ci_id.as_deref(), 1);
         let ends_at = rec.ends_at;
-        self.alerts.insert(fp.clone(), rec);
+        self.alerts.insert(fp.clone(), Box::new(rec));
         self.place_firing(topo, node, &fp, at);
         match ends_at {
             Some(end) if expired => {
