@@ -10,13 +10,16 @@ use serde::{Deserialize, Serialize};
 
 /// Label or annotation set, sorted by name so hashing and display are stable.
 pub use crate::labels::Labels;
+use compact_str::CompactString;
 
 /// The dedup key of an alert: the sender's fingerprint when it gives one, else the
 /// Prometheus-compatible hash of the sorted label set (so sift's key for an alert equals
-/// the one Prometheus and Alertmanager show for it).
+/// the one Prometheus and Alertmanager show for it). Held inline (no heap allocation) up
+/// to 24 bytes, so sift's 16 hex digits cost nothing beyond the 24-byte value in each of
+/// the places an active alert is indexed by it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Fingerprint(pub String);
+pub struct Fingerprint(pub CompactString);
 
 impl Fingerprint {
     /// FNV-1a 64 over `name 0xff value 0xff` for each label in name order, printed as 16
@@ -42,11 +45,23 @@ impl Fingerprint {
             feed(v.as_bytes());
             feed(&[0xff]);
         }
-        Fingerprint(format!("{h:016x}"))
+        Fingerprint(compact_str::format_compact!("{h:016x}"))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl From<&str> for Fingerprint {
+    fn from(s: &str) -> Self {
+        Fingerprint(CompactString::from(s))
+    }
+}
+
+impl From<String> for Fingerprint {
+    fn from(s: String) -> Self {
+        Fingerprint(CompactString::from(s))
     }
 }
 

@@ -52,7 +52,7 @@ mod tests {
     #[test]
     fn due_alerts_come_out_by_time_then_fingerprint() {
         let t = |s| Utc.timestamp_opt(s, 0).unwrap();
-        let fp = |s: &str| Fingerprint(s.to_string());
+        let fp = |s: &str| Fingerprint::from(s);
         let mut q = Schedule::default();
         q.insert(t(20), fp("b"));
         q.insert(t(10), fp("z"));

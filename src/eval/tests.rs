@@ -6,7 +6,7 @@ use super::*;
 use crate::alert::{AlertStatus, Labels};
 
 fn fp(s: &str) -> Fingerprint {
-    Fingerprint(s.to_string())
+    Fingerprint::from(s)
 }
 
 /// Truth with groups given as lists of alert names; roots `r<group>`.

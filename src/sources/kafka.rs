@@ -94,7 +94,7 @@ fn decode_as(
             let key = || {
                 let mut l = crate::alert::Labels::new();
                 l.insert("kafka".into(), seed);
-                Fingerprint::of_labels(&l).0
+                Fingerprint::of_labels(&l).0.to_string()
             };
             pagerduty::parse_event(body, n, key)
                 .map(|e| vec![e.alert])

@@ -84,7 +84,7 @@ impl Normalize {
             return Fingerprint::of_selected(labels, |k| keep.iter().any(|x| x == k));
         }
         match given.map(str::trim).filter(|g| !g.is_empty()) {
-            Some(g) => Fingerprint(g.to_string()),
+            Some(g) => Fingerprint::from(g),
             None => Fingerprint::of_labels(labels),
         }
     }

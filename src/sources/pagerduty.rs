@@ -149,7 +149,7 @@ fn event_from_object(
         });
     };
     let dedup_key = dedup_key.unwrap_or_else(generate_key);
-    let fingerprint = Fingerprint(dedup_key.clone());
+    let fingerprint = Fingerprint::from(dedup_key.as_str());
     let alert = match (action, alert) {
         (Action::Trigger, Some(mut a)) => {
             a.fingerprint = fingerprint;
@@ -277,7 +277,7 @@ fn trigger(
         annotations.insert("custom_details".into(), d);
     }
     Some(Alert {
-        fingerprint: Fingerprint(String::new()),
+        fingerprint: Fingerprint::from(""),
         status: AlertStatus::Firing,
         labels,
         annotations,

@@ -71,7 +71,7 @@ pub fn decode(seq: i64, body: &[u8]) -> Result<Vec<JournalEntry>, StoreError> {
     let mut out = Vec::new();
     scan(seq, body, |fp, count, ends_at| {
         out.push(JournalEntry {
-            fingerprint: Fingerprint(fp.to_string()),
+            fingerprint: Fingerprint::from(fp),
             count,
             ends_at,
         })

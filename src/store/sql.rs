@@ -740,7 +740,7 @@ macro_rules! sql_store {
                     let mut qb = QueryBuilder::<$db>::new("SELECT doc, seq FROM alerts WHERE fingerprint IN (");
                     let mut sep = qb.separated(", ");
                     for fp in chunk {
-                        sep.push_bind(fp.0.clone());
+                        sep.push_bind(fp.0.to_string());
                     }
                     qb.push(")");
                     let rows = qb.build().fetch_all(&mut *self.tx).await?;
@@ -786,7 +786,7 @@ macro_rules! sql_store {
                         "INSERT INTO alerts (fingerprint, status, ci_id, incident_id, starts_at, seq, doc) ",
                     );
                     qb.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.fingerprint.0.clone())
+                        b.push_bind(r.fingerprint.0.to_string())
                             .push_bind(r.status.as_str())
                             .push_bind(r.ci_id.clone())
                             .push_bind(r.incident_id.clone())
@@ -813,7 +813,7 @@ macro_rules! sql_store {
                 for chunk in recs.chunks(CHUNK) {
                     let mut qb = QueryBuilder::<$db>::new("WITH v (fp, doc) AS (");
                     qb.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.fingerprint.0.clone()).push_bind(encode(r));
+                        b.push_bind(r.fingerprint.0.to_string()).push_bind(encode(r));
                     });
                     qb.push(") UPDATE alerts SET seq = ");
                     qb.push_bind(seq);
@@ -918,7 +918,7 @@ macro_rules! sql_store {
                 for chunk in members.chunks(CHUNK) {
                     let mut qb = QueryBuilder::<$db>::new("INSERT INTO incident_alerts (incident_id, fingerprint, pos) ");
                     qb.push_values(chunk, |mut b, (i, f, pos)| {
-                        b.push_bind(i.clone()).push_bind(f.0.clone()).push_bind(*pos as i64);
+                        b.push_bind(i.clone()).push_bind(f.0.to_string()).push_bind(*pos as i64);
                     });
                     qb.push(" ON CONFLICT DO NOTHING");
                     qb.build().execute(&mut *self.tx).await?;
@@ -1168,7 +1168,7 @@ macro_rules! fill_members {
         for (inc, mut rows) in incs.iter_mut().zip(rows_of) {
             rows.sort_unstable();
             inc.alert_fingerprints
-                .extend(rows.into_iter().map(|(_, f)| Fingerprint(f)));
+                .extend(rows.into_iter().map(|(_, f): (_, String)| Fingerprint::from(f)));
         }
     }};
 }
