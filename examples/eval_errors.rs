@@ -37,7 +37,7 @@ fn main() {
                 .map(|r| {
                     format!(
                         "{}@{}",
-                        r.labels.get("alertname").cloned().unwrap_or_default(),
+                        r.labels.get("alertname").unwrap_or_default(),
                         r.ci_id.clone().unwrap_or("-".into())
                     )
                 })
@@ -69,7 +69,7 @@ fn main() {
                 .map(|r| {
                     format!(
                         "{}@{}@{}",
-                        r.labels.get("alertname").cloned().unwrap_or_default(),
+                        r.labels.get("alertname").unwrap_or_default(),
                         r.ci_id.clone().unwrap_or("-".into()),
                         r.starts_at.format("%H:%M:%S")
                     )

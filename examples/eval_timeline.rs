@@ -17,7 +17,7 @@ fn main() {
     for al in parse_alerts(&scn.alerts).expect("alerts") {
         let (name, ci, t) = (
             al.alertname().to_string(),
-            al.labels.get("ci").cloned(),
+            al.labels.get("ci").map(str::to_string),
             al.event_time(),
         );
         e.ingest(&topo, &m, al);

@@ -180,14 +180,11 @@ pub struct Alert {
 
 impl Alert {
     pub fn alertname(&self) -> &str {
-        self.labels
-            .get("alertname")
-            .map(String::as_str)
-            .unwrap_or("")
+        self.labels.get("alertname").unwrap_or("")
     }
 
     pub fn severity(&self) -> Severity {
-        Severity::from_label(self.labels.get("severity").map(String::as_str))
+        Severity::from_label(self.labels.get("severity"))
     }
 
     /// The event time of this alert event: when it started firing, or when it ended.

@@ -6,12 +6,14 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
+
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Labels(Vec<(String, String)>);
+pub struct Labels(Vec<(CompactString, CompactString)>);
 
 impl Labels {
     pub fn new() -> Self {
@@ -34,8 +36,8 @@ impl Labels {
         Err(self.0.len())
     }
 
-    pub fn get(&self, name: &str) -> Option<&String> {
-        self.find(name).ok().map(|i| &self.0[i].1)
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.find(name).ok().map(|i| self.0[i].1.as_str())
     }
 
     pub fn contains_key(&self, name: &str) -> bool {
@@ -44,21 +46,24 @@ impl Labels {
 
     /// Sets `name`; returns the value it replaced.
     pub fn insert(&mut self, name: String, value: String) -> Option<String> {
+        let value = CompactString::from(value);
         match self.find(&name) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value).into_string()),
             Err(i) => {
-                self.0.insert(i, (name, value));
+                self.0.insert(i, (CompactString::from(name), value));
                 None
             }
         }
     }
 
     pub fn remove(&mut self, name: &str) -> Option<String> {
-        self.find(name).ok().map(|i| self.0.remove(i).1)
+        self.find(name)
+            .ok()
+            .map(|i| self.0.remove(i).1.into_string())
     }
 
-    pub fn retain(&mut self, mut keep: impl FnMut(&String, &mut String) -> bool) {
-        self.0.retain_mut(|(k, v)| keep(k, v));
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &str) -> bool) {
+        self.0.retain(|(k, v)| keep(k, v));
     }
 
     pub fn len(&self) -> usize {
@@ -70,16 +75,16 @@ impl Labels {
     }
 
     /// Pairs in name order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&String, &String)> + ExactSizeIterator {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> + ExactSizeIterator {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
-        self.0.iter().map(|(k, _)| k)
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &str> + ExactSizeIterator {
+        self.0.iter().map(|(k, _)| k.as_str())
     }
 
-    pub fn values(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
-        self.0.iter().map(|(_, v)| v)
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &str> + ExactSizeIterator {
+        self.0.iter().map(|(_, v)| v.as_str())
     }
 
     /// Drops spare capacity (sets built by pushing keep none once stored).
@@ -89,11 +94,12 @@ impl Labels {
 
     /// Sorts and dedups pairs gathered in any order (the last value of a name wins, as
     /// with repeated `insert`s).
-    fn from_pairs(mut pairs: Vec<(String, String)>) -> Self {
+    fn from_pairs<S: Into<CompactString> + Ord>(mut pairs: Vec<(S, S)>) -> Self {
         // Stable: equal names keep their arrival order, so the last one can win.
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+        let mut out: Vec<(CompactString, CompactString)> = Vec::with_capacity(pairs.len());
         for (k, v) in pairs {
+            let (k, v) = (k.into(), v.into());
             match out.last_mut() {
                 Some(last) if last.0 == k => last.1 = v,
                 _ => out.push((k, v)),
@@ -119,7 +125,7 @@ impl FromIterator<(String, String)> for Labels {
 impl Extend<(String, String)> for Labels {
     fn extend<I: IntoIterator<Item = (String, String)>>(&mut self, iter: I) {
         let mut pairs = std::mem::take(&mut self.0);
-        pairs.extend(iter);
+        pairs.extend(iter.into_iter().map(|(k, v)| (k.into(), v.into())));
         *self = Labels::from_pairs(pairs);
     }
 }
@@ -132,26 +138,31 @@ impl<const N: usize> From<[(String, String); N]> for Labels {
 
 impl IntoIterator for Labels {
     type Item = (String, String);
-    type IntoIter = std::vec::IntoIter<(String, String)>;
+    type IntoIter = std::iter::Map<
+        std::vec::IntoIter<(CompactString, CompactString)>,
+        fn((CompactString, CompactString)) -> (String, String),
+    >;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        self.0
+            .into_iter()
+            .map(|(k, v)| (k.into_string(), v.into_string()))
     }
 }
 
 impl<'a> IntoIterator for &'a Labels {
-    type Item = (&'a String, &'a String);
+    type Item = (&'a str, &'a str);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, String)>,
-        fn(&'a (String, String)) -> (&'a String, &'a String),
+        std::slice::Iter<'a, (CompactString, CompactString)>,
+        fn(&'a (CompactString, CompactString)) -> (&'a str, &'a str),
     >;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(k, v)| (k, v))
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 }
 
 impl std::ops::Index<&str> for Labels {
-    type Output = String;
-    fn index(&self, name: &str) -> &String {
+    type Output = str;
+    fn index(&self, name: &str) -> &str {
         self.get(name).expect("no such label")
     }
 }
@@ -176,7 +187,7 @@ impl<'de> Deserialize<'de> for Labels {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Labels, A::Error> {
                 let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(4).min(64));
-                while let Some((k, v)) = map.next_entry::<String, String>()? {
+                while let Some((k, v)) = map.next_entry::<CompactString, CompactString>()? {
                     pairs.push((k, v));
                 }
                 Ok(Labels::from_pairs(pairs))
@@ -195,11 +206,7 @@ mod tests {
         let mut l: Labels =
             serde_json::from_str(r#"{"job": "node", "alertname": "Up", "job": "db"}"#).unwrap();
         assert_eq!(l.keys().collect::<Vec<_>>(), ["alertname", "job"]);
-        assert_eq!(
-            l.get("job").map(String::as_str),
-            Some("db"),
-            "last value wins"
-        );
+        assert_eq!(l.get("job"), Some("db"), "last value wins");
         assert_eq!(l.insert("instance".into(), "h:1".into()), None);
         assert_eq!(l.insert("job".into(), "web".into()), Some("db".into()));
         assert_eq!(
@@ -222,7 +229,7 @@ mod tests {
         }
         assert_eq!(big.len(), 40);
         assert!((0..40).all(|i| big.get(&format!("k{i:02}")) == Some(&i.to_string())));
-        assert_eq!(big.keys().next().map(String::as_str), Some("k00"));
+        assert_eq!(big.keys().next(), Some("k00"));
         assert_eq!(big.get("k99"), None);
     }
 }

@@ -280,7 +280,7 @@ pub fn host_of(labels: &Labels) -> Option<&str> {
     }
     ["host", "hostname", "node"]
         .iter()
-        .find_map(|k| labels.get(k).map(String::as_str))
+        .find_map(|k| labels.get(k))
 }
 
 /// `host:9100` → `host`, `[::1]:9100` → `::1`; `None` when there is no port to strip.

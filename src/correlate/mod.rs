@@ -127,7 +127,7 @@ impl AssignmentRule {
         if self.value.as_ref().is_some_and(|want| want != v) {
             return None;
         }
-        Some(self.group.clone().unwrap_or_else(|| v.clone()))
+        Some(self.group.clone().unwrap_or_else(|| v.to_string()))
     }
 }
 
@@ -221,13 +221,10 @@ impl AlertRecord {
         }
     }
     pub fn alertname(&self) -> &str {
-        self.labels
-            .get("alertname")
-            .map(String::as_str)
-            .unwrap_or("")
+        self.labels.get("alertname").unwrap_or("")
     }
     pub fn severity(&self) -> Severity {
-        Severity::from_label(self.labels.get("severity").map(String::as_str))
+        Severity::from_label(self.labels.get("severity"))
     }
 }
 

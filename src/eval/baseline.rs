@@ -52,10 +52,7 @@ pub fn group_by_labels(
     let mut g = Grouping::default();
     let mut open: HashMap<Vec<&str>, (usize, DateTime<Utc>)> = HashMap::new();
     for a in first_firings(alerts) {
-        let key: Vec<&str> = keys
-            .iter()
-            .map(|k| a.labels.get(k).map(String::as_str).unwrap_or(""))
-            .collect();
+        let key: Vec<&str> = keys.iter().map(|k| a.labels.get(k).unwrap_or("")).collect();
         match open.get_mut(&key) {
             Some((idx, last)) if a.starts_at - *last <= group_interval => {
                 g.incidents[*idx].push(a.fingerprint.clone());

@@ -994,14 +994,10 @@ fn emit(rng: &mut Rng, specs: &[Spec]) -> Vec<String> {
         let fp = Fingerprint::of_labels(&spec.labels);
         let summary = format!(
             "{} on {}",
-            spec.labels
-                .get("alertname")
-                .map(String::as_str)
-                .unwrap_or(""),
+            spec.labels.get("alertname").unwrap_or(""),
             spec.labels
                 .get("instance")
                 .or_else(|| spec.labels.get("service"))
-                .map(String::as_str)
                 .unwrap_or("?")
         );
         let line = |status: &str, start: DateTime<Utc>, end: Option<DateTime<Utc>>| {

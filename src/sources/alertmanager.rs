@@ -120,7 +120,7 @@ pub fn convert(
     if let Some(k) = w.labels.keys().find(|k| k.is_empty()) {
         return Err(SourceError::new(
             format!("{path}.labels"),
-            format!("empty label name (value {:?})", w.labels[k]),
+            format!("empty label name (value {:?})", &w.labels[k]),
         ));
     }
     let labels: Labels = w.labels;

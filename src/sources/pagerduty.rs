@@ -334,10 +334,10 @@ mod tests {
         let a = e.alert;
         assert_eq!(a.fingerprint.0, "k1");
         assert_eq!(a.status, AlertStatus::Firing);
-        assert_eq!(a.labels["alertname"], "PostgresDown");
-        assert_eq!(a.labels["host"], "db-01");
-        assert_eq!(a.labels["service"], "orders-db");
-        assert_eq!(a.annotations["custom_details"], r#"{"free":"x"}"#);
+        assert_eq!(&a.labels["alertname"], "PostgresDown");
+        assert_eq!(&a.labels["host"], "db-01");
+        assert_eq!(&a.labels["service"], "orders-db");
+        assert_eq!(&a.annotations["custom_details"], r#"{"free":"x"}"#);
         assert_eq!(a.starts_at.to_rfc3339(), "2026-11-23T09:58:00+00:00");
         assert_eq!(a.generator_url.as_deref(), Some("http://mon/x"));
     }
@@ -349,7 +349,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.dedup_key, "generated");
-        assert_eq!(e.alert.labels["alertname"], "s");
+        assert_eq!(&e.alert.labels["alertname"], "s");
         let k = random_dedup_key();
         assert_eq!(k.len(), 32);
         assert_ne!(k, random_dedup_key());

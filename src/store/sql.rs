@@ -1167,8 +1167,10 @@ macro_rules! fill_members {
         }
         for (inc, mut rows) in incs.iter_mut().zip(rows_of) {
             rows.sort_unstable();
-            inc.alert_fingerprints
-                .extend(rows.into_iter().map(|(_, f): (_, String)| Fingerprint::from(f)));
+            inc.alert_fingerprints.extend(
+                rows.into_iter()
+                    .map(|(_, f): (_, String)| Fingerprint::from(f)),
+            );
         }
     }};
 }
