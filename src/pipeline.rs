@@ -125,7 +125,7 @@ impl Pipeline {
             settings,
             draining: false,
             journal_left: false,
-            journal_backlog: 0,
+            journal: JournalBook::default(),
         };
         let mut t = writer.store.begin().await?;
         writer.full_reload(&mut *t).await?;
@@ -235,9 +235,31 @@ struct Writer {
     draining: bool,
     /// The last journal flush left rows for later batches.
     journal_left: bool,
-    /// Entries in the re-send journal, as far as this daemon knows (rows it read or wrote
-    /// and has not deleted).
-    journal_backlog: usize,
+    /// The re-send journal's rows as far as this daemon knows them.
+    journal: JournalBook,
+}
+
+/// The journal rows a daemon knows of (it wrote them, or read them at start or catching
+/// up) and their entry counts: what decides when the journal is over its size bound.
+/// Rows another daemon deleted are forgotten once the oldest row left is past them.
+#[derive(Default)]
+struct JournalBook {
+    rows: std::collections::BTreeMap<i64, usize>,
+    entries: usize,
+}
+
+impl JournalBook {
+    fn add(&mut self, seq: i64, entries: usize) {
+        if entries > 0 && self.rows.insert(seq, entries).is_none() {
+            self.entries += entries;
+        }
+    }
+
+    fn forget_below(&mut self, seq: i64) {
+        let kept = self.rows.split_off(&seq);
+        self.entries -= self.rows.values().sum::<usize>();
+        self.rows = kept;
+    }
 }
 
 /// Journaled alerts a batch rewrites, and the journal rows it may then delete.
@@ -539,7 +561,10 @@ impl Writer {
         let written: Vec<Fingerprint> = fps.into_iter().cloned().collect();
         self.engine.mark_persisted(&written, state.seq);
         self.metrics.journal_entries.inc_by(journal.len() as u64);
-        self.journal_backlog = (self.journal_backlog + journal.len()).saturating_sub(flush.entries);
+        self.journal.add(state.seq, journal.len());
+        if let Some(seq) = flush.through {
+            self.journal.forget_below(seq + 1);
+        }
         self.metrics
             .journal_flushed
             .inc_by(flush.alerts.len() as u64);
@@ -583,7 +608,7 @@ impl Writer {
             }
             // Re-sends other daemons journaled (alerts they rewrote came in above).
             for row in tx.journal_since(self.seen.seq).await? {
-                self.journal_backlog += row.entries.len();
+                self.journal.add(row.seq, row.entries.len());
                 for e in row.entries {
                     self.engine
                         .apply_journal(row.seq, &e.fingerprint, e.count, e.ends_at);
@@ -617,9 +642,9 @@ impl Writer {
             engine.load_alert(a);
         }
         // Re-sends journaled since each alert's row was written (see `store::journal`).
-        self.journal_backlog = 0;
+        self.journal = JournalBook::default();
         for row in tx.journal_since(-1).await? {
-            self.journal_backlog += row.entries.len();
+            self.journal.add(row.seq, row.entries.len());
             for e in row.entries {
                 engine.apply_journal(row.seq, &e.fingerprint, e.count, e.ends_at);
             }
@@ -657,7 +682,7 @@ impl Writer {
         };
         let now = Utc::now();
         // Past the size bound, the oldest rows are folded whatever their age.
-        let before = if self.draining || self.journal_backlog > self.settings.resend_journal_max {
+        let before = if self.draining || self.journal.entries > self.settings.resend_journal_max {
             Some(now + chrono::Duration::days(1))
         } else {
             chrono::Duration::from_std(self.settings.resend_flush)
@@ -667,7 +692,16 @@ impl Writer {
         let Some(before) = before else {
             return Ok(Flush::default()); // a flush age beyond any date: rows wait for the stop
         };
-        let rows = tx.oldest_journal(before, now, max_rows).await?;
+        // A row stamped more than a minute ahead of this clock means a clock stepped back
+        // (here or on another daemon): it must not hold the journal up.
+        let (oldest, rows) = tx
+            .oldest_journal(before, now + chrono::Duration::minutes(1), max_rows)
+            .await?;
+        // Rows before the oldest one left were folded and deleted by another daemon.
+        match oldest {
+            Some(seq) => self.journal.forget_below(seq),
+            None => self.journal = JournalBook::default(),
+        }
         let mut flush = Flush::default();
         self.journal_left = rows.len() as i64 == max_rows;
         for row in rows {

@@ -93,6 +93,69 @@ async fn sqlite_a_full_journal_is_folded_in_whatever_its_age() {
     assert_eq!(a[0]["count"], 4, "{a:#?}");
 }
 
+/// Two daemons on one PostgreSQL: rows one daemon read and another folded and deleted
+/// must not count toward the first one's size bound for ever (it would then fold every
+/// re-send at once, writing each twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rows_another_daemon_folded_leave_the_size_bound() {
+    let Some(db) = Db::new(Backend::Postgres).await else {
+        return;
+    };
+    let common = [
+        ("SIFT_INGEST__RESEND_FLUSH", "1h"),
+        ("SIFT_INGEST__RESEND_JOURNAL_MAX", "3"),
+    ];
+    let a = Sift::start(
+        &db,
+        &[common[0], common[1], ("SIFT_INGEST__TICK_INTERVAL", "1h")],
+    );
+    let b = Sift::start(
+        &db,
+        &[
+            common[0],
+            common[1],
+            ("SIFT_INGEST__TICK_INTERVAL", "100ms"),
+        ],
+    );
+    let alert = |fp: &str, hours: i64| {
+        let mut v = body("firing", "backlog", &later(hours));
+        v["alerts"][0]["fingerprint"] = json!(fp);
+        v
+    };
+    for h in 1..=4 {
+        post(&b, alert("fp-on-b", h)).await; // one new alert, three re-sends: 3 entries
+    }
+    assert_eq!(journal_rows(&db).await, 3);
+    post(&a, alert("fp-on-a", 1)).await; // a catches up: it reads b's three rows
+    post(&b, alert("fp-on-b", 5)).await; // b is over the bound: its next tick folds all
+    b.eventually(
+        std::time::Duration::from_secs(10),
+        "b folded the journal",
+        || async { (journal_rows(&db).await == 0).then_some(()) },
+    )
+    .await;
+    post(&a, alert("fp-on-a", 2)).await;
+    post(&a, alert("fp-on-a", 3)).await;
+    assert_eq!(
+        journal_rows(&db).await,
+        2,
+        "a journals its two re-sends instead of folding them at once"
+    );
+    for s in [&a, &b] {
+        let alerts = s.alerts().await;
+        let on_a = alerts
+            .iter()
+            .find(|x| x["fingerprint"] == "fp-on-a")
+            .unwrap();
+        assert_eq!(on_a["count"], 3, "{alerts:#?}");
+        let on_b = alerts
+            .iter()
+            .find(|x| x["fingerprint"] == "fp-on-b")
+            .unwrap();
+        assert_eq!(on_b["count"], 5, "{alerts:#?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_journaled_resends_survive_a_crash() {
     journaled_resends_survive_a_crash(Backend::Sqlite).await
@@ -191,6 +254,11 @@ async fn journal_rows(db: &Db) -> i64 {
             sqlx::query_scalar(q).fetch_one(&pool).await.unwrap()
         }
     }
+}
+
+async fn post(s: &Sift, v: Value) {
+    let r = s.post("/api/v1/alerts/alertmanager", &v).await;
+    s.expect(&r, 200, "POST alert");
 }
 
 async fn journaled_resends_survive_a_crash(backend: Backend) {

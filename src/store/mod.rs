@@ -182,15 +182,16 @@ pub trait WriteTx: Send {
     async fn append_journal(&mut self, entries: &[JournalEntry]) -> Result<(), StoreError>;
     /// Journal rows of commits after `seq` (all when `seq` < 0), oldest first.
     async fn journal_since(&mut self, seq: i64) -> Result<Vec<JournalRow>, StoreError>;
-    /// The oldest journal rows (at most `max_rows`), as long as each was written at or
-    /// before `written_before`, or stamped after `now` (a clock that stepped back must not
-    /// hold the journal up); oldest first.
+    /// The seq of the oldest journal row (`None`: the journal is empty), and the oldest
+    /// rows (at most `max_rows`) as long as each was written at or before `written_before`
+    /// or is stamped after `future_after` (a clock that stepped back must not hold the
+    /// journal up); oldest first.
     async fn oldest_journal(
         &mut self,
         written_before: chrono::DateTime<chrono::Utc>,
-        now: chrono::DateTime<chrono::Utc>,
+        future_after: chrono::DateTime<chrono::Utc>,
         max_rows: i64,
-    ) -> Result<Vec<JournalRow>, StoreError>;
+    ) -> Result<(Option<i64>, Vec<JournalRow>), StoreError>;
     async fn delete_journal_through(&mut self, seq: i64) -> Result<(), StoreError>;
     async fn upsert_incidents(&mut self, incs: &[&Incident]) -> Result<(), StoreError>;
     /// New incident memberships: (incident id, alert fingerprint, place in join order).

@@ -848,7 +848,7 @@ macro_rules! sql_store {
                     .collect()
             }
 
-            async fn oldest_journal(&mut self, written_before: DateTime<Utc>, now: DateTime<Utc>, max_rows: i64) -> Result<Vec<JournalRow>, StoreError> {
+            async fn oldest_journal(&mut self, written_before: DateTime<Utc>, future_after: DateTime<Utc>, max_rows: i64) -> Result<(Option<i64>, Vec<JournalRow>), StoreError> {
                 // The oldest rows first (by seq, without their bodies); stop at the first
                 // one that is too young, then read the bodies of those before it.
                 let heads: Vec<(i64, i64)> =
@@ -858,20 +858,22 @@ macro_rules! sql_store {
                         .await?;
                 let Some(last) = heads
                     .iter()
-                    .take_while(|(_, at)| *at <= ms(written_before) || *at > ms(now))
+                    .take_while(|(_, at)| *at <= ms(written_before) || *at > ms(future_after))
                     .map(|(seq, _)| *seq)
                     .last()
                 else {
-                    return Ok(Vec::new());
+                    return Ok((heads.first().map(|(seq, _)| *seq), Vec::new()));
                 };
                 let rows: Vec<(i64, Vec<u8>)> =
                     sqlx::query_as("SELECT seq, body FROM alert_journal WHERE seq <= $1 ORDER BY seq")
                         .bind(last)
                         .fetch_all(&mut *self.tx)
                         .await?;
-                rows.into_iter()
+                let rows = rows
+                    .into_iter()
                     .map(|(seq, body)| Ok(JournalRow { seq, entries: journal::decode(seq, &body)? }))
-                    .collect()
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                Ok((heads.first().map(|(seq, _)| *seq), rows))
             }
 
             async fn delete_journal_through(&mut self, seq: i64) -> Result<(), StoreError> {
