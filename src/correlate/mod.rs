@@ -21,6 +21,7 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, AlertStatus, Fingerprint, Labels, Severity, Source};
@@ -320,13 +321,15 @@ pub struct Engine {
     changes: Changes,
     /// CI id → incidents it alerted in, with when it first alerted there (only active
     /// incidents matter; cleaned on prune).
-    ci_incidents: HashMap<String, Vec<(String, DateTime<Utc>)>>,
+    /// Compact strings: one entry per alerting CI (or host), so with 100k+ alerts on
+    /// distinct hosts this index is as large as the alerts; ids up to 24 bytes are inline.
+    ci_incidents: HashMap<CompactString, Vec<(CompactString, DateTime<Utc>)>>,
     /// Event time of the last sweep of `ci_incidents` in `prune` (readers filter dead
     /// entries, so the sweep only bounds memory and runs at most once per
     /// `CI_INDEX_SWEEP` of event time: it hashes every entry's incident id).
     ci_incidents_swept: Option<DateTime<Utc>>,
     /// CI id → number of its alerts firing now.
-    firing_ci: HashMap<String, u32>,
+    firing_ci: HashMap<CompactString, u32>,
     /// Upstream walks per CI, valid for one topology version.
     walk_cache: HashMap<Node, Arc<Vec<Reached>>>,
     walk_cache_version: u64,
@@ -400,8 +403,12 @@ impl Engine {
             .get(ci)
             .into_iter()
             .flatten()
-            .filter(|(id, _)| self.incidents.get(id).is_some_and(|i| i.status.is_active()))
-            .cloned()
+            .filter(|(id, _)| {
+                self.incidents
+                    .get(id.as_str())
+                    .is_some_and(|i| i.status.is_active())
+            })
+            .map(|(id, t)| (id.to_string(), *t))
             .collect();
         v.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
         v
@@ -409,21 +416,31 @@ impl Engine {
 
     fn index_ci(&mut self, ci: &str, incident: &str, at: DateTime<Utc>) {
         let incidents = &self.incidents;
-        let v = self.ci_incidents.entry(ci.to_string()).or_default();
+        let v = self
+            .ci_incidents
+            .entry(CompactString::from(ci))
+            .or_default();
         // Only active incidents matter; dropping the rest here keeps the list short even
         // where nothing prunes (replay).
         v.retain(|(id, _)| {
-            id == incident || incidents.get(id).is_some_and(|i| i.status.is_active())
+            id == incident
+                || incidents
+                    .get(id.as_str())
+                    .is_some_and(|i| i.status.is_active())
         });
         match v.iter_mut().find(|(i, _)| i == incident) {
             Some((_, t)) => *t = (*t).min(at),
-            None => v.push((incident.to_string(), at)),
+            None => {
+                // Most CIs are in one incident: no room for four.
+                v.reserve_exact(1);
+                v.push((CompactString::from(incident), at));
+            }
         }
     }
 
     fn count_firing(&mut self, ci: Option<&str>, delta: i32) {
         let Some(ci) = ci else { return };
-        let n = self.firing_ci.entry(ci.to_string()).or_default();
+        let n = self.firing_ci.entry(CompactString::from(ci)).or_default();
         *n = n.saturating_add_signed(delta);
         if *n == 0 {
             self.firing_ci.remove(ci);
@@ -1551,7 +1568,11 @@ impl Engine {
         {
             self.ci_incidents_swept = Some(now);
             self.ci_incidents.retain(|_, v| {
-                v.retain(|(id, _)| incidents_now.get(id).is_some_and(|i| i.status.is_active()));
+                v.retain(|(id, _)| {
+                    incidents_now
+                        .get(id.as_str())
+                        .is_some_and(|i| i.status.is_active())
+                });
                 !v.is_empty()
             });
         }
