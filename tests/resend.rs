@@ -9,15 +9,24 @@ mod common;
 use common::{Backend, Db, Sift};
 use serde_json::{Value, json};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_resends_are_stored() {
-    resends_are_stored(Backend::Sqlite).await
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(super::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(super::Backend::Postgres).await } )*
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_resends_are_stored() {
-    resends_are_stored(Backend::Postgres).await
-}
+scenarios!(
+    resends_are_stored,
+    journal_is_folded_into_rows_while_running,
+    journaled_resends_survive_a_crash,
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_fingerprint_too_long_for_the_journal_is_written_in_full() {
@@ -37,16 +46,6 @@ async fn sqlite_a_fingerprint_too_long_for_the_journal_is_written_in_full() {
     let a = s.alerts().await;
     assert_eq!(a[0]["count"], 3, "written in full each time");
     assert_eq!(a[0]["fingerprint"].as_str().map(str::len), Some(fp.len()));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_journal_is_folded_into_rows_while_running() {
-    journal_is_folded_into_rows_while_running(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_journal_is_folded_into_rows_while_running() {
-    journal_is_folded_into_rows_while_running(Backend::Postgres).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,16 +153,6 @@ async fn postgres_rows_another_daemon_folded_leave_the_size_bound() {
             .unwrap();
         assert_eq!(on_b["count"], 5, "{alerts:#?}");
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_journaled_resends_survive_a_crash() {
-    journaled_resends_survive_a_crash(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_journaled_resends_survive_a_crash() {
-    journaled_resends_survive_a_crash(Backend::Postgres).await
 }
 
 fn body(status: &str, summary: &str, ends_at: &str) -> Value {
