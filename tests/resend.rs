@@ -39,8 +39,7 @@ async fn sqlite_a_fingerprint_too_long_for_the_journal_is_written_in_full() {
     let mut b = body("firing", "backlog", &later(1));
     b["alerts"][0]["fingerprint"] = json!(fp);
     for _ in 0..3 {
-        let r = s.post("/api/v1/alerts/alertmanager", &b).await;
-        s.expect(&r, 200, "POST alert with a long fingerprint");
+        post(&s, b.clone()).await;
     }
     assert_eq!(journal_rows(&db).await, 0, "not journaled");
     let a = s.alerts().await;
@@ -62,25 +61,13 @@ async fn sqlite_a_full_journal_is_folded_in_whatever_its_age() {
         ],
     );
     for end in [later(1), later(2)] {
-        let r = s
-            .post(
-                "/api/v1/alerts/alertmanager",
-                &body("firing", "backlog", &end),
-            )
-            .await;
-        s.expect(&r, 200, "POST alert");
+        post(&s, body("firing", "backlog", &end)).await;
     }
     // One entry: under the bound, it stays (the flush age is an hour).
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(journal_rows(&db).await, 1);
     for end in [later(3), later(4)] {
-        let r = s
-            .post(
-                "/api/v1/alerts/alertmanager",
-                &body("firing", "backlog", &end),
-            )
-            .await;
-        s.expect(&r, 200, "POST alert");
+        post(&s, body("firing", "backlog", &end)).await;
     }
     s.eventually(
         std::time::Duration::from_secs(10),
@@ -177,13 +164,7 @@ async fn resends_are_stored(backend: Backend) {
     let mut s = Sift::start(&db, &[]);
     const NONE: &str = "0001-01-01T00:00:00Z";
     for summary in ["backlog 10k", "backlog 20k", "backlog 30k"] {
-        let r = s
-            .post(
-                "/api/v1/alerts/alertmanager",
-                &body("firing", summary, NONE),
-            )
-            .await;
-        s.expect(&r, 200, "POST alert");
+        post(&s, body("firing", summary, NONE)).await;
     }
     s.restart();
     let a = s.alerts().await;
@@ -258,13 +239,7 @@ async fn journaled_resends_survive_a_crash(backend: Backend) {
     let mut s = Sift::start(&db, &[("SIFT_INGEST__RESEND_FLUSH", "1h")]);
     let ends = [later(1), later(2), later(3)];
     for end in &ends {
-        let r = s
-            .post(
-                "/api/v1/alerts/alertmanager",
-                &body("firing", "backlog", end),
-            )
-            .await;
-        s.expect(&r, 200, "POST alert");
+        post(&s, body("firing", "backlog", end)).await;
     }
     let m = s.get("/metrics").await;
     assert_eq!(
@@ -287,13 +262,7 @@ async fn journaled_resends_survive_a_crash(backend: Backend) {
     assert!(same_time(&a[0]["ends_at"], &ends[2]), "{a:#?}");
     // The daemon took the journal in too: counting goes on from 3.
     let end = later(4);
-    let r = s
-        .post(
-            "/api/v1/alerts/alertmanager",
-            &body("firing", "backlog", &end),
-        )
-        .await;
-    s.expect(&r, 200, "POST alert");
+    post(&s, body("firing", "backlog", &end)).await;
     // A clean stop folds the journal into the rows: the store reads right without it.
     s.stop();
     assert_eq!(journal_rows(&db).await, 0, "{}", s.log());
@@ -316,13 +285,7 @@ async fn journal_is_folded_into_rows_while_running(backend: Backend) {
         ],
     );
     for end in [later(1), later(2), later(3)] {
-        let r = s
-            .post(
-                "/api/v1/alerts/alertmanager",
-                &body("firing", "backlog", &end),
-            )
-            .await;
-        s.expect(&r, 200, "POST alert");
+        post(&s, body("firing", "backlog", &end)).await;
     }
     s.eventually(
         std::time::Duration::from_secs(10),
