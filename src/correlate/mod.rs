@@ -141,7 +141,9 @@ pub struct AlertRecord {
     pub annotations: Labels,
     pub starts_at: DateTime<Utc>,
     pub ends_at: Option<DateTime<Utc>>,
-    pub generator_url: Option<String>,
+    // Rare and never edited: boxed text (16 bytes, not 24) keeps the record at 256 bytes,
+    // an allocator size class below 272 (which costs 320).
+    pub generator_url: Option<Box<str>>,
     pub source: Source,
     pub ci_id: Option<String>,
     pub incident_id: Option<String>,
@@ -151,7 +153,7 @@ pub struct AlertRecord {
     pub suppressed: bool,
     /// The maintenance change that suppresses this alert, while it does.
     #[serde(default)]
-    pub suppressed_by: Option<String>,
+    pub suppressed_by: Option<Box<str>>,
     /// When it last changed state (firing ↔ resolved), within the flap window.
     #[serde(default)]
     pub flips: Vec<DateTime<Utc>>,
@@ -208,7 +210,7 @@ impl AlertRecord {
             annotations: alert.annotations,
             starts_at: alert.starts_at,
             ends_at: alert.ends_at,
-            generator_url: alert.generator_url,
+            generator_url: alert.generator_url.map(String::into_boxed_str),
             source: alert.source,
             ci_id: None,
             incident_id: None,
@@ -681,7 +683,7 @@ impl Engine {
                 node.and_then(|n| self.maintenance_at(topo, n, until + Duration::milliseconds(1)));
             if let Some((change, later)) = next {
                 if let Some(rec) = self.alerts.get_mut(&fp) {
-                    rec.suppressed_by = Some(change);
+                    rec.suppressed_by = Some(change.into_boxed_str());
                 }
                 self.held.insert((later, fp));
                 continue;
@@ -831,7 +833,7 @@ impl Engine {
         {
             if let Some(rec) = self.alerts.get_mut(fp) {
                 rec.suppressed = true;
-                rec.suppressed_by = Some(change);
+                rec.suppressed_by = Some(change.into_boxed_str());
                 self.changes_out_alert(fp);
             }
             self.held.insert((until, fp.clone()));
