@@ -124,9 +124,6 @@ impl Labels {
         (0..self.len()).map(|i| self.value(i))
     }
 
-    /// Kept for callers of the earlier layout: a packed set has no spare capacity.
-    pub fn shrink_to_fit(&mut self) {}
-
     fn to_pairs(&self) -> Vec<(String, String)> {
         self.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

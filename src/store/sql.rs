@@ -843,9 +843,7 @@ macro_rules! sql_store {
                         .bind(seq)
                         .fetch_all(&mut *self.tx)
                         .await?;
-                rows.into_iter()
-                    .map(|(seq, body)| Ok(JournalRow { seq, entries: journal::decode(seq, &body)? }))
-                    .collect()
+                decode_journal_rows(rows)
             }
 
             async fn oldest_journal(&mut self, written_before: DateTime<Utc>, future_after: DateTime<Utc>, max_rows: i64) -> Result<(Option<i64>, Vec<JournalRow>), StoreError> {
@@ -869,11 +867,7 @@ macro_rules! sql_store {
                         .bind(last)
                         .fetch_all(&mut *self.tx)
                         .await?;
-                let rows = rows
-                    .into_iter()
-                    .map(|(seq, body)| Ok(JournalRow { seq, entries: journal::decode(seq, &body)? }))
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                Ok((heads.first().map(|(seq, _)| *seq), rows))
+                Ok((heads.first().map(|(seq, _)| *seq), decode_journal_rows(rows)?))
             }
 
             async fn delete_journal_through(&mut self, seq: i64) -> Result<(), StoreError> {
@@ -1229,6 +1223,18 @@ where
         last_error: r.try_get(10)?,
         body: r.try_get(11)?,
     })
+}
+
+/// Journal rows read as `(seq, body)`.
+fn decode_journal_rows(rows: Vec<(i64, Vec<u8>)>) -> Result<Vec<JournalRow>, StoreError> {
+    rows.into_iter()
+        .map(|(seq, body)| {
+            Ok(JournalRow {
+                seq,
+                entries: journal::decode(seq, &body)?,
+            })
+        })
+        .collect()
 }
 
 /// Alert rows read as `(doc, seq)`: the record remembers which commit wrote its row.
