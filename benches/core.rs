@@ -1,6 +1,7 @@
 //! Criterion benches of sift's hot path, per alert: normalize + fingerprint (an API v2
 //! body of 100 alerts → `Alert`s), dedup (the engine taking a re-send), CI mapping (10k and
-//! 1M CIs), and the correlation core on a 10k-CI topology under storm and quiet traffic.
+//! 1M CIs), the correlation core on a 10k-CI topology under storm and quiet traffic, and
+//! the pure pipeline end to end (request bodies → normalize → dedup → map → correlate).
 //!
 //!     CARGO_TARGET_DIR=… cargo bench --bench core
 //!
@@ -181,11 +182,53 @@ fn bench_correlate(c: &mut Criterion) {
     g.finish();
 }
 
+/// The pure pipeline on one core, as the writer runs it: API v2 bodies of 100 alerts
+/// parsed and normalized, then each alert through the engine (dedup, CI mapping,
+/// correlation). A storm: the switch's alert, then 4,999 on the 100 hosts under it, in 50
+/// bodies; first as new alerts into an empty engine, then as the re-sends that follow
+/// (Prometheus sends every firing alert again each evaluation), which are most of a storm.
+fn bench_pipeline(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pipeline_10k_cis");
+    g.measurement_time(Duration::from_secs(5)).sample_size(10);
+    let topo = estate(10_000);
+    let mapper = CiMapper::default();
+    const N: usize = 5_000;
+    let mut bodies = vec![body(0, 1, |_| "switch-0".into())];
+    bodies.extend((0..N / 100).map(|b| {
+        let n = if b == 0 { 99 } else { 100 };
+        body(b * 100, n, |i| format!("host-{}", (i % 100) * 100))
+    }));
+    let n = normalize();
+    let run = |engine: &mut Engine| {
+        for b in &bodies {
+            for a in parse_alert_list(black_box(b), &n).unwrap() {
+                black_box(engine.ingest(&topo, &mapper, a));
+            }
+        }
+    };
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("storm_5000_new_alerts", |bch| {
+        bch.iter_batched(
+            || Engine::new(CorrelateConfig::default()).without_change_log(),
+            |mut engine| {
+                run(&mut engine);
+                engine
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    let mut engine = Engine::new(CorrelateConfig::default()).without_change_log();
+    run(&mut engine);
+    g.bench_function("storm_5000_resends", |bch| bch.iter(|| run(&mut engine)));
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_normalize,
     bench_dedup,
     bench_map,
-    bench_correlate
+    bench_correlate,
+    bench_pipeline
 );
 criterion_main!(benches);

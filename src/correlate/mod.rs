@@ -7,6 +7,8 @@
 //! equal to living through the same alerts. The grouping policy lives in `policy.rs`, the
 //! one place that decides which incident an alert joins.
 
+mod alert_map;
+mod ci_index;
 mod enrich;
 mod policy;
 mod schedule;
@@ -308,9 +310,7 @@ const CI_INDEX_SWEEP: Duration = Duration::minutes(1);
 #[derive(Debug)]
 pub struct Engine {
     cfg: CorrelateConfig,
-    /// Boxed: the table holds a pointer per slot, not a 256-byte record, so its spare
-    /// slots and its copy while it grows cost little with 100k+ alerts.
-    alerts: HashMap<Fingerprint, Box<AlertRecord>>,
+    alerts: alert_map::AlertMap,
     incidents: HashMap<String, Incident>,
     /// Active incident per correlation key.
     open_by_key: HashMap<String, String>,
@@ -321,17 +321,12 @@ pub struct Engine {
     watermark: Option<DateTime<Utc>>,
     next_number: u64,
     changes: Changes,
-    /// CI id → incidents it alerted in, with when it first alerted there (only active
-    /// incidents matter; cleaned on prune).
-    /// Compact strings: one entry per alerting CI (or host), so with 100k+ alerts on
-    /// distinct hosts this index is as large as the alerts; ids up to 24 bytes are inline.
-    ci_incidents: HashMap<CompactString, Vec<(CompactString, DateTime<Utc>)>>,
-    /// Event time of the last sweep of `ci_incidents` in `prune` (readers filter dead
-    /// entries, so the sweep only bounds memory and runs at most once per
+    /// CI id (or host) → its firing alerts and the incidents it alerted in.
+    ci_state: HashMap<CompactString, ci_index::CiState>,
+    /// Event time of the last sweep of `ci_state`'s incident lists in `prune` (readers
+    /// filter dead entries, so the sweep only bounds memory and runs at most once per
     /// `CI_INDEX_SWEEP` of event time: it hashes every entry's incident id).
     ci_incidents_swept: Option<DateTime<Utc>>,
-    /// CI id → number of its alerts firing now.
-    firing_ci: HashMap<CompactString, u32>,
     /// Upstream walks per CI, valid for one topology version.
     walk_cache: HashMap<Node, Arc<Vec<Reached>>>,
     walk_cache_version: u64,
@@ -361,7 +356,7 @@ impl Engine {
     pub fn new(cfg: CorrelateConfig) -> Self {
         Engine {
             cfg,
-            alerts: HashMap::default(),
+            alerts: Default::default(),
             incidents: HashMap::default(),
             open_by_key: HashMap::default(),
             expiry: Default::default(),
@@ -369,9 +364,8 @@ impl Engine {
             watermark: None,
             next_number: 1,
             changes: Changes::default(),
-            ci_incidents: HashMap::default(),
+            ci_state: HashMap::default(),
             ci_incidents_swept: None,
-            firing_ci: HashMap::default(),
             walk_cache: HashMap::default(),
             walk_cache_version: 0,
             refire_of: None,
@@ -394,23 +388,23 @@ impl Engine {
 
     /// Every alert the engine holds in memory.
     pub fn alerts(&self) -> impl Iterator<Item = &AlertRecord> {
-        self.alerts.values().map(|r| &**r)
+        self.alerts.values()
     }
 
     /// Active incidents that `ci` alerted in, with when it first alerted there, newest
     /// first.
     fn active_on_ci(&self, ci: &str) -> Vec<(String, DateTime<Utc>)> {
         let mut v: Vec<(String, DateTime<Utc>)> = self
-            .ci_incidents
+            .ci_state
             .get(ci)
             .into_iter()
-            .flatten()
+            .flat_map(|c| c.incidents.iter())
             .filter(|(id, _)| {
                 self.incidents
-                    .get(id.as_str())
+                    .get(*id)
                     .is_some_and(|i| i.status.is_active())
             })
-            .map(|(id, t)| (id.to_string(), *t))
+            .map(|(id, t)| (id.to_string(), t))
             .collect();
         v.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
         v
@@ -418,35 +412,29 @@ impl Engine {
 
     fn index_ci(&mut self, ci: &str, incident: &str, at: DateTime<Utc>) {
         let incidents = &self.incidents;
-        let v = self
-            .ci_incidents
+        let list = &mut self
+            .ci_state
             .entry(CompactString::from(ci))
-            .or_default();
+            .or_default()
+            .incidents;
         // Only active incidents matter; dropping the rest here keeps the list short even
         // where nothing prunes (replay).
-        v.retain(|(id, _)| {
-            id == incident
-                || incidents
-                    .get(id.as_str())
-                    .is_some_and(|i| i.status.is_active())
-        });
-        match v.iter_mut().find(|(i, _)| i == incident) {
-            Some((_, t)) => *t = (*t).min(at),
-            None => {
-                // Most CIs are in one incident: no room for four.
-                v.reserve_exact(1);
-                v.push((CompactString::from(incident), at));
-            }
-        }
+        list.retain(|id| id == incident || incidents.get(id).is_some_and(|i| i.status.is_active()));
+        list.note(incident, at);
     }
 
     fn count_firing(&mut self, ci: Option<&str>, delta: i32) {
         let Some(ci) = ci else { return };
-        let n = self.firing_ci.entry(CompactString::from(ci)).or_default();
-        *n = n.saturating_add_signed(delta);
-        if *n == 0 {
-            self.firing_ci.remove(ci);
+        let c = self.ci_state.entry(CompactString::from(ci)).or_default();
+        c.firing = c.firing.saturating_add_signed(delta);
+        if c.is_empty() {
+            self.ci_state.remove(ci);
         }
+    }
+
+    /// Alerts firing on CI `ci` now.
+    fn firing_on(&self, ci: &str) -> u32 {
+        self.ci_state.get(ci).map_or(0, |c| c.firing)
     }
 
     pub fn config(&self) -> &CorrelateConfig {
@@ -468,7 +456,7 @@ impl Engine {
     }
 
     pub fn alert(&self, fp: &Fingerprint) -> Option<&AlertRecord> {
-        self.alerts.get(fp).map(|r| &**r)
+        self.alerts.get(fp)
     }
 
     pub fn incident(&self, id: &str) -> Option<&Incident> {
@@ -561,7 +549,7 @@ impl Engine {
         {
             self.expiry.insert(end, rec.fingerprint.clone());
         }
-        self.alerts.insert(rec.fingerprint.clone(), Box::new(rec));
+        self.alerts.insert(Box::new(rec));
     }
 
     /// Adopts an incident as stored. Replaces what the core had for it.
@@ -796,7 +784,7 @@ impl Engine {
         self.mark_alert(&fp);
         if rec.status == AlertStatus::Resolved {
             // Resolved before sift ever saw it firing: recorded, opens nothing.
-            self.alerts.insert(fp, Box::new(rec));
+            self.alerts.insert(Box::new(rec));
             return Outcome::Resolved;
         }
         let expired = rec
@@ -804,7 +792,7 @@ impl Engine {
             .is_some_and(|end| self.watermark.is_some_and(|w| end <= w));
         self.count_firing(rec.ci_id.as_deref(), 1);
         let ends_at = rec.ends_at;
-        self.alerts.insert(fp.clone(), Box::new(rec));
+        self.alerts.insert(Box::new(rec));
         self.place_firing(topo, node, &fp, at);
         match ends_at {
             Some(end) if expired => {
@@ -855,7 +843,7 @@ impl Engine {
             Placement::Open { key } => Some(self.open_incident(topo, node, key.clone(), &rec, at)),
             _ => None,
         };
-        self.alerts.insert(fp.clone(), rec);
+        self.alerts.insert(rec);
         match placement {
             Placement::Open { .. } => {
                 let Some(id) = opened else { return };
@@ -1545,7 +1533,7 @@ impl Engine {
         let Some(now) = self.watermark else { return };
         let horizon = now - self.cfg.alert_retention;
         let incidents = &self.incidents;
-        self.alerts.retain(|_, r| {
+        self.alerts.retain(|r| {
             r.status == AlertStatus::Firing
                 || r.last_event_at > horizon
                 || r.incident_id
@@ -1569,13 +1557,10 @@ impl Engine {
             .is_none_or(|t| now - t >= CI_INDEX_SWEEP || now < t)
         {
             self.ci_incidents_swept = Some(now);
-            self.ci_incidents.retain(|_, v| {
-                v.retain(|(id, _)| {
-                    incidents_now
-                        .get(id.as_str())
-                        .is_some_and(|i| i.status.is_active())
-                });
-                !v.is_empty()
+            self.ci_state.retain(|_, c| {
+                c.incidents
+                    .retain(|id| incidents_now.get(id).is_some_and(|i| i.status.is_active()));
+                !c.is_empty()
             });
         }
         self.incidents.retain(|_, i| {

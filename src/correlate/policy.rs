@@ -81,14 +81,7 @@ pub(super) fn ancestors(engine: &mut Engine, topo: &Topology, node: Node) -> Arc
 /// spreads through the CIs in between, so a long silent stretch means no link.
 pub(super) fn alerting_walk(engine: &Engine, topo: &Topology, node: Node) -> Vec<Reached> {
     let max_silent = engine.cfg.max_silent_hops;
-    let firing = |n: Node| {
-        engine
-            .firing_ci
-            .get(topo.ci(n).id.as_str())
-            .copied()
-            .unwrap_or(0)
-            > 0
-    };
+    let firing = |n: Node| engine.firing_on(topo.ci(n).id.as_str()) > 0;
     let mut best: HashMap<Node, u32> = HashMap::default();
     best.insert(node, 0);
     let mut out = Vec::new();

@@ -88,7 +88,13 @@ fn encode<T: serde::Serialize>(v: &T) -> String {
 }
 
 pub struct SqliteStore {
+    /// Reads, checkpoints and the few autocommit statements.
     pool: Pool<Sqlite>,
+    /// Write transactions (`BEGIN IMMEDIATE`): one connection, as SQLite takes one writer
+    /// at a time anyway. Each SQLite connection has its own page cache; one writer
+    /// connection keeps the indexes the writer touches hot in one cache, where a pool
+    /// handed each batch to the next connection and grew a cache on each.
+    writer: Pool<Sqlite>,
 }
 
 pub struct PostgresStore {
@@ -156,25 +162,44 @@ impl SqliteStore {
             .foreign_keys(true)
             // Statement journals (multi-row upserts) in memory, not in a temp file.
             .pragma("temp_store", "memory")
-            // 16 MiB of page cache per connection: the default 2 MiB re-reads index pages
-            // of a large alerts table on every batch; 64 MiB was measured no faster under
-            // the load harness and cost ~45 MiB more resident memory.
-            .pragma("cache_size", "-16384")
+            // 2 MiB of page cache on a reading connection (the OS caches the file too).
+            .pragma("cache_size", "-2048")
             // Checkpoints run beside the writer (below), not inside its commits.
             .pragma("wal_autocheckpoint", "0");
+        let in_memory = cfg.url.contains(":memory:") || cfg.url.contains("mode=memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(cfg.max_connections.max(2))
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
+        // An in-memory database is private to its connection's pool: one pool then.
+        let writer = if in_memory {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                // Writers queue here (the writer task, outbox delivery, API edits) rather
+                // than on SQLite's busy timeout.
+                .acquire_timeout(Duration::from_secs(30))
+                // 16 MiB of page cache for the writer: the default 2 MiB re-reads index
+                // pages of a large alerts table on every batch; 64 MiB was measured no
+                // faster under the load harness.
+                .connect_with(opts.pragma("cache_size", "-16384"))
+                .await?
+        };
         if tokio::runtime::Handle::try_current().is_ok() {
             tokio::spawn(checkpoints(pool.clone()));
         }
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
     }
 
     async fn begin_locked(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn close_pools(&self) {
+        self.writer.close().await;
+        self.pool.close().await;
     }
 
     /// A read transaction: one WAL snapshot for all its statements.
@@ -200,6 +225,10 @@ impl PostgresStore {
 
     async fn begin_locked(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
+    }
+
+    async fn close_pools(&self) {
+        self.pool.close().await;
     }
 
     /// A read transaction that sees one snapshot for all its statements.
@@ -285,7 +314,7 @@ macro_rules! sql_store {
             }
 
             async fn close(&self) {
-                self.pool.close().await;
+                self.close_pools().await;
             }
 
             async fn begin(&self) -> Result<Box<dyn WriteTx>, StoreError> {
