@@ -1343,7 +1343,7 @@ impl Engine {
             .iter()
             .filter(|fp| {
                 self.alerts
-                    .get(*fp)
+                    .get(fp)
                     .is_none_or(|r| r.flips.last().is_none_or(|last| *last + window <= t))
             })
             .cloned()
