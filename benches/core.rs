@@ -187,6 +187,7 @@ fn bench_correlate(c: &mut Criterion) {
 /// correlation). A storm: the switch's alert, then 4,999 on the 100 hosts under it, in 50
 /// bodies; first as new alerts into an empty engine, then as the re-sends that follow
 /// (Prometheus sends every firing alert again each evaluation), which are most of a storm.
+/// The engine keeps its change log, as in the daemon (the writer takes it per batch).
 fn bench_pipeline(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline_10k_cis");
     g.measurement_time(Duration::from_secs(5)).sample_size(10);
@@ -204,12 +205,13 @@ fn bench_pipeline(c: &mut Criterion) {
             for a in parse_alert_list(black_box(b), &n).unwrap() {
                 black_box(engine.ingest(&topo, &mapper, a));
             }
+            black_box(engine.take_changes());
         }
     };
     g.throughput(Throughput::Elements(N as u64));
     g.bench_function("storm_5000_new_alerts", |bch| {
         bch.iter_batched(
-            || Engine::new(CorrelateConfig::default()).without_change_log(),
+            || Engine::new(CorrelateConfig::default()),
             |mut engine| {
                 run(&mut engine);
                 engine
@@ -217,7 +219,7 @@ fn bench_pipeline(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
-    let mut engine = Engine::new(CorrelateConfig::default()).without_change_log();
+    let mut engine = Engine::new(CorrelateConfig::default());
     run(&mut engine);
     g.bench_function("storm_5000_resends", |bch| bch.iter(|| run(&mut engine)));
     g.finish();

@@ -45,7 +45,13 @@ impl Fingerprint {
             feed(v.as_bytes());
             feed(&[0xff]);
         }
-        Fingerprint(compact_str::format_compact!("{h:016x}"))
+        // 16 lowercase hex digits, written by hand: this runs for every alert received.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 16];
+        for (i, d) in out.iter_mut().enumerate() {
+            *d = HEX[((h >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        Fingerprint(CompactString::from_utf8(out).unwrap_or_default())
     }
 
     pub fn as_str(&self) -> &str {
@@ -142,7 +148,15 @@ impl Severity {
     /// Lenient reading of the severity words found in the wild; unknown words are warnings,
     /// the Prometheus community default.
     pub fn from_label(s: Option<&str>) -> Self {
-        match s.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        // Lowercased on the stack: this runs for every alert that joins an incident.
+        let mut buf = [0u8; 16];
+        let lower = s.map(str::trim).and_then(|s| {
+            let out = buf.get_mut(..s.len())?;
+            out.copy_from_slice(s.as_bytes());
+            out.make_ascii_lowercase();
+            std::str::from_utf8(out).ok()
+        });
+        match lower {
             Some("critical" | "crit" | "fatal" | "emergency" | "page" | "p1" | "disaster") => {
                 Severity::Critical
             }
@@ -224,5 +238,10 @@ mod tests {
         assert_eq!(Severity::from_label(Some("page")), Severity::Critical);
         assert_eq!(Severity::from_label(None), Severity::Warning);
         assert_eq!(Severity::from_label(Some("info")), Severity::Info);
+        assert_eq!(Severity::from_label(Some(" Error ")), Severity::Error);
+        assert_eq!(
+            Severity::from_label(Some("a-severity-name-longer-than-sixteen")),
+            Severity::Warning
+        );
     }
 }

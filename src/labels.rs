@@ -155,16 +155,12 @@ impl Labels {
     /// Sorts and dedups pairs gathered in any order (the last value of a name wins, as
     /// with repeated `insert`s).
     fn from_pairs<S: AsRef<str>>(mut pairs: Vec<(S, S)>) -> Self {
-        // Stable: equal names keep their arrival order, so the last one can win.
+        // Newest first, then a stable sort: among equal names the last one sent comes
+        // first and is the one `dedup_by` keeps.
+        pairs.reverse();
         pairs.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
-        let mut out: Vec<(S, S)> = Vec::with_capacity(pairs.len());
-        for (k, v) in pairs {
-            match out.last_mut() {
-                Some(last) if last.0.as_ref() == k.as_ref() => last.1 = v,
-                _ => out.push((k, v)),
-            }
-        }
-        Labels::pack(&out)
+        pairs.dedup_by(|later, kept| later.0.as_ref() == kept.0.as_ref());
+        Labels::pack(&pairs)
     }
 }
 

@@ -393,8 +393,8 @@ impl Engine {
 
     /// Active incidents that `ci` alerted in, with when it first alerted there, newest
     /// first.
-    fn active_on_ci(&self, ci: &str) -> Vec<(String, DateTime<Utc>)> {
-        let mut v: Vec<(String, DateTime<Utc>)> = self
+    fn active_on_ci(&self, ci: &str) -> Vec<(&str, DateTime<Utc>)> {
+        let mut v: Vec<(&str, DateTime<Utc>)> = self
             .ci_state
             .get(ci)
             .into_iter()
@@ -404,7 +404,6 @@ impl Engine {
                     .get(*id)
                     .is_some_and(|i| i.status.is_active())
             })
-            .map(|(id, t)| (id.to_string(), t))
             .collect();
         v.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
         v
@@ -930,7 +929,7 @@ impl Engine {
             impact: impact_of(None),
             urgency,
             root_cause_ci: None,
-            ci_ids: Vec::new(),
+            ci_ids: Default::default(),
             impacted_services: Vec::new(),
             assignment_group: self
                 .cfg
@@ -1201,7 +1200,7 @@ impl Engine {
         if let Some(ci) = &ci
             && !inc.ci_ids.contains(ci)
         {
-            inc.ci_ids.push(ci.clone());
+            inc.ci_ids.insert(ci.clone());
         }
         inc.updated_at = inc.updated_at.max(at);
         let urgency = inc.urgency.min(urgency_of(sev));
@@ -1220,11 +1219,14 @@ impl Engine {
                 None => name.clone(),
             };
         }
-        let base = inc.title.split(" (+").next().unwrap_or("").to_string();
-        inc.title = match inc.alert_count {
-            0 | 1 => base,
-            n => format!("{base} (+{} related alerts)", n - 1),
-        };
+        // "<base> (+N related alerts)", rewritten in place.
+        if let Some(cut) = inc.title.find(" (+") {
+            inc.title.truncate(cut);
+        }
+        if inc.alert_count > 1 {
+            use std::fmt::Write;
+            let _ = write!(inc.title, " (+{} related alerts)", inc.alert_count - 1);
+        }
         self.mark_incident(id);
         if let Some(key) = ci.as_ref().or(host.as_ref()) {
             self.index_ci(key, id, at);

@@ -173,7 +173,7 @@ pub(super) fn place(
                 .into_iter()
                 .find(|(_, f)| in_window(*f))
         {
-            return join(id, Vec::new());
+            return join(id.to_string(), Vec::new());
         }
         let ignore = &engine.cfg.fallback_ignore_labels;
         let fp = Fingerprint::of_selected(&rec.labels, |k| !ignore.iter().any(|i| i == k));
@@ -202,8 +202,8 @@ pub(super) fn place(
     // A CI already alerting stays in its incident, unless something it depends on began
     // alerting, in another incident, after it did: a new alert on it is then the effect
     // of that newer trouble upstream, which its earlier alerts cannot have come from.
-    let mut up: Option<(u32, DateTime<Utc>, String, Node)> = None;
-    let mut newer: Option<(u32, DateTime<Utc>, String, Node)> = None;
+    let mut up: Option<(u32, DateTime<Utc>, &str, Node)> = None;
+    let mut newer: Option<(u32, DateTime<Utc>, &str, Node)> = None;
     for r in walk.iter() {
         // Nearest first: only the closest alerting dependencies are candidates.
         if up.as_ref().is_some_and(|(h, ..)| *h < r.hops) {
@@ -217,7 +217,7 @@ pub(super) fn place(
             if !in_window(first) {
                 continue;
             }
-            let better = |x: &Option<(u32, DateTime<Utc>, String, Node)>| {
+            let better = |x: &Option<(u32, DateTime<Utc>, &str, Node)>| {
                 x.as_ref()
                     .is_none_or(|(h, f, ..)| (r.hops, first) < (*h, *f))
             };
@@ -226,7 +226,7 @@ pub(super) fn place(
                 && first > *f0
                 && better(&newer)
             {
-                newer = Some((r.hops, first, id.clone(), r.node));
+                newer = Some((r.hops, first, id, r.node));
             }
             if better(&up) {
                 up = Some((r.hops, first, id, r.node));
@@ -277,7 +277,7 @@ pub(super) fn place(
                 path_in(topo, &walk, c, via).unwrap_or_default()
             };
             Placement::Join {
-                id,
+                id: id.to_string(),
                 path,
                 reroot: false,
                 merge: down.into_iter().map(|(_, id)| id).collect(),

@@ -80,7 +80,8 @@ pub struct Incident {
     pub impact: u8,
     pub urgency: u8,
     pub root_cause_ci: Option<String>,
-    pub ci_ids: Vec<String>,
+    /// CIs its alerts are on, in the order they joined (a set: checked on every join).
+    pub ci_ids: IndexSet<String>,
     pub impacted_services: Vec<String>,
     pub assignment_group: Option<String>,
     pub assignee: Option<String>,
@@ -197,8 +198,13 @@ impl Default for PriorityMatrix {
 
 impl PriorityMatrix {
     pub fn priority(&self, impact: u8, urgency: u8) -> u8 {
-        self.0
-            .get(&format!("{impact}{urgency}"))
+        // Looked up on every alert that joins: the two-digit key without an allocation.
+        let digits = [b'0'.saturating_add(impact), b'0'.saturating_add(urgency)];
+        let found = match std::str::from_utf8(&digits) {
+            Ok(key) if impact < 10 && urgency < 10 => self.0.get(key),
+            _ => self.0.get(&format!("{impact}{urgency}")),
+        };
+        found
             .copied()
             .unwrap_or_else(|| (impact + urgency).saturating_sub(1).clamp(1, 5))
     }

@@ -322,7 +322,7 @@ mod tests {
             impact: 2,
             urgency: 2,
             root_cause_ci: None,
-            ci_ids: vec![],
+            ci_ids: Default::default(),
             impacted_services: vec![],
             assignment_group: None,
             assignee: None,

@@ -37,7 +37,8 @@ fn description(inc: &Incident) -> String {
         d.push_str(&format!("Probable root cause CI: {ci}\n"));
     }
     if !inc.ci_ids.is_empty() {
-        d.push_str(&format!("Affected CIs: {}\n", inc.ci_ids.join(", ")));
+        let cis: Vec<&str> = inc.ci_ids.iter().map(String::as_str).collect();
+        d.push_str(&format!("Affected CIs: {}\n", cis.join(", ")));
     }
     if !inc.impacted_services.is_empty() {
         d.push_str(&format!(

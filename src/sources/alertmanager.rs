@@ -34,15 +34,34 @@ pub enum WireStatus {
 
 /// RFC 3339 timestamps; absent, null, empty and Go's zero time (`0001-01-01T00:00:00Z`)
 /// all mean "not set".
+/// Read in place (no copy of the text), as this runs twice per alert.
 fn opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-    let s: Option<String> = Option::deserialize(d)?;
-    let Some(s) = s.filter(|s| !s.is_empty()) else {
-        return Ok(None);
-    };
-    let t = DateTime::parse_from_rfc3339(&s)
-        .map_err(|e| serde::de::Error::custom(format!("invalid RFC 3339 timestamp {s:?}: {e}")))?
-        .with_timezone(&Utc);
-    Ok((t.timestamp() > -62_135_596_800).then_some(t))
+    struct Time;
+    impl<'de> serde::de::Visitor<'de> for Time {
+        type Value = Option<DateTime<Utc>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an RFC 3339 timestamp string or null")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            if s.is_empty() {
+                return Ok(None);
+            }
+            let t = DateTime::parse_from_rfc3339(s)
+                .map_err(|e| E::custom(format!("invalid RFC 3339 timestamp {s:?}: {e}")))?
+                .with_timezone(&Utc);
+            Ok((t.timestamp() > -62_135_596_800).then_some(t))
+        }
+    }
+    d.deserialize_option(Time)
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,7 +109,22 @@ pub fn parse_alert_list(body: &[u8], n: &Normalize) -> Result<Vec<Alert>, Source
 /// One line of a replay file: one alert object.
 pub fn parse_line(line: &str, n: &Normalize) -> Result<Alert, SourceError> {
     let w: WireAlert = from_json(line.as_bytes())?;
-    convert(w, "", Source::Replay, n)
+    convert(w, &Path::Root, Source::Replay, n)
+}
+
+/// Where an alert object is in its body, for error messages (spelled out only then).
+enum Path<'a> {
+    Root,
+    Item(&'a str, usize),
+}
+
+impl Path<'_> {
+    fn field(&self, name: &str) -> String {
+        match self {
+            Path::Root => format!(".{name}"),
+            Path::Item(at, i) => format!("{at}[{i}].{name}"),
+        }
+    }
 }
 
 fn convert_all(
@@ -101,25 +135,20 @@ fn convert_all(
 ) -> Result<Vec<Alert>, SourceError> {
     list.into_iter()
         .enumerate()
-        .map(|(i, w)| convert(w, &format!("{at}[{i}]"), source, n))
+        .map(|(i, w)| convert(w, &Path::Item(at, i), source, n))
         .collect()
 }
 
-pub fn convert(
-    w: WireAlert,
-    path: &str,
-    source: Source,
-    n: &Normalize,
-) -> Result<Alert, SourceError> {
+fn convert(w: WireAlert, path: &Path, source: Source, n: &Normalize) -> Result<Alert, SourceError> {
     if w.labels.is_empty() {
         return Err(SourceError::new(
-            format!("{path}.labels"),
+            path.field("labels"),
             "at least one label is required",
         ));
     }
     if let Some(k) = w.labels.keys().find(|k| k.is_empty()) {
         return Err(SourceError::new(
-            format!("{path}.labels"),
+            path.field("labels"),
             format!("empty label name (value {:?})", &w.labels[k]),
         ));
     }
@@ -127,7 +156,7 @@ pub fn convert(
     let starts_at = w.starts_at.or(n.received_at).map(|t| n.clamp(t));
     let Some(starts_at) = starts_at.or(w.ends_at) else {
         return Err(SourceError::new(
-            format!("{path}.startsAt"),
+            path.field("startsAt"),
             "required (replay has no arrival time to fall back on)",
         ));
     };
@@ -141,7 +170,7 @@ pub fn convert(
         && end < starts_at
     {
         return Err(SourceError::new(
-            format!("{path}.endsAt"),
+            path.field("endsAt"),
             format!("endsAt {end} is before startsAt {starts_at}"),
         ));
     }
