@@ -181,6 +181,9 @@ impl SqliteStore {
                 // Writers queue here (the writer task, outbox delivery, API edits) rather
                 // than on SQLite's busy timeout.
                 .acquire_timeout(Duration::from_secs(30))
+                // Kept for the daemon's life, and with it the cache.
+                .idle_timeout(None)
+                .max_lifetime(None)
                 // 16 MiB of page cache for the writer: the default 2 MiB re-reads index
                 // pages of a large alerts table on every batch; 64 MiB was measured no
                 // faster under the load harness.
@@ -200,6 +203,12 @@ impl SqliteStore {
     async fn close_pools(&self) {
         self.writer.close().await;
         self.pool.close().await;
+    }
+
+    /// Where autocommit writes go: the writer's connection (they queue with the write
+    /// transactions there instead of retrying on SQLite's busy timeout).
+    fn write_pool(&self) -> &Pool<Sqlite> {
+        &self.writer
     }
 
     /// A read transaction: one WAL snapshot for all its statements.
@@ -229,6 +238,10 @@ impl PostgresStore {
 
     async fn close_pools(&self) {
         self.pool.close().await;
+    }
+
+    fn write_pool(&self) -> &Pool<Postgres> {
+        &self.pool
     }
 
     /// A read transaction that sees one snapshot for all its statements.
@@ -511,13 +524,13 @@ macro_rules! sql_store {
                 .bind(&sub.name)
                 .bind(origin)
                 .bind(encode(sub))
-                .execute(&self.pool)
+                .execute(self.write_pool())
                 .await?;
                 Ok(())
             }
 
             async fn delete_subscription(&self, name: &str) -> Result<Option<String>, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_locked().await?;
                 let origin: Option<String> = sqlx::query("SELECT origin FROM subscriptions WHERE name = $1")
                     .bind(name)
                     .fetch_optional(&mut *tx)
@@ -534,7 +547,7 @@ macro_rules! sql_store {
             }
 
             async fn sync_config_subscriptions(&self, subs: &[Subscription]) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_locked().await?;
                 let old: Vec<String> = sqlx::query("SELECT name FROM subscriptions WHERE origin = 'config'")
                     .fetch_all(&mut *tx)
                     .await?
@@ -609,7 +622,7 @@ macro_rules! sql_store {
                     .bind(error.clone())
                     .bind(id),
                 };
-                q.execute(&self.pool).await?;
+                q.execute(self.write_pool()).await?;
                 Ok(())
             }
 
@@ -634,7 +647,7 @@ macro_rules! sql_store {
                          AND delivered_at < $1 LIMIT 5000)",
                     )
                     .bind(ms(delivered_before))
-                    .execute(&self.pool)
+                    .execute(self.write_pool())
                     .await?;
                     total += r.rows_affected();
                     if r.rows_affected() < 5000 {
