@@ -261,7 +261,7 @@ impl<'de> Deserialize<'de> for Labels {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Labels, A::Error> {
                 let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(4).min(64));
-                while let Some((k, v)) = map.next_entry::<CompactString, CompactString>()? {
+                while let Some((k, v)) = map.next_entry::<Text<'de>, Text<'de>>()? {
                     pairs.push((k, v));
                 }
                 Ok(Labels::from_pairs(pairs))
@@ -271,9 +271,57 @@ impl<'de> Deserialize<'de> for Labels {
     }
 }
 
+/// A label name or value while a set is read: borrowed from the input when it holds the
+/// text as is (no escapes), copied otherwise. Only the packed set is kept.
+enum Text<'de> {
+    Borrowed(&'de str),
+    Copied(CompactString),
+}
+
+impl AsRef<str> for Text<'_> {
+    fn as_ref(&self) -> &str {
+        match self {
+            Text::Borrowed(s) => s,
+            Text::Copied(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct T;
+        impl<'de> Visitor<'de> for T {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text::Borrowed(s))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Text<'de>, E> {
+                Ok(Text::Copied(CompactString::from(s)))
+            }
+        }
+        d.deserialize_str(T)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_and_plain_text_read_alike() {
+        let l: Labels =
+            serde_json::from_str(r#"{"job": "a\"b", "inst\u0061nce": "h:1", "z": "plain"}"#)
+                .unwrap();
+        assert_eq!(l.get("job"), Some("a\"b"));
+        assert_eq!(l.get("instance"), Some("h:1"));
+        assert_eq!(l.get("z"), Some("plain"));
+        // Non-string values are refused, naming what was expected.
+        let e = serde_json::from_str::<Labels>(r#"{"job": 5}"#).unwrap_err();
+        assert!(e.to_string().contains("expected a string"), "{e}");
+    }
 
     #[test]
     fn behaves_like_a_sorted_map() {
