@@ -199,10 +199,11 @@ impl Default for PriorityMatrix {
 impl PriorityMatrix {
     pub fn priority(&self, impact: u8, urgency: u8) -> u8 {
         // Looked up on every alert that joins: the two-digit key without an allocation.
-        let digits = [b'0'.saturating_add(impact), b'0'.saturating_add(urgency)];
-        let found = match std::str::from_utf8(&digits) {
-            Ok(key) if impact < 10 && urgency < 10 => self.0.get(key),
-            _ => self.0.get(&format!("{impact}{urgency}")),
+        let found = if impact < 10 && urgency < 10 {
+            let key = [b'0' + impact, b'0' + urgency];
+            std::str::from_utf8(&key).ok().and_then(|k| self.0.get(k))
+        } else {
+            self.0.get(&format!("{impact}{urgency}"))
         };
         found
             .copied()
