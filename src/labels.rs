@@ -8,6 +8,7 @@
 use std::fmt;
 
 use compact_str::CompactString;
+use smallvec::SmallVec;
 
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
@@ -57,8 +58,19 @@ impl Labels {
             }
             return Err(lo);
         }
+        // Names as bytes (byte order is `str` order), walked from one end offset to the
+        // next; the first byte decides most comparisons without a call to memcmp.
+        let (text, want) = (self.text.as_bytes(), name.as_bytes());
+        let mut start = 0;
         for i in 0..n {
-            match self.name(i).cmp(name) {
+            let end = self.ends[2 * i] as usize;
+            let k = &text[start..end];
+            start = self.ends[2 * i + 1] as usize;
+            let ord = match k.first().cmp(&want.first()) {
+                std::cmp::Ordering::Equal => k.cmp(want),
+                o => o,
+            };
+            match ord {
                 std::cmp::Ordering::Less => continue,
                 std::cmp::Ordering::Equal => return Ok(i),
                 std::cmp::Ordering::Greater => return Err(i),
@@ -260,11 +272,21 @@ impl<'de> Deserialize<'de> for Labels {
                 f.write_str("an object of string values")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Labels, A::Error> {
-                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(4).min(64));
+                // Gathered on the stack (sets are small). Prometheus and Alertmanager send
+                // names in order (Go writes a map's keys sorted): then nothing is sorted.
+                let mut pairs: SmallVec<[(Text<'de>, Text<'de>); 12]> = SmallVec::new();
+                let mut in_order = true;
                 while let Some((k, v)) = map.next_entry::<Text<'de>, Text<'de>>()? {
+                    if let Some((last, _)) = pairs.last() {
+                        in_order &= last.as_ref() < k.as_ref();
+                    }
                     pairs.push((k, v));
                 }
-                Ok(Labels::from_pairs(pairs))
+                Ok(if in_order {
+                    Labels::pack(&pairs)
+                } else {
+                    Labels::from_pairs(pairs.into_vec())
+                })
             }
         }
         d.deserialize_map(V)
@@ -338,6 +360,22 @@ mod tests {
         assert_eq!(l.remove("instance"), Some("h:1".into()));
         assert!(!l.contains_key("instance") && l.len() == 2);
         assert!(serde_json::from_str::<Labels>(r#"{"a": 1}"#).is_err());
+        // In order (as Go sends), out of order with a repeat, and past the 12 pairs kept
+        // on the stack while reading: the same sets either way.
+        let sorted: Labels = serde_json::from_str(r#"{"a":"1","b":"2","c":"3"}"#).unwrap();
+        let shuffled: Labels =
+            serde_json::from_str(r#"{"c":"3","a":"0","b":"2","a":"1"}"#).unwrap();
+        assert_eq!(sorted, shuffled);
+        let body: Vec<String> = (0..30).map(|i| format!(r#""k{i:02}":"{i}""#)).collect();
+        let many: Labels = serde_json::from_str(&format!("{{{}}}", body.join(","))).unwrap();
+        assert_eq!(many.len(), 30);
+        assert_eq!(many.get("k29"), Some("29"));
+        let body: Vec<String> = (0..30)
+            .rev()
+            .map(|i| format!(r#""k{i:02}":"{i}""#))
+            .collect();
+        let reversed: Labels = serde_json::from_str(&format!("{{{}}}", body.join(","))).unwrap();
+        assert_eq!(many, reversed);
         let same: Labels = [
             ("job".to_string(), "web".to_string()),
             ("alertname".into(), "Up".into()),

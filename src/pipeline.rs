@@ -13,7 +13,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::alert::{Alert, Fingerprint, Source};
+use crate::alert::{Alert, Fingerprint, FingerprintSet, Source};
 use crate::cmdb::{self, Change, ChangeError, Ci, CiMapper, CmdbError, Relation, Topology};
 use crate::correlate::{Engine, IncidentPatch, Outcome, PatchError};
 use crate::incident::Incident;
@@ -265,7 +265,7 @@ impl JournalBook {
 /// Journaled alerts a batch rewrites, and the journal rows it may then delete.
 #[derive(Default)]
 struct Flush {
-    alerts: std::collections::HashSet<Fingerprint>,
+    alerts: FingerprintSet,
     through: Option<i64>,
     /// Entries in the rows it deletes.
     entries: usize,
@@ -672,7 +672,7 @@ impl Writer {
     async fn journal_to_flush(
         &mut self,
         tx: &mut dyn WriteTx,
-        written_anyway: &std::collections::HashSet<Fingerprint>,
+        written_anyway: &FingerprintSet,
         tick: bool,
     ) -> Result<Flush, StoreError> {
         // A tick also comes under load: a tick that folded 200k rows in one transaction

@@ -5,7 +5,10 @@
 //! first with a visited set and a hop limit: cycles and huge fan-outs cannot hang or
 //! overflow the stack.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+/// Looked up per alert (CI mapping): foldhash, not the default SipHash.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use crate::alert::Labels;
 
@@ -187,7 +190,7 @@ impl Topology {
         limit: usize,
         next: impl Fn(Node) -> &'a [Node],
     ) -> Vec<Reached> {
-        let mut seen: HashMap<Node, ()> = HashMap::new();
+        let mut seen: HashMap<Node, ()> = HashMap::default();
         seen.insert(start, ());
         let mut queue = VecDeque::from([(start, 0u32)]);
         let mut out = Vec::new();

@@ -25,12 +25,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
-use crate::alert::{Alert, AlertStatus, Fingerprint, Labels, Severity, Source};
+use crate::alert::{Alert, AlertStatus, Fingerprint, FingerprintSet, Labels, Severity, Source};
 use crate::cmdb::topology::{Node, Reached};
 use crate::cmdb::{Change, CiMapper, Topology};
 use crate::incident::{
-    Incident, IncidentStatus, PriorityMatrix, TimelineEntry, impact_of, incident_id, urgency_of,
+    Detail, Incident, IncidentStatus, PriorityMatrix, TimelineEntry, impact_of, incident_id,
+    urgency_of,
 };
 
 pub use policy::Placement;
@@ -258,11 +260,11 @@ impl Outcome {
 #[derive(Debug, Default)]
 pub struct Changes {
     /// Alerts whose record changed (unordered: sort before writing in a stable order).
-    pub alerts: std::collections::HashSet<Fingerprint>,
+    pub alerts: FingerprintSet,
     /// Alerts re-sent with nothing new but their count and `ends_at`: the writer journals
     /// those two values instead of rewriting the row. An alert also in `alerts` is written
     /// in full.
-    pub touched: std::collections::HashSet<Fingerprint>,
+    pub touched: FingerprintSet,
     pub incidents: BTreeSet<String>,
     pub timeline: Vec<TimelineEntry>,
     /// Alerts that became members of an incident: (incident id, fingerprint).
@@ -301,6 +303,46 @@ pub enum PatchError {
         from: &'static str,
         to: &'static str,
     },
+}
+
+/// Ends `title` with " (+N related alerts)" (none for 0), replacing the count it had.
+/// Rewritten in place, with no formatting machinery: this runs for every joining alert.
+fn set_related_count(title: &mut String, n: u64) {
+    const SUFFIX: &str = " related alerts)";
+    if let Some(head) = title.strip_suffix(SUFFIX)
+        && let Some(open) = head.rfind(" (+")
+        && head[open + 3..].bytes().all(|b| b.is_ascii_digit())
+    {
+        title.truncate(open);
+    }
+    if n == 0 {
+        return;
+    }
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut rest = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    title.push_str(" (+");
+    title.extend(digits[i..].iter().map(|&d| char::from(d)));
+    title.push_str(SUFFIX);
+}
+
+/// The ITIL priority for `impact` and `urgency`: from the engine's table, else the matrix.
+fn priority_of(table: &[[u8; 10]; 10], matrix: &PriorityMatrix, impact: u8, urgency: u8) -> u8 {
+    match table
+        .get(usize::from(impact))
+        .and_then(|r| r.get(usize::from(urgency)))
+    {
+        Some(p) => *p,
+        None => matrix.priority(impact, urgency),
+    }
 }
 
 /// How often (in event time) `prune` sweeps dead entries out of the CI → incidents index.
@@ -350,11 +392,20 @@ pub struct Engine {
     /// Whether to keep the change log (`take_changes`); replay, which persists nothing,
     /// turns it off.
     record: bool,
+    /// `cfg.priority_matrix` for impact and urgency 0..=9, looked up on every join.
+    priorities: [[u8; 10]; 10],
 }
 
 impl Engine {
     pub fn new(cfg: CorrelateConfig) -> Self {
+        let mut priorities = [[0; 10]; 10];
+        for (impact, row) in (0u8..).zip(priorities.iter_mut()) {
+            for (urgency, p) in (0u8..).zip(row.iter_mut()) {
+                *p = cfg.priority_matrix.priority(impact, urgency);
+            }
+        }
         Engine {
+            priorities,
             cfg,
             alerts: Default::default(),
             incidents: HashMap::default(),
@@ -380,6 +431,10 @@ impl Engine {
         }
     }
 
+    fn priority(&self, impact: u8, urgency: u8) -> u8 {
+        priority_of(&self.priorities, &self.cfg.priority_matrix, impact, urgency)
+    }
+
     /// An engine that keeps no change log: for replay, which persists nothing.
     pub fn without_change_log(mut self) -> Self {
         self.record = false;
@@ -393,8 +448,9 @@ impl Engine {
 
     /// Active incidents that `ci` alerted in, with when it first alerted there, newest
     /// first.
-    fn active_on_ci(&self, ci: &str) -> Vec<(&str, DateTime<Utc>)> {
-        let mut v: Vec<(&str, DateTime<Utc>)> = self
+    /// (On the stack: a CI is in one incident or a few, and this runs twice per alert.)
+    fn active_on_ci(&self, ci: &str) -> SmallVec<[(&str, DateTime<Utc>); 4]> {
+        let mut v: SmallVec<[(&str, DateTime<Utc>); 4]> = self
             .ci_state
             .get(ci)
             .into_iter()
@@ -925,7 +981,7 @@ impl Engine {
             id: id.clone(),
             title: rec.alertname().to_string(),
             status: IncidentStatus::Open,
-            priority: self.cfg.priority_matrix.priority(impact_of(None), urgency),
+            priority: self.priority(impact_of(None), urgency),
             impact: impact_of(None),
             urgency,
             root_cause_ci: None,
@@ -998,7 +1054,12 @@ impl Engine {
             .unwrap_or(3)
             .min(if service_crit.len() >= 3 { 2 } else { 3 });
         inc.impact = impact_of(Some(ci.criticality)).min(service_impact);
-        inc.priority = self.cfg.priority_matrix.priority(inc.impact, inc.urgency);
+        inc.priority = priority_of(
+            &self.priorities,
+            &self.cfg.priority_matrix,
+            inc.impact,
+            inc.urgency,
+        );
         let base = format!("{}: {alertname}", ci.display_name());
         inc.title = match inc.alert_count {
             0 | 1 => base,
@@ -1204,7 +1265,12 @@ impl Engine {
         }
         inc.updated_at = inc.updated_at.max(at);
         let urgency = inc.urgency.min(urgency_of(sev));
-        let priority = self.cfg.priority_matrix.priority(inc.impact, urgency);
+        let priority = priority_of(
+            &self.priorities,
+            &self.cfg.priority_matrix,
+            inc.impact,
+            urgency,
+        );
         let old_priority = inc.priority;
         inc.urgency = urgency;
         inc.priority = priority;
@@ -1219,26 +1285,16 @@ impl Engine {
                 None => name.clone(),
             };
         }
-        // "<base> (+N related alerts)", rewritten in place.
-        if let Some(cut) = inc.title.find(" (+") {
-            inc.title.truncate(cut);
-        }
-        if inc.alert_count > 1 {
-            use std::fmt::Write;
-            let _ = write!(inc.title, " (+{} related alerts)", inc.alert_count - 1);
-        }
+        set_related_count(&mut inc.title, inc.alert_count.saturating_sub(1));
         self.mark_incident(id);
         if let Some(key) = ci.as_ref().or(host.as_ref()) {
             self.index_ci(key, id, at);
         }
-        let fp_s = fp.0.clone();
-        self.timeline(
-            id,
-            at,
-            "sift",
-            "alert_joined",
-            serde_json::json!({"fingerprint": fp_s, "alertname": name}),
-        );
+        let joined = Detail::AlertJoined {
+            alertname: name,
+            fingerprint: fp.clone(),
+        };
+        self.timeline(id, at, "sift", "alert_joined", joined);
         if priority != old_priority {
             self.timeline(
                 id,
@@ -1503,7 +1559,8 @@ impl Engine {
     }
 
     fn mark_incident(&mut self, id: &str) {
-        if self.record {
+        // Checked first: most calls are for an incident already marked (a storm's joins).
+        if self.record && !self.changes.incidents.contains(id) {
             self.changes.incidents.insert(id.to_string());
         }
     }
@@ -1514,7 +1571,7 @@ impl Engine {
         at: DateTime<Utc>,
         actor: &str,
         kind: &str,
-        detail: serde_json::Value,
+        detail: impl Into<Detail>,
     ) {
         if !self.record {
             return;
@@ -1524,7 +1581,7 @@ impl Engine {
             at,
             actor: actor.to_string(),
             kind: kind.to_string(),
-            detail,
+            detail: detail.into(),
         });
     }
 

@@ -27,6 +27,8 @@
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use chrono::{DateTime, Utc};
 
 use crate::alert::Fingerprint;
@@ -82,14 +84,14 @@ pub(super) fn ancestors(engine: &mut Engine, topo: &Topology, node: Node) -> Arc
 pub(super) fn alerting_walk(engine: &Engine, topo: &Topology, node: Node) -> Vec<Reached> {
     let max_silent = engine.cfg.max_silent_hops;
     let firing = |n: Node| engine.firing_on(topo.ci(n).id.as_str()) > 0;
-    let mut best: HashMap<Node, u32> = HashMap::default();
+    let mut best = Seen::default();
     best.insert(node, 0);
     let mut out = Vec::new();
-    let mut frontier = vec![(node, 0u32)];
+    let mut frontier: SmallVec<[(Node, u32); 8]> = SmallVec::from_elem((node, 0), 1);
     let mut hops = 0;
     while !frontier.is_empty() && hops < engine.cfg.max_hops && out.len() < WALK_BUDGET {
         hops += 1;
-        let mut next = Vec::new();
+        let mut next = SmallVec::new();
         for (n, silent) in frontier {
             for &p in topo.depends_on(n) {
                 let s = if firing(p) { silent } else { silent + 1 };
@@ -112,6 +114,52 @@ pub(super) fn alerting_walk(engine: &Engine, topo: &Topology, node: Node) -> Vec
         frontier = next;
     }
     out
+}
+
+/// Nodes a walk reached, and the fewest silent hops it reached each with. Most walks
+/// reach a handful of CIs (a host, its switch, their uplinks): those are scanned on the
+/// stack; a large walk moves to a hash map.
+enum Seen {
+    Few(SmallVec<[(Node, u32); 16]>),
+    Many(HashMap<Node, u32>),
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen::Few(SmallVec::new())
+    }
+}
+
+impl Seen {
+    fn get(&self, n: &Node) -> Option<&u32> {
+        match self {
+            Seen::Few(v) => v.iter().find(|(m, _)| m == n).map(|(_, s)| s),
+            Seen::Many(m) => m.get(n),
+        }
+    }
+
+    fn contains_key(&self, n: &Node) -> bool {
+        self.get(n).is_some()
+    }
+
+    fn insert(&mut self, n: Node, s: u32) {
+        match self {
+            Seen::Few(v) => {
+                if let Some(i) = v.iter().position(|(m, _)| *m == n) {
+                    v[i].1 = s;
+                } else if v.len() < 16 {
+                    v.push((n, s));
+                } else {
+                    let mut m: HashMap<Node, u32> = v.drain(..).collect();
+                    m.insert(n, s);
+                    *self = Seen::Many(m);
+                }
+            }
+            Seen::Many(m) => {
+                m.insert(n, s);
+            }
+        }
+    }
 }
 
 /// The path `from` → … → `to` along a walk from `from` (ids), when `to` was reached.
@@ -190,11 +238,11 @@ pub(super) fn place(
             None => Placement::Open { key },
         };
     };
-    let cid = topo.ci(c).id.clone();
+    let cid = topo.ci(c).id.as_str();
 
     // Cause precedes effect: the nearest alerting CI that `c` depends on (hop 0: itself).
     let own = engine
-        .active_on_ci(&cid)
+        .active_on_ci(cid)
         .into_iter()
         .find(|(_, f)| in_window(*f))
         .map(|(id, first)| (0, first, id, c));
@@ -246,9 +294,7 @@ pub(super) fn place(
             .open_by_key
             .values()
             .filter_map(|id| engine.incidents.get(id))
-            .filter(|i| {
-                at <= i.opened_at + late && i.root_cause_ci.as_deref() != Some(cid.as_str())
-            })
+            .filter(|i| at <= i.opened_at + late && i.root_cause_ci.as_deref() != Some(cid))
             .filter_map(|i| {
                 Some((
                     i.id.clone(),
@@ -305,5 +351,25 @@ fn join(id: String, path: Vec<String>) -> Placement {
         path,
         reroot: false,
         merge: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_keeps_every_node_small_or_large() {
+        let mut seen = Seen::default();
+        for n in 0..40u32 {
+            seen.insert(n, n + 1);
+            // Lowered later, as a walk does when it finds a quieter path.
+            seen.insert(n, n);
+            assert!(matches!(seen, Seen::Few(_)) == (n < 16), "at {n}");
+        }
+        for n in 0..40u32 {
+            assert_eq!(seen.get(&n), Some(&n));
+        }
+        assert!(!seen.contains_key(&40));
     }
 }

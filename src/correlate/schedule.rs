@@ -3,15 +3,15 @@
 //! distinct times, a hash set per time. Alerts due at one time come out sorted by
 //! fingerprint, so the core's decisions do not depend on hashing order.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::alert::Fingerprint;
+use crate::alert::{Fingerprint, FingerprintSet};
 
 #[derive(Debug, Default)]
 pub(super) struct Schedule {
-    by_time: BTreeMap<DateTime<Utc>, HashSet<Fingerprint>>,
+    by_time: BTreeMap<DateTime<Utc>, FingerprintSet>,
 }
 
 impl Schedule {

@@ -1117,3 +1117,19 @@ fn a_resend_with_nothing_new_but_count_and_end_is_only_touched() {
         AlertStatus::Resolved
     );
 }
+
+#[test]
+fn related_count_is_rewritten_in_place() {
+    let mut t = String::from("db-1: PostgresDown");
+    set_related_count(&mut t, 1);
+    assert_eq!(t, "db-1: PostgresDown (+1 related alerts)");
+    set_related_count(&mut t, 1234);
+    assert_eq!(t, "db-1: PostgresDown (+1234 related alerts)");
+    set_related_count(&mut t, 0);
+    assert_eq!(t, "db-1: PostgresDown");
+    // An alert name that itself holds " (+" is kept whole.
+    let mut t = String::from("x: Disk (+backup) full");
+    set_related_count(&mut t, 2);
+    set_related_count(&mut t, 30);
+    assert_eq!(t, "x: Disk (+backup) full (+30 related alerts)");
+}

@@ -346,7 +346,7 @@ mod tests {
             at: "2026-11-23T10:00:00Z".parse().unwrap(),
             actor: "sift".into(),
             kind: kind.into(),
-            detail: Value::Null,
+            detail: Value::Null.into(),
         }
     }
 
