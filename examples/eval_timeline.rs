@@ -25,7 +25,9 @@ fn main() {
             if tl.incident_id == want && tl.kind != "alert_joined" {
                 println!(
                     "{} {} {} (event {name} {ci:?} @ {t})",
-                    tl.at, tl.kind, tl.detail
+                    tl.at,
+                    tl.kind,
+                    tl.detail.to_json()
                 );
             }
         }

@@ -28,28 +28,33 @@ pub type FingerprintSet = std::collections::HashSet<Fingerprint, foldhash::fast:
 impl Fingerprint {
     /// FNV-1a 64 over `name 0xff value 0xff` for each label in name order, printed as 16
     /// hex digits: the algorithm of Prometheus' `LabelSet.Fingerprint`.
+    /// Runs for every alert received: straight over the set's packed text.
     pub fn of_labels(labels: &Labels) -> Self {
-        Self::of_selected(labels, |_| true)
+        let (text, ends) = labels.packed();
+        let mut h = FNV_OFFSET;
+        let mut start = 0;
+        for &end in ends {
+            let end = end as usize;
+            h = fnv(fnv(h, &text[start..end]), &[0xff]);
+            start = end;
+        }
+        Self::of_hash(h)
     }
 
     /// The same hash over only the labels `keep` accepts: the configurable dedup key.
     pub fn of_selected(labels: &Labels, keep: impl Fn(&str) -> bool) -> Self {
-        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-        const PRIME: u64 = 0x0000_0100_0000_01b3;
-        let mut h = OFFSET;
-        let mut feed = |bytes: &[u8]| {
-            for b in bytes {
-                h ^= u64::from(*b);
-                h = h.wrapping_mul(PRIME);
-            }
-        };
+        let mut h = FNV_OFFSET;
         for (k, v) in labels.iter().filter(|(k, _)| keep(k)) {
-            feed(k.as_bytes());
-            feed(&[0xff]);
-            feed(v.as_bytes());
-            feed(&[0xff]);
+            h = fnv(h, k.as_bytes());
+            h = fnv(h, &[0xff]);
+            h = fnv(h, v.as_bytes());
+            h = fnv(h, &[0xff]);
         }
-        // 16 lowercase hex digits, written by hand: this runs for every alert received.
+        Self::of_hash(h)
+    }
+
+    /// 16 lowercase hex digits, written by hand.
+    fn of_hash(h: u64) -> Self {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [0u8; 16];
         for (i, d) in out.iter_mut().enumerate() {
@@ -61,6 +66,18 @@ impl Fingerprint {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a 64: `h` continued over `bytes`.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(PRIME);
+    }
+    h
 }
 
 impl From<&str> for Fingerprint {

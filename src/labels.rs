@@ -115,6 +115,12 @@ impl Labels {
         *self = Labels::pack(&pairs);
     }
 
+    /// The packed form: every name and value in order (name 0, value 0, name 1, …) and
+    /// the end offset of each in the text.
+    pub fn packed(&self) -> (&[u8], &[u32]) {
+        (self.text.as_bytes(), &self.ends)
+    }
+
     pub fn len(&self) -> usize {
         self.ends.len() / 2
     }
@@ -161,6 +167,18 @@ impl Labels {
         Labels {
             text: text.into_boxed_str(),
             ends: ends.into_boxed_slice(),
+        }
+    }
+
+    /// A set from pairs as a sender wrote them, gathered on the stack (sets are small).
+    /// Prometheus and Alertmanager send names in order (Go writes a map's keys sorted):
+    /// then nothing is sorted. Otherwise the last value of a repeated name wins.
+    pub(crate) fn from_read<S: AsRef<str>>(pairs: SmallVec<[(S, S); 12]>) -> Self {
+        let in_order = pairs.windows(2).all(|w| w[0].0.as_ref() < w[1].0.as_ref());
+        if in_order {
+            Labels::pack(&pairs)
+        } else {
+            Labels::from_pairs(pairs.into_vec())
         }
     }
 
@@ -272,21 +290,11 @@ impl<'de> Deserialize<'de> for Labels {
                 f.write_str("an object of string values")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Labels, A::Error> {
-                // Gathered on the stack (sets are small). Prometheus and Alertmanager send
-                // names in order (Go writes a map's keys sorted): then nothing is sorted.
                 let mut pairs: SmallVec<[(Text<'de>, Text<'de>); 12]> = SmallVec::new();
-                let mut in_order = true;
                 while let Some((k, v)) = map.next_entry::<Text<'de>, Text<'de>>()? {
-                    if let Some((last, _)) = pairs.last() {
-                        in_order &= last.as_ref() < k.as_ref();
-                    }
                     pairs.push((k, v));
                 }
-                Ok(if in_order {
-                    Labels::pack(&pairs)
-                } else {
-                    Labels::from_pairs(pairs.into_vec())
-                })
+                Ok(Labels::from_read(pairs))
             }
         }
         d.deserialize_map(V)

@@ -292,12 +292,12 @@ fn strip_port(v: &str) -> Option<&str> {
         let (host, tail) = rest.split_once(']')?;
         return tail
             .strip_prefix(':')
-            .filter(|p| p.chars().all(|c| c.is_ascii_digit()))
+            .filter(|p| p.bytes().all(|c| c.is_ascii_digit()))
             .map(|_| host);
     }
     let (host, port) = v.rsplit_once(':')?;
-    (!host.contains(':') && !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()))
-        .then_some(host)
+    let digits = !port.is_empty() && port.bytes().all(|c| c.is_ascii_digit());
+    (digits && !host.as_bytes().contains(&b':')).then_some(host)
 }
 
 #[cfg(test)]

@@ -149,8 +149,9 @@ pub struct AlertRecord {
     // an allocator size class below 272 (which costs 320).
     pub generator_url: Option<Box<str>>,
     pub source: Source,
-    pub ci_id: Option<String>,
-    pub incident_id: Option<String>,
+    // Compact: CI and incident ids are short, held inline (no allocation per alert).
+    pub ci_id: Option<CompactString>,
+    pub incident_id: Option<CompactString>,
     /// Events received for this alert (firing re-sends and resolves included).
     pub count: u64,
     pub flapping: bool,
@@ -268,7 +269,7 @@ pub struct Changes {
     pub incidents: BTreeSet<String>,
     pub timeline: Vec<TimelineEntry>,
     /// Alerts that became members of an incident: (incident id, fingerprint).
-    pub members: Vec<(String, Fingerprint, u64)>,
+    pub members: Vec<(CompactString, Fingerprint, u64)>,
     pub opened: u64,
     pub resolved: u64,
 }
@@ -310,10 +311,12 @@ pub enum PatchError {
 fn set_related_count(title: &mut String, n: u64) {
     const SUFFIX: &str = " related alerts)";
     if let Some(head) = title.strip_suffix(SUFFIX)
-        && let Some(open) = head.rfind(" (+")
-        && head[open + 3..].bytes().all(|b| b.is_ascii_digit())
+        && let Some(open) = head.rfind('(')
+        && head[..open].ends_with(' ')
+        && let Some(count) = head[open + 1..].strip_prefix('+')
+        && count.bytes().all(|b| b.is_ascii_digit())
     {
-        title.truncate(open);
+        title.truncate(open - 1);
     }
     if n == 0 {
         return;
@@ -450,18 +453,18 @@ impl Engine {
     /// first.
     /// (On the stack: a CI is in one incident or a few, and this runs twice per alert.)
     fn active_on_ci(&self, ci: &str) -> SmallVec<[(&str, DateTime<Utc>); 4]> {
-        let mut v: SmallVec<[(&str, DateTime<Utc>); 4]> = self
-            .ci_state
-            .get(ci)
-            .into_iter()
-            .flat_map(|c| c.incidents.iter())
-            .filter(|(id, _)| {
-                self.incidents
-                    .get(*id)
-                    .is_some_and(|i| i.status.is_active())
-            })
-            .collect();
-        v.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
+        let mut v: SmallVec<[(&str, DateTime<Utc>); 4]> = SmallVec::new();
+        let Some(state) = self.ci_state.get(ci) else {
+            return v;
+        };
+        for (id, first) in state.incidents.iter() {
+            if self.incidents.get(id).is_some_and(|i| i.status.is_active()) {
+                v.push((id, first));
+            }
+        }
+        if v.len() > 1 {
+            v.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
+        }
         v
     }
 
@@ -700,7 +703,7 @@ impl Engine {
             .map(|(id, since)| (id.clone(), *since))
             .collect();
         for (id, since) in due {
-            self.pending_resolve.remove(&id);
+            self.pending_resolve.remove(id.as_str());
             self.auto_resolve(&id, since + self.cfg.resolve_hold_off);
         }
         if !self.flapping.is_empty() {
@@ -811,7 +814,7 @@ impl Engine {
                 }
                 let (count, flips, flapping) =
                     (rec.count, std::mem::take(&mut rec.flips), rec.flapping);
-                self.refire_of = rec.incident_id.clone();
+                self.refire_of = rec.incident_id.as_deref().map(String::from);
                 let fresh = self.first_sight(topo, mapper, alert, at);
                 self.refire_of = None;
                 if let Some(r) = self.alerts.get_mut(&fp) {
@@ -835,7 +838,7 @@ impl Engine {
         let fp = alert.fingerprint.clone();
         let node = mapper.map(topo, &alert.labels);
         let mut rec = AlertRecord::new(alert, at);
-        rec.ci_id = node.map(|n| topo.ci(n).id.clone());
+        rec.ci_id = node.map(|n| topo.ci(n).id.as_str().into());
         self.mark_alert(&fp);
         if rec.status == AlertStatus::Resolved {
             // Resolved before sift ever saw it firing: recorded, opens nothing.
@@ -958,7 +961,7 @@ impl Engine {
 
     fn set_incident(&mut self, fp: &Fingerprint, id: &str) {
         if let Some(r) = self.alerts.get_mut(fp) {
-            r.incident_id = Some(id.to_string());
+            r.incident_id = Some(id.into());
         }
     }
 
@@ -1170,7 +1173,7 @@ impl Engine {
         let cid = topo.ci(c).id.clone();
         for fp in &src.alert_fingerprints {
             if let Some(a) = self.alerts.get_mut(fp) {
-                a.incident_id = Some(into.to_string());
+                a.incident_id = Some(into.into());
                 self.mark_alert(fp);
             }
             self.join(topo, into, fp, at);
@@ -1234,34 +1237,36 @@ impl Engine {
 
     /// Adds a firing alert to an incident and refreshes what depends on its members.
     fn join(&mut self, topo: &Topology, id: &str, fp: &Fingerprint, at: DateTime<Utc>) {
+        // The record is borrowed beside the incident (two fields of the engine), so its
+        // CI id and name are copied only where they are kept.
         let Some(rec) = self.alerts.get(fp) else {
             return;
-        };
-        let (ci, sev, name) = (
-            rec.ci_id.clone(),
-            rec.severity(),
-            rec.alertname().to_string(),
-        );
-        let host = match &ci {
-            None => crate::cmdb::topology::host_of(&rec.labels).map(|h| format!("host:{h}")),
-            Some(_) => None,
         };
         let Some(inc) = self.incidents.get_mut(id) else {
             return;
         };
-        self.pending_resolve.remove(id);
+        let (sev, name) = (rec.severity(), CompactString::from(rec.alertname()));
+        // What `index_ci` files the incident under: the CI, or the unknown host.
+        let index_key: Option<CompactString> = match &rec.ci_id {
+            Some(ci) => {
+                if !inc.ci_ids.contains(ci.as_str()) {
+                    inc.ci_ids.insert(ci.to_string());
+                }
+                Some(ci.as_str().into())
+            }
+            None => crate::cmdb::topology::host_of(&rec.labels)
+                .map(|h| compact_str::format_compact!("host:{h}")),
+        };
+        if !self.pending_resolve.is_empty() {
+            self.pending_resolve.remove(id);
+        }
         if inc.alert_fingerprints.insert(fp.clone()) {
             inc.alert_count = inc.alert_fingerprints.len() as u64;
             if self.record {
                 self.changes
                     .members
-                    .push((id.to_string(), fp.clone(), inc.alert_count - 1));
+                    .push((id.into(), fp.clone(), inc.alert_count - 1));
             }
-        }
-        if let Some(ci) = &ci
-            && !inc.ci_ids.contains(ci)
-        {
-            inc.ci_ids.insert(ci.clone());
         }
         inc.updated_at = inc.updated_at.max(at);
         let urgency = inc.urgency.min(urgency_of(sev));
@@ -1282,12 +1287,12 @@ impl Engine {
                 .map(|c| c.display_name().to_string());
             inc.title = match root {
                 Some(r) => format!("{r}: {name}"),
-                None => name.clone(),
+                None => name.to_string(),
             };
         }
         set_related_count(&mut inc.title, inc.alert_count.saturating_sub(1));
         self.mark_incident(id);
-        if let Some(key) = ci.as_ref().or(host.as_ref()) {
+        if let Some(key) = &index_key {
             self.index_ci(key, id, at);
         }
         let joined = Detail::AlertJoined {
@@ -1333,7 +1338,7 @@ impl Engine {
             "alert_resolved",
             serde_json::json!({"fingerprint": fp_s}),
         );
-        let Some(inc) = self.incidents.get(&id) else {
+        let Some(inc) = self.incidents.get(id.as_str()) else {
             return;
         };
         if !inc.status.is_active() {
@@ -1387,7 +1392,7 @@ impl Engine {
         self.flapping.insert(fp.clone());
         self.mark_alert(fp);
         if let Some(id) = incident {
-            self.pending_resolve.remove(&id);
+            self.pending_resolve.remove(id.as_str());
             let detail = serde_json::json!({"fingerprint": fp.0, "changes": threshold + 1});
             self.timeline(&id, at, "sift", "flapping_started", detail);
         }
@@ -1577,10 +1582,10 @@ impl Engine {
             return;
         }
         self.changes.timeline.push(TimelineEntry {
-            incident_id: id.to_string(),
+            incident_id: id.into(),
             at,
-            actor: actor.to_string(),
-            kind: kind.to_string(),
+            actor: actor.into(),
+            kind: kind.into(),
             detail: detail.into(),
         });
     }
@@ -1597,7 +1602,7 @@ impl Engine {
                 || r.last_event_at > horizon
                 || r.incident_id
                     .as_ref()
-                    .and_then(|i| incidents.get(i))
+                    .and_then(|i| incidents.get(i.as_str()))
                     .is_some_and(|i| i.status.is_active())
         });
         let keep_changes = now - Duration::days(7);

@@ -211,7 +211,9 @@ pub(super) fn place(
     let window = engine.cfg.window;
     // Effects follow their cause within a propagation window, measured from when the
     // explaining CI first alerted in that incident.
-    let in_window = |first: DateTime<Utc>| at <= first + window && first <= at + window;
+    // (at <= first + window && first <= at + window, with the sums done once.)
+    let (earliest, latest) = (at - window, at + window);
+    let in_window = |first: DateTime<Utc>| earliest <= first && first <= latest;
     let Some(c) = node else {
         // No CI: alerts on the same unknown host belong together (the host stands in for
         // the CI it would be); else the same alert on many instances is one incident.

@@ -248,7 +248,7 @@ fn patch_follows_lifecycle() {
         .take_changes()
         .timeline
         .into_iter()
-        .map(|t| t.kind)
+        .map(|t| t.kind.to_string())
         .collect();
     assert!(
         kinds.contains(&"comment".to_string()) && kinds.contains(&"closed".to_string()),
@@ -650,7 +650,7 @@ fn a_flapping_alert_holds_its_incident_open_until_steady() {
         .take_changes()
         .timeline
         .into_iter()
-        .map(|t| t.kind)
+        .map(|t| t.kind.to_string())
         .collect();
     assert!(
         kinds.contains(&"flapping_started".into()) && kinds.contains(&"flapping_stopped".into())
@@ -828,7 +828,7 @@ fn kinds_of(ch: &Changes, id: &str) -> Vec<String> {
     ch.timeline
         .iter()
         .filter(|e| e.incident_id == id)
-        .map(|e| e.kind.clone())
+        .map(|e| e.kind.to_string())
         .collect()
 }
 

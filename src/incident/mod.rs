@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use compact_str::CompactString;
 use indexmap::IndexSet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -157,11 +158,13 @@ impl Incident {
 /// One line of an incident's timeline: who or what did what, when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEntry {
-    pub incident_id: String,
+    // Compact strings: ids, actors and kinds are short and held inline, so the entry the
+    // core writes for every alert that joins an incident costs no allocation for them.
+    pub incident_id: CompactString,
     pub at: DateTime<Utc>,
     /// `sift` for the pipeline's own decisions, else the API caller's role/name.
-    pub actor: String,
-    pub kind: String,
+    pub actor: CompactString,
+    pub kind: CompactString,
     #[serde(default)]
     pub detail: Detail,
 }
@@ -174,7 +177,7 @@ pub struct TimelineEntry {
 pub enum Detail {
     /// `{"alertname": …, "fingerprint": …}`
     AlertJoined {
-        alertname: String,
+        alertname: CompactString,
         fingerprint: Fingerprint,
     },
     Json(serde_json::Value),

@@ -7,6 +7,7 @@
 //! senders that give no status); nothing past this module does.
 
 pub mod alertmanager;
+mod fast_read;
 pub mod forward;
 pub mod kafka;
 pub mod pagerduty;

@@ -197,7 +197,7 @@ pub trait WriteTx: Send {
     /// New incident memberships: (incident id, alert fingerprint, place in join order).
     async fn add_members(
         &mut self,
-        members: &[(String, Fingerprint, u64)],
+        members: &[(compact_str::CompactString, Fingerprint, u64)],
     ) -> Result<(), StoreError>;
     async fn append_timeline(&mut self, entries: &[TimelineEntry]) -> Result<(), StoreError>;
     /// One outbox row per event and subscription that wants it (fan-out under the lock).

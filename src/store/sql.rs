@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
+use compact_str::CompactString;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Pool, Postgres, QueryBuilder, Row, Sqlite, Transaction};
@@ -392,10 +393,10 @@ macro_rules! sql_store {
                 rows.iter()
                     .map(|r| {
                         Ok(TimelineEntry {
-                            incident_id: id.to_string(),
+                            incident_id: id.into(),
                             at: from_ms(r.try_get(0)?),
-                            actor: r.try_get(1)?,
-                            kind: r.try_get(2)?,
+                            actor: r.try_get::<String, _>(1)?.into(),
+                            kind: r.try_get::<String, _>(2)?.into(),
                             detail: decode("timeline entry", &r.try_get::<String, _>(3)?)?,
                         })
                     })
@@ -831,8 +832,8 @@ macro_rules! sql_store {
                     qb.push_values(chunk, |mut b, r| {
                         b.push_bind(r.fingerprint.0.to_string())
                             .push_bind(r.status.as_str())
-                            .push_bind(r.ci_id.clone())
-                            .push_bind(r.incident_id.clone())
+                            .push_bind(r.ci_id.as_deref().map(String::from))
+                            .push_bind(r.incident_id.as_deref().map(String::from))
                             .push_bind(ms(r.starts_at))
                             .push_bind(seq)
                             .push_bind(encode(r));
@@ -953,11 +954,11 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn add_members(&mut self, members: &[(String, Fingerprint, u64)]) -> Result<(), StoreError> {
+            async fn add_members(&mut self, members: &[(CompactString, Fingerprint, u64)]) -> Result<(), StoreError> {
                 for chunk in members.chunks(CHUNK) {
                     let mut qb = QueryBuilder::<$db>::new("INSERT INTO incident_alerts (incident_id, fingerprint, pos) ");
                     qb.push_values(chunk, |mut b, (i, f, pos)| {
-                        b.push_bind(i.clone()).push_bind(f.0.to_string()).push_bind(*pos as i64);
+                        b.push_bind(i.to_string()).push_bind(f.0.to_string()).push_bind(*pos as i64);
                     });
                     qb.push(" ON CONFLICT DO NOTHING");
                     qb.build().execute(&mut *self.tx).await?;
@@ -970,10 +971,10 @@ macro_rules! sql_store {
                     let mut qb =
                         QueryBuilder::<$db>::new("INSERT INTO timeline (incident_id, at, actor, kind, detail) ");
                     qb.push_values(chunk, |mut b, e| {
-                        b.push_bind(e.incident_id.clone())
+                        b.push_bind(e.incident_id.to_string())
                             .push_bind(ms(e.at))
-                            .push_bind(e.actor.clone())
-                            .push_bind(e.kind.clone())
+                            .push_bind(e.actor.to_string())
+                            .push_bind(e.kind.to_string())
                             .push_bind(encode(&e.detail));
                     });
                     qb.build().execute(&mut *self.tx).await?;
@@ -1001,7 +1002,7 @@ macro_rules! sql_store {
                         b.push_bind(s.name.clone())
                             .push_bind(e.event_id.clone())
                             .push_bind(e.kind.as_str())
-                            .push_bind(e.incident_id.clone())
+                            .push_bind(e.incident_id.to_string())
                             .push_bind("pending")
                             .push_bind(0i64)
                             .push_bind(ms(now))
