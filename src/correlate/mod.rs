@@ -850,8 +850,7 @@ impl Engine {
             .is_some_and(|end| self.watermark.is_some_and(|w| end <= w));
         self.count_firing(rec.ci_id.as_deref(), 1);
         let ends_at = rec.ends_at;
-        self.alerts.insert(Box::new(rec));
-        self.place_firing(topo, node, &fp, at);
+        self.place_firing(topo, node, Box::new(rec), at);
         match ends_at {
             Some(end) if expired => {
                 self.resolve_alert(&fp, end);
@@ -865,52 +864,71 @@ impl Engine {
         Outcome::New
     }
 
-    /// Puts a firing alert (already in `alerts`) into an incident, or holds it back while
-    /// a maintenance window covers its CI or something its CI depends on.
+    /// Puts a new firing alert (not yet in `alerts`) into an incident, or holds it back
+    /// while a maintenance window covers its CI or something its CI depends on.
     fn place_firing(
         &mut self,
         topo: &Topology,
         node: Option<Node>,
-        fp: &Fingerprint,
+        mut rec: Box<AlertRecord>,
         at: DateTime<Utc>,
     ) {
         if let Some(n) = node
             && let Some((change, until)) = self.maintenance_at(topo, n, at)
         {
-            if let Some(rec) = self.alerts.get_mut(fp) {
-                rec.suppressed = true;
-                rec.suppressed_by = Some(change.into_boxed_str());
-                self.changes_out_alert(fp);
-            }
-            self.held.insert((until, fp.clone()));
+            rec.suppressed = true;
+            rec.suppressed_by = Some(change.into_boxed_str());
+            let fp = rec.fingerprint.clone();
+            self.alerts.insert(rec);
+            self.changes_out_alert(&fp);
+            self.held.insert((until, fp));
             return;
         }
-        self.place(topo, node, fp, at);
+        self.place_record(topo, node, rec, at);
     }
 
-    /// Puts a firing alert into an incident as the grouping policy decides.
+    /// Puts a firing alert already in `alerts` into an incident as the grouping policy
+    /// decides.
     fn place(&mut self, topo: &Topology, node: Option<Node>, fp: &Fingerprint, at: DateTime<Utc>) {
-        // Taken out of the map while the policy and a new incident look at it (no clone on
-        // the per-alert path), and put back before it joins.
-        let Some(rec) = self.alerts.remove(fp) else {
-            return;
-        };
+        if let Some(rec) = self.alerts.remove(fp) {
+            self.place_record(topo, node, rec, at);
+        }
+    }
+
+    /// Puts a firing alert into an incident as the grouping policy decides. The record is
+    /// outside the map while the policy and a new incident look at it (no clone on the
+    /// per-alert path), and goes in, with its incident set, before it joins.
+    fn place_record(
+        &mut self,
+        topo: &Topology,
+        node: Option<Node>,
+        mut rec: Box<AlertRecord>,
+        at: DateTime<Utc>,
+    ) {
         let ci = rec.ci_id.clone();
+        let fp = rec.fingerprint.clone();
+        let fp = &fp;
         let placement = policy::place(self, topo, node, &rec, at);
         let opened = match &placement {
             Placement::Open { key } => Some(self.open_incident(topo, node, key.clone(), &rec, at)),
             _ => None,
         };
+        let id = match (&placement, &opened) {
+            (Placement::Open { .. }, Some(id)) => Some(id.as_str()),
+            (Placement::Reopen { id } | Placement::Join { id, .. }, _) => Some(id.as_str()),
+            (Placement::Open { .. }, None) => None,
+        };
+        if let Some(id) = id {
+            rec.incident_id = Some(id.into());
+        }
         self.alerts.insert(rec);
         match placement {
             Placement::Open { .. } => {
                 let Some(id) = opened else { return };
-                self.set_incident(fp, &id);
                 self.join(topo, &id, fp, at);
             }
             Placement::Reopen { id } => {
                 self.reopen(&id, at);
-                self.set_incident(fp, &id);
                 self.join(topo, &id, fp, at);
             }
             Placement::Join {
@@ -919,7 +937,6 @@ impl Engine {
                 reroot,
                 merge,
             } => {
-                self.set_incident(fp, &id);
                 self.join(topo, &id, fp, at);
                 if let (Some(ci), false) = (ci.as_deref(), path.is_empty()) {
                     self.record_path(&id, ci, path);
@@ -957,12 +974,6 @@ impl Engine {
             "reopened",
             serde_json::json!({"resolved_at": was}),
         );
-    }
-
-    fn set_incident(&mut self, fp: &Fingerprint, id: &str) {
-        if let Some(r) = self.alerts.get_mut(fp) {
-            r.incident_id = Some(id.into());
-        }
     }
 
     fn changes_out_alert(&mut self, fp: &Fingerprint) {

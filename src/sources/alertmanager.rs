@@ -63,10 +63,48 @@ pub(super) fn read_time(s: &str) -> Result<Option<DateTime<Utc>>, String> {
     if s.is_empty() {
         return Ok(None);
     }
-    let t = DateTime::parse_from_rfc3339(s)
-        .map_err(|e| format!("invalid RFC 3339 timestamp {s:?}: {e}"))?
-        .with_timezone(&Utc);
+    let t = match utc_seconds_or_fraction(s) {
+        Some(t) => t,
+        None => DateTime::parse_from_rfc3339(s)
+            .map_err(|e| format!("invalid RFC 3339 timestamp {s:?}: {e}"))?
+            .with_timezone(&Utc),
+    };
     Ok((t.timestamp() > -62_135_596_800).then_some(t))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, the form Go writes (every Prometheus and
+/// Alertmanager timestamp), read without chrono's general RFC 3339 parser (a third of the
+/// cost of reading an alert's times). `None` for anything else (offsets, lowercase,
+/// leap seconds, more than 9 fraction digits, invalid dates): chrono reads those.
+fn utc_seconds_or_fraction(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    let (head, rest) = (b.get(..19)?, b.get(19..)?);
+    let num = |from: usize, to: usize| -> Option<u32> {
+        head[from..to].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let seps = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if seps.iter().any(|&(i, c)| head[i] != c) {
+        return None;
+    }
+    let nanos = match rest {
+        [b'Z'] => 0,
+        [b'.', digits @ .., b'Z'] if (1..=9).contains(&digits.len()) => {
+            let n = digits.iter().try_fold(0u32, |n, &c| {
+                c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+            })?;
+            n * 10u32.pow(9 - digits.len() as u32)
+        }
+        _ => return None,
+    };
+    let sec = num(17, 19)?;
+    if sec > 59 {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?;
+    let time = chrono::NaiveTime::from_hms_nano_opt(num(11, 13)?, num(14, 16)?, sec, nanos)?;
+    Some(date.and_time(time).and_utc())
 }
 
 #[derive(Debug, PartialEq, Deserialize)]
@@ -285,6 +323,72 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.path.starts_with("[1].labels"), "{e}");
+    }
+
+    /// The fast path for Go's timestamps reads exactly what chrono reads, and leaves
+    /// everything else to chrono.
+    #[test]
+    fn go_timestamps_read_as_chrono_reads_them() {
+        let chrono_reads = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut fast = 0;
+        for _ in 0..20_000 {
+            let frac = match next(4) {
+                0 => String::new(),
+                _ => format!(
+                    ".{}",
+                    "0123456789".repeat(2)[..1 + next(11) as usize].to_string()
+                ),
+            };
+            let s = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{frac}{}",
+                next(10_000),
+                next(14),
+                next(33),
+                next(26),
+                next(61),
+                next(62),
+                ["Z", "Z", "Z", "z", "+02:00"][next(5) as usize]
+            );
+            if let Some(t) = utc_seconds_or_fraction(&s) {
+                fast += 1;
+                assert_eq!(Some(t), chrono_reads(&s), "{s}");
+            }
+            assert_eq!(
+                read_time(&s).ok().flatten(),
+                chrono_reads(&s).filter(|t| t.timestamp() > -62_135_596_800),
+                "{s}"
+            );
+        }
+        assert!(fast > 2_000, "{fast}");
+        for s in [
+            "2026-11-23T09:58:00Z",
+            "2026-11-23T09:58:00.5Z",
+            "2024-02-29T23:59:59.123456789Z",
+        ] {
+            assert!(utc_seconds_or_fraction(s).is_some(), "{s}");
+        }
+        for s in [
+            "2026-02-29T00:00:00Z",
+            "2026-11-23T09:58:60Z",
+            "2026-11-23T24:00:00Z",
+            "2026-11-23T09:58:00.Z",
+            "2026-11-23T09:58:00.1234567891Z",
+            "2026-11-23 09:58:00Z",
+            "2026-11-23T09:58:00",
+        ] {
+            assert!(utc_seconds_or_fraction(s).is_none(), "{s}");
+        }
     }
 
     #[test]
