@@ -194,6 +194,51 @@ impl Labels {
     }
 }
 
+/// Packs a label set while it is read, part by part (the fast reader's path): the text
+/// of each name and value is appended to one buffer, so nothing is gathered or copied per
+/// string. Kept between sets, so its buffers are reused; `finish` copies the set out at
+/// its exact size.
+#[derive(Default)]
+pub(crate) struct Packer {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl Packer {
+    pub(crate) fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    /// Where the next name or value is written.
+    pub(crate) fn text(&mut self) -> &mut String {
+        &mut self.text
+    }
+
+    /// Ends the name or value written since the last call.
+    pub(crate) fn end_part(&mut self) {
+        self.ends
+            .push(u32::try_from(self.text.len()).unwrap_or(u32::MAX));
+    }
+
+    /// The set: as written when the names came strictly ascending (what Go writes), else
+    /// sorted with the last value of a repeated name winning (as `from_read`).
+    pub(crate) fn finish(&self) -> Labels {
+        let part = |i: usize| {
+            let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+            &self.text[start..self.ends[i] as usize]
+        };
+        let pairs = self.ends.len() / 2;
+        if (1..pairs).all(|i| part(2 * i - 2) < part(2 * i)) {
+            return Labels {
+                text: Box::from(self.text.as_str()),
+                ends: Box::from(&self.ends[..2 * pairs]),
+            };
+        }
+        Labels::from_pairs((0..pairs).map(|i| (part(2 * i), part(2 * i + 1))).collect())
+    }
+}
+
 impl PartialEq for Labels {
     fn eq(&self, other: &Self) -> bool {
         self.text == other.text && self.ends == other.ends

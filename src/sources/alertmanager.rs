@@ -345,10 +345,7 @@ mod tests {
         for _ in 0..20_000 {
             let frac = match next(4) {
                 0 => String::new(),
-                _ => format!(
-                    ".{}",
-                    "0123456789".repeat(2)[..1 + next(11) as usize].to_string()
-                ),
+                _ => format!(".{}", &"0123456789".repeat(2)[..1 + next(11) as usize]),
             };
             let s = format!(
                 "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{frac}{}",

@@ -18,10 +18,9 @@
 
 use std::borrow::Cow;
 
-use smallvec::SmallVec;
-
 use super::alertmanager::{WireAlert, WireStatus, read_time};
 use crate::alert::Labels;
+use crate::labels::Packer;
 
 /// A JSON array of alert objects, and nothing after it.
 pub(super) fn alert_list(body: &str) -> Option<Vec<WireAlert>> {
@@ -65,11 +64,17 @@ const MAX_DEPTH: u32 = 32;
 struct Reader<'a> {
     text: &'a str,
     pos: usize,
+    /// Reused by every label set of the body.
+    packer: Packer,
 }
 
 impl<'a> Reader<'a> {
     fn new(text: &'a str) -> Self {
-        Reader { text, pos: 0 }
+        Reader {
+            text,
+            pos: 0,
+            packer: Packer::default(),
+        }
     }
 
     fn bytes(&self) -> &'a [u8] {
@@ -196,17 +201,60 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// An object of string values (names and values borrowed from the body unless
-    /// escaped), packed as serde's path packs them.
+    /// An object of string values, each written straight into the packed set.
     fn labels(&mut self) -> Option<Labels> {
         self.eat(b'{')?;
-        let mut pairs: SmallVec<[(Cow<'a, str>, Cow<'a, str>); 12]> = SmallVec::new();
-        self.members(|r, name| {
-            let value = r.string()?;
-            pairs.push((name, value));
-            Some(())
-        })?;
-        Some(Labels::from_read(pairs))
+        let mut p = std::mem::take(&mut self.packer);
+        p.clear();
+        let read = self.label_pairs(&mut p).map(|()| p.finish());
+        self.packer = p;
+        read
+    }
+
+    /// After `{`: `"name": "value"` pairs up to the closing `}`.
+    fn label_pairs(&mut self, p: &mut Packer) -> Option<()> {
+        self.ws();
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            self.ws();
+            self.string_into(p.text())?;
+            p.end_part();
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            self.string_into(p.text())?;
+            p.end_part();
+            self.ws();
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b'}' => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A JSON string, decoded onto `out`.
+    fn string_into(&mut self, out: &mut String) -> Option<()> {
+        self.eat(b'"')?;
+        loop {
+            let from = self.pos;
+            let stop = self.scan();
+            out.push_str(self.text.get(from..stop)?);
+            match self.peek()? {
+                b'"' => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                b'\\' => self.escape(out)?,
+                // A raw control character: serde_json refuses it.
+                _ => return None,
+            }
+        }
     }
 
     /// A timestamp string (or `null`), read as serde's `opt_time` does.
