@@ -533,7 +533,23 @@ impl Engine {
     }
 
     pub fn take_changes(&mut self) -> Changes {
-        std::mem::take(&mut self.changes)
+        // The next batch is usually about as large as this one: its sets and lists start
+        // at this one's size (bounded) instead of growing, and rehashing, from empty.
+        let size = |n: usize| n.min(1 << 16);
+        let next = Changes {
+            alerts: FingerprintSet::with_capacity_and_hasher(
+                size(self.changes.alerts.len()),
+                Default::default(),
+            ),
+            touched: FingerprintSet::with_capacity_and_hasher(
+                size(self.changes.touched.len()),
+                Default::default(),
+            ),
+            timeline: Vec::with_capacity(size(self.changes.timeline.len())),
+            members: Vec::with_capacity(size(self.changes.members.len())),
+            ..Changes::default()
+        };
+        std::mem::replace(&mut self.changes, next)
     }
 
     /// Adopts an alert as stored (at start, or written by another daemon). Replaces what

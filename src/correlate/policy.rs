@@ -27,6 +27,7 @@
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use smallvec::SmallVec;
 
 use chrono::{DateTime, Utc};
@@ -43,8 +44,9 @@ pub enum Placement {
     /// Join incident `id`. `path` runs from the alert's CI to the CI of the incident that
     /// explains it (empty when the alert's CI is already in it). With `reroot`, the alert's
     /// CI becomes the root; `merge` lists incidents it also explains, folded into `id`.
+    // Incident ids are compact strings: held inline, no allocation per placed alert.
     Join {
-        id: String,
+        id: CompactString,
         path: Vec<String>,
         reroot: bool,
         merge: Vec<String>,
@@ -54,7 +56,7 @@ pub enum Placement {
     },
     /// Reopen incident `id` (resolved within the reopen window) and join it.
     Reopen {
-        id: String,
+        id: CompactString,
     },
 }
 
@@ -199,13 +201,13 @@ pub(super) fn place(
         && let Some(inc) = engine.incidents.get(&prev)
     {
         if inc.status.is_active() {
-            return join(prev, Vec::new());
+            return join(prev.into(), Vec::new());
         }
         let recent = inc
             .resolved_at
             .is_some_and(|r| at <= r + engine.cfg.reopen_window);
         if inc.status == crate::incident::IncidentStatus::Resolved && recent {
-            return Placement::Reopen { id: prev };
+            return Placement::Reopen { id: prev.into() };
         }
     }
     let window = engine.cfg.window;
@@ -223,7 +225,7 @@ pub(super) fn place(
                 .into_iter()
                 .find(|(_, f)| in_window(*f))
         {
-            return join(id.to_string(), Vec::new());
+            return join(id.into(), Vec::new());
         }
         let ignore = &engine.cfg.fallback_ignore_labels;
         let fp = Fingerprint::of_selected(&rec.labels, |k| !ignore.iter().any(|i| i == k));
@@ -236,7 +238,7 @@ pub(super) fn place(
                 .is_some_and(|i| at <= i.updated_at + window)
         };
         return match engine.open_by_key.get(&key).filter(|id| recent(id)) {
-            Some(id) => join(id.clone(), Vec::new()),
+            Some(id) => join(id.as_str().into(), Vec::new()),
             None => Placement::Open { key },
         };
     };
@@ -325,7 +327,7 @@ pub(super) fn place(
                 path_in(topo, &walk, c, via).unwrap_or_default()
             };
             Placement::Join {
-                id: id.to_string(),
+                id: id.into(),
                 path,
                 reroot: false,
                 merge: down.into_iter().map(|(_, id)| id).collect(),
@@ -335,7 +337,7 @@ pub(super) fn place(
             let mut ids = down.into_iter().map(|(_, id)| id);
             let first = ids.next().unwrap_or_default();
             Placement::Join {
-                id: first,
+                id: first.into(),
                 path: Vec::new(),
                 reroot: true,
                 merge: ids.collect(),
@@ -347,7 +349,7 @@ pub(super) fn place(
     }
 }
 
-fn join(id: String, path: Vec<String>) -> Placement {
+fn join(id: CompactString, path: Vec<String>) -> Placement {
     Placement::Join {
         id,
         path,
