@@ -100,6 +100,17 @@ impl<'a> Reader<'a> {
         (self.bytes().get(self.pos..end)? == w.as_bytes()).then(|| self.pos = end)
     }
 
+    /// After an element: `,` (more follow: `false`) or `close` (the end: `true`).
+    fn comma_or(&mut self, close: u8) -> Option<bool> {
+        let b = self.peek()?;
+        self.pos += 1;
+        match b {
+            b',' => Some(false),
+            b if b == close => Some(true),
+            _ => None,
+        }
+    }
+
     fn end(&mut self) -> Option<()> {
         self.ws();
         (self.pos == self.bytes().len()).then_some(())
@@ -118,13 +129,8 @@ impl<'a> Reader<'a> {
             self.ws();
             list.push(self.alert()?);
             self.ws();
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b']' => {
-                    self.pos += 1;
-                    return Some(list);
-                }
-                _ => return None,
+            if self.comma_or(b']')? {
+                return Some(list);
             }
         }
     }
@@ -143,13 +149,8 @@ impl<'a> Reader<'a> {
             self.ws();
             f(self, key)?;
             self.ws();
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.comma_or(b'}')? {
+                return Some(());
             }
         }
     }
@@ -227,13 +228,8 @@ impl<'a> Reader<'a> {
             self.string_into(p.text())?;
             p.end_part();
             self.ws();
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.comma_or(b'}')? {
+                return Some(());
             }
         }
     }
@@ -276,35 +272,18 @@ impl<'a> Reader<'a> {
 
     /// A JSON string: borrowed from the body when it holds no escape, else decoded.
     fn string(&mut self) -> Option<Cow<'a, str>> {
+        let open = self.pos;
         self.eat(b'"')?;
         let start = self.pos;
         let stop = self.scan();
-        match self.peek()? {
-            b'"' => {
-                self.pos += 1;
-                Some(Cow::Borrowed(self.text.get(start..stop)?))
-            }
-            b'\\' => {
-                let mut out = String::with_capacity(stop - start + 16);
-                out.push_str(self.text.get(start..stop)?);
-                loop {
-                    self.escape(&mut out)?;
-                    let from = self.pos;
-                    let stop = self.scan();
-                    out.push_str(self.text.get(from..stop)?);
-                    match self.peek()? {
-                        b'"' => {
-                            self.pos += 1;
-                            return Some(Cow::Owned(out));
-                        }
-                        b'\\' => {}
-                        _ => return None,
-                    }
-                }
-            }
-            // A raw control character: serde_json refuses it.
-            _ => None,
+        if self.peek()? == b'"' {
+            self.pos += 1;
+            return Some(Cow::Borrowed(self.text.get(start..stop)?));
         }
+        self.pos = open;
+        let mut out = String::with_capacity(stop - start + 16);
+        self.string_into(&mut out)?;
+        Some(Cow::Owned(out))
     }
 
     /// Moves to the next `"`, `\` or control character (or the end), 8 bytes at a time;
@@ -406,13 +385,8 @@ impl<'a> Reader<'a> {
                     self.ws();
                     self.skip(depth + 1)?;
                     self.ws();
-                    match self.peek()? {
-                        b',' => self.pos += 1,
-                        b']' => {
-                            self.pos += 1;
-                            return Some(());
-                        }
-                        _ => return None,
+                    if self.comma_or(b']')? {
+                        return Some(());
                     }
                 }
             }
