@@ -470,11 +470,17 @@ impl Engine {
 
     fn index_ci(&mut self, ci: &str, incident: &str, at: DateTime<Utc>) {
         let incidents = &self.incidents;
-        let list = &mut self
-            .ci_state
-            .entry(CompactString::from(ci))
-            .or_default()
-            .incidents;
+        // Looked up first: the entry is there for every alert after a CI's first.
+        let list = match self.ci_state.get_mut(ci) {
+            Some(c) => &mut c.incidents,
+            None => {
+                &mut self
+                    .ci_state
+                    .entry(CompactString::from(ci))
+                    .or_default()
+                    .incidents
+            }
+        };
         // Only active incidents matter; dropping the rest here keeps the list short even
         // where nothing prunes (replay).
         list.retain(|id| id == incident || incidents.get(id).is_some_and(|i| i.status.is_active()));
@@ -483,7 +489,10 @@ impl Engine {
 
     fn count_firing(&mut self, ci: Option<&str>, delta: i32) {
         let Some(ci) = ci else { return };
-        let c = self.ci_state.entry(CompactString::from(ci)).or_default();
+        let c = match self.ci_state.get_mut(ci) {
+            Some(c) => c,
+            None => self.ci_state.entry(CompactString::from(ci)).or_default(),
+        };
         c.firing = c.firing.saturating_add_signed(delta);
         if c.is_empty() {
             self.ci_state.remove(ci);
