@@ -13,13 +13,13 @@
 use serde_json::{Value, json};
 
 use super::{Engine, policy};
-use crate::alert::Fingerprint;
 use crate::cmdb::Topology;
 
 impl Engine {
-    /// A member joined: add its runbooks, or recompute everything when the root or the
-    /// change log moved since the last full computation.
-    pub(super) fn enrich_joined(&mut self, topo: &Topology, id: &str, fp: &Fingerprint) {
+    /// A member joined, with its runbook links `found` (`runbooks_of_alert`): add them,
+    /// or recompute everything when the root or the change log moved since the last full
+    /// computation.
+    pub(super) fn enrich_joined(&mut self, topo: &Topology, id: &str, found: Vec<String>) {
         let Some(inc) = self.incidents.get(id) else {
             return;
         };
@@ -29,11 +29,6 @@ impl Engine {
         if !current {
             return self.enrich(topo, id);
         }
-        let Some(rec) = self.alerts.get(fp) else {
-            return;
-        };
-        let mut found = Vec::new();
-        runbooks_of_alert(topo, rec, &mut found);
         if found.is_empty() {
             return;
         }
@@ -129,7 +124,7 @@ impl Engine {
 }
 
 /// An alert's runbook links: its annotations', then its CI's.
-fn runbooks_of_alert(topo: &Topology, a: &super::AlertRecord, out: &mut Vec<String>) {
+pub(super) fn runbooks_of_alert(topo: &Topology, a: &super::AlertRecord, out: &mut Vec<String>) {
     for key in ["runbook_url", "runbook"] {
         if let Some(v) = a.annotations.get(key) {
             push_link(out, v);

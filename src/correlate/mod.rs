@@ -1282,6 +1282,8 @@ impl Engine {
             return;
         };
         let (sev, name) = (rec.severity(), CompactString::from(rec.alertname()));
+        let mut runbooks = Vec::new();
+        enrich::runbooks_of_alert(topo, rec, &mut runbooks);
         // What `index_ci` files the incident under: the CI, or the unknown host.
         let index_key: Option<CompactString> = match &rec.ci_id {
             Some(ci) => {
@@ -1345,7 +1347,7 @@ impl Engine {
                 serde_json::json!({"from": old_priority, "to": priority}),
             );
         }
-        self.enrich_joined(topo, id, fp);
+        self.enrich_joined(topo, id, runbooks);
         self.apply_sla(id);
     }
 
