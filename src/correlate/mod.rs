@@ -451,9 +451,9 @@ impl Engine {
 
     /// Active incidents that `ci` alerted in, with when it first alerted there, newest
     /// first.
-    /// (On the stack: a CI is in one incident or a few, and this runs twice per alert.)
-    fn active_on_ci(&self, ci: &str) -> SmallVec<[(&str, DateTime<Utc>); 4]> {
-        let mut v: SmallVec<[(&str, DateTime<Utc>); 4]> = SmallVec::new();
+    /// (On the stack: a CI is in one incident or two, and this runs twice per alert.)
+    fn active_on_ci(&self, ci: &str) -> SmallVec<[(&str, DateTime<Utc>); 2]> {
+        let mut v: SmallVec<[(&str, DateTime<Utc>); 2]> = SmallVec::new();
         let Some(state) = self.ci_state.get(ci) else {
             return v;
         };
