@@ -2,7 +2,7 @@
 //!
 //! `config/sift.toml` documents every key with its default. Unknown keys are errors (a typo
 //! must not be silently ignored). Durations are strings with a unit (`500ms`, `30s`, `5m`,
-//! `2h`, `1d`). An environment override of a list or table takes JSON.
+//! `2h`, `1d`; at most 10,000 years). An environment override of a list or table takes JSON.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -709,7 +709,15 @@ impl Dur {
                 ));
             }
         };
-        Ok(Dur(chrono::Duration::milliseconds(n.saturating_mul(ms))))
+        // Bounded, so that event time plus any window stays a date: past chrono's range a
+        // sum would panic in the core.
+        const MAX_DAYS: i64 = 3_650_000;
+        if n.saturating_mul(ms) > MAX_DAYS * 86_400_000 {
+            return Err(format!(
+                "invalid duration {s:?}: at most {MAX_DAYS}d (10,000 years)"
+            ));
+        }
+        Ok(Dur(chrono::Duration::milliseconds(n * ms)))
     }
 }
 
@@ -857,5 +865,8 @@ mod tests {
         assert_eq!(Dur::parse("2h").unwrap().to_string(), "2h");
         assert_eq!(Dur::parse("0").unwrap().0.num_milliseconds(), 0);
         assert!(Dur::parse("5x").is_err());
+        assert!(Dur::parse("3650000d").is_ok());
+        let e = Dur::parse("999999999999d").unwrap_err();
+        assert!(e.contains("at most 3650000d"), "{e}");
     }
 }
