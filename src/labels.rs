@@ -194,12 +194,18 @@ impl Labels {
     /// Prometheus and Alertmanager send names in order (Go writes a map's keys sorted):
     /// then nothing is sorted. Otherwise the last value of a repeated name wins.
     pub(crate) fn from_read<S: AsRef<str>>(pairs: SmallVec<[(S, S); 12]>) -> Self {
-        let in_order = pairs.windows(2).all(|w| w[0].0.as_ref() < w[1].0.as_ref());
-        if in_order {
-            Labels::pack(&pairs)
+        let packed = Labels::pack(&pairs);
+        if packed.names_ascending() {
+            packed
         } else {
             Labels::from_pairs(pairs.into_vec())
         }
+    }
+
+    /// Whether the names are strictly ascending: a set as packed from a sender's pairs
+    /// is a valid set only then (else it is out of order or repeats a name).
+    fn names_ascending(&self) -> bool {
+        (1..self.len()).all(|i| self.name(i - 1) < self.name(i))
     }
 
     /// Sorts and dedups pairs gathered in any order (the last value of a name wins, as
@@ -244,18 +250,14 @@ impl Packer {
     /// The set: as written when the names came strictly ascending (what Go writes), else
     /// sorted with the last value of a repeated name winning (as `from_read`).
     pub(crate) fn finish(&self) -> Labels {
-        let part = |i: usize| {
-            let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-            &self.text[start..self.ends[i] as usize]
+        let read = Labels {
+            text: Box::from(self.text.as_str()),
+            ends: Box::from(&self.ends[..self.ends.len() / 2 * 2]),
         };
-        let pairs = self.ends.len() / 2;
-        if (1..pairs).all(|i| part(2 * i - 2) < part(2 * i)) {
-            return Labels {
-                text: Box::from(self.text.as_str()),
-                ends: Box::from(&self.ends[..2 * pairs]),
-            };
+        if read.names_ascending() {
+            return read;
         }
-        Labels::from_pairs((0..pairs).map(|i| (part(2 * i), part(2 * i + 1))).collect())
+        Labels::from_pairs(read.iter().collect())
     }
 }
 

@@ -515,13 +515,8 @@ mod tests {
     #[test]
     fn never_disagrees_with_serde_on_mutated_bodies() {
         const BYTES: &[u8] = b"\"\\{}[],: \n0123456789-+.eEabnrtfu/lsxz\x01";
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut rng = crate::sources::test_rng(0x9e37_79b9_7f4a_7c15);
+        let mut next = move |n: usize| rng(n as u64) as usize;
         let (mut taken, mut tried) = (0, 0);
         for base in [LIST, WEBHOOK] {
             for _ in 0..20_000 {
