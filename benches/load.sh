@@ -3,17 +3,23 @@
 # (a fresh database) and the Debian prometheus-alertmanager, one after the other, then one
 # table. Every server listens on 127.0.0.1 only; every load is bounded in time.
 #
-#   benches/load.sh                       # 20 s per server
-#   DURATION=10 PG_URL=postgres://postgres@127.0.0.1:5432 benches/load.sh
+#   benches/load.sh                       # 60 s per server, then 10 s of new alerts each
+#   DURATION=20 NEW_DURATION=5 PG_URL=postgres://postgres@127.0.0.1:5432 benches/load.sh
 #
 # Load: benches/wrk-alerts.lua (POST /api/v2/alerts, 100 distinct alerts a body, rotating
 # over 200k distinct alerts), wrk -t2 -c8. Each server starts empty and gets the identical
-# request sequence. Then a "bad input" run on sift/SQLite (benches/wrk-mixed.lua: every
-# 10th body malformed) and an idle-connection check (clients that connect and send nothing
-# must be disconnected by sift's header read timeout).
+# request sequence. 60 s by default: the first pass over the 200k alerts (new alerts, the
+# costliest events for a server that stores them) takes sift 5-15 s on the 2-core VM, so a
+# short run measures mostly that warm-up and a long one the steady storm of re-sends; the
+# second load below measures new alerts on their own. Every server also gets NEW_DURATION
+# seconds of benches/wrk-new.lua, from empty: alerts never seen before, each body 100 new
+# ones. Then a "bad input" run on sift/SQLite (benches/wrk-mixed.lua: every 10th body
+# malformed) and an idle-connection check (clients that connect and send nothing must be
+# disconnected by sift's header read timeout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-20}
+DURATION=${DURATION:-60}
+NEW_DURATION=${NEW_DURATION:-10}
 CONNS=${CONNS:-8}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
 PG_DB=${PG_DB:-sift_load}
@@ -65,39 +71,47 @@ YML
   PID=$!
   wait_port "-/ready"
 }
-# run NAME: drive the running server, print one row, remember alerts/s and p99.
+# run NAME SCRIPT SECONDS: drive the running server, print one row to $WORK/table-SCRIPT,
+# remember alerts/s, p99 and peak RSS under NAME/SCRIPT.
 declare -A RATE P99 RSS
 run() {
   local out
-  out=$(timeout $((DURATION + 30)) wrk -t2 -c"$CONNS" -d"${DURATION}s" --timeout 10s \
-    -s benches/wrk-alerts.lua "http://127.0.0.1:$PORT")
+  out=$(timeout $(($3 + 30)) wrk -t2 -c"$CONNS" -d"${3}s" --timeout 10s \
+    -s "benches/$2" "http://127.0.0.1:$PORT")
   read -r _ rate p50 p99 non2xx sockerr <<<"$(grep '^RESULT' <<<"$out")"
   local rss; rss=$(hwm)
-  RATE[$1]=$rate; P99[$1]=$p99; RSS[$1]=$rss
-  printf '%-22s %10s %9s %9s %8s %8s %10s\n' "$1" "$rate" "$p50" "$p99" "$non2xx" "$sockerr" "$((rss / 1024))" >>"$WORK/table"
+  RATE[$1/$2]=$rate; P99[$1/$2]=$p99; RSS[$1/$2]=$rss
+  printf '%-22s %10s %9s %9s %8s %8s %10s\n' "$1" "$rate" "$p50" "$p99" "$non2xx" "$sockerr" "$((rss / 1024))" >>"$WORK/table-$2"
+}
+# each SCRIPT SECONDS: the load against the three servers, each started empty.
+each() {
+  printf '%-22s %10s %9s %9s %8s %8s %10s\n' server "alerts/s" "p50 ms" "p99 ms" non-2xx "sock err" "peak MiB" >"$WORK/table-$1"
+  echo "== $1: sift, SQLite (synchronous=full) ==" >&2
+  rm -f "$WORK"/sift.db*
+  start_sift "sqlite://$WORK/sift.db"; run sift-sqlite "$1" "$2"; stop
+  echo "== $1: sift, PostgreSQL ($PG_URL/$PG_DB, fresh) ==" >&2
+  psql -q "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $PG_DB" -c "CREATE DATABASE $PG_DB" >&2
+  start_sift "$PG_URL/$PG_DB"; run sift-postgres "$1" "$2"; stop
+  echo "== $1: prometheus-alertmanager ($($AM --version 2>&1 | head -1)) ==" >&2
+  rm -rf "$WORK/am-data"
+  start_am; run alertmanager "$1" "$2"; stop
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+# report SCRIPT SECONDS: the table and sift's ratios to Alertmanager.
+report() {
+  echo
+  echo "wrk -t2 -c$CONNS -d${2}s -s benches/$1; peak MiB = VmHWM after the load"
+  cat "$WORK/table-$1"
+  for s in sift-sqlite sift-postgres; do
+    echo "$s / alertmanager: alerts/s $(ratio "${RATE[$s/$1]}" "${RATE[alertmanager/$1]}")x," \
+      "p99 $(ratio "${P99[$s/$1]}" "${P99[alertmanager/$1]}")x, peak RSS $(ratio "${RSS[$s/$1]}" "${RSS[alertmanager/$1]}")x"
+  done
 }
 
-printf '%-22s %10s %9s %9s %8s %8s %10s\n' server "alerts/s" "p50 ms" "p99 ms" non-2xx "sock err" "peak MiB" >"$WORK/table"
-
-echo "== sift, SQLite (synchronous=full) ==" >&2
-start_sift "sqlite://$WORK/sift.db"; run sift-sqlite; stop
-
-echo "== sift, PostgreSQL ($PG_URL/$PG_DB, fresh) ==" >&2
-psql -q "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $PG_DB" -c "CREATE DATABASE $PG_DB" >&2
-start_sift "$PG_URL/$PG_DB"; run sift-postgres; stop
-
-echo "== prometheus-alertmanager ($($AM --version 2>&1 | head -1)) ==" >&2
-start_am; run alertmanager; stop
-
-echo
-echo "wrk -t2 -c$CONNS -d${DURATION}s -s benches/wrk-alerts.lua; peak MiB = VmHWM after the load"
-cat "$WORK/table"
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-echo
-for s in sift-sqlite sift-postgres; do
-  echo "$s / alertmanager: alerts/s $(ratio "${RATE[$s]}" "${RATE[alertmanager]}")x," \
-    "p99 $(ratio "${P99[$s]}" "${P99[alertmanager]}")x, peak RSS $(ratio "${RSS[$s]}" "${RSS[alertmanager]}")x"
-done
+each wrk-alerts.lua "$DURATION"
+each wrk-new.lua "$NEW_DURATION"
+report wrk-alerts.lua "$DURATION"
+report wrk-new.lua "$NEW_DURATION"
 
 echo
 echo "== bad input under load: sift/SQLite, every 10th body malformed ==" >&2
