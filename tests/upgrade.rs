@@ -1,5 +1,6 @@
 //! Upgrading a store written by an earlier sift: incidents of schema v4 kept their member
-//! alerts inside the document; v5 moves them to `incident_alerts` rows. The incidents an
+//! alerts inside the document; v5 moves them to `incident_alerts` rows, v7 keys those rows
+//! by position (renumbering them) and lists alerts in arrival order. The incidents an
 //! operator already has must come through whole, on SQLite and on PostgreSQL.
 
 mod common;
@@ -18,8 +19,12 @@ async fn postgres_members_survive_the_v5_upgrade() {
 }
 
 fn alert(instance: &str, fp: &str) -> Value {
-    let starts = (chrono::Utc::now() - chrono::Duration::seconds(30))
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // One startsAt for every alert of the test (the list's ties are then in arrival order).
+    static STARTS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let starts = STARTS.get_or_init(|| {
+        (chrono::Utc::now() - chrono::Duration::seconds(30))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    });
     json!({
         "version": "4", "groupKey": "{}", "truncatedAlerts": 0, "status": "firing",
         "receiver": "sift", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
@@ -36,10 +41,12 @@ fn alert(instance: &str, fp: &str) -> Value {
 }
 
 /// Puts the store back into its v4 shape: the member list inside each incident's
-/// document, no `incident_alerts` table, migration 5 not applied.
+/// document, no `incident_alerts` table, the v4 alert-list index, migrations 5 and 7 not
+/// applied. The second member is listed twice (a list that v5 moves out with a gap in the
+/// positions, which v7 must close: else the next member would take a position in use).
 async fn downgrade_to_v4(db: &Db) {
     macro_rules! downgrade {
-        ($pool:expr) => {{
+        ($pool:expr, $undo_ord:expr) => {{
             let pool = $pool;
             let rows: Vec<(String, String)> = sqlx::query_as(
                 "SELECT incident_id, fingerprint FROM incident_alerts ORDER BY incident_id, pos",
@@ -57,11 +64,14 @@ async fn downgrade_to_v4(db: &Db) {
                     doc.get("alert_fingerprints").is_none(),
                     "v5 keeps members out of the doc"
                 );
-                let fps: Vec<&String> = rows
+                let mut fps: Vec<&String> = rows
                     .iter()
                     .filter(|(i, _)| *i == id)
                     .map(|(_, f)| f)
                     .collect();
+                if fps.len() > 1 {
+                    fps.insert(1, fps[1]);
+                }
                 doc["alert_fingerprints"] = json!(fps);
                 sqlx::query("UPDATE incidents SET doc = $1 WHERE id = $2")
                     .bind(doc.to_string())
@@ -74,16 +84,29 @@ async fn downgrade_to_v4(db: &Db) {
                 .execute(&pool)
                 .await
                 .unwrap();
-            sqlx::query("DELETE FROM sift_migrations WHERE version = 5")
-                .execute(&pool)
-                .await
-                .unwrap();
+            let mut conn = pool.acquire().await.unwrap();
+            for sql in [
+                "DROP INDEX alerts_order",
+                "CREATE INDEX alerts_order ON alerts (starts_at, fingerprint)",
+                $undo_ord,
+                "DELETE FROM sift_migrations WHERE version IN (5, 7)",
+            ] {
+                // On one connection: another one's cached schema may not have seen the drop.
+                sqlx::query(sql).execute(&mut *conn).await.unwrap();
+            }
+            drop(conn);
             pool.close().await;
         }};
     }
     match db.backend {
-        Backend::Sqlite => downgrade!(sqlx::SqlitePool::connect(&db.url).await.unwrap()),
-        Backend::Postgres => downgrade!(sqlx::PgPool::connect(&db.url).await.unwrap()),
+        Backend::Sqlite => downgrade!(
+            sqlx::SqlitePool::connect(&db.url).await.unwrap(),
+            "SELECT 1"
+        ),
+        Backend::Postgres => downgrade!(
+            sqlx::PgPool::connect(&db.url).await.unwrap(),
+            "ALTER TABLE alerts DROP COLUMN ord"
+        ),
     }
 }
 
@@ -134,6 +157,26 @@ async fn members_survive_the_v5_upgrade(backend: Backend) {
         json!(["fp-1", "fp-2", "fp-3", "fp-4"]),
         "{one:#?}"
     );
+    // Alerts of one startsAt, newest arrival first, through pages of one.
+    let mut fps = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        let page = s
+            .get_ok(&format!("/api/v1/alerts?limit=1&cursor={cursor}"))
+            .await;
+        fps.extend(
+            page["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["fingerprint"].clone()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(json!(fps), json!(["fp-4", "fp-3", "fp-2", "fp-1"]));
     s.stop();
 
     // A store a newer sift has migrated is refused, not damaged.

@@ -196,7 +196,8 @@ pub async fn get_incident(
             limit: 1000,
             ..Default::default()
         })
-        .await?;
+        .await?
+        .alerts;
     let timeline = st.store.timeline(&id).await?;
     let mut v = serde_json::to_value(&inc).unwrap_or_default();
     if let Value::Object(m) = &mut v {
@@ -288,7 +289,7 @@ pub async fn list_alerts(
         .filter(|c| !c.is_empty())
         .map(|c| {
             c.split_once('.')
-                .and_then(|(t, f)| Some((t.parse::<i64>().ok()?, f.to_string())))
+                .and_then(|(t, o)| Some((t.parse::<i64>().ok()?, o.parse::<i64>().ok()?)))
                 .ok_or_else(|| ApiError::bad_request(format!("invalid cursor {c:?}")))
         })
         .transpose()?;
@@ -300,14 +301,14 @@ pub async fn list_alerts(
         before,
         limit,
     };
-    let alerts = st.store.list_alerts(&q).await?;
-    let next = (alerts.len() == limit as usize)
-        .then(|| {
-            alerts
-                .last()
-                .map(|a| format!("{}.{}", a.starts_at.timestamp_millis(), a.fingerprint))
-        })
-        .flatten();
+    let page = st.store.list_alerts(&q).await?;
+    let alerts = page.alerts;
+    let next = match (alerts.last(), page.last_order) {
+        (Some(a), Some(order)) if alerts.len() == limit as usize => {
+            Some(format!("{}.{order}", a.starts_at.timestamp_millis()))
+        }
+        _ => None,
+    };
     Ok(Json(json!({"alerts": alerts, "next_cursor": next})))
 }
 

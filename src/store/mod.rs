@@ -58,9 +58,19 @@ pub struct AlertQuery {
     pub status: Option<crate::alert::AlertStatus>,
     pub ci: Option<String>,
     pub incident: Option<String>,
-    /// Only alerts strictly after this `(starts_at ms, fingerprint)` in newest-first order.
-    pub before: Option<(i64, String)>,
+    /// Only alerts strictly after this `(starts_at ms, arrival order)` in newest-first
+    /// order (the order is `AlertPage::last_order` of the page before).
+    pub before: Option<(i64, i64)>,
     pub limit: u32,
+}
+
+/// A page of `list_alerts`: newest first, ties of `starts_at` newest arrival first.
+#[derive(Debug, Clone, Default)]
+pub struct AlertPage {
+    pub alerts: Vec<AlertRecord>,
+    /// The arrival order of the page's last alert (its row's insertion order, kept by
+    /// updates): with its `starts_at`, where the next page begins.
+    pub last_order: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -86,7 +96,7 @@ pub trait Store: Send + Sync {
     async fn list_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError>;
     async fn get_incident(&self, id: &str) -> Result<Option<Incident>, StoreError>;
     async fn timeline(&self, id: &str) -> Result<Vec<TimelineEntry>, StoreError>;
-    async fn list_alerts(&self, q: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError>;
+    async fn list_alerts(&self, q: &AlertQuery) -> Result<AlertPage, StoreError>;
     async fn list_changes(&self, q: &ChangeQuery) -> Result<Vec<Change>, StoreError>;
 
     /// Imported history records opened at or after `since`, oldest first.

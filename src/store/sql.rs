@@ -16,7 +16,9 @@ use sqlx::{AssertSqlSafe, Pool, Postgres, QueryBuilder, Row, Sqlite, Transaction
 
 use super::RetryOutcome;
 use super::journal::{self, JournalEntry, JournalRow};
-use super::{AlertQuery, ChangeQuery, IncidentQuery, StateRow, Store, StoreError, WriteTx};
+use super::{
+    AlertPage, AlertQuery, ChangeQuery, IncidentQuery, StateRow, Store, StoreError, WriteTx,
+};
 use crate::alert::Fingerprint;
 use crate::cmdb::{Change, Ci, CmdbFile, Relation};
 use crate::config::StoreConfig;
@@ -62,6 +64,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "alert_journal",
         include_str!("../../migrations/sqlite/0006_alert_journal.sql"),
         include_str!("../../migrations/postgres/0006_alert_journal.sql"),
+    ),
+    (
+        7,
+        "append_keys",
+        include_str!("../../migrations/sqlite/0007_append_keys.sql"),
+        include_str!("../../migrations/postgres/0007_append_keys.sql"),
     ),
 ];
 
@@ -417,28 +425,37 @@ macro_rules! sql_store {
                 decode_docs("change", rows)
             }
 
-            async fn list_alerts(&self, q: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
-                let (before_t, before_fp) = match &q.before {
-                    Some((t, f)) => (Some(*t), Some(f.as_str())),
+            async fn list_alerts(&self, q: &AlertQuery) -> Result<AlertPage, StoreError> {
+                let (before_t, before_ord) = match q.before {
+                    Some((t, o)) => (Some(t), Some(o)),
                     None => (None, None),
                 };
                 // The page and the re-send journal from one snapshot: a flush commits the
                 // rewritten row and the journal deletion together.
                 let mut tx = self.begin_snapshot().await?;
-                let rows = sqlx::query(
-                    "SELECT doc, seq FROM alerts WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR ci_id = $2) \
+                // Ties of starts_at in arrival order: SQLite's rowid, PostgreSQL's `ord`
+                // (schema v7), both kept by upserts.
+                let sql = if Self::PG {
+                    "SELECT doc, seq, ord FROM alerts WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR ci_id = $2) \
                      AND ($3 IS NULL OR incident_id = $3) \
-                     AND ($4 IS NULL OR starts_at < $4 OR (starts_at = $4 AND fingerprint < $5)) \
-                     ORDER BY starts_at DESC, fingerprint DESC LIMIT $6",
-                )
+                     AND ($4 IS NULL OR starts_at < $4 OR (starts_at = $4 AND ord < $5)) \
+                     ORDER BY starts_at DESC, ord DESC LIMIT $6"
+                } else {
+                    "SELECT doc, seq, rowid FROM alerts WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR ci_id = $2) \
+                     AND ($3 IS NULL OR incident_id = $3) \
+                     AND ($4 IS NULL OR starts_at < $4 OR (starts_at = $4 AND rowid < $5)) \
+                     ORDER BY starts_at DESC, rowid DESC LIMIT $6"
+                };
+                let rows = sqlx::query(sql)
                 .bind(q.status.map(|s| s.as_str()))
                 .bind(q.ci.as_deref())
                 .bind(q.incident.as_deref())
                 .bind(before_t)
-                .bind(before_fp)
+                .bind(before_ord)
                 .bind(i64::from(q.limit))
                 .fetch_all(&mut *tx)
                 .await?;
+                let last_order = rows.last().map(|r| r.try_get::<i64, _>(2)).transpose()?;
                 let mut alerts = decode_alerts(rows)?;
                 // Re-sends journaled after a row was written: their count and ends_at.
                 if let Some(oldest) = alerts.iter().map(|a| a.persisted.seq).min() {
@@ -473,7 +490,7 @@ macro_rules! sql_store {
                         }
                     }
                 }
-                Ok(alerts)
+                Ok(AlertPage { alerts, last_order })
             }
 
             async fn history_since(&self, since: DateTime<Utc>) -> Result<Vec<HistoryRecord>, StoreError> {
@@ -960,6 +977,10 @@ macro_rules! sql_store {
                     qb.push_values(chunk, |mut b, (i, f, pos)| {
                         b.push_bind(i.to_string()).push_bind(f.0.to_string()).push_bind(*pos as i64);
                     });
+                    // The core hands each (incident, position) out once, from a member set
+                    // loaded whole with its incident. A clash would mean the two disagree;
+                    // failing the batch would then fail every later one too (the re-read
+                    // state is the same), so the row that is there stays.
                     qb.push(" ON CONFLICT DO NOTHING");
                     qb.build().execute(&mut *self.tx).await?;
                 }
