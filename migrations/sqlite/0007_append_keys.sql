@@ -23,7 +23,8 @@ DROP TABLE incident_alerts;
 ALTER TABLE incident_alerts_v7 RENAME TO incident_alerts;
 
 -- 2. The alert list (newest first) breaks ties of starts_at by arrival (the rowid, which
---    an upsert keeps) instead of by fingerprint: the alerts of one rule evaluation share
---    their starts_at, and (starts_at, fingerprint) spread them over random pages.
+--    an upsert keeps; sift never runs VACUUM, which could renumber it) instead of by
+--    fingerprint: the alerts of one rule evaluation share their starts_at, and
+--    (starts_at, fingerprint) spread them over random pages.
 DROP INDEX alerts_order;
 CREATE INDEX alerts_order ON alerts (starts_at);

@@ -980,9 +980,20 @@ macro_rules! sql_store {
                     // The core hands each (incident, position) out once, from a member set
                     // loaded whole with its incident. A clash would mean the two disagree;
                     // failing the batch would then fail every later one too (the re-read
-                    // state is the same), so the row that is there stays.
+                    // state is the same), so the row that is there stays, and it is said
+                    // loudly: the incident's stored member list then lacks an alert.
                     qb.push(" ON CONFLICT DO NOTHING");
-                    qb.build().execute(&mut *self.tx).await?;
+                    let written = qb.build().execute(&mut *self.tx).await?.rows_affected();
+                    if written < chunk.len() as u64 {
+                        let incidents: std::collections::BTreeSet<&str> =
+                            chunk.iter().map(|(i, _, _)| i.as_str()).collect();
+                        tracing::error!(
+                            lost = chunk.len() as u64 - written,
+                            ?incidents,
+                            "incident member rows not written: their position was taken \
+                             (the core's member list and the store's disagree)"
+                        );
+                    }
                 }
                 Ok(())
             }
