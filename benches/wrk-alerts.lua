@@ -32,16 +32,8 @@ request = function()
   return wrk.format("POST", "/api/v2/alerts", {["Content-Type"] = "application/json"},
     bodies[(counter % n_bodies) + 1])
 end
+-- The summary (benches/wrk-report.lua, found beside this script).
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "wrk-report.lua")
 done = function(summary, latency, requests)
-  io.write(string.format("alerts/s: %.0f  (requests/s %.1f x 100)\n",
-    summary.requests / (summary.duration / 1e6) * per_body, summary.requests / (summary.duration / 1e6)))
-  io.write(string.format("latency p50 %.1f ms  p99 %.1f ms  non-2xx %d\n",
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.errors.status))
-  -- One machine-readable line for benches/load.sh: accepted (2xx) alerts/s, p50 ms,
-  -- p99 ms, non-2xx responses, socket errors (connect, read, write, timeout).
-  local e = summary.errors
-  io.write(string.format("RESULT %.0f %.1f %.1f %d %d\n",
-    (summary.requests - e.status) / (summary.duration / 1e6) * per_body,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, e.status,
-    e.connect + e.read + e.write + e.timeout))
+  report(summary, latency, per_body)
 end

@@ -28,11 +28,8 @@ request = function()
   return wrk.format("POST", "/api/v2/alerts", {["Content-Type"] = "application/json"},
     "[" .. table.concat(parts, ",") .. "]")
 end
+-- The summary (benches/wrk-report.lua, found beside this script).
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "wrk-report.lua")
 done = function(summary, latency, requests)
-  -- As wrk-alerts.lua: accepted (2xx) alerts/s, p50 ms, p99 ms, non-2xx, socket errors.
-  local e = summary.errors
-  io.write(string.format("RESULT %.0f %.1f %.1f %d %d\n",
-    (summary.requests - e.status) / (summary.duration / 1e6) * per_body,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, e.status,
-    e.connect + e.read + e.write + e.timeout))
+  report(summary, latency, per_body)
 end
