@@ -6,7 +6,7 @@
 //!     CARGO_TARGET_DIR=… cargo bench --bench core
 //!
 //! Topology load (1M CIs / 5M relations) is `benches/topology_load.rs`; replay of 1M
-//! events end to end is `sift-eval --replay-bench 1000000` (README, Performance).
+//! events end to end is `benches/replay.rs` (README, Performance).
 
 // The allocator the sift binaries use, so the figures are theirs.
 #[global_allocator]

@@ -36,45 +36,23 @@ struct Args {
 /// Times the replay core over `events` events (one thread, release build expected).
 fn replay_bench(seed: u64, events: usize) -> anyhow::Result<()> {
     use sift::cmdb::{CiMapper, Topology};
-    let scn = generate(seed, EstateSize::Huge);
-    let topo = Topology::from_file(&scn.cmdb);
-    let base = sift::eval::parse_alerts(&scn.alerts)?;
-    if base.is_empty() {
-        bail!("the scenario has no alerts");
-    }
-    let first = base.iter().map(|a| a.starts_at).min().unwrap_or_default();
-    let last = base
-        .iter()
-        .map(|a| a.ends_at.unwrap_or(a.starts_at).max(a.starts_at))
-        .max()
-        .unwrap_or_default();
-    let period = (last - first) + chrono::Duration::hours(1);
-    let mut stream = Vec::with_capacity(events);
-    let mut k = 0;
-    while stream.len() < events {
-        let shift = period * k;
-        for a in base.iter().take(events - stream.len()) {
-            let mut a = a.clone();
-            a.starts_at += shift;
-            a.ends_at = a.ends_at.map(|e| e + shift);
-            stream.push(a);
-        }
-        k += 1;
-    }
+    let w = sift::eval::replay_workload(seed, events)?;
+    let topo = Topology::from_file(&w.cmdb);
     let t = std::time::Instant::now();
     let out = sift::replay::run(
         &topo,
         &CiMapper::default(),
         Default::default(),
         Vec::new(),
-        stream,
+        w.alerts,
     );
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "replay: {events} alert events over {} CIs / {} relations ({k} repeats of seed {seed}) in {secs:.2} s \
+        "replay: {events} alert events over {} CIs / {} relations ({} repeats of seed {seed}) in {secs:.2} s \
          = {:.0} events/s; {} incidents",
         topo.len(),
         topo.relation_count(),
+        w.repeats,
         events as f64 / secs,
         out.incidents.len()
     );

@@ -156,6 +156,8 @@ impl Evaluation {
 pub enum EvalError {
     #[error("alert line {line}: {error}")]
     Parse { line: usize, error: SourceError },
+    #[error("the scenario of seed {seed} has no alerts")]
+    NoAlerts { seed: u64 },
 }
 
 /// Parses a scenario's lines exactly as `sift replay` does.
@@ -166,6 +168,50 @@ pub fn parse_alerts(lines: &[String]) -> Result<Vec<Alert>, EvalError> {
         .enumerate()
         .map(|(i, l)| parse_line(l, &n).map_err(|error| EvalError::Parse { line: i + 1, error }))
         .collect()
+}
+
+/// The replay benchmark's input: the huge estate of one seed and its alert stream repeated
+/// day after day (each repeat shifted past the end of the previous one) up to `events`
+/// alert events. `sift-eval --replay-bench` and `benches/replay.rs` time `replay::run`
+/// over it.
+#[derive(Debug, Clone)]
+pub struct ReplayWorkload {
+    pub cmdb: CmdbFile,
+    pub alerts: Vec<Alert>,
+    /// How many times the seed's stream was laid end to end (the last one cut short).
+    pub repeats: usize,
+}
+
+/// Builds the replay workload of `seed` with `events` alert events (see [`ReplayWorkload`]).
+pub fn replay_workload(seed: u64, events: usize) -> Result<ReplayWorkload, EvalError> {
+    let scn = generate::generate(seed, EstateSize::Huge);
+    let base = parse_alerts(&scn.alerts)?;
+    let (Some(first), Some(last)) = (
+        base.iter().map(|a| a.starts_at).min(),
+        base.iter()
+            .map(|a| a.ends_at.unwrap_or(a.starts_at).max(a.starts_at))
+            .max(),
+    ) else {
+        return Err(EvalError::NoAlerts { seed });
+    };
+    let period = (last - first) + Duration::hours(1);
+    let mut alerts = Vec::with_capacity(events);
+    let mut repeats = 0;
+    while alerts.len() < events {
+        let shift = period * repeats as i32;
+        for a in base.iter().take(events - alerts.len()) {
+            let mut a = a.clone();
+            a.starts_at += shift;
+            a.ends_at = a.ends_at.map(|e| e + shift);
+            alerts.push(a);
+        }
+        repeats += 1;
+    }
+    Ok(ReplayWorkload {
+        cmdb: scn.cmdb,
+        alerts,
+        repeats,
+    })
 }
 
 /// Replays a scenario through sift (default config and mapper) and through the baselines,

@@ -210,3 +210,31 @@ fn evaluation_runs_end_to_end() {
         assert!(s.predicted_groups >= 1);
     }
 }
+
+#[test]
+fn replay_workload_repeats_the_stream_each_copy_after_the_last() {
+    let base = parse_alerts(&generate(10, EstateSize::Huge).alerts).unwrap();
+    let events = base.len() * 2 + 7;
+    let w = replay_workload(10, events).unwrap();
+    assert_eq!(w.alerts.len(), events);
+    assert_eq!(w.repeats, 3);
+    assert!(w.cmdb.cis.len() >= 10_000, "{}", w.cmdb.cis.len());
+    // Each copy is the base stream shifted by one period, past the end of the one before.
+    let copies: Vec<&[Alert]> = w.alerts.chunks(base.len()).collect();
+    let end = |c: &[Alert]| {
+        c.iter()
+            .map(|a| a.ends_at.unwrap_or(a.starts_at).max(a.starts_at))
+            .max()
+            .unwrap()
+    };
+    let start = |c: &[Alert]| c.iter().map(|a| a.starts_at).min().unwrap();
+    for pair in copies.windows(2) {
+        assert!(start(pair[1]) > end(pair[0]));
+    }
+    let shift = copies[1][0].starts_at - base[0].starts_at;
+    for (a, b) in copies[1].iter().zip(&base) {
+        assert_eq!(a.fingerprint, b.fingerprint);
+        assert_eq!(a.starts_at - b.starts_at, shift);
+    }
+    assert_eq!(copies[2].len(), 7);
+}
