@@ -565,13 +565,24 @@ async fn busy_store_delays_but_never_skips() {
                     .json(&list_alert(&format!("Http{i}"), "h"))
                     .send()
                     .await
-                    .map(|r| r.status().as_u16());
-                let _ = tx.send(r.unwrap_or(0));
+                    .map(|r| {
+                        let retry = r
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        (r.status().as_u16(), retry)
+                    });
+                let _ = tx.send(r.unwrap_or((0, None)));
             });
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let first = tokio::time::timeout(WAIT, rx.recv()).await.ok().flatten();
-        assert_eq!(first, Some(503), "the third request finds the queue full");
+        assert_eq!(
+            first,
+            Some((503, Some("1".to_owned()))),
+            "the third request finds the queue full and is told when to retry"
+        );
 
         let p = producer(&brokers);
         produce(
