@@ -248,6 +248,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let settings = Settings {
         queue_capacity: cfg.ingest.queue_capacity,
         max_batch_alerts: cfg.ingest.max_batch_alerts,
+        // Under the request timeout, so a write that cannot finish is answered by the
+        // pipeline, which knows whether it was withdrawn or may have been stored.
+        reply_deadline: {
+            let t = cfg.server.request_timeout.std();
+            t.saturating_sub(std::time::Duration::from_secs(1))
+                .max(t / 2)
+        },
         tick_interval: cfg
             .ingest
             .tick_interval

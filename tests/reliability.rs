@@ -1,0 +1,131 @@
+//! What a sender and an operator see when the store refuses writes (a full disk, a
+//! database that errors), and that sift recovers by itself when the cause goes away.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, Db, Sift, metric, parse_prometheus};
+use serde_json::json;
+
+/// Makes every write transaction fail at its last statement, as a full disk does: on
+/// SQLite the trigger rolls the whole transaction back (as SQLite does on SQLITE_FULL),
+/// on PostgreSQL it raises the error a full disk gives.
+async fn fail_writes(db: &Db, on: bool) {
+    match db.backend {
+        Backend::Sqlite => {
+            let path = db.url.trim_start_matches("sqlite://");
+            let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(path)
+                .busy_timeout(Duration::from_secs(30));
+            let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+            let sql = if on {
+                "CREATE TRIGGER disk_full BEFORE UPDATE ON sift_state \
+                 BEGIN SELECT RAISE(ROLLBACK, 'database or disk is full'); END"
+            } else {
+                "DROP TRIGGER disk_full"
+            };
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            let sql = if on {
+                "CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$; \
+                 CREATE TRIGGER disk_full BEFORE UPDATE ON sift_state \
+                 FOR EACH ROW EXECUTE FUNCTION disk_full()"
+            } else {
+                "DROP TRIGGER disk_full ON sift_state; DROP FUNCTION disk_full()"
+            };
+            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+fn alert(name: &str) -> serde_json::Value {
+    json!({"version": "4", "alerts": [{
+        "status": "firing",
+        "labels": {"alertname": name, "instance": "web-1:9100"},
+        "startsAt": "2026-11-23T10:00:00Z"
+    }]})
+}
+
+async fn writes_fail_then_recover(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    let s = Sift::start(&db, &[("SIFT_INGEST__TICK_INTERVAL", "200ms")]);
+    let r = s
+        .post("/api/v1/alerts/alertmanager", &alert("Before"))
+        .await;
+    s.expect(&r, 200, "an alert before the disk fills");
+
+    fail_writes(&db, true).await;
+    let r = s
+        .post("/api/v1/alerts/alertmanager", &alert("DuringFull"))
+        .await;
+    assert_eq!(r.status, 503, "a failed write is a 503: {}", r.text);
+    let error = r.body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("nothing was stored") && !error.contains("shutting down"),
+        "the 503 says what happened: {}",
+        r.text
+    );
+    assert!(
+        r.text.contains("disk is full") || r.text.contains("No space left"),
+        "and names the store's error: {}",
+        r.text
+    );
+    let ready = s.get("/readyz").await;
+    assert_eq!(
+        ready.status, 503,
+        "not ready while writes fail: {}",
+        ready.text
+    );
+    assert!(
+        ready.text.contains("store writes are failing"),
+        "{}",
+        ready.text
+    );
+    let m = parse_prometheus(&s.get("/metrics").await.text).unwrap();
+    assert!(metric(&m, "sift_store_write_errors_total", &[]) >= 1.0);
+
+    // Room again: the writer finds out by itself, without a restart.
+    fail_writes(&db, false).await;
+    s.eventually(Duration::from_secs(20), "ready again", || async {
+        (s.get("/readyz").await.status == 200).then_some(())
+    })
+    .await;
+    let r = s.post("/api/v1/alerts/alertmanager", &alert("After")).await;
+    s.expect(&r, 200, "an alert after the disk has room again");
+
+    let names: Vec<String> = s
+        .alerts()
+        .await
+        .iter()
+        .map(|a| {
+            a["labels"]["alertname"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(names.contains(&"Before".to_string()), "{names:?}");
+    assert!(names.contains(&"After".to_string()), "{names:?}");
+    assert!(
+        !names.contains(&"DuringFull".to_string()),
+        "the refused alert was not stored: {names:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_failed_write_is_reported_and_the_writer_recovers() {
+    writes_fail_then_recover(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_failed_write_is_reported_and_the_writer_recovers() {
+    writes_fail_then_recover(Backend::Postgres).await;
+}
