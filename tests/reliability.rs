@@ -129,3 +129,89 @@ async fn sqlite_a_failed_write_is_reported_and_the_writer_recovers() {
 async fn postgres_a_failed_write_is_reported_and_the_writer_recovers() {
     writes_fail_then_recover(Backend::Postgres).await;
 }
+
+/// Holds the store's write lock from outside, as a long transaction of another writer
+/// would, until the returned guard's `release`.
+enum WriteLock {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl WriteLock {
+    async fn take(db: &Db) -> WriteLock {
+        match db.backend {
+            Backend::Sqlite => {
+                let path = db.url.trim_start_matches("sqlite://");
+                let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(path)
+                    .busy_timeout(Duration::from_secs(30));
+                let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+                WriteLock::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await.unwrap())
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+                let mut tx = pool.begin().await.unwrap();
+                sqlx::query("SELECT seq FROM sift_state WHERE id = 1 FOR UPDATE")
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                WriteLock::Postgres(tx)
+            }
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            WriteLock::Sqlite(tx) => tx.rollback().await.unwrap(),
+            WriteLock::Postgres(tx) => tx.rollback().await.unwrap(),
+        }
+    }
+}
+
+/// A request the writer cannot reach before the deadline is withdrawn: its 503 says
+/// nothing was stored, and nothing of it is written once the writer gets going again.
+async fn a_request_that_waits_too_long_is_withdrawn(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    let s = Sift::start(&db, &[("SIFT_SERVER__REQUEST_TIMEOUT", "3s")]);
+    let r = s.post("/api/v1/alerts/alertmanager", &alert("Before")).await;
+    s.expect(&r, 200, "an alert before the store is locked");
+
+    let lock = WriteLock::take(&db).await;
+    let r = s.post("/api/v1/alerts/alertmanager", &alert("Withdrawn")).await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert!(
+        r.text.contains("nothing from it was stored"),
+        "a withdrawn request says so: {}",
+        r.text
+    );
+    lock.release().await;
+
+    s.eventually(Duration::from_secs(30), "writes again", || async {
+        let r = s.post("/api/v1/alerts/alertmanager", &alert("After")).await;
+        (r.status == 200).then_some(())
+    })
+    .await;
+    let names: Vec<String> = s
+        .alerts()
+        .await
+        .iter()
+        .map(|a| a["labels"]["alertname"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(names.contains(&"After".to_string()), "{names:?}");
+    assert!(
+        !names.contains(&"Withdrawn".to_string()),
+        "the withdrawn alert was not written later: {names:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_request_that_waits_too_long_is_withdrawn() {
+    a_request_that_waits_too_long_is_withdrawn(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_request_that_waits_too_long_is_withdrawn() {
+    a_request_that_waits_too_long_is_withdrawn(Backend::Postgres).await;
+}
