@@ -528,6 +528,13 @@ fn problems_cluster(
             if strict { "refused" } else { "skipped" }
         );
     }
+    if batch.bad_total > batch.bad.len() {
+        eprintln!(
+            "{}: {} more bad records not listed",
+            incidents.display(),
+            batch.bad_total - batch.bad.len()
+        );
+    }
     if let Some(t) = &topo {
         for r in &batch.records {
             if let Some(ci) = &r.ci
@@ -541,10 +548,10 @@ fn problems_cluster(
             }
         }
     }
-    if strict && !batch.bad.is_empty() {
+    if strict && batch.bad_total > 0 {
         bail!(
             "{} bad records in {}; nothing written (--strict)",
-            batch.bad.len(),
+            batch.bad_total,
             incidents.display()
         );
     }
@@ -562,7 +569,7 @@ fn problems_cluster(
         "clustered {} incidents into {} problem candidates ({} records skipped)",
         batch.records.len(),
         problems.len(),
-        batch.bad.len()
+        batch.bad_total
     );
     Ok(())
 }

@@ -175,11 +175,15 @@ async fn a_request_that_waits_too_long_is_withdrawn(backend: Backend) {
         return;
     };
     let s = Sift::start(&db, &[("SIFT_SERVER__REQUEST_TIMEOUT", "3s")]);
-    let r = s.post("/api/v1/alerts/alertmanager", &alert("Before")).await;
+    let r = s
+        .post("/api/v1/alerts/alertmanager", &alert("Before"))
+        .await;
     s.expect(&r, 200, "an alert before the store is locked");
 
     let lock = WriteLock::take(&db).await;
-    let r = s.post("/api/v1/alerts/alertmanager", &alert("Withdrawn")).await;
+    let r = s
+        .post("/api/v1/alerts/alertmanager", &alert("Withdrawn"))
+        .await;
     assert_eq!(r.status, 503, "{}", r.text);
     assert!(
         r.text.contains("nothing from it was stored"),
@@ -197,7 +201,12 @@ async fn a_request_that_waits_too_long_is_withdrawn(backend: Backend) {
         .alerts()
         .await
         .iter()
-        .map(|a| a["labels"]["alertname"].as_str().unwrap_or_default().to_string())
+        .map(|a| {
+            a["labels"]["alertname"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect();
     assert!(names.contains(&"After".to_string()), "{names:?}");
     assert!(
@@ -214,4 +223,46 @@ async fn sqlite_a_request_that_waits_too_long_is_withdrawn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_request_that_waits_too_long_is_withdrawn() {
     a_request_that_waits_too_long_is_withdrawn(Backend::Postgres).await;
+}
+
+/// A history import of a million bad records is refused with the first reasons and a
+/// count, not a reason per record: the answer and the daemon's memory stay small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_bad_import_is_refused_in_bounded_memory() {
+    let Some(db) = Db::new(Backend::Sqlite).await else {
+        return;
+    };
+    let s = Sift::start(&db, &[]);
+    let n = 1_000_000;
+    let mut body = String::with_capacity(2 * n + 2);
+    body.push('[');
+    for i in 0..n {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push('1');
+    }
+    body.push(']');
+    let r = s
+        .send(
+            s.request(common::Method::POST, "/api/v1/incidents/import")
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", &r.text[..r.text.len().min(300)]);
+    assert!(r.text.len() < 64 * 1024, "answer of {} bytes", r.text.len());
+    assert_eq!(r.body["detail"]["rejected_total"], n);
+    assert_eq!(
+        r.body["detail"]["rejected"].as_array().map(Vec::len),
+        Some(100)
+    );
+    assert!(
+        r.body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1000000")
+    );
+    let peak = s.peak_rss().expect("VmHWM");
+    assert!(peak < 300 << 20, "peak RSS {} MiB", peak >> 20);
 }
