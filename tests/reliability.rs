@@ -266,3 +266,51 @@ async fn a_huge_bad_import_is_refused_in_bounded_memory() {
     let peak = s.peak_rss().expect("VmHWM");
     assert!(peak < 300 << 20, "peak RSS {} MiB", peak >> 20);
 }
+
+/// SIGTERM while the writer cannot get at the store (another writer holds its lock):
+/// the daemon still exits within `shutdown_grace`, cleanly, and what it acknowledged
+/// before is there after a restart.
+async fn exit_is_bounded_by_the_grace_period(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    let mut s = Sift::start(&db, &[("SIFT_SERVER__SHUTDOWN_GRACE", "2s")]);
+    let r = s.post("/api/v1/alerts/alertmanager", &alert("Acked")).await;
+    s.expect(&r, 200, "an alert before the store is locked");
+    let lock = WriteLock::take(&db).await;
+    // A request the writer is stuck on.
+    let pending = {
+        let rb = s
+            .request(common::Method::POST, "/api/v1/alerts/alertmanager")
+            .json(&alert("Stuck"));
+        tokio::spawn(rb.send())
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // `stop` fails the test unless the process exits cleanly within 15 s.
+    s.stop();
+    let _ = pending.await;
+    lock.release().await;
+    s.restart();
+    let names: Vec<String> = s
+        .alerts()
+        .await
+        .iter()
+        .map(|a| {
+            a["labels"]["alertname"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(names.contains(&"Acked".to_string()), "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_exit_is_bounded_by_the_grace_period() {
+    exit_is_bounded_by_the_grace_period(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_exit_is_bounded_by_the_grace_period() {
+    exit_is_bounded_by_the_grace_period(Backend::Postgres).await;
+}
