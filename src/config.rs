@@ -49,6 +49,12 @@ pub struct NotifyConfig {
     pub ca_file: Option<PathBuf>,
     /// Delivered events are kept this long (GET /api/v1/outbox), then deleted.
     pub retention: Dur,
+    /// Internal networks receivers may be on (`10.20.0.0/16`, `127.0.0.1`): by default
+    /// deliveries to loopback, private, link-local (cloud metadata) and other internal
+    /// addresses are refused, after DNS resolution and on every redirect.
+    pub allow_networks: Vec<String>,
+    /// Most subscriptions (config and API together); past it, the API refuses new ones.
+    pub max_subscriptions: usize,
 }
 
 impl Default for NotifyConfig {
@@ -61,6 +67,8 @@ impl Default for NotifyConfig {
             concurrency: 8,
             ca_file: None,
             retention: Dur::secs(7 * 86_400),
+            allow_networks: Vec::new(),
+            max_subscriptions: 100,
         }
     }
 }
@@ -521,6 +529,22 @@ impl Config {
         }
         crate::outbox::validate_all(&self.notify.webhooks)
             .map_err(|e| ConfigError::Invalid(format!("notify.webhooks: {e}")))?;
+        let dest = crate::outbox::guard::Destinations::new(&self.notify.allow_networks)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        for w in &self.notify.webhooks {
+            if let Ok(u) = reqwest::Url::parse(&w.url) {
+                dest.check_url(&u).map_err(|e| {
+                    ConfigError::Invalid(format!("notify.webhooks {}: {e}", w.name))
+                })?;
+            }
+        }
+        if self.notify.webhooks.len() > self.notify.max_subscriptions {
+            return Err(ConfigError::Invalid(format!(
+                "notify.webhooks has {} subscriptions, more than notify.max_subscriptions ({})",
+                self.notify.webhooks.len(),
+                self.notify.max_subscriptions
+            )));
+        }
         if self.notify.retention.0 <= chrono::Duration::zero() {
             return Err(ConfigError::Invalid(
                 "notify.retention must be more than zero".into(),

@@ -271,6 +271,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await
         .context("cannot store the notify.webhooks subscriptions")?;
     let (pipeline, writer) = Pipeline::start(store.clone(), settings, metrics.clone()).await?;
+    let destinations = Arc::new(
+        sift::outbox::guard::Destinations::new(&cfg.notify.allow_networks)
+            .context("notify.allow_networks")?,
+    );
     let delivery = sift::outbox::deliver::spawn(
         store.clone(),
         metrics.clone(),
@@ -281,6 +285,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             concurrency: cfg.notify.concurrency,
             ca_file: cfg.notify.ca_file.clone(),
             retention: cfg.notify.retention.0,
+            destinations: destinations.clone(),
         },
     )
     .context("cannot start webhook delivery")?;
@@ -326,6 +331,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         metrics,
         normalize,
         forward,
+        destinations,
+        max_subscriptions: cfg.notify.max_subscriptions,
     };
     let scheduler = api::problems::spawn_scheduler(state.clone(), cfg.problems.clone());
     let app = api::router(

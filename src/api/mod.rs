@@ -40,6 +40,10 @@ pub struct AppState {
     pub normalize: Arc<Normalize>,
     /// `kafka.forward_http`: intake goes to Kafka instead of the local pipeline.
     pub forward: Option<Arc<crate::sources::forward::Forwarder>>,
+    /// Where webhook subscriptions may point (`notify.allow_networks`).
+    pub destinations: Arc<crate::outbox::guard::Destinations>,
+    /// `notify.max_subscriptions`.
+    pub max_subscriptions: usize,
 }
 
 pub struct ApiSettings {

@@ -8,6 +8,7 @@
 //! about incidents: it only reports what the core decided.
 
 pub mod deliver;
+pub mod guard;
 pub mod preset;
 
 use chrono::{DateTime, Utc};

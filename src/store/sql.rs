@@ -690,6 +690,17 @@ macro_rules! sql_store {
                 rows.iter().map(outbox_entry).collect::<Result<Vec<_>, _>>().map_err(Into::into)
             }
 
+            async fn postpone_outbox(&self, subscription: &str, until: DateTime<Utc>) -> Result<u64, StoreError> {
+                let r = sqlx::query(
+                    "UPDATE outbox SET next_at = $1 WHERE subscription = $2 AND status = 'pending' AND next_at < $1",
+                )
+                .bind(ms(until))
+                .bind(subscription)
+                .execute(self.write_pool())
+                .await?;
+                Ok(r.rows_affected())
+            }
+
             async fn purge_outbox(&self, delivered_before: DateTime<Utc>) -> Result<u64, StoreError> {
                 // In pages, so a large backlog never holds the write lock for long.
                 let mut total = 0;
