@@ -170,7 +170,7 @@ pub struct Pipeline {
     max_batch_alerts: usize,
     topology: Arc<RwLock<Topology>>,
     /// Incident events, sent after their batch commits (`GET /api/v1/events`).
-    events: tokio::sync::broadcast::Sender<Arc<crate::outbox::Event>>,
+    events: tokio::sync::broadcast::Sender<Arc<[u8]>>,
 }
 
 pub struct Settings {
@@ -251,9 +251,10 @@ impl Pipeline {
         &self.topology
     }
 
-    /// Incident events of this daemon's commits from now on (a slow reader loses the
-    /// oldest: `RecvError::Lagged`).
-    pub fn events(&self) -> tokio::sync::broadcast::Receiver<Arc<crate::outbox::Event>> {
+    /// Incident events of this daemon's commits from now on, as Server-Sent Events
+    /// frames built once for all readers (a slow reader loses the oldest:
+    /// `RecvError::Lagged`).
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<Arc<[u8]>> {
         self.events.subscribe()
     }
 
@@ -385,7 +386,7 @@ impl Pipeline {
 
 struct Writer {
     health: Arc<Health>,
-    events: tokio::sync::broadcast::Sender<Arc<crate::outbox::Event>>,
+    events: tokio::sync::broadcast::Sender<Arc<[u8]>>,
     store: Arc<dyn Store>,
     engine: Engine,
     topology: Arc<RwLock<Topology>>,
@@ -746,7 +747,7 @@ impl Writer {
         self.metrics
             .observe_incidents(&incidents, &changes.timeline);
         for e in events {
-            let _ = self.events.send(Arc::new(e)); // no live reader: nothing to do
+            let _ = self.events.send(e.sse_frame()); // no live reader: nothing to do
         }
         let own_cmdb = self.seen.cmdb_version + i64::from(cmdb_changed) == state.cmdb_version;
         self.seen = state;

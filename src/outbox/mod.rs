@@ -11,6 +11,7 @@ pub mod deliver;
 pub mod guard;
 pub mod preset;
 
+use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -172,6 +173,22 @@ pub struct Event {
     pub incident_id: String,
     /// The generic body, JSON text: `{event, event_id, occurred_at, incident}`.
     pub body: String,
+}
+
+impl Event {
+    /// The event as one Server-Sent Events frame (`event`, `id`, `data`), built once and
+    /// shared by every live reader (the body is one line of JSON).
+    pub fn sse_frame(&self) -> Arc<[u8]> {
+        let mut f = String::with_capacity(self.body.len() + self.event_id.len() + 40);
+        f.push_str("event: ");
+        f.push_str(self.kind.as_str());
+        f.push_str("\nid: ");
+        f.push_str(&self.event_id);
+        f.push_str("\ndata: ");
+        f.push_str(&self.body);
+        f.push_str("\n\n");
+        Arc::from(f.into_bytes())
+    }
 }
 
 /// The events a committed batch means, in the order they happened per incident. `seq` is
