@@ -4,6 +4,7 @@
 //! and continues with newer events; durable delivery is the outbox's job.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::sync::OnceLock;
 
 use std::time::Duration;
@@ -12,7 +13,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::AppState;
 
@@ -25,6 +26,33 @@ fn stop() -> &'static tokio::sync::watch::Sender<bool> {
 /// Ends every open event stream (called when the daemon starts shutting down).
 pub fn stop_streams() {
     stop().send_replace(true);
+}
+
+/// Most bytes of frames written to a reader at once.
+const COALESCE_BYTES: usize = 256 * 1024;
+
+/// `first` and the frames already waiting behind it, as one write: under a storm a
+/// reader costs one write per batch, not one per event. A lone frame is not copied.
+fn coalesce(first: Arc<[u8]>, rx: &mut tokio::sync::broadcast::Receiver<Arc<[u8]>>) -> Bytes {
+    let mut buf: Option<Vec<u8>> = None;
+    loop {
+        if buf.as_ref().is_some_and(|b| b.len() >= COALESCE_BYTES) {
+            break;
+        }
+        match rx.try_recv() {
+            Ok(f) => buf
+                .get_or_insert_with(|| first.to_vec())
+                .extend_from_slice(&f),
+            Err(TryRecvError::Lagged(n)) => buf
+                .get_or_insert_with(|| first.to_vec())
+                .extend_from_slice(format!("event: lagged\ndata: {n}\n\n").as_bytes()),
+            Err(_) => break,
+        }
+    }
+    match buf {
+        Some(b) => Bytes::from(b),
+        None => Bytes::from_owner(first),
+    }
 }
 
 /// Every reader gets the same prebuilt frames (a reference count each, no copy nor
@@ -44,7 +72,7 @@ pub async fn stream(State(st): State<AppState>) -> Response {
             }
             let frame = tokio::select! {
                 r = rx.recv() => match r {
-                    Ok(f) => Bytes::from_owner(f),
+                    Ok(f) => coalesce(f, &mut rx),
                     Err(RecvError::Lagged(n)) => Bytes::from(format!("event: lagged\ndata: {n}\n\n")),
                     Err(RecvError::Closed) => return None,
                 },

@@ -125,6 +125,14 @@ impl Breakers {
         Some(*until)
     }
 
+    /// The end of `sub`'s wait, while it waits.
+    fn waiting(&self, sub: &str) -> Option<chrono::DateTime<Utc>> {
+        self.open
+            .get(sub)
+            .map(|(_, until)| *until)
+            .filter(|u| *u > Utc::now())
+    }
+
     fn delivered(&mut self, sub: &str) {
         self.open.remove(sub);
     }
@@ -161,6 +169,9 @@ async fn run(
         let free = concurrency.saturating_sub(in_flight.len());
         let mut claimed = 0;
         if free > 0 {
+            // Events of a receiver that waits (written since its wait began) join the
+            // wait instead of being tried.
+            let mut join_wait: HashMap<String, chrono::DateTime<Utc>> = HashMap::new();
             match claim(&store, free).await {
                 Ok((subs, rows)) => {
                     claimed = rows.len();
@@ -168,6 +179,10 @@ async fn run(
                         let Some(sub) = subs.get(&row.subscription).cloned() else {
                             continue; // deleted since: its rows were removed with it
                         };
+                        if let Some(until) = breakers.waiting(&sub.name) {
+                            join_wait.insert(sub.name.clone(), until);
+                            continue;
+                        }
                         let (store, metrics, client, s) =
                             (store.clone(), metrics.clone(), client.clone(), s.clone());
                         in_flight.spawn(async move {
@@ -196,6 +211,11 @@ async fn run(
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot claim outbox rows"),
+            }
+            for (sub, until) in join_wait {
+                if let Err(e) = store.postpone_outbox(&sub, until).await {
+                    tracing::warn!(error = %e, "cannot postpone a failing receiver's events");
+                }
             }
         }
         // Counting pending rows reads the whole queue: once per poll interval at most.

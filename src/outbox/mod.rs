@@ -11,10 +11,10 @@ pub mod deliver;
 pub mod guard;
 pub mod preset;
 
-use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 use crate::config::Dur;
 use crate::incident::{Incident, IncidentStatus, TimelineEntry};
