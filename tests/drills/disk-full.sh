@@ -11,7 +11,7 @@ E2E_DIR=$(mktemp -d /tmp/sift-drill-disk.XXXXXX)
 MNT="$E2E_DIR/fs"; mkdir -p "$MNT"
 SIZE=4m; [ "$LONG" = 1 ] && SIZE=32m
 mount -t tmpfs -o size=$SIZE tmpfs "$MNT"
-trap 'umount -l "$MNT" 2>/dev/null || true; cleanup' EXIT
+trap 'rc=$?; umount -l "$MNT" 2>/dev/null; (exit $rc); cleanup' EXIT
 PORT=$(free_port)
 start_sift sift "$PORT" SIFT_STORE__URL="sqlite://$MNT/sift.db" SIFT_INGEST__TICK_INTERVAL=500ms
 
