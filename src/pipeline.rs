@@ -52,6 +52,10 @@ pub enum PipelineError {
     /// The writer ended (a bug or a shutdown) after taking the command, before answering.
     #[error("the writer stopped before confirming the write; it may have been stored")]
     WriterStopped,
+    /// The writer's last transaction failed and none has succeeded since: answered at
+    /// once, without queueing, until a write (or the writer's probe) succeeds again.
+    #[error("store writes are failing, nothing was stored: {0}")]
+    StoreFailing(String),
     /// A request written in several batches failed part way.
     #[error("{stored} of {total} alerts were stored before this failure: {cause}")]
     Partial {
@@ -270,6 +274,11 @@ impl Pipeline {
         deadline: tokio::time::Instant,
         make: impl FnOnce(Reply<T>) -> Command,
     ) -> Result<T, PipelineError> {
+        // A store that refuses writes (down, disk full) fails senders fast instead of
+        // making each wait for its own failed attempt; the writer's tick probes it.
+        if let Some(e) = self.health.get() {
+            return Err(PipelineError::StoreFailing(e));
+        }
         let (reply, rx) = oneshot::channel();
         let ticket = Arc::new(AtomicU8::new(QUEUED));
         let queued = Queued {

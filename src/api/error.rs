@@ -86,6 +86,11 @@ impl From<PipelineError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             }
             PipelineError::Store(s) => s.into(),
+            PipelineError::StoreFailing(m) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store writes are failing, nothing was stored; retry",
+            )
+            .with_detail(json!(m)),
             PipelineError::WriteFailed(m) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "write failed, nothing was stored; retry",
