@@ -1183,3 +1183,26 @@ async fn a_dead_receiver_is_backed_off_as_a_whole() {
     )
     .await;
 }
+
+/// `notify.max_subscriptions` bounds what the API will hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_are_capped() {
+    let Some(db) = Db::new(Backend::Sqlite).await else {
+        return;
+    };
+    let s = Sift::start(&db, &[("SIFT_NOTIFY__MAX_SUBSCRIPTIONS", "2")]);
+    for (i, want) in [(0, 201), (1, 201), (2, 422)] {
+        let sub =
+            json!({"name": format!("s{i}"), "url": format!("https://itsm{i}.example.com/hook")});
+        let r = s.post("/api/v1/subscriptions", &sub).await;
+        s.expect(&r, want, &format!("subscription {i}"));
+    }
+    // Replacing one that exists is not a new one.
+    let r = s
+        .post(
+            "/api/v1/subscriptions",
+            &json!({"name": "s1", "url": "https://itsm9.example.com/hook"}),
+        )
+        .await;
+    s.expect(&r, 201, "replace");
+}

@@ -410,3 +410,38 @@ async fn postgres_down_fails_fast_and_recovers() {
     let r = s.post("/api/v1/alerts/alertmanager", &alert("After")).await;
     s.expect(&r, 200, "after PostgreSQL is back");
 }
+
+/// A request larger than `ingest.max_batch_alerts` is written in several bounded
+/// transactions, and answered once, for all of its alerts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_request_is_written_in_bounded_batches() {
+    let Some(db) = Db::new(Backend::Sqlite).await else {
+        return;
+    };
+    let s = Sift::start(&db, &[("SIFT_INGEST__MAX_BATCH_ALERTS", "10")]);
+    let alerts: Vec<serde_json::Value> = (0..35)
+        .map(|i| {
+            json!({"status": "firing", "labels": {"alertname": format!("Big{i}"), "instance": "web-1:9100"},
+                   "startsAt": "2026-11-23T10:00:00Z"})
+        })
+        .collect();
+    let r = s
+        .post(
+            "/api/v1/alerts/alertmanager",
+            &json!({"version": "4", "alerts": alerts}),
+        )
+        .await;
+    s.expect(&r, 200, "a request of 35 alerts");
+    assert_eq!(r.body["accepted"], 35);
+    assert_eq!(r.body["new"], 35);
+    assert_eq!(s.alerts().await.len(), 35);
+    let m = parse_prometheus(&s.get("/metrics").await.text).unwrap();
+    let batches = metric(&m, "sift_store_batch_alerts_count", &[]);
+    assert!(
+        batches >= 4.0,
+        "35 alerts in batches of at most 10: {batches} batches"
+    );
+    let over_10 = metric(&m, "sift_store_batch_alerts_count", &[])
+        - metric(&m, "sift_store_batch_alerts_bucket", &[("le", "10")]);
+    assert_eq!(over_10, 0.0, "no batch over 10 alerts");
+}
