@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")"
 table=$(mktemp /tmp/sift-drills.XXXXXX)
 rc=0
-for d in disk-full pg-cut dead-subscription kill9 fuzz sse-fanout ha; do
+for d in disk-full pg-cut dead-subscription kill9 fuzz slow-clients sse-fanout ha; do
   log=$(mktemp /tmp/sift-drill-log.XXXXXX)
   start=$SECONDS
   timeout 600 "./$d.sh" "$@" >"$log" 2>&1
