@@ -195,15 +195,7 @@ impl HistoryRecord {
 /// Parses one JSON object into a validated record.
 pub fn parse_record(json: &str) -> Result<HistoryRecord, RecordError> {
     let mut de = serde_json::Deserializer::from_str(json);
-    let rec: HistoryRecord = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            RecordError::Parse(inner.to_string())
-        } else {
-            RecordError::Parse(format!("{path}: {inner}"))
-        }
-    })?;
+    let rec: HistoryRecord = serde_path_to_error::deserialize(&mut de).map_err(parse_error)?;
     de.end().map_err(|e| RecordError::Parse(e.to_string()))?;
     rec.validate()
 }
@@ -261,16 +253,19 @@ impl ParsedBatch {
 
 /// Parses one JSON value (an element of a list) into a validated record.
 fn record_from_value(v: serde_json::Value) -> Result<HistoryRecord, RecordError> {
-    let rec: HistoryRecord = serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            RecordError::Parse(inner.to_string())
-        } else {
-            RecordError::Parse(format!("{path}: {inner}"))
-        }
-    })?;
+    let rec: HistoryRecord = serde_path_to_error::deserialize(v).map_err(parse_error)?;
     rec.validate()
+}
+
+/// A record that does not deserialize, with the path of the bad field.
+fn parse_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> RecordError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if path == "." {
+        RecordError::Parse(inner.to_string())
+    } else {
+        RecordError::Parse(format!("{path}: {inner}"))
+    }
 }
 
 /// Parses JSON lines (blank lines ignored) or, when the text starts with `[`, a JSON list
