@@ -173,7 +173,13 @@ pub fn parse_metrics(what: &str, text: &str) -> Result<PodSeries, NezhaError> {
     };
     let names: Vec<&str> = header.trim_start_matches('\u{feff}').split(',').collect();
     let col = |n: &str| names.iter().position(|h| h.trim() == n);
-    let ts = col("TimeStamp").ok_or_else(|| csv_err(what, 1, "no TimeStamp column"))?;
+    // The wall-clock `Time` string is the sample time; `TimeStamp` is a fallback (one pod
+    // of the public data has every TimeStamp 2e8 s off while its Time is right).
+    let time_col = col("Time");
+    let ts = col("TimeStamp");
+    if time_col.is_none() && ts.is_none() {
+        return Err(csv_err(what, 1, "no Time or TimeStamp column"));
+    }
     let pod_col = col("PodName").ok_or_else(|| csv_err(what, 1, "no PodName column"))?;
     let wanted: Vec<(String, usize)> = RULES
         .iter()
@@ -193,10 +199,23 @@ pub fn parse_metrics(what: &str, text: &str) -> Result<PodSeries, NezhaError> {
                 format!("{} fields, the header has {}", cells.len(), names.len()),
             ));
         }
-        let t: f64 = cells[ts]
-            .trim()
-            .parse()
-            .map_err(|_| csv_err(what, i + 1, format!("TimeStamp {:?}", cells[ts])))?;
+        let t = match (time_col.and_then(|c| wall_clock(cells[c])), ts) {
+            (Some(t), _) => t,
+            (None, Some(c)) => cells[c].trim().parse::<f64>().map_err(|_| {
+                csv_err(
+                    what,
+                    i + 1,
+                    format!("TimeStamp {:?} is not a number", cells[c]),
+                )
+            })? as i64,
+            (None, None) => {
+                return Err(csv_err(
+                    what,
+                    i + 1,
+                    format!("Time {:?}", cells[time_col.unwrap_or(0)]),
+                ));
+            }
+        };
         if pod.is_empty() {
             pod = cells[pod_col].trim().to_string();
         }
@@ -210,7 +229,7 @@ pub fn parse_metrics(what: &str, text: &str) -> Result<PodSeries, NezhaError> {
                     .filter(|v| v.is_finite())
             })
             .collect();
-        rows.push((t as i64, vals));
+        rows.push((t, vals));
     }
     if pod.is_empty() {
         return Err(csv_err(what, 2, "no rows"));
@@ -225,6 +244,22 @@ pub fn parse_metrics(what: &str, text: &str) -> Result<PodSeries, NezhaError> {
         times: rows.iter().map(|r| r.0).collect(),
         columns,
     })
+}
+
+/// `2022-08-22 03:51:19.607158889 +0000 UTC m=+0.11` → Unix seconds (UTC, rounded).
+fn wall_clock(cell: &str) -> Option<i64> {
+    let mut parts = cell.split_whitespace();
+    let (date, time) = (parts.next()?, parts.next()?);
+    if let Some(zone) = parts.next()
+        && zone != "+0000"
+        && zone != "UTC"
+    {
+        return None;
+    }
+    let t =
+        NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y-%m-%d %H:%M:%S%.f").ok()?;
+    let t = t.and_utc();
+    Some(t.timestamp() + i64::from(t.timestamp_subsec_millis() >= 500))
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -851,6 +886,17 @@ t,600,cartservice-579f59597d-wc2lz,11,0.011,0
     }
 
     #[test]
+    fn sample_time_is_the_wall_clock_string_when_there_is_one() {
+        let text = "Time,TimeStamp,PodName,CpuUsageRate(%)\n\
+            2022-08-22 03:51:19.607158889 +0000 UTC m=+0.1,1861140279,ad-1-a,3\n\
+            2022-08-22 03:52:19.2 +0000 UTC m=+60.1,1861140339,ad-1-a,3\n";
+        let s = parse_metrics("t", text).unwrap();
+        assert_eq!(s.times, [1_661_140_280, 1_661_140_339]);
+        let e = parse_metrics("f", "Time,PodName\nyesterday,a-b-c\n").unwrap_err();
+        assert!(e.to_string().contains("f, line 2"), "{e}");
+    }
+
+    #[test]
     fn a_missing_sample_breaks_a_run() {
         let text = "\
 TimeStamp,PodName,PodServerLatencyP99(s)
@@ -872,7 +918,7 @@ TimeStamp,PodName,PodServerLatencyP99(s)
         let text = "TimeStamp,PodName,PodServerLatencyP99(s)\n0,a-b-c,0.1\nxx,a-b-c,0.2\n";
         let e = parse_metrics("f.csv", text).unwrap_err().to_string();
         assert!(
-            e.contains("f.csv, line 3") && e.contains("TimeStamp"),
+            e.contains("f.csv, line 3") && e.contains("TimeStamp \"xx\""),
             "{e}"
         );
         let e = parse_metrics("f.csv", "TimeStamp,PodName\n0,a,1\n")
