@@ -23,10 +23,14 @@ use sift::store::{self, Store};
 #[derive(Parser)]
 #[command(
     name = "sift",
-    version,
+    version = env!("BUILD_LONG_VERSION"),
     about = "Alerts in, deduplicated, mapped to CIs, correlated into incidents"
 )]
 struct Cli {
+    /// More log on stderr: -v info, -vv debug, -vvv trace. Without it `serve` logs at
+    /// `log.level` (or `RUST_LOG`) and the other commands only warnings and errors.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -107,14 +111,23 @@ enum CmdbCmd {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // The daemon's log is its record; a CLI command's answer is its output, so its log
+    // stays at warnings unless asked for (no migration lines on every call).
+    let level = match (cli.verbose, &cli.cmd) {
+        (0, Cmd::Serve { .. }) => LogLevel::Configured,
+        (0, _) => LogLevel::Default("warn"),
+        (1, _) => LogLevel::Flag("info"),
+        (2, _) => LogLevel::Flag("debug"),
+        _ => LogLevel::Flag("trace"),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
         match cli.cmd {
-            Cmd::Serve { config } => serve(load(config.as_deref())?).await,
+            Cmd::Serve { config } => serve(load(config.as_deref(), level)?).await,
             Cmd::Migrate { config } => {
-                let cfg = load(config.as_deref())?;
+                let cfg = load(config.as_deref(), level)?;
                 let store = open_store(&cfg).await?;
                 store.close().await;
                 println!("migrations applied to {}", store.backend());
@@ -122,7 +135,7 @@ fn main() -> anyhow::Result<()> {
             }
             Cmd::Cmdb {
                 cmd: CmdbCmd::Import { file, config },
-            } => import(&load(config.as_deref())?, &file).await,
+            } => import(&load(config.as_deref(), level)?, &file).await,
             Cmd::Replay {
                 cmdb,
                 alerts,
@@ -130,7 +143,7 @@ fn main() -> anyhow::Result<()> {
                 config,
                 output,
             } => replay(
-                &load(config.as_deref())?,
+                &load(config.as_deref(), level)?,
                 &cmdb,
                 &alerts,
                 changes.as_deref(),
@@ -146,7 +159,7 @@ fn main() -> anyhow::Result<()> {
                         strict,
                     },
             } => problems_cluster(
-                &load(config.as_deref())?,
+                &load(config.as_deref(), level)?,
                 &incidents,
                 cmdb.as_deref(),
                 output.as_deref(),
@@ -156,15 +169,33 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+/// Where the log filter comes from.
+#[derive(Clone, Copy)]
+enum LogLevel {
+    /// `-v`: wins over `RUST_LOG` and `log.level`.
+    Flag(&'static str),
+    /// `RUST_LOG` when set, else this.
+    Default(&'static str),
+    /// `RUST_LOG` when set, else the config's `log.level`.
+    Configured,
+}
+
+fn load(path: Option<&Path>, level: LogLevel) -> anyhow::Result<Config> {
     let cfg = Config::load(path)?;
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .or_else(|| EnvFilter::try_new(&cfg.log.level).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+    let rust_log = || {
+        std::env::var("RUST_LOG")
+            .ok()
+            .and_then(|f| EnvFilter::try_new(f).ok())
+    };
+    let filter = match level {
+        LogLevel::Flag(l) => Some(EnvFilter::new(l)),
+        LogLevel::Default(l) => rust_log().or_else(|| Some(EnvFilter::new(l))),
+        LogLevel::Configured => rust_log().or_else(|| EnvFilter::try_new(&cfg.log.level).ok()),
+    }
+    .unwrap_or_else(|| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour())
         .with_writer(std::io::stderr);
     if cfg.log.format == "json" {
         builder.json().init();
@@ -172,6 +203,13 @@ fn load(path: Option<&Path>) -> anyhow::Result<Config> {
         builder.init();
     }
     Ok(cfg)
+}
+
+/// Colour only for a person at a terminal: never in files, pipes or journald, and never
+/// when NO_COLOR is set to anything (https://no-color.org).
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {

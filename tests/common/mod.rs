@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sqlx::Connection;
 
 pub use reqwest::Method;
 
@@ -61,6 +62,51 @@ fn with_database(url: &str, name: &str) -> String {
     format!("{}/{name}{query}", &base[..host_end])
 }
 
+/// Bound on reaching the PostgreSQL server of `TEST_DATABASE_URL` (a black-holed address).
+const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One connection to `TEST_DATABASE_URL`'s server, or why not. One direct connection, not a
+/// pool: a pool retries a refused connection until its 30 s acquire timeout and then says
+/// only "pool timed out", where this says "Connection refused" at once.
+pub async fn pg_admin_connect(url: &str) -> Result<sqlx::PgConnection, String> {
+    match tokio::time::timeout(PG_CONNECT_TIMEOUT, sqlx::PgConnection::connect(url)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(format!(
+            "cannot connect to TEST_DATABASE_URL ({}): {e}",
+            redact(url)
+        )),
+        Err(_) => Err(format!(
+            "cannot connect to TEST_DATABASE_URL ({}): no answer within {PG_CONNECT_TIMEOUT:?}",
+            redact(url)
+        )),
+    }
+}
+
+/// The URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
+/// Says on the terminal that this PostgreSQL test is skipped. libtest has no "skipped"
+/// outcome (it will print `ok`) and captures `eprintln!` of passing tests, so this writes
+/// to the process's stderr directly, which libtest does not capture: the line shows in
+/// plain `cargo test` output, naming the test.
+fn report_skip() {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a PostgreSQL test");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED {test}: TEST_DATABASE_URL is not set (libtest reports it as ok)"
+    );
+}
+
 impl Db {
     /// `None` (after printing why) when the backend is not available here.
     pub async fn new(backend: Backend) -> Option<Db> {
@@ -82,18 +128,18 @@ impl Db {
                         std::env::var_os("TEST_REQUIRE_POSTGRES").is_none(),
                         "TEST_REQUIRE_POSTGRES is set but TEST_DATABASE_URL is not"
                     );
-                    eprintln!("skipped: TEST_DATABASE_URL not set");
+                    report_skip();
                     return None;
                 };
                 let name = format!("sift_t_{}", unique_suffix());
-                let pool = sqlx::PgPool::connect(&admin)
+                let mut conn = pg_admin_connect(&admin)
                     .await
-                    .unwrap_or_else(|e| panic!("cannot connect to TEST_DATABASE_URL: {e}"));
+                    .unwrap_or_else(|e| panic!("{e}"));
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&pool)
+                    .execute(&mut conn)
                     .await
                     .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-                pool.close().await;
+                let _ = conn.close().await;
                 Some(Db {
                     backend,
                     url: with_database(&admin, &name),
@@ -129,6 +175,12 @@ impl Db {
         (out.status.success(), text)
     }
 
+    /// A `sift` command on this store (no `SIFT_*` or `RUST_LOG` from the caller, NO_COLOR
+    /// set), to run with extra arguments or environment.
+    pub fn command(&self) -> Command {
+        base_command(self, &[])
+    }
+
     /// `sift cmdb import FILE` against this store; panics with the output on failure.
     pub fn cmdb_import(&self, file: &Path) -> String {
         let out = base_command(self, &[])
@@ -158,12 +210,18 @@ impl Drop for Db {
                 .build()
                 .expect("runtime");
             rt.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await {
-                        eprintln!("warning: cannot drop test database {name}: {e}");
+                match pg_admin_connect(&admin).await {
+                    Ok(mut conn) => {
+                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .execute(&mut conn)
+                            .await
+                        {
+                            eprintln!("warning: cannot drop test database {name}: {e}");
+                        }
+                        let _ = conn.close().await;
                     }
-                    pool.close().await;
+                    Err(e) => eprintln!("warning: cannot drop test database {name}: {e}"),
                 }
             });
         })
