@@ -1,25 +1,41 @@
 # Shared helpers for the end-to-end scripts (sourced, not run).
 # Every process a script starts is registered with `started PID` and killed on exit.
+# A script's work directory, E2E_DIR, is removed when it passes and kept (its path and the
+# tail of its logs printed) when it fails; E2E_KEEP=1 keeps it either way.
 
 set -euo pipefail
 
 E2E_PIDS=()
 started() { E2E_PIDS+=("$1"); }
+# The script's own shell: a background job (`cmd &`) is a subshell that inherits the EXIT
+# trap, and must not kill, report or remove anything when it ends.
+E2E_SHELL=$BASHPID
 cleanup() {
   local rc=$?
+  [ "$BASHPID" = "$E2E_SHELL" ] || exit "$rc"
   for pid in "${E2E_PIDS[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
   for pid in "${E2E_PIDS[@]}"; do
     wait "$pid" 2>/dev/null || true
   done
-  if [ "$rc" != 0 ] && [ -n "${E2E_DIR:-}" ]; then
-    echo "---- logs in $E2E_DIR ----" >&2
-    for f in "$E2E_DIR"/*.log; do
-      [ -f "$f" ] || continue
-      echo "==== $f (last 40 lines)" >&2
-      tail -n 40 "$f" >&2
-    done
+  if [ -n "${E2E_DIR:-}" ] && [ -d "$E2E_DIR" ]; then
+    if [ "$rc" != 0 ]; then
+      echo "---- logs in $E2E_DIR ----" >&2
+      for f in "$E2E_DIR"/*.log; do
+        [ -f "$f" ] || continue
+        echo "==== $f (last 40 lines)" >&2
+        tail -n 40 "$f" >&2
+      done
+      echo "---- failed (exit $rc): work directory kept: $E2E_DIR ----" >&2
+    elif [ "${E2E_KEEP:-0}" = 1 ]; then
+      echo "work directory kept (E2E_KEEP=1): $E2E_DIR" >&2
+    else
+      # --one-file-system: never into a file system a drill mounted there and could not
+      # unmount.
+      rm -rf --one-file-system "$E2E_DIR" ||
+        echo "warning: could not remove $E2E_DIR" >&2
+    fi
   fi
   exit "$rc"
 }
