@@ -205,6 +205,10 @@ pub struct CorrelateSection {
     pub min_link_score: f64,
     /// Least support of a suspected root.
     pub min_root_support: f64,
+    /// Factor per silent CI between a symptom and a suspected root.
+    pub root_gap_weight: f64,
+    /// Least share of a suspected root's direct dependents that must be symptoms.
+    pub min_root_share: f64,
     /// Name a shared dependency that is not alerting as the suspected root.
     pub silent_roots: bool,
     /// An alert changing state more than `flap_threshold` times within `flap_window` is
@@ -227,6 +231,8 @@ impl Default for CorrelateSection {
             fanout_scale: c.fanout_scale,
             min_link_score: c.min_link_score,
             min_root_support: c.min_root_support,
+            root_gap_weight: c.root_gap_weight,
+            min_root_share: c.min_root_share,
             silent_roots: c.silent_roots,
             flap_threshold: c.flap_threshold,
             flap_window: Dur(c.flap_window),
@@ -524,6 +530,8 @@ impl Config {
             ("silent_weight", c.silent_weight),
             ("min_link_score", c.min_link_score),
             ("min_root_support", c.min_root_support),
+            ("root_gap_weight", c.root_gap_weight),
+            ("min_root_share", c.min_root_share),
         ] {
             if !unit(v) {
                 return bad(format!("correlate.{k} must be in (0, 1], not {v}"));
@@ -661,6 +669,8 @@ impl Config {
             fanout_scale: self.correlate.fanout_scale,
             min_link_score: self.correlate.min_link_score,
             min_root_support: self.correlate.min_root_support,
+            root_gap_weight: self.correlate.root_gap_weight,
+            min_root_share: self.correlate.min_root_share,
             silent_roots: self.correlate.silent_roots,
             reopen_window: self.incident.reopen_window.0,
             flap_threshold: self.correlate.flap_threshold,

@@ -77,6 +77,11 @@ pub struct CorrelateConfig {
     /// Least support of a suspected root: `1 - prod (1 - f)` over the alerting CIs under
     /// it, `f` its fan factor times `silent_weight` per silent CI between them and it.
     pub min_root_support: f64,
+    /// What each silent CI between a symptom and a suspected root multiplies `f` by.
+    pub root_gap_weight: f64,
+    /// Least share of a suspected root's direct dependents among its symptoms (at least
+    /// two symptoms always).
+    pub min_root_share: f64,
     /// Whether a shared dependency that is not alerting may be named as suspected root.
     pub silent_roots: bool,
     /// An alert that fires again within this long of its incident resolving reopens it.
@@ -123,6 +128,8 @@ impl Default for CorrelateConfig {
             fanout_scale: 100,
             min_link_score: 0.4,
             min_root_support: 0.7,
+            root_gap_weight: 0.5,
+            min_root_share: 0.2,
             silent_roots: true,
             reopen_window: Duration::minutes(30),
             flap_threshold: 4,

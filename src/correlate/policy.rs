@@ -199,10 +199,13 @@ impl<'a> View<'a> {
         })
     }
 
-    /// `fan(n)`: 1 for a CI nothing depends on, falling as more of the estate does.
+    /// `fan(n)`: 1 for a CI nothing depends on, falling as more CIs do, and with the
+    /// share of the estate that does (in a small estate a hub is still a hub).
     fn fan(&self, topo: &Topology, n: Node) -> f64 {
         let scale = f64::from(self.cfg.fanout_scale.max(1));
-        1.0 / (1.0 + f64::from(self.fanout(topo, n)) / scale)
+        let deps = f64::from(self.fanout(topo, n));
+        let share = deps / (topo.len().max(1) as f64);
+        (1.0 - share * share).max(0.0) / (1.0 + deps / scale)
     }
 
     /// What passing the silent CI `n` on a dependency path multiplies a link's score by.
@@ -210,10 +213,11 @@ impl<'a> View<'a> {
         self.cfg.silent_weight * self.fan(topo, n)
     }
 
-    /// The propagation window for a link of `hops` hops.
-    pub fn window(&self, hops: u32) -> Duration {
+    /// The propagation window for a link passing `silent` CIs that are not alerting (an
+    /// alerting CI in between restarts the clock: it is itself the nearer cause).
+    pub fn window(&self, silent: u32) -> Duration {
         let cfg = self.cfg;
-        let extra = cfg.hop_window * (hops.saturating_sub(1).min(64) as i32);
+        let extra = cfg.hop_window * (silent.min(64) as i32);
         (cfg.window + extra).min(cfg.max_window.max(cfg.window))
     }
 }
@@ -443,7 +447,7 @@ pub(super) fn place(
     // Effects follow their cause within a propagation window, measured from when the
     // explaining CI first alerted in that incident, longer for a cause more hops away.
     let in_window =
-        |first: DateTime<Utc>, hops: u32| at - view.window(hops) <= first && first <= at + window;
+        |first: DateTime<Utc>, silent: u32| at - view.window(silent) <= first && first <= at + window;
     let Some(c) = node else {
         return place_unknown(view, rec, at);
     };
@@ -466,7 +470,7 @@ pub(super) fn place(
     let own = view
         .active_on_ci(cid)
         .into_iter()
-        .find(|(_, f)| in_window(*f, 1))
+        .find(|(_, f)| in_window(*f, 0))
         .map(|(id, first)| Cand {
             silent: 0,
             hops: 0,
@@ -500,7 +504,9 @@ pub(super) fn place(
             continue;
         }
         for (id, first) in anchors {
-            if !in_window(first, r.hops) {
+            // With no alert on the path to show the fault passing, the cause must also
+            // have come first.
+            if !in_window(first, r.silent) || (r.silent > 0 && first > at) {
                 continue;
             }
             let cand = Cand {
@@ -554,7 +560,7 @@ pub(super) fn place(
         for (opened, id, root) in roots {
             let from_root = link_walk(view, topo, root);
             if let Some(s) = from_root.iter().find(|s| s.node == c)
-                && at <= opened + late + (view.window(s.hops) - window)
+                && at <= opened + late + (view.window(s.silent) - window)
                 && (s.silent == 0 || s.score * view.fan(topo, c) >= cfg.min_link_score)
             {
                 let (path, silent) = link_path(view, topo, &from_root, root, c);
@@ -684,7 +690,7 @@ fn silent_root(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Opti
     if mine.is_empty() {
         return None;
     }
-    let horizon = at - view.window(cfg.max_hops);
+    let horizon = at - cfg.window;
     let mut recent: Vec<(DateTime<Utc>, &Incident, Node)> = view
         .open_by_key
         .values()
@@ -738,12 +744,13 @@ fn silent_root(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Opti
         let Some((_, _, s, hc, hr)) = best else {
             continue;
         };
-        // Symptoms must lie within the propagation window of each other.
-        if opened < at - view.window(hc.max(hr)) {
+        // Symptoms of one cause start close together: within `window` of each other.
+        if opened < at - cfg.window {
             continue;
         }
-        // Each CI between a symptom and `s` shows nothing either: evidence against.
-        let f = view.fan(topo, s) * cfg.silent_weight.powi((hc + hr).saturating_sub(2) as i32);
+        // Each CI between a symptom and `s` shows nothing either: strong evidence
+        // against, as the CIs nearest a fault are the likeliest to show it.
+        let f = view.fan(topo, s) * cfg.root_gap_weight.powi((hc + hr).saturating_sub(2) as i32);
         // One symptom per incident: its other CIs are explained by its root.
         let miss = 1.0 - f;
         match cands.iter_mut().find(|x| x.0 == s) {
@@ -758,6 +765,13 @@ fn silent_root(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Opti
     for (s, miss, incs) in cands {
         let support = 1.0 - miss;
         if support < cfg.min_root_support {
+            continue;
+        }
+        // A fault on `s` reaches most of what depends on it directly: a few symptoms
+        // under a CI with many direct dependents are more likely independent faults.
+        let direct = topo.dependents(s).len() as f64;
+        let need = (cfg.min_root_share * direct).ceil().max(2.0);
+        if ((incs.len() + 1) as f64) < need {
             continue;
         }
         if best
