@@ -3,6 +3,8 @@
 //! [key=value ...]` (keys: window_s, late_s, hop_window_s, max_window_s, max_silent_hops,
 //! silent_weight, fanout_scale, min_link_score, min_root_support, silent_roots=0|1).
 //! Prints F1, root top-1 and incidents per true group averaged over the seeds.
+//! `GRID=1` (env) runs the evaluation grid's cells instead (N seeds each from FIRST) and
+//! prints mean and worst pair F1, B-cubed F1, root top-1 and incidents per group.
 //! `GAP=1` (env) first thins each fault's alerts the way monitoring gaps would: a CI `d`
 //! hops from its fault's root keeps its alerts with probability max(0.25, 1 - 0.25 d),
 //! the root with 0.7 (silent roots), and every hop adds 0-120 s more lag (`for:` rules).
@@ -38,6 +40,9 @@ fn main() -> anyhow::Result<()> {
             _ => anyhow::bail!("unknown key {k:?}"),
         }
     }
+    if std::env::var_os("GRID").is_some() {
+        return grid(first, n, &cfg);
+    }
     let (mut f1, mut root, mut ratio) = (0.0, 0.0, 0.0);
     for seed in first..first + n {
         let mut scn = generate(seed, EstateSize::for_seed(seed));
@@ -55,8 +60,11 @@ fn main() -> anyhow::Result<()> {
             .iter()
             .map(|i| i.alert_fingerprints.iter().cloned().collect())
             .collect();
-        let roots: Vec<Option<String>> =
-            out.incidents.iter().map(|i| i.root_cause_ci.clone()).collect();
+        let roots: Vec<Option<String>> = out
+            .incidents
+            .iter()
+            .map(|i| i.root_cause_ci.clone())
+            .collect();
         let s = score(&scn.truth, &incidents, &roots);
         if std::env::var_os("SPLIT").is_some() {
             use std::collections::BTreeMap;
@@ -70,15 +78,24 @@ fn main() -> anyhow::Result<()> {
             for (f, g) in &scn.truth.alerts {
                 if let Some((id, root)) = inc_of.get(f) {
                     let ci = out_alert_ci(&out, f);
-                    by_group.entry(*g).or_default().push(format!("{id}[{}]:{ci}", root.clone().unwrap_or_default()));
+                    by_group
+                        .entry(*g)
+                        .or_default()
+                        .push(format!("{id}[{}]:{ci}", root.clone().unwrap_or_default()));
                 }
             }
             for (g, mut v) in by_group {
                 v.sort();
                 v.dedup();
-                let incs: std::collections::BTreeSet<_> = v.iter().map(|x| x.split('[').next().unwrap_or("").to_string()).collect();
+                let incs: std::collections::BTreeSet<_> = v
+                    .iter()
+                    .map(|x| x.split('[').next().unwrap_or("").to_string())
+                    .collect();
                 if incs.len() > 1 {
-                    println!("seed {seed} group {g} root {:?}: {v:?}", scn.truth.root_of(g));
+                    println!(
+                        "seed {seed} group {g} root {:?}: {v:?}",
+                        scn.truth.root_of(g)
+                    );
                 }
             }
         }
@@ -95,7 +112,10 @@ fn main() -> anyhow::Result<()> {
                 gs.dedup();
                 if gs.len() > 1 {
                     let roots: Vec<_> = gs.iter().map(|g| scn.truth.root_of(*g)).collect();
-                    println!("seed {seed} {} root {:?} groups {gs:?} roots {roots:?}: {v:?}", i.id, i.root_cause_ci);
+                    println!(
+                        "seed {seed} {} root {:?} groups {gs:?} roots {roots:?}: {v:?}",
+                        i.id, i.root_cause_ci
+                    );
                 }
             }
         }
@@ -118,7 +138,11 @@ fn main() -> anyhow::Result<()> {
                     .unwrap_or(0);
                 println!(
                     "seed {seed} {}: suspected {} (fanout {fan}), {} CIs {:?}, true roots {:?}",
-                    i.id, rc.ci_id, i.ci_ids.len(), i.ci_ids, roots
+                    i.id,
+                    rc.ci_id,
+                    i.ci_ids.len(),
+                    i.ci_ids,
+                    roots
                 );
             }
         }
@@ -203,6 +227,74 @@ fn out_alert_ci(out: &sift::replay::ReplayOutput, f: &sift::alert::Fingerprint) 
     out.alerts
         .iter()
         .find(|a| a.fingerprint == *f)
-        .and_then(|a| a.ci_id.as_ref().map(|c| format!("{c}@{}", a.starts_at.format("%H:%M:%S"))))
+        .and_then(|a| {
+            a.ci_id
+                .as_ref()
+                .map(|c| format!("{c}@{}", a.starts_at.format("%H:%M:%S")))
+        })
         .unwrap_or_default()
+}
+
+fn grid(first: u64, n: u64, cfg: &CorrelateConfig) -> anyhow::Result<()> {
+    use sift::eval::{generate_with, grid::cells};
+    let (mut f1s, mut b3s, mut roots, mut ratios) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (ci, cell) in cells().iter().enumerate() {
+        let (mut f1, mut b3, mut rc, mut re, mut ratio) = (0.0, 0.0, 0usize, 0usize, 0.0);
+        for seed in first..first + n {
+            let scn = generate_with(seed, EstateSize::for_seed(seed), &cell.knobs);
+            let alerts = parse_alerts(&scn.alerts)?;
+            let topo = Topology::from_file(&scn.cmdb);
+            let out =
+                sift::replay::run(&topo, &CiMapper::default(), cfg.clone(), Vec::new(), alerts);
+            let incidents: Vec<Vec<_>> = out
+                .incidents
+                .iter()
+                .map(|i| i.alert_fingerprints.iter().cloned().collect())
+                .collect();
+            let r: Vec<Option<String>> = out
+                .incidents
+                .iter()
+                .map(|i| i.root_cause_ci.clone())
+                .collect();
+            let s = score(&scn.truth, &incidents, &r);
+            f1 += s.f1;
+            b3 += s.bcubed_f1;
+            rc += s.root_correct;
+            re += s.root_eligible;
+            ratio += s.group_ratio;
+        }
+        let k = n as f64;
+        let root = rc as f64 / re.max(1) as f64;
+        if std::env::var_os("V").is_some() {
+            println!(
+                "{ci:>3} {:<60} F1 {:.3} B3 {:.3} root {:.3} inc/g {:.2}",
+                cell.name(),
+                f1 / k,
+                b3 / k,
+                root,
+                ratio / k
+            );
+        }
+        f1s.push(f1 / k);
+        b3s.push(b3 / k);
+        roots.push(root);
+        ratios.push(ratio / k);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let min = |v: &[f64]| v.iter().cloned().fold(f64::INFINITY, f64::min);
+    let max = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+    println!(
+        "grid {} cells x {n} seeds: F1 {:.3} / worst {:.3}  B3 {:.3} / {:.3}  root {:.3} / {:.3}  inc/g {:.2} / {:.2}",
+        f1s.len(),
+        mean(&f1s),
+        min(&f1s),
+        mean(&b3s),
+        min(&b3s),
+        mean(&roots),
+        min(&roots),
+        mean(&ratios),
+        max(&ratios)
+    );
+    Ok(())
 }

@@ -446,8 +446,9 @@ pub(super) fn place(
     let window = cfg.window;
     // Effects follow their cause within a propagation window, measured from when the
     // explaining CI first alerted in that incident, longer for a cause more hops away.
-    let in_window =
-        |first: DateTime<Utc>, silent: u32| at - view.window(silent) <= first && first <= at + window;
+    let in_window = |first: DateTime<Utc>, silent: u32| {
+        at - view.window(silent) <= first && first <= at + window
+    };
     let Some(c) = node else {
         return place_unknown(view, rec, at);
     };

@@ -193,15 +193,18 @@ fn a_single_alerting_app_is_its_own_root_and_a_ci_missing_from_the_cmdb_is_never
     assert_eq!(incident_of(&e, &x).root_cause, None);
 }
 
-/// A core switch 300 hosts hang off; app-N runs on host-N.
+/// Two data centres, each a core switch 300 hosts hang off; app-N runs on host-N.
 fn hub_estate() -> Topology {
-    let mut cis: Vec<(String, &str)> = vec![("core-sw".into(), "network")];
+    let mut cis: Vec<(String, &str)> = Vec::new();
     let mut rels: Vec<(String, String)> = Vec::new();
-    for i in 0..300 {
-        cis.push((format!("host-{i}"), "host"));
-        cis.push((format!("app-{i}"), "application"));
-        rels.push((format!("host-{i}"), "core-sw".into()));
-        rels.push((format!("app-{i}"), format!("host-{i}")));
+    for dc in ["dc1", "dc2"] {
+        cis.push((format!("core-{dc}"), "network"));
+        for i in 0..300 {
+            cis.push((format!("host-{dc}-{i}"), "host"));
+            cis.push((format!("app-{dc}-{i}"), "application"));
+            rels.push((format!("host-{dc}-{i}"), format!("core-{dc}")));
+            rels.push((format!("app-{dc}-{i}"), format!("host-{dc}-{i}")));
+        }
     }
     Topology::from_file(&CmdbFile {
         cis: cis.iter().map(|(id, ty)| ci(id, ty)).collect(),
@@ -214,12 +217,12 @@ fn two_independent_faults_under_a_silent_core_switch_are_two_incidents() {
     let topo = hub_estate();
     let m = CiMapper::default();
     let mut e = Engine::new(CorrelateConfig::default());
-    // Two hosts fail within half a minute of each other; their apps notice. The core
-    // switch, which all 600 CIs depend on, shows nothing.
-    let h1 = on("host-1", "HostDown", 0);
-    let a1 = on("app-1", "HighErrorRate", 40);
-    let h2 = on("host-2", "NodeDiskFailure", 25);
-    let a2 = on("app-2", "HighLatency", 70);
+    // Two hosts fail within half a minute of each other; their apps notice. Their core
+    // switch, which 600 CIs (half the estate) depend on, shows nothing.
+    let h1 = on("host-dc1-1", "HostDown", 0);
+    let a1 = on("app-dc1-1", "HighErrorRate", 40);
+    let h2 = on("host-dc1-2", "NodeDiskFailure", 25);
+    let a2 = on("app-dc1-2", "HighLatency", 70);
     for a in [&h1, &h2, &a1, &a2] {
         e.ingest(&topo, &m, a.clone());
     }
@@ -231,49 +234,59 @@ fn two_independent_faults_under_a_silent_core_switch_are_two_incidents() {
     );
     assert_eq!(
         incident_of(&e, &a1).root_cause_ci.as_deref(),
-        Some("host-1")
+        Some("host-dc1-1")
     );
     assert_eq!(
         incident_of(&e, &a2).root_cause_ci.as_deref(),
-        Some("host-2")
+        Some("host-dc1-2")
     );
     assert_ne!(incident_of(&e, &a1).id, incident_of(&e, &a2).id);
 }
 
 #[test]
 fn a_silent_hub_with_many_symptoms_at_once_is_suspected() {
-    // The same switch fails: 40 hosts below it alert in the same two minutes. Two are
-    // no evidence against a 600-CI hub; forty are.
+    // The switch of one data centre fails: 100 of its 300 hosts alert within four
+    // minutes. Two are no evidence against a hub half the estate depends on; a third of
+    // everything on it is.
     let topo = hub_estate();
     let m = CiMapper::default();
     let mut e = Engine::new(CorrelateConfig::default());
-    for i in 0..40 {
+    for i in 0..100 {
         e.ingest(
             &topo,
             &m,
-            on(&format!("host-{i}"), "HostUnreachable", i * 3),
+            on(&format!("host-dc1-{i}"), "HostUnreachable", i * 2),
         );
     }
-    let inc = incident_of(&e, &on("host-0", "HostUnreachable", 0));
-    assert_eq!(inc.root_cause_ci.as_deref(), Some("core-sw"));
-    assert!(inc.root_cause.as_ref().is_some_and(|r| !r.alerting));
+    let last = incident_of(&e, &on("host-dc1-99", "HostUnreachable", 198));
+    assert_eq!(last.root_cause_ci.as_deref(), Some("core-dc1"));
+    assert!(last.root_cause.as_ref().is_some_and(|r| !r.alerting));
     assert!(
-        live(&e).len() < 15,
+        live(&e).len() < 70,
         "{} incidents for one switch",
         live(&e).len()
     );
+    assert!(
+        live(&e)
+            .iter()
+            .all(|i| i.root_cause_ci.as_deref() != Some("core-dc2"))
+    );
 }
 
-/// bs → app → db → host → san (a chain: a storage fault surfaces four hops up).
+/// bs → app → db → host → san (a chain: a storage fault surfaces four hops up), beside
+/// thirty unrelated applications (the chain is a small part of the estate).
 fn chain_estate() -> Topology {
+    let others: Vec<String> = (0..30).map(|i| format!("other-{i}")).collect();
+    let mut cis = vec![
+        ("shop", "business_service"),
+        ("app", "application"),
+        ("db", "database"),
+        ("host", "host"),
+        ("san", "storage"),
+    ];
+    cis.extend(others.iter().map(|o| (o.as_str(), "application")));
     estate(
-        &[
-            ("shop", "business_service"),
-            ("app", "application"),
-            ("db", "database"),
-            ("host", "host"),
-            ("san", "storage"),
-        ],
+        &cis,
         &[
             ("shop", "app"),
             ("app", "db"),
