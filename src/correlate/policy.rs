@@ -678,6 +678,9 @@ fn place_unknown(view: &View, rec: &AlertRecord, at: DateTime<Utc>) -> Placement
     }
 }
 
+/// Incidents whose roots share a silent dependency, with when each opened.
+type Siblings<'a> = Vec<(DateTime<Utc>, &'a Incident)>;
+
 /// Silent-root inference for an alert on `c` that nothing alerting explains: incidents
 /// opened within the propagation window whose roots share with `c` a dependency that is
 /// not alerting. The nearest such CI of each is a candidate; the best-supported candidate
@@ -719,7 +722,7 @@ fn silent_root(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Opti
     let silent = |n: Node| view.silent(topo, n) && view.active_on_ci(&topo.ci(n).id).is_empty();
     // Per candidate root: how likely none of its symptoms came from it (the product of
     // `1 - f` over them), and the incidents.
-    let mut cands: Vec<(Node, f64, Vec<(DateTime<Utc>, &Incident)>)> = Vec::new();
+    let mut cands: Vec<(Node, f64, Siblings)> = Vec::new();
     for (opened, inc, r) in recent {
         let theirs = ancestors(view.memo, topo, r, cfg.max_hops);
         // The nearest common dependency that is not alerting; ties: the smaller fan-out.
@@ -762,7 +765,7 @@ fn silent_root(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Opti
             None => cands.push((s, miss, vec![(opened, inc)])),
         }
     }
-    let mut best: Option<(f64, Node, Vec<(DateTime<Utc>, &Incident)>)> = None;
+    let mut best: Option<(f64, Node, Siblings)> = None;
     for (s, miss, incs) in cands {
         let support = 1.0 - miss;
         if support < cfg.min_root_support {
