@@ -297,6 +297,7 @@ fn run_nezha(args: &Args) -> anyhow::Result<()> {
     };
     let cfg = CorrelateConfig::default();
     let mut faults = Vec::new();
+    let mut base_faults: Vec<(&'static str, Vec<nezha::FaultResult>)> = Vec::new();
     println!(
         "Nezha Online Boutique ({}): rules at median + {} robust sd of each pod's day, fault window {} min",
         dir.display(),
@@ -304,14 +305,29 @@ fn run_nezha(args: &Args) -> anyhow::Result<()> {
         settings.window_min
     );
     println!(
-        "{:<12} {:>5} {:>4} {:>9} {:>7} {:>10} {:>7} {:>10}",
-        "day", "pods", "CIs", "relations", "alerts", "incidents", "pair F1", "B-cubed F1"
+        "{:<12} {:>5} {:>4} {:>9} {:>7} {:>10} {:>7} {:>10} | {:>15} {:>15}",
+        "day",
+        "pods",
+        "CIs",
+        "relations",
+        "alerts",
+        "incidents",
+        "pair F1",
+        "B-cubed F1",
+        "window F1 / B3",
+        "dep F1 / B3"
     );
     for day in nezha::days(&dir)? {
         let mut r = nezha::run_day(&day, &cfg, settings)
             .with_context(|| format!("Nezha day {}", day.display()))?;
+        let b = |i: usize| {
+            r.baselines
+                .get(i)
+                .map(|b| format!("{:.3} / {:.3}", b.grouping.f1, b.grouping.bcubed_f1))
+                .unwrap_or_default()
+        };
         println!(
-            "{:<12} {:>5} {:>4} {:>9} {:>7} {:>10} {:>7.3} {:>10.3}",
+            "{:<12} {:>5} {:>4} {:>9} {:>7} {:>10} {:>7.3} {:>10.3} | {:>15} {:>15}",
             r.day,
             r.pods,
             r.cis,
@@ -319,12 +335,20 @@ fn run_nezha(args: &Args) -> anyhow::Result<()> {
             r.episodes,
             r.incidents,
             r.grouping.f1,
-            r.grouping.bcubed_f1
+            r.grouping.bcubed_f1,
+            b(0),
+            b(1)
         );
         for f in &mut r.faults {
             f.day = r.day.clone();
         }
         faults.extend(r.faults);
+        for bl in r.baselines {
+            match base_faults.iter_mut().find(|x| x.0 == bl.name) {
+                Some(x) => x.1.extend(bl.faults),
+                None => base_faults.push((bl.name, bl.faults)),
+            }
+        }
     }
     if std::env::var_os("NEZHA_FAULTS").is_some() {
         for f in &faults {
@@ -361,7 +385,26 @@ fn run_nezha(args: &Args) -> anyhow::Result<()> {
             frac(named),
         );
     }
-    println!("(k/n: sift named the root service in k of the n faults in that class)");
+    for (name, bf) in &base_faults {
+        if let Some(row) = nezha::by_type(bf).pop() {
+            println!(
+                "{:<16} {:>6} {:>7} {:>13} {:>13} {:>13}",
+                format!("all, {}", name.split(' ').next().unwrap_or(name)),
+                row.faults,
+                row.unseen,
+                frac(row.root_alerted),
+                frac(row.only_callers),
+                frac((
+                    row.root_alerted.0 + row.only_callers.0,
+                    row.root_alerted.1 + row.only_callers.1
+                )),
+            );
+        }
+    }
+    println!(
+        "(k/n: the root service named in k of the n faults in that class; rows 'all, time' and \
+         'all, dependency' are the 5-minute window and dependency-alerted-10m baselines)"
+    );
     Ok(())
 }
 

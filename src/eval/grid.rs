@@ -4,9 +4,9 @@
 //!
 //! Cells: the full factorial of the three knobs the real world is hardest on (monitoring
 //! coverage, propagation timing, CMDB error; three levels each), each remaining knob
-//! (overlap, noise, label convention) on its own, and two cells where every knob is set at
-//! once (moderate, harsh). Each cell runs the same seeds, so cells differ only by their
-//! knobs.
+//! (overlap, noise, label convention) on its own, two cells where every knob is set at
+//! once (moderate, harsh), and silent roots and the heavy-tailed lag each alone. Each cell
+//! runs the same seeds, so cells differ only by their knobs.
 
 use serde::Serialize;
 
@@ -128,6 +128,13 @@ pub fn cells() -> Vec<Cell> {
             ..d()
         },
     ));
+    // Silent roots and the heavy-tailed lag, each without the rest of its axis level.
+    let mut silent = make(0, 0, 0, "silent roots=0.25", d());
+    silent.knobs.silent_roots = 0.25;
+    out.push(silent);
+    let mut lag = make(0, 0, 0, "", d());
+    (lag.timing, lag.knobs.lag) = ("heavy+for0", Lag::HeavyTail);
+    out.push(lag);
     out
 }
 

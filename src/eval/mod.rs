@@ -6,7 +6,10 @@
 //! policy turns alert noise into incidents (pairwise precision / recall / F1 over
 //! distinct alerts, root-cause top-1, incidents per true fault), and comparing it with
 //! what an operator gets from Alertmanager grouping or a plain time window. `sift-eval`
-//! drives it; the scenarios it writes can be fed to `sift replay`.
+//! drives it; the scenarios it writes can be fed to `sift replay`. [`grid`] sweeps the
+//! generator's [`Knobs`] (worlds sift was not tuned on) and reports the mean and the
+//! worst cell; [`nezha`] and [`telecom`] turn two public real data sets into alerts and a
+//! CMDB and score sift on them (docs/correlation-eval.md).
 //!
 //! What it must not do: encode any knowledge of sift's grouping policy. The generator
 //! models how faults propagate through a real estate (impact flows from a failed CI to

@@ -552,6 +552,8 @@ pub struct DayResult {
     pub faults: Vec<FaultResult>,
     /// Grouping over alert episodes (pair and B-cubed).
     pub grouping: Scores,
+    /// The time-window and dependency baselines on the same alerts.
+    pub baselines: Vec<BaselineResult>,
 }
 
 /// Settings of the conversion.
@@ -748,7 +750,65 @@ pub fn score_day(
         .collect();
     let incidents: Vec<Vec<Fingerprint>> = by_inc.into_values().collect();
     let grouping = score(&truth, &incidents, &inc_roots);
+    let results = fault_results(eps, faults, &truth, &group_of_ep, &incidents, &inc_roots);
 
+    // The baselines on the same alerts: each episode's firing event, keyed by episode.
+    let firsts: Vec<Alert> = alert_events(eps)
+        .into_iter()
+        .filter(|(_, a)| a.status == AlertStatus::Firing)
+        .map(|(i, mut a)| {
+            a.fingerprint = ep_fp(i);
+            a
+        })
+        .collect();
+    let minutes = chrono::Duration::minutes;
+    let baselines = [
+        (
+            "time window 5m",
+            super::time_window(&firsts, &topo, &mapper, minutes(5)),
+        ),
+        (
+            "dependency alerted 10m",
+            super::recent_dependency(&firsts, &topo, &mapper, minutes(10)),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, g)| BaselineResult {
+        name,
+        grouping: score(&truth, &g.incidents, &g.roots),
+        faults: fault_results(eps, faults, &truth, &group_of_ep, &g.incidents, &g.roots),
+    })
+    .collect();
+    DayResult {
+        day: String::new(),
+        pods: 0,
+        cis: cmdb.cis.len(),
+        relations: cmdb.relations.len(),
+        episodes: eps.len(),
+        incidents: out.incidents.len(),
+        faults: results,
+        grouping,
+        baselines,
+    }
+}
+
+/// Each fault scored on a grouping of episodes (`incidents` of episode keys, `roots`
+/// per incident): where it showed, and whether the incident holding most of its alerts
+/// (the earliest on ties) names its root.
+fn fault_results(
+    eps: &[Episode],
+    faults: &[Fault],
+    truth: &Truth,
+    group_of_ep: &[Option<usize>],
+    incidents: &[Vec<Fingerprint>],
+    roots: &[Option<String>],
+) -> Vec<FaultResult> {
+    let mut inc_of: HashMap<&Fingerprint, usize> = HashMap::new();
+    for (k, inc) in incidents.iter().enumerate() {
+        for fp in inc {
+            inc_of.entry(fp).or_insert(k);
+        }
+    }
     let mut results = Vec::new();
     for (g, f) in faults.iter().enumerate() {
         let members: Vec<usize> = (0..eps.len())
@@ -761,11 +821,11 @@ pub fn score_day(
         } else {
             Seen::OnlyCallers
         };
-        // The incident holding most of the fault's alerts (the earliest on ties).
-        let mut count: BTreeMap<&str, (usize, i64)> = BTreeMap::new();
+        let mut count: BTreeMap<usize, (usize, i64)> = BTreeMap::new();
         for &i in &members {
-            if let Some(inc) = &inc_of_ep[i] {
-                let c = count.entry(inc.as_str()).or_insert((0, eps[i].start));
+            let key = Fingerprint::from(format!("episode-{i}").as_str());
+            if let Some(&k) = inc_of.get(&key) {
+                let c = count.entry(k).or_insert((0, eps[i].start));
                 c.0 += 1;
                 c.1 = c.1.min(eps[i].start);
             }
@@ -773,8 +833,8 @@ pub fn score_day(
         let main = count
             .iter()
             .max_by(|a, b| a.1.0.cmp(&b.1.0).then(b.1.1.cmp(&a.1.1)))
-            .map(|(id, _)| *id);
-        let named = main.and_then(|id| roots.get(id).cloned().flatten());
+            .map(|(k, _)| *k);
+        let named = main.and_then(|k| roots.get(k).cloned().flatten());
         results.push(FaultResult {
             day: String::new(),
             at: f.at,
@@ -786,16 +846,15 @@ pub fn score_day(
             named,
         });
     }
-    DayResult {
-        day: String::new(),
-        pods: 0,
-        cis: cmdb.cis.len(),
-        relations: cmdb.relations.len(),
-        episodes: eps.len(),
-        incidents: out.incidents.len(),
-        faults: results,
-        grouping,
-    }
+    results
+}
+
+/// A naive grouping on the same day, scored the same way.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineResult {
+    pub name: &'static str,
+    pub grouping: Scores,
+    pub faults: Vec<FaultResult>,
 }
 
 /// Per fault type (and "all"): faults, unseen, and (named, of) for "root alerted" and
@@ -1021,5 +1080,13 @@ TimeStamp,PodName,PodServerLatencyP99(s)
         assert_eq!(all.root_alerted, (1, 1));
         assert_eq!(all.only_callers.1, 1);
         assert_eq!(r.grouping.true_groups, 3);
+        // The baselines see the same four alerts and the same faults.
+        for b in &r.baselines {
+            assert_eq!(b.grouping.true_groups, 3, "{}", b.name);
+            let seen: Vec<Seen> = b.faults.iter().map(|f| f.seen).collect();
+            assert_eq!(seen, [Seen::RootAlerted, Seen::OnlyCallers, Seen::Unseen]);
+        }
+        // The window names its first alert's CI: cartservice for fault 1.
+        assert!(r.baselines[0].faults[0].correct);
     }
 }
