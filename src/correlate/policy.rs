@@ -13,26 +13,30 @@
 //!   *suspected* root of an active incident joins it and confirms that root.
 //! - **Cause precedes effect**: an alert on CI `c` joins the active incident holding a CI
 //!   that `c` depends on (transitively, within `max_hops`), when `c`'s alert starts within
-//!   the propagation window of that CI's first alert there. The window grows with the
-//!   number of hops: `window + hop_window * (hops - 1)`, at most `max_window`.
-//!   CIs on the path that are not alerting (monitoring gaps) weaken the link: each
-//!   multiplies its score by `silent_weight * fan(x)`, where `fan(x) = 1 / (1 +
-//!   dependents(x) / fanout_scale)` falls with how much of the estate depends on `x`;
-//!   a link needs a score of at least `min_link_score` and at most `max_silent_hops`
-//!   silent CIs. Links with fewer silent CIs win, then nearer ones, then earlier ones,
-//!   so where every CI on the path alerts, nothing changes from the all-alerting rule.
+//!   the propagation window of that CI's first alert there: `window + hop_window * s` for
+//!   `s` CIs on the path that are not alerting, at most `max_window` (an alerting CI in
+//!   between restarts the clock: it is the nearer cause). Such silent CIs (monitoring
+//!   gaps) weaken the link: each multiplies its score by `silent_weight * fan(x)`, and the
+//!   CI linked to by `fan`, where `fan(x) = (1 - share(x)^2) / (1 + dependents(x) /
+//!   fanout_scale)` falls with how many CIs depend on `x` and what share of the estate
+//!   they are; the link needs `min_link_score`, at most `max_silent_hops` silent CIs, and
+//!   the cause alerting first. Links with fewer silent CIs win, then nearer ones, then
+//!   earlier ones, so where every CI on the path alerts, the all-alerting rule is
+//!   unchanged.
 //! - A re-fired alert returns to its incident while that is active, and reopens it when it
 //!   resolved less than `reopen_window` ago; later, it is placed like a new alert.
 //! - **Late root**: when `c` is something an active incident's root depends on (a link
 //!   from that root to `c` scoring as above), and `c` alerts within `late_root_window`
-//!   (grown by hops like the window) of that incident opening, `c` becomes its new root;
-//!   if `c` explains several such incidents they merge into the oldest.
-//! - **Silent root**: when nothing explains `c`, but incidents opened within the
-//!   propagation window have roots that share with `c` a dependency `s` that is not
-//!   alerting, `s` is the suspected root of them all (they merge): its support is
-//!   `1 - (1 - f)^(k - 1)` for `k` alerting CIs under it and `f = silent_weight^(extra
-//!   hops) * fan(s)`, so a hub half the estate depends on needs many symptoms, and two
-//!   independent faults under it stay apart. Only CIs in the CMDB can be suspected.
+//!   (grown per silent CI like the window) of that incident opening, `c` becomes its new
+//!   root; if `c` explains several such incidents they merge into the oldest.
+//! - **Silent root**: when nothing explains `c`, but incidents opened within `window`
+//!   before it have roots that share with `c` a dependency `s` that is not alerting (the
+//!   nearest such), `s` is the suspected root of them all (they merge) when its support
+//!   `1 - prod(1 - f_i)` over `c` and those roots (one symptom per incident) reaches
+//!   `min_root_support`, with `f_i = fan(s) * root_gap_weight^(silent CIs between)`, and
+//!   the symptoms are at least `min_root_share` of `s`'s direct dependents (and two): a
+//!   hub half the estate depends on needs many symptoms, and two independent faults under
+//!   it stay apart. Only CIs in the CMDB can be suspected.
 //! - Alerts without a CI join the incident of other alerts on the same unknown host
 //!   (`instance` without port, `host`, `hostname`, `node`) within `window`; else they group
 //!   by their label set minus instance-like labels while that group's incident is active
