@@ -340,6 +340,7 @@ mod tests {
             impact: 2,
             urgency: 2,
             root_cause_ci: None,
+            root_cause: None,
             ci_ids: Default::default(),
             impacted_services: vec![],
             assignment_group: None,

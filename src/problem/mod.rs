@@ -426,6 +426,7 @@ mod tests {
             impact: 1,
             urgency: 1,
             root_cause_ci: Some("db-01".into()),
+            root_cause: None,
             ci_ids: ["orders-api".into(), "db-01".into()].into_iter().collect(),
             impacted_services: vec![],
             assignment_group: Some("dba-team".into()),
