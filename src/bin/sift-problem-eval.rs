@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Parser;
 use sift::problem::ProblemConfig;
-use sift::problem::eval::{Scores, combined, evaluate, generate};
+use sift::problem::eval::{Scores, combined, evaluate, generate, generate_with, grid};
 
 #[derive(Parser, Debug)]
 #[command(about = "Evaluate sift's problem clustering on synthetic incident histories")]
@@ -22,10 +22,20 @@ struct Args {
     eps: Option<f64>,
     #[arg(long)]
     min_pts: Option<usize>,
+    /// False-discovery rate of candidates (default: `[problems] fdr`).
+    #[arg(long)]
+    fdr: Option<f64>,
+    /// Largest candidate as a share of the history (default: `[problems] max_share`).
+    #[arg(long)]
+    max_share: Option<f64>,
     /// Instead of per-seed scores: put estates of consecutive seeds side by side until the
     /// history has this many incidents, cluster it once and report the time and scores.
     #[arg(long)]
     scale: Option<usize>,
+    /// Sweep the generator's knobs (each alone, then together): per cell the mean over
+    /// `--seeds` seeds, then the mean over cells and the worst cell.
+    #[arg(long)]
+    grid: bool,
     /// Also write cmdb-<seed>.json, incidents-<seed>.jsonl and truth-<seed>.json here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -43,6 +53,12 @@ fn main() -> anyhow::Result<()> {
     if let Some(m) = args.min_pts {
         cfg.min_pts = m;
     }
+    if let Some(f) = args.fdr {
+        cfg.fdr = f;
+    }
+    if let Some(m) = args.max_share {
+        cfg.max_share = m;
+    }
     if let Some(n) = args.scale {
         let h = combined(args.first_seed, n);
         let t = Instant::now();
@@ -59,6 +75,9 @@ fn main() -> anyhow::Result<()> {
             s.f1, s.precision, s.recall, s.root_top1, s.candidates, s.mostly_one_off, b.f1
         );
         return Ok(());
+    }
+    if args.grid {
+        return run_grid(&args, &cfg);
     }
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -134,5 +153,90 @@ fn main() -> anyhow::Result<()> {
             s.iter().map(|x| x.mostly_one_off).sum::<usize>(),
         );
     }
+    Ok(())
+}
+
+/// One grid cell: means over seeds, and the total of mostly-one-off candidates.
+#[derive(Default, Clone, Copy)]
+struct Cell {
+    f1: f64,
+    top1: f64,
+    precision: f64,
+    recall: f64,
+    candidates: f64,
+    one_offs: usize,
+    base_f1: f64,
+}
+
+fn run_grid(args: &Args, cfg: &ProblemConfig) -> anyhow::Result<()> {
+    println!(
+        "{:<14} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8} {:>7}",
+        "cell", "F1", "P", "R", "top1", "cands", "1-offs", "base F1", "ms"
+    );
+    let mut cells: Vec<(&str, Cell)> = Vec::new();
+    for (name, knobs) in grid() {
+        let t = Instant::now();
+        let mut c = Cell::default();
+        for seed in args.first_seed..args.first_seed + args.seeds {
+            let h = generate_with(seed, "", &knobs);
+            let (s, b) = evaluate(&h, cfg).with_context(|| format!("{name} seed {seed}"))?;
+            c.f1 += s.f1;
+            c.top1 += s.root_top1;
+            c.precision += s.precision;
+            c.recall += s.recall;
+            c.candidates += s.candidates as f64;
+            c.one_offs += s.mostly_one_off;
+            c.base_f1 += b.f1;
+        }
+        let n = args.seeds as f64;
+        c.f1 /= n;
+        c.top1 /= n;
+        c.precision /= n;
+        c.recall /= n;
+        c.candidates /= n;
+        c.base_f1 /= n;
+        println!(
+            "{:<14} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>7.1} {:>7} {:>8.3} {:>7}",
+            name,
+            c.f1,
+            c.precision,
+            c.recall,
+            c.top1,
+            c.candidates,
+            c.one_offs,
+            c.base_f1,
+            t.elapsed().as_millis()
+        );
+        cells.push((name, c));
+    }
+    let k = cells.len() as f64;
+    println!();
+    println!(
+        "mean over {} cells x {} seeds ({} ..): F1 {:.3}, root top-1 {:.3}, mostly one-off {} in all",
+        cells.len(),
+        args.seeds,
+        args.first_seed,
+        cells.iter().map(|c| c.1.f1).sum::<f64>() / k,
+        cells.iter().map(|c| c.1.top1).sum::<f64>() / k,
+        cells.iter().map(|c| c.1.one_offs).sum::<usize>()
+    );
+    let worst = |f: fn(&Cell) -> f64| {
+        cells
+            .iter()
+            .min_by(|a, b| f(&a.1).total_cmp(&f(&b.1)))
+            .map(|c| (c.0, f(&c.1)))
+            .unwrap_or_default()
+    };
+    let (wf, f1) = worst(|c| c.f1);
+    let (wt, t1) = worst(|c| c.top1);
+    let wo = cells
+        .iter()
+        .max_by_key(|c| c.1.one_offs)
+        .map(|c| (c.0, c.1.one_offs))
+        .unwrap_or_default();
+    println!(
+        "worst cell: F1 {f1:.3} ({wf}), root top-1 {t1:.3} ({wt}), mostly one-off {} ({})",
+        wo.1, wo.0
+    );
     Ok(())
 }
