@@ -270,7 +270,7 @@ pub fn cluster_report(
         let mut sig_counts: HashMap<String, usize> = HashMap::new();
         for &i in c {
             *sig_counts
-                .entry(feats[i].signature.to_lowercase())
+                .entry(features::normalise_alertname(&feats[i].signature))
                 .or_default() += 1;
         }
         let mix = significance::effective_number(&sig_counts.values().copied().collect::<Vec<_>>());
@@ -540,8 +540,23 @@ fn attach(
         if in_cluster[i] || vecs[i].is_empty() {
             continue;
         }
+        // A record with codes only (no title, no alertname) has too few dimensions for a
+        // cosine against a centroid of worded incidents: it joins a problem on its own CI
+        // when its codes are the problem's codes (the centroid restricted to them points
+        // the same way).
+        let codes_only = records[i].title.is_none() && records[i].alertnames.is_empty();
         let mut best: Option<(f64, usize)> = None;
-        for (ci, _) in &f.neighbourhood {
+        for (ci, hop) in &f.neighbourhood {
+            if codes_only && *hop == 0 {
+                for &k in by_root.get(ci).map(Vec::as_slice).unwrap_or(&[]) {
+                    let sim = restricted_cosine(&vecs[i], &centroids[k]);
+                    if sim >= CODES_ONLY_SIM
+                        && best.is_none_or(|(b, bk)| sim > b || (sim == b && k < bk))
+                    {
+                        best = Some((sim, k));
+                    }
+                }
+            }
             // An incident that names the root says where it comes from, and one on a
             // dependent at the problem's weekly or daily slot fails when the problem
             // does: its words only have to pick which of that CI's problems, so half the
@@ -568,6 +583,25 @@ fn attach(
     }
 }
 
+/// How closely a codes-only record's codes must match a problem's (see `attach`).
+const CODES_ONLY_SIM: f64 = 0.9;
+
+/// The cosine of `v` and `c` restricted to the dimensions `v` has.
+fn restricted_cosine(v: &[(u16, f32)], c: &[(u16, f32)]) -> f64 {
+    let (mut dot, mut cn) = (0.0f64, 0.0f64);
+    let mut j = 0;
+    for &(d, x) in v {
+        while j < c.len() && c[j].0 < d {
+            j += 1;
+        }
+        if j < c.len() && c[j].0 == d {
+            dot += f64::from(x) * f64::from(c[j].1);
+            cn += f64::from(c[j].1).powi(2);
+        }
+    }
+    if cn == 0.0 { 0.0 } else { dot / cn.sqrt() }
+}
+
 /// The unit-length mean of the members' vectors, sparse.
 fn centroid(members: &[usize], vecs: &[Vec<(u16, f32)>]) -> Vec<(u16, f32)> {
     let mut acc: BTreeMap<u16, f64> = BTreeMap::new();
@@ -591,7 +625,7 @@ fn merge_same_problem(clusters: Vec<Vec<usize>>, feats: &[Features]) -> Vec<Vec<
     let mut by_key: BTreeMap<(Option<String>, String), Vec<usize>> = BTreeMap::new();
     for c in clusters {
         let root = suggest_root(&c, feats).map(|(r, _)| r);
-        let sig = signature_of(&c, feats, root.as_deref()).to_lowercase();
+        let sig = features::normalise_alertname(&signature_of(&c, feats, root.as_deref()));
         by_key.entry((root, sig)).or_default().extend(c);
     }
     by_key

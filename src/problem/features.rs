@@ -171,7 +171,7 @@ pub fn extract(rec: &HistoryRecord, topo: Option<&Topology>, hops: u32) -> Featu
         );
     }
     for a in &rec.alertnames {
-        words.push(format!("alertname:{}", a.to_lowercase()));
+        words.push(format!("alertname:{}", normalise_alertname(a)));
     }
     for (tag, v) in coded(rec) {
         // The CI's own attributes say where, not what failed: with a CI they would make
@@ -217,6 +217,26 @@ pub fn extract(rec: &HistoryRecord, topo: Option<&Topology>, hops: u32) -> Featu
         scope,
         weekday: rec.opened_at.weekday().num_days_from_monday() as u8,
         hour: rec.opened_at.hour() as u8,
+    }
+}
+
+/// Severity words that monitoring tools append to one rule's name (`...Critical`,
+/// `..._warning`): one failure, not two signatures.
+const SEVERITY: &[&str] = &[
+    "critical", "crit", "warning", "warn", "major", "minor", "info", "page", "ticket", "sev",
+];
+
+/// An alertname as a signature: its words (camel case and snake case alike), severity
+/// words dropped, joined by `_`.
+pub fn normalise_alertname(a: &str) -> String {
+    let ws: Vec<String> = split_words(a)
+        .into_iter()
+        .filter(|w| !SEVERITY.contains(&w.as_str()) && !(w.starts_with("sev") && w.len() <= 4))
+        .collect();
+    if ws.is_empty() {
+        a.to_lowercase()
+    } else {
+        ws.join("_")
     }
 }
 
