@@ -36,6 +36,10 @@ struct Args {
     /// `--seeds` seeds, then the mean over cells and the worst cell.
     #[arg(long)]
     grid: bool,
+    /// Instead: cluster the BPI Challenge 2014 `Detail Incident.csv` at this path (read
+    /// with the `bpi2014` preset) and score the candidates against `KM number`.
+    #[arg(long)]
+    bpi: Option<PathBuf>,
     /// Also write cmdb-<seed>.json, incidents-<seed>.jsonl and truth-<seed>.json here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -78,6 +82,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.grid {
         return run_grid(&args, &cfg);
+    }
+    if let Some(p) = &args.bpi {
+        return run_bpi(p, &cfg);
     }
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -237,6 +244,89 @@ fn run_grid(args: &Args, cfg: &ProblemConfig) -> anyhow::Result<()> {
     println!(
         "worst cell: F1 {f1:.3} ({wf}), root top-1 {t1:.3} ({wt}), mostly one-off {} ({})",
         wo.1, wo.0
+    );
+    Ok(())
+}
+
+/// Candidates on a real export against its known errors (`KM number`): purity (share of
+/// a candidate's incidents resolved by its commonest article), coverage (share of the
+/// incidents of recurring known errors — three or more incidents — that sit in a
+/// candidate whose commonest article is theirs), the largest candidate's share.
+fn run_bpi(path: &std::path::Path, cfg: &ProblemConfig) -> anyhow::Result<()> {
+    use sift::problem::import::{Mapping, read_csv};
+    use std::collections::HashMap;
+    let mapping = Mapping::preset("bpi2014").context("bpi2014 preset")?;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let t = Instant::now();
+    let mut records = Vec::new();
+    let mut bad = Vec::new();
+    let summary = read_csv(std::io::BufReader::new(file), &mapping, |r| match r {
+        Ok(r) => records.push(r),
+        Err(b) => bad.push(b),
+    })
+    .with_context(|| format!("{}", path.display()))?;
+    let read_s = t.elapsed().as_secs_f64();
+    for b in bad.iter().take(5) {
+        eprintln!("line {}: {}", b.record, b.reason);
+    }
+    let t = Instant::now();
+    let report = sift::problem::cluster_report(&records, None, cfg, &[])?;
+    let cluster_s = t.elapsed().as_secs_f64();
+    let km: HashMap<&str, &str> = records
+        .iter()
+        .filter_map(|r| r.known_error.as_deref().map(|k| (r.id.as_str(), k)))
+        .collect();
+    let mut km_size: HashMap<&str, usize> = HashMap::new();
+    for k in km.values() {
+        *km_size.entry(k).or_default() += 1;
+    }
+    let recurring: usize = km_size.values().filter(|&&n| n >= 3).sum();
+    let (mut pure, mut members, mut covered, mut largest) = (0usize, 0usize, 0usize, 0usize);
+    let mut purities = Vec::new();
+    for c in &report.candidates {
+        let mut per: HashMap<&str, usize> = HashMap::new();
+        for id in &c.incident_ids {
+            if let Some(k) = km.get(id.as_str()) {
+                *per.entry(k).or_default() += 1;
+            }
+        }
+        let (top, n) = per
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map(|(k, n)| (*k, *n))
+            .unwrap_or(("", 0));
+        pure += n;
+        members += c.incident_ids.len();
+        purities.push(n as f64 / c.incident_ids.len().max(1) as f64);
+        if km_size.get(top).copied().unwrap_or(0) >= 3 {
+            covered += n;
+        }
+        largest = largest.max(c.incident_ids.len());
+    }
+    let n = records.len();
+    println!(
+        "{} rows: {} records, {} bad, {} empty rows; read in {:.2} s, clustered in {:.2} s",
+        summary.rows + summary.empty_rows, n, summary.bad, summary.empty_rows, read_s, cluster_s
+    );
+    println!("features used: {}", report.features_used.join(", "));
+    println!(
+        "clusters tested {}, not significant {}, too broad (> {} incidents) {}",
+        report.tested, report.not_significant, report.max_size, report.too_broad
+    );
+    println!(
+        "candidates {}, incidents in them {} ({:.1}%), largest {} ({:.2}% of history)",
+        report.candidates.len(),
+        members,
+        100.0 * members as f64 / n.max(1) as f64,
+        largest,
+        100.0 * largest as f64 / n.max(1) as f64
+    );
+    println!(
+        "KM purity: weighted {:.3}, mean over candidates {:.3}; coverage of recurring known errors ({} incidents in KM groups of 3+): {:.3}",
+        pure as f64 / members.max(1) as f64,
+        purities.iter().sum::<f64>() / purities.len().max(1) as f64,
+        recurring,
+        covered as f64 / recurring.max(1) as f64
     );
     Ok(())
 }

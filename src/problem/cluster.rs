@@ -205,14 +205,6 @@ pub fn cluster_report(
         .flat_map(|p| p.incident_ids.iter().map(String::as_str))
         .collect();
     let block_size: HashMap<&str, usize> = blocks.iter().map(|(k, v)| (*k, v.len())).collect();
-    let span_hours = {
-        let lo = records.iter().map(|r| r.opened_at).min();
-        let hi = records.iter().map(|r| r.opened_at).max();
-        match (lo, hi) {
-            (Some(lo), Some(hi)) => ((hi - lo).num_minutes() as f64 / 60.0).max(24.0),
-            _ => 24.0,
-        }
-    };
     let stride = (records.len() / SAMPLE).max(1);
     let min_sim = 1.0 - cfg.eps * cfg.eps / 2.0;
     let mut tests: Vec<Test> = Vec::with_capacity(bounded.len());
@@ -242,14 +234,31 @@ pub fn cluster_report(
         let n = c.len();
         let lo = c.iter().map(|&i| records[i].opened_at).min().unwrap_or_default();
         let hi = c.iter().map(|&i| records[i].opened_at).max().unwrap_or_default();
-        let window = ((hi - lo).num_minutes() as f64 / 60.0).max(24.0) / span_hours;
+        // The share of the scope's volume that falls in the cluster's span (at least a
+        // day): histories are not uniform in time (an export's early years are thin).
+        let pad = chrono::Duration::hours(12);
+        let in_span = blocks
+            .get(scope.as_str())
+            .map(|b| {
+                b.iter()
+                    .filter(|&&i| {
+                        records[i].opened_at >= lo - pad && records[i].opened_at <= hi + pad
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        let window = if scope_n > 0 {
+            (in_span.max(n) as f64 / scope_n as f64).min(1.0)
+        } else {
+            1.0
+        };
         let (expected, p_test) = if root.is_some() {
             // A CI: how many incidents this alike its volume brings, over the whole
             // history and over the cluster's own span.
             let rate = (hits as f64 + 0.5) / (seen as f64 + 1.0);
             let expected = scope_n as f64 * rate;
             let p_all = significance::poisson_sf(n, expected);
-            let p_win = significance::poisson_sf(n, expected * window.min(1.0));
+            let p_win = significance::poisson_sf(n, expected * window);
             (expected, (2.0 * p_all.min(p_win)).min(1.0))
         } else {
             // No CI: a service, location or category has no "elsewhere" to compare with,
@@ -264,7 +273,7 @@ pub fn cluster_report(
                 })
                 .unwrap_or(0)
                 .max(n);
-            let expected = alike as f64 * window.min(1.0);
+            let expected = alike as f64 * window;
             (expected, significance::poisson_sf(n, expected))
         };
         let mut sig_counts: HashMap<String, usize> = HashMap::new();

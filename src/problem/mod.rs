@@ -17,6 +17,7 @@
 pub mod cluster;
 pub mod eval;
 pub mod features;
+pub mod import;
 pub mod reconcile;
 pub mod recurrence;
 pub mod significance;
