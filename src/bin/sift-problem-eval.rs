@@ -256,7 +256,8 @@ fn run_bpi(path: &std::path::Path, cfg: &ProblemConfig) -> anyhow::Result<()> {
     use sift::problem::import::{Mapping, read_csv};
     use std::collections::HashMap;
     let mapping = Mapping::preset("bpi2014").context("bpi2014 preset")?;
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let t = Instant::now();
     let mut records = Vec::new();
     let mut bad = Vec::new();
@@ -306,7 +307,12 @@ fn run_bpi(path: &std::path::Path, cfg: &ProblemConfig) -> anyhow::Result<()> {
     let n = records.len();
     println!(
         "{} rows: {} records, {} bad, {} empty rows; read in {:.2} s, clustered in {:.2} s",
-        summary.rows + summary.empty_rows, n, summary.bad, summary.empty_rows, read_s, cluster_s
+        summary.rows + summary.empty_rows,
+        n,
+        summary.bad,
+        summary.empty_rows,
+        read_s,
+        cluster_s
     );
     println!("features used: {}", report.features_used.join(", "));
     println!(

@@ -36,11 +36,11 @@ use ndarray::Array2;
 use serde::Serialize;
 
 use super::features::{self, DIMS, Features};
-use super::{recurrence, significance};
 use super::{
     CiCount, Explanation, HistoryRecord, ProblemCandidate, ProblemConfig, ProblemStatus,
     SuggestedRootCause,
 };
+use super::{recurrence, significance};
 use crate::cmdb::Topology;
 
 /// Largest block DBSCAN sees at once (the linear neighbour search is quadratic in it).
@@ -88,7 +88,8 @@ pub struct ClusterReport {
 
 /// `cluster` with the problem manager's earlier decisions (`decided`: stored problems;
 /// only accepted and rejected ones count): a cluster on the root and signature of a
-/// rejected problem, or holding its incidents, must be `REJECTED_PENALTY` times as
+/// rejected problem, or holding its incidents, is judged on the incidents the manager
+/// has not seen, needs twice `min_pts` of them and must be `REJECTED_PENALTY` times as
 /// significant; incidents like an accepted problem's (pointing at its root, as similar
 /// to its incidents as they are to each other) join it even when too few to be a
 /// cluster of their own.
@@ -218,7 +219,10 @@ pub fn cluster_report(
         let scope_n = block_size.get(scope.as_str()).copied().unwrap_or(0)
             + c.iter().filter(|&&i| keys[i] != scope).count();
         let cen = centroid(c, &vecs);
-        let mut sims: Vec<f64> = c.iter().map(|&i| features::cosine(&vecs[i], &cen)).collect();
+        let mut sims: Vec<f64> = c
+            .iter()
+            .map(|&i| features::cosine(&vecs[i], &cen))
+            .collect();
         sims.sort_by(f64::total_cmp);
         let thr = sims[sims.len() / 4].min(min_sim.max(0.05));
         let (mut hits, mut seen) = (0usize, 0usize);
@@ -232,26 +236,35 @@ pub fn cluster_report(
             }
         }
         let n = c.len();
-        let lo = c.iter().map(|&i| records[i].opened_at).min().unwrap_or_default();
-        let hi = c.iter().map(|&i| records[i].opened_at).max().unwrap_or_default();
-        // The share of the scope's volume that falls in the cluster's span (at least a
-        // day): histories are not uniform in time (an export's early years are thin).
+        let lo = c
+            .iter()
+            .map(|&i| records[i].opened_at)
+            .min()
+            .unwrap_or_default();
+        let hi = c
+            .iter()
+            .map(|&i| records[i].opened_at)
+            .max()
+            .unwrap_or_default();
+        // The share of the scope's other volume that falls in the cluster's span (padded
+        // half a day each side): under the null its look-alikes are spread in time as the
+        // scope's other incidents are (histories are not uniform: an export's early years
+        // are thin).
         let pad = chrono::Duration::hours(12);
-        let in_span = blocks
+        let others_in_span = blocks
             .get(scope.as_str())
             .map(|b| {
                 b.iter()
                     .filter(|&&i| {
-                        records[i].opened_at >= lo - pad && records[i].opened_at <= hi + pad
+                        !member.contains(&i)
+                            && records[i].opened_at >= lo - pad
+                            && records[i].opened_at <= hi + pad
                     })
                     .count()
             })
             .unwrap_or(0);
-        let window = if scope_n > 0 {
-            (in_span.max(n) as f64 / scope_n as f64).min(1.0)
-        } else {
-            1.0
-        };
+        let others = scope_n.saturating_sub(n);
+        let window = ((others_in_span as f64 + 1.0) / (others as f64 + 1.0)).min(1.0);
         let (expected, p_test) = if root.is_some() {
             // A CI: how many incidents this alike its volume brings, over the whole
             // history and over the cluster's own span.
@@ -286,13 +299,26 @@ pub fn cluster_report(
         let signature = signature_of(c, &feats, root.as_deref());
         let was_rejected = rejected.iter().any(|p| {
             p.suggested_root_cause.ci_id == root
-                && p.suggested_root_cause.signature.eq_ignore_ascii_case(&signature)
+                && p.suggested_root_cause
+                    .signature
+                    .eq_ignore_ascii_case(&signature)
         }) || c
             .iter()
             .any(|&i| rejected_ids.contains(records[i].id.as_str()));
         let mut p = p_test * mix;
         if was_rejected {
-            p *= REJECTED_PENALTY;
+            // What the manager rejected is explained; only the incidents they have not
+            // seen count, twice as many as a problem needs, and REJECTED_PENALTY times
+            // as significant.
+            let unseen = c
+                .iter()
+                .filter(|&&i| !rejected_ids.contains(records[i].id.as_str()))
+                .count();
+            p = if unseen < 2 * cfg.min_pts {
+                1.0
+            } else {
+                significance::poisson_sf(unseen, expected) * mix * REJECTED_PENALTY
+            };
         }
         let weak: Vec<String> = c
             .iter()
@@ -426,7 +452,11 @@ fn shared_atoms(members: &[usize], feats: &[Features], df: &HashMap<String, u32>
         .map(|(w, _)| (w, df.get(w).copied().unwrap_or(0)))
         .collect();
     shared.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(b.0)));
-    shared.into_iter().take(8).map(|(w, _)| w.to_string()).collect()
+    shared
+        .into_iter()
+        .take(8)
+        .map(|(w, _)| w.to_string())
+        .collect()
 }
 
 fn feature_coverage(records: &[HistoryRecord]) -> (BTreeMap<String, usize>, Vec<String>) {
@@ -469,7 +499,10 @@ fn absorb_into_accepted(
 ) -> HashSet<usize> {
     let min_sim = 1.0 - cfg.eps * cfg.eps / 2.0;
     let mut out = HashSet::new();
-    for p in decided.iter().filter(|p| p.status == ProblemStatus::Accepted) {
+    for p in decided
+        .iter()
+        .filter(|p| p.status == ProblemStatus::Accepted)
+    {
         let known: Vec<usize> = p
             .incident_ids
             .iter()

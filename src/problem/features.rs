@@ -163,7 +163,12 @@ pub fn extract(rec: &HistoryRecord, topo: Option<&Topology>, hops: u32) -> Featu
         }
     }
     let mut words = Vec::new();
-    for t in rec.title.iter().chain(rec.alertnames.iter()).chain(rec.symptom.iter()) {
+    for t in rec
+        .title
+        .iter()
+        .chain(rec.alertnames.iter())
+        .chain(rec.symptom.iter())
+    {
         words.extend(
             split_words(t)
                 .into_iter()
@@ -194,11 +199,16 @@ pub fn extract(rec: &HistoryRecord, topo: Option<&Topology>, hops: u32) -> Featu
             return title.to_string();
         }
         // Codes only: the most specific two of what there is.
-        let codes: Vec<&str> = [&rec.symptom, &rec.subcategory, &rec.closure_code, &rec.category]
-            .iter()
-            .filter_map(|f| f.as_deref())
-            .take(2)
-            .collect();
+        let codes: Vec<&str> = [
+            &rec.symptom,
+            &rec.subcategory,
+            &rec.closure_code,
+            &rec.category,
+        ]
+        .iter()
+        .filter_map(|f| f.as_deref())
+        .take(2)
+        .collect();
         codes.join(" / ")
     });
     let scope = rec

@@ -450,10 +450,9 @@ pub fn read_csv<R: BufRead>(
                     reason,
                 });
             }
-            summary.missing_columns.push(format!(
-                "{field}: {}",
-                cols.names().join(" | ")
-            ));
+            summary
+                .missing_columns
+                .push(format!("{field}: {}", cols.names().join(" | ")));
             continue;
         }
         plan.push((field, at));
@@ -607,7 +606,11 @@ fn row_record(
                 }
             }
             "title" | "resolution_note" => {
-                let text = v.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join(" ");
+                let text = v
+                    .iter()
+                    .map(|(_, s)| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 let text = (!text.is_empty()).then_some(text);
                 if *field == "title" {
                     rec.title = text;
@@ -744,7 +747,11 @@ SUB2;IM2;30-8-2012 7:00;incident;Caf\xe9;KM2;;\r\n";
         .unwrap();
         assert_eq!(ok.len(), 1);
         assert_eq!(bad[0].record, 2);
-        assert!(bad[0].reason.contains("column \"Open Time\""), "{:?}", bad[0]);
+        assert!(
+            bad[0].reason.contains("column \"Open Time\""),
+            "{:?}",
+            bad[0]
+        );
         // Another encoding than declared.
         let m = Mapping::parse(
             "delimiter = \";\"\n[columns]\nid = \"Incident ID\"\nopened_at = \"Open Time\"\ntitle = \"Title\"\n",
@@ -756,7 +763,8 @@ SUB2;IM2;30-8-2012 7:00;incident;Caf\xe9;KM2;;\r\n";
         )
         .unwrap_err();
         assert!(
-            e.to_string().starts_with("line 2, column \"Title\": not UTF-8"),
+            e.to_string()
+                .starts_with("line 2, column \"Title\": not UTF-8"),
             "{e}"
         );
         // Unterminated quote.

@@ -91,12 +91,48 @@ pub fn grid() -> Vec<(&'static str, Knobs)> {
         ("base", d),
         ("busy=3", Knobs { busy_cis: 3, ..d }),
         ("busy=8", Knobs { busy_cis: 8, ..d }),
-        ("generic=0.3", Knobs { generic_share: 0.3, ..d }),
-        ("generic=0.6", Knobs { generic_share: 0.6, ..d }),
-        ("alertvar=0.5", Knobs { alert_variation: 0.5, ..d }),
-        ("alertvar=0.9", Knobs { alert_variation: 0.9, ..d }),
-        ("no-ci=0.3", Knobs { no_ci_share: 0.3, ..d }),
-        ("no-title=0.3", Knobs { no_title_share: 0.3, ..d }),
+        (
+            "generic=0.3",
+            Knobs {
+                generic_share: 0.3,
+                ..d
+            },
+        ),
+        (
+            "generic=0.6",
+            Knobs {
+                generic_share: 0.6,
+                ..d
+            },
+        ),
+        (
+            "alertvar=0.5",
+            Knobs {
+                alert_variation: 0.5,
+                ..d
+            },
+        ),
+        (
+            "alertvar=0.9",
+            Knobs {
+                alert_variation: 0.9,
+                ..d
+            },
+        ),
+        (
+            "no-ci=0.3",
+            Knobs {
+                no_ci_share: 0.3,
+                ..d
+            },
+        ),
+        (
+            "no-title=0.3",
+            Knobs {
+                no_title_share: 0.3,
+                ..d
+            },
+        ),
         (
             "all-moderate",
             Knobs {
