@@ -241,7 +241,7 @@ const SEVERITY: &[&str] = &[
 pub fn normalise_alertname(a: &str) -> String {
     let ws: Vec<String> = split_words(a)
         .into_iter()
-        .filter(|w| !SEVERITY.contains(&w.as_str()) && !(w.starts_with("sev") && w.len() <= 4))
+        .filter(|w| !(SEVERITY.contains(&w.as_str()) || (w.starts_with("sev") && w.len() <= 4)))
         .collect();
     if ws.is_empty() {
         a.to_lowercase()

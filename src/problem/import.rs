@@ -225,6 +225,9 @@ fn parse_offset(o: &str) -> Option<FixedOffset> {
     FixedOffset::east_opt(sign * secs)
 }
 
+/// A record's first line and its fields, as bytes.
+type RawRow = (usize, Vec<Vec<u8>>);
+
 /// A streaming RFC 4180 reader.
 struct Csv<R> {
     r: R,
@@ -235,7 +238,7 @@ struct Csv<R> {
 
 impl<R: BufRead> Csv<R> {
     /// The next record's fields (raw bytes) and the line it starts on.
-    fn next(&mut self) -> Result<Option<(usize, Vec<Vec<u8>>)>, ImportError> {
+    fn next(&mut self) -> Result<Option<RawRow>, ImportError> {
         let start = self.line;
         let mut fields: Vec<Vec<u8>> = Vec::new();
         let mut cur: Vec<u8> = Vec::new();
