@@ -49,6 +49,12 @@ pub struct NotifyConfig {
     pub ca_file: Option<PathBuf>,
     /// Delivered events are kept this long (GET /api/v1/outbox), then deleted.
     pub retention: Dur,
+    /// Internal networks receivers may be on (`10.20.0.0/16`, `127.0.0.1`): by default
+    /// deliveries to loopback, private, link-local (cloud metadata) and other internal
+    /// addresses are refused, after DNS resolution and on every redirect.
+    pub allow_networks: Vec<String>,
+    /// Most subscriptions (config and API together); past it, the API refuses new ones.
+    pub max_subscriptions: usize,
 }
 
 impl Default for NotifyConfig {
@@ -61,6 +67,8 @@ impl Default for NotifyConfig {
             concurrency: 8,
             ca_file: None,
             retention: Dur::secs(7 * 86_400),
+            allow_networks: Vec::new(),
+            max_subscriptions: 100,
         }
     }
 }
@@ -199,8 +207,26 @@ pub struct CorrelateSection {
     pub late_root_window: Dur,
     /// Most dependency hops between two alerting CIs that are correlated.
     pub max_hops: u32,
-    /// Most CIs on that path that are not alerting themselves.
+    /// Most CIs on that path that are not alerting themselves (a bound on the walk).
     pub max_silent_hops: u32,
+    /// The propagation window grows by this per hop beyond the first ...
+    pub hop_window: Dur,
+    /// ... up to this.
+    pub max_window: Dur,
+    /// Score factor of each CI on a link's path that is not alerting (before fan-out).
+    pub silent_weight: f64,
+    /// A CI this many CIs depend on weighs half as a silent link or suspected root.
+    pub fanout_scale: u32,
+    /// Least score of a link through silent CIs.
+    pub min_link_score: f64,
+    /// Least support of a suspected root.
+    pub min_root_support: f64,
+    /// Factor per silent CI between a symptom and a suspected root.
+    pub root_gap_weight: f64,
+    /// Least share of a suspected root's direct dependents that must be symptoms.
+    pub min_root_share: f64,
+    /// Name a shared dependency that is not alerting as the suspected root.
+    pub silent_roots: bool,
     /// An alert changing state more than `flap_threshold` times within `flap_window` is
     /// flapping: its incident stays open until it has been steady for `flap_window`.
     pub flap_threshold: usize,
@@ -215,6 +241,15 @@ impl Default for CorrelateSection {
             late_root_window: Dur(c.late_root_window),
             max_hops: c.max_hops,
             max_silent_hops: c.max_silent_hops,
+            hop_window: Dur(c.hop_window),
+            max_window: Dur(c.max_window),
+            silent_weight: c.silent_weight,
+            fanout_scale: c.fanout_scale,
+            min_link_score: c.min_link_score,
+            min_root_support: c.min_root_support,
+            root_gap_weight: c.root_gap_weight,
+            min_root_share: c.min_root_share,
+            silent_roots: c.silent_roots,
             flap_threshold: c.flap_threshold,
             flap_window: Dur(c.flap_window),
         }
@@ -505,6 +540,22 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
+        let c = &self.correlate;
+        let unit = |x: f64| x > 0.0 && x <= 1.0;
+        for (k, v) in [
+            ("silent_weight", c.silent_weight),
+            ("min_link_score", c.min_link_score),
+            ("min_root_support", c.min_root_support),
+            ("root_gap_weight", c.root_gap_weight),
+            ("min_root_share", c.min_root_share),
+        ] {
+            if !unit(v) {
+                return bad(format!("correlate.{k} must be in (0, 1], not {v}"));
+            }
+        }
+        if c.fanout_scale == 0 {
+            return bad("correlate.fanout_scale must be at least 1".into());
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad(format!(
                 "log.format must be text or json, not {:?}",
@@ -529,6 +580,22 @@ impl Config {
         }
         crate::outbox::validate_all(&self.notify.webhooks)
             .map_err(|e| ConfigError::Invalid(format!("notify.webhooks: {e}")))?;
+        let dest = crate::outbox::guard::Destinations::new(&self.notify.allow_networks)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        for w in &self.notify.webhooks {
+            if let Ok(u) = reqwest::Url::parse(&w.url) {
+                dest.check_url(&u).map_err(|e| {
+                    ConfigError::Invalid(format!("notify.webhooks {}: {e}", w.name))
+                })?;
+            }
+        }
+        if self.notify.webhooks.len() > self.notify.max_subscriptions {
+            return Err(ConfigError::Invalid(format!(
+                "notify.webhooks has {} subscriptions, more than notify.max_subscriptions ({})",
+                self.notify.webhooks.len(),
+                self.notify.max_subscriptions
+            )));
+        }
         if self.notify.retention.0 <= chrono::Duration::zero() {
             return Err(ConfigError::Invalid(
                 "notify.retention must be more than zero".into(),
@@ -628,6 +695,15 @@ impl Config {
             window: self.correlate.window.0,
             late_root_window: self.correlate.late_root_window.0,
             max_silent_hops: self.correlate.max_silent_hops,
+            hop_window: self.correlate.hop_window.0,
+            max_window: self.correlate.max_window.0,
+            silent_weight: self.correlate.silent_weight,
+            fanout_scale: self.correlate.fanout_scale,
+            min_link_score: self.correlate.min_link_score,
+            min_root_support: self.correlate.min_root_support,
+            root_gap_weight: self.correlate.root_gap_weight,
+            min_root_share: self.correlate.min_root_share,
+            silent_roots: self.correlate.silent_roots,
             reopen_window: self.incident.reopen_window.0,
             flap_threshold: self.correlate.flap_threshold,
             flap_window: self.correlate.flap_window.0,

@@ -296,6 +296,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let settings = Settings {
         queue_capacity: cfg.ingest.queue_capacity,
         max_batch_alerts: cfg.ingest.max_batch_alerts,
+        // Under the request timeout, so a write that cannot finish is answered by the
+        // pipeline, which knows whether it was withdrawn or may have been stored.
+        reply_deadline: {
+            let t = cfg.server.request_timeout.std();
+            t.saturating_sub(std::time::Duration::from_secs(1))
+                .max(t / 2)
+        },
         tick_interval: cfg
             .ingest
             .tick_interval
@@ -312,6 +319,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await
         .context("cannot store the notify.webhooks subscriptions")?;
     let (pipeline, writer) = Pipeline::start(store.clone(), settings, metrics.clone()).await?;
+    let destinations = Arc::new(
+        sift::outbox::guard::Destinations::new(&cfg.notify.allow_networks)
+            .context("notify.allow_networks")?,
+    );
     let delivery = sift::outbox::deliver::spawn(
         store.clone(),
         metrics.clone(),
@@ -322,6 +333,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             concurrency: cfg.notify.concurrency,
             ca_file: cfg.notify.ca_file.clone(),
             retention: cfg.notify.retention.0,
+            destinations: destinations.clone(),
         },
     )
     .context("cannot start webhook delivery")?;
@@ -367,6 +379,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         metrics,
         normalize,
         forward,
+        destinations,
+        max_subscriptions: cfg.notify.max_subscriptions,
     };
     let scheduler = api::problems::spawn_scheduler(state.clone(), cfg.problems.clone());
     let app = api::router(
@@ -383,7 +397,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!("listening on http://{addr}");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // When the stop signal came: `shutdown_grace` from then bounds the whole exit.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None::<tokio::time::Instant>);
     let server = serve_http(
         listener,
         app,
@@ -392,18 +407,22 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             shutdown_signal().await;
             tracing::info!("shutting down: no new connections, finishing in-flight requests");
             api::events::stop_streams();
-            let _ = stop_tx.send(true);
+            let _ = stop_tx.send(Some(tokio::time::Instant::now()));
         },
     );
     let grace = cfg.server.shutdown_grace.std();
+    // The last part of the grace period is kept for closing the store.
+    let close_budget = (grace / 10).min(std::time::Duration::from_secs(2));
     let mut stop_rx2 = stop_rx.clone();
     tokio::select! {
         () = server => {},
         _ = async move {
-            let _ = stop_rx2.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
+            let _ = stop_rx2.wait_for(Option::is_some).await;
+            tokio::time::sleep(grace.saturating_sub(close_budget)).await;
         } => tracing::warn!("in-flight requests did not finish within {grace:?}; stopping anyway"),
     }
+    let stopped_at = stop_rx.borrow().unwrap_or_else(tokio::time::Instant::now);
+    let deadline = stopped_at + grace.saturating_sub(close_budget);
     if let Some(s) = scheduler {
         s.abort();
     }
@@ -412,16 +431,29 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     // The consumer stores what it holds, commits, leaves its group and drops its handle.
     let _ = kafka_stop.send(true);
     if let Some(k) = kafka
-        && tokio::time::timeout(grace, k).await.is_err()
+        && tokio::time::timeout_at(deadline, k).await.is_err()
     {
         tracing::warn!("kafka consumer did not stop within the grace period");
     }
     // The router and the consumer (and with them every pipeline handle) are gone: the
-    // writer drains and ends.
-    if tokio::time::timeout(grace, writer).await.is_err() {
-        tracing::warn!("writer did not drain within the grace period");
+    // writer drains and ends. Stopped part way, nothing acknowledged is lost: re-sends
+    // not yet folded stay in the durable journal, and an unfinished batch rolls back
+    // without having been acknowledged.
+    let mut writer = writer;
+    if tokio::time::timeout_at(deadline, &mut writer)
+        .await
+        .is_err()
+    {
+        tracing::warn!("writer did not drain within the grace period; stopping it");
+        writer.abort();
+        let _ = tokio::time::timeout(close_budget / 2, writer).await;
     }
-    store.close().await;
+    if tokio::time::timeout(close_budget / 2, store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("store connections did not close in time; exiting anyway");
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -568,6 +600,13 @@ fn problems_cluster(
             if strict { "refused" } else { "skipped" }
         );
     }
+    if batch.bad_total > batch.bad.len() {
+        eprintln!(
+            "{}: {} more bad records not listed",
+            incidents.display(),
+            batch.bad_total - batch.bad.len()
+        );
+    }
     if let Some(t) = &topo {
         for r in &batch.records {
             if let Some(ci) = &r.ci
@@ -581,10 +620,10 @@ fn problems_cluster(
             }
         }
     }
-    if strict && !batch.bad.is_empty() {
+    if strict && batch.bad_total > 0 {
         bail!(
             "{} bad records in {}; nothing written (--strict)",
-            batch.bad.len(),
+            batch.bad_total,
             incidents.display()
         );
     }
@@ -612,7 +651,7 @@ fn problems_cluster(
         "clustered {} incidents into {} problem candidates ({} records skipped)",
         batch.records.len(),
         problems.len(),
-        batch.bad.len()
+        batch.bad_total
     );
     eprintln!(
         "features used: {}; {} clusters tested, {} explained by their base rate, {} too broad (> {} incidents)",

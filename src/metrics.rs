@@ -24,6 +24,8 @@ pub struct Metrics {
     pub http_seconds: HistogramVec,
     pub queue_depth: IntGauge,
     pub state_reloads: IntCounter,
+    /// Write transactions of the writer that failed (full disk, store down, …).
+    pub store_write_errors: IntCounter,
     pub journal_entries: IntCounter,
     pub journal_flushed: IntCounter,
     /// Kafka messages sent to the dead-letter topic, by source `topic`.
@@ -139,6 +141,11 @@ impl Metrics {
                 "Times this daemon re-read state another daemon wrote to the shared store",
             )
             .expect("static metric"),
+            store_write_errors: IntCounter::new(
+                "sift_store_write_errors_total",
+                "Write transactions that failed and were rolled back (full disk, store down, ...)",
+            )
+            .expect("static metric"),
             kafka_dead_letters: IntCounterVec::new(
                 Opts::new(
                     "sift_kafka_dead_letters_total",
@@ -221,6 +228,7 @@ impl Metrics {
             Box::new(m.http_seconds.clone()),
             Box::new(m.queue_depth.clone()),
             Box::new(m.state_reloads.clone()),
+            Box::new(m.store_write_errors.clone()),
             Box::new(m.journal_entries.clone()),
             Box::new(m.journal_flushed.clone()),
             Box::new(m.kafka_dead_letters.clone()),

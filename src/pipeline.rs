@@ -4,10 +4,17 @@
 //!
 //! A sender is answered only after the commit: a 2xx means durable. When the queue is
 //! full, callers are told at once (the API answers 503 + Retry-After) instead of memory
-//! growing. Under the store's write lock the writer first checks whether another daemon
+//! growing. An error never claims more than is known: a command is either withdrawn by a
+//! caller that stopped waiting before the writer took it (then nothing of it is stored), or
+//! taken, and then the caller is told when its outcome is unknown. A large request is
+//! written in bounded batches, one after another, so other senders' commands go between
+//! them. A failed write transaction is rolled back; the writer re-reads the store and
+//! goes on, and its health (`Pipeline::write_failure`) is what `/readyz` reports. Under the store's write lock the writer first checks whether another daemon
 //! wrote since its last commit, and if so re-reads what changed before deciding anything.
 
-use std::sync::{Arc, RwLock};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -28,8 +35,34 @@ pub enum PipelineError {
     ShuttingDown,
     #[error("store unavailable: {0}")]
     Store(#[from] StoreError),
+    /// The write transaction failed before its commit and was rolled back.
     #[error("write failed, nothing was stored: {0}")]
     WriteFailed(String),
+    /// The commit itself failed: the store may or may not have kept it.
+    #[error("the store's commit failed; it may or may not have been stored: {0}")]
+    CommitFailed(String),
+    /// The caller stopped waiting. With `maybe_stored` false the command was withdrawn
+    /// before the writer took it.
+    #[error("{}", if *maybe_stored {
+        "the store did not confirm the write in time; it may have been stored"
+    } else {
+        "the writer did not reach the request in time; nothing from it was stored"
+    })]
+    TimedOut { maybe_stored: bool },
+    /// The writer ended (a bug or a shutdown) after taking the command, before answering.
+    #[error("the writer stopped before confirming the write; it may have been stored")]
+    WriterStopped,
+    /// The writer's last transaction failed and none has succeeded since: answered at
+    /// once, without queueing, until a write (or the writer's probe) succeeds again.
+    #[error("store writes are failing, nothing was stored: {0}")]
+    StoreFailing(String),
+    /// A request written in several batches failed part way.
+    #[error("{stored} of {total} alerts were stored before this failure: {cause}")]
+    Partial {
+        stored: u64,
+        total: u64,
+        cause: Box<PipelineError>,
+    },
     #[error(transparent)]
     Patch(#[from] PatchError),
     #[error(transparent)]
@@ -48,6 +81,59 @@ pub struct IngestReport {
 }
 
 type Reply<T> = oneshot::Sender<Result<T, PipelineError>>;
+
+/// A command in the writer's queue, with the ticket its caller and the writer race on.
+struct Queued {
+    cmd: Command,
+    ticket: Arc<AtomicU8>,
+}
+
+const QUEUED: u8 = 0;
+const TAKEN: u8 = 1;
+const WITHDRAWN: u8 = 2;
+
+/// Takes a queued command for writing; false when its caller withdrew it.
+fn take(ticket: &AtomicU8) -> bool {
+    ticket
+        .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+}
+
+/// Withdraws a command the writer has not taken; false when it already has.
+fn withdraw(ticket: &AtomicU8) -> bool {
+    ticket
+        .compare_exchange(QUEUED, WITHDRAWN, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+        || ticket.load(Ordering::Acquire) == WITHDRAWN
+}
+
+/// Withdraws the command when the caller's future is dropped (the client went away).
+struct WithdrawOnDrop(Arc<AtomicU8>);
+
+impl Drop for WithdrawOnDrop {
+    fn drop(&mut self) {
+        withdraw(&self.0);
+    }
+}
+
+/// The writer's last outcome, for `/readyz`.
+#[derive(Default)]
+struct Health {
+    /// The error of the last write transaction, while no later one has succeeded.
+    failing: Mutex<Option<String>>,
+}
+
+impl Health {
+    fn set(&self, e: Option<String>) {
+        *self.failing.lock().unwrap_or_else(|p| p.into_inner()) = e;
+    }
+    fn get(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
 
 enum Command {
     Ingest {
@@ -80,15 +166,23 @@ enum Command {
 /// The handle the API holds.
 #[derive(Clone)]
 pub struct Pipeline {
-    tx: mpsc::Sender<Command>,
+    tx: mpsc::Sender<Queued>,
+    health: Arc<Health>,
+    /// How long a caller waits for its command's outcome.
+    deadline: std::time::Duration,
+    /// Most alerts one command carries; a larger request is written in several.
+    max_batch_alerts: usize,
     topology: Arc<RwLock<Topology>>,
     /// Incident events, sent after their batch commits (`GET /api/v1/events`).
-    events: tokio::sync::broadcast::Sender<Arc<crate::outbox::Event>>,
+    events: tokio::sync::broadcast::Sender<Arc<[u8]>>,
 }
 
 pub struct Settings {
     pub queue_capacity: usize,
     pub max_batch_alerts: usize,
+    /// How long a caller waits for the writer before it is answered that the write did
+    /// not finish (keep it under the HTTP request timeout, so the precise answer wins).
+    pub reply_deadline: std::time::Duration,
     pub tick_interval: std::time::Duration,
     /// Age at which re-send journal rows are folded into alert rows (`store::journal`).
     pub resend_flush: std::time::Duration,
@@ -111,7 +205,11 @@ impl Pipeline {
         let (tx, rx) = mpsc::channel(settings.queue_capacity);
         let topology = Arc::new(RwLock::new(Topology::new()));
         let (events, _) = tokio::sync::broadcast::channel(1024);
+        let health = Arc::new(Health::default());
+        let deadline = settings.reply_deadline;
+        let max_batch_alerts = settings.max_batch_alerts.max(1);
         let mut writer = Writer {
+            health: health.clone(),
             events: events.clone(),
             store,
             engine: Engine::new(settings.correlate.clone()),
@@ -143,6 +241,9 @@ impl Pipeline {
         Ok((
             Pipeline {
                 tx,
+                health,
+                deadline,
+                max_batch_alerts,
                 topology,
                 events,
             },
@@ -154,39 +255,102 @@ impl Pipeline {
         &self.topology
     }
 
-    /// Incident events of this daemon's commits from now on (a slow reader loses the
-    /// oldest: `RecvError::Lagged`).
-    pub fn events(&self) -> tokio::sync::broadcast::Receiver<Arc<crate::outbox::Event>> {
+    /// Incident events of this daemon's commits from now on, as Server-Sent Events
+    /// frames built once for all readers (a slow reader loses the oldest:
+    /// `RecvError::Lagged`).
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<Arc<[u8]>> {
         self.events.subscribe()
     }
 
-    fn send(&self, cmd: Command) -> Result<(), PipelineError> {
-        self.tx.try_send(cmd).map_err(|e| match e {
+    /// The error of the writer's last transaction while no later one succeeded: the
+    /// store takes no writes (a full disk, a database that is down).
+    pub fn write_failure(&self) -> Option<String> {
+        self.health.get()
+    }
+
+    /// Queues a command and waits for its outcome until `deadline`.
+    async fn call<T>(
+        &self,
+        deadline: tokio::time::Instant,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, PipelineError> {
+        // A store that refuses writes (down, disk full) fails senders fast instead of
+        // making each wait for its own failed attempt; the writer's tick probes it.
+        if let Some(e) = self.health.get() {
+            return Err(PipelineError::StoreFailing(e));
+        }
+        let (reply, rx) = oneshot::channel();
+        let ticket = Arc::new(AtomicU8::new(QUEUED));
+        let queued = Queued {
+            cmd: make(reply),
+            ticket: ticket.clone(),
+        };
+        self.tx.try_send(queued).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => PipelineError::Busy,
             mpsc::error::TrySendError::Closed(_) => PipelineError::ShuttingDown,
-        })
+        })?;
+        let _withdraw = WithdrawOnDrop(ticket.clone());
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(result)) => result,
+            // The writer skips only withdrawn commands, and this one was not: it ended.
+            Ok(Err(_)) => Err(PipelineError::WriterStopped),
+            Err(_) => Err(PipelineError::TimedOut {
+                maybe_stored: !withdraw(&ticket),
+            }),
+        }
     }
 
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, PipelineError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(make(reply))?;
-        rx.await.map_err(|_| PipelineError::ShuttingDown)?
+    fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.deadline
     }
 
-    /// Stores and correlates `alerts`; returns once they are durable.
+    /// Stores and correlates `alerts`; returns once they are durable. More than
+    /// `max_batch_alerts` are written as several commands, one after the other (in order,
+    /// so correlation sees them as sent); a failure part way says how many were stored.
     pub async fn ingest(
         &self,
-        alerts: Vec<Alert>,
+        mut alerts: Vec<Alert>,
         source: Source,
     ) -> Result<IngestReport, PipelineError> {
-        let enqueued = Instant::now();
-        self.call(|reply| Command::Ingest {
-            alerts,
-            source,
-            enqueued,
-            reply,
-        })
-        .await
+        let deadline = self.deadline();
+        let total = alerts.len() as u64;
+        let mut report = IngestReport::default();
+        loop {
+            let rest = if alerts.len() > self.max_batch_alerts {
+                alerts.split_off(self.max_batch_alerts)
+            } else {
+                Vec::new()
+            };
+            let enqueued = Instant::now();
+            let part = self
+                .call(deadline, |reply| Command::Ingest {
+                    alerts,
+                    source,
+                    enqueued,
+                    reply,
+                })
+                .await;
+            match part {
+                Ok(r) => {
+                    report.accepted += r.accepted;
+                    report.new += r.new;
+                    report.duplicate += r.duplicate;
+                    report.resolved += r.resolved;
+                }
+                Err(e) if report.accepted == 0 => return Err(e),
+                Err(e) => {
+                    return Err(PipelineError::Partial {
+                        stored: report.accepted,
+                        total,
+                        cause: Box::new(e),
+                    });
+                }
+            }
+            if rest.is_empty() {
+                return Ok(report);
+            }
+            alerts = rest;
+        }
     }
 
     pub async fn patch(
@@ -196,7 +360,7 @@ impl Pipeline {
         actor: String,
         at: DateTime<Utc>,
     ) -> Result<Incident, PipelineError> {
-        self.call(|reply| Command::Patch {
+        self.call(self.deadline(), |reply| Command::Patch {
             id,
             patch,
             actor,
@@ -207,23 +371,31 @@ impl Pipeline {
     }
 
     pub async fn upsert_cis(&self, cis: Vec<Ci>) -> Result<usize, PipelineError> {
-        self.call(|reply| Command::UpsertCis { cis, reply }).await
+        self.call(self.deadline(), |reply| Command::UpsertCis { cis, reply })
+            .await
     }
 
     pub async fn upsert_relations(&self, rels: Vec<Relation>) -> Result<usize, PipelineError> {
-        self.call(|reply| Command::UpsertRelations { rels, reply })
-            .await
+        self.call(self.deadline(), |reply| Command::UpsertRelations {
+            rels,
+            reply,
+        })
+        .await
     }
 
     /// Stores change records; maintenance windows among them take effect at once.
     pub async fn upsert_changes(&self, changes: Vec<Change>) -> Result<usize, PipelineError> {
-        self.call(|reply| Command::UpsertChanges { changes, reply })
-            .await
+        self.call(self.deadline(), |reply| Command::UpsertChanges {
+            changes,
+            reply,
+        })
+        .await
     }
 }
 
 struct Writer {
-    events: tokio::sync::broadcast::Sender<Arc<crate::outbox::Event>>,
+    health: Arc<Health>,
+    events: tokio::sync::broadcast::Sender<Arc<[u8]>>,
     store: Arc<dyn Store>,
     engine: Engine,
     topology: Arc<RwLock<Topology>>,
@@ -278,22 +450,22 @@ impl Flush {
 }
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Queued>) {
         let period = self.settings.tick_interval;
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                cmd = rx.recv() => {
-                    let Some(cmd) = cmd else { break };
-                    let mut batch = vec![cmd];
-                    let mut n = batch_alerts(&batch);
+                q = rx.recv() => {
+                    let Some(q) = q else { break };
+                    let mut n = batch_alerts(&q.cmd);
+                    let mut batch = VecDeque::from([q]);
                     // Group commit: take whatever else is waiting, up to the batch limit.
-                    while n < self.settings.max_batch_alerts && matches!(batch.last(), Some(Command::Ingest { .. })) {
+                    while n < self.settings.max_batch_alerts && matches!(batch.back(), Some(Queued { cmd: Command::Ingest { .. }, .. })) {
                         match rx.try_recv() {
-                            Ok(c) => {
-                                n += batch_alerts(std::slice::from_ref(&c));
-                                batch.push(c);
+                            Ok(q) => {
+                                n += batch_alerts(&q.cmd);
+                                batch.push_back(q);
                             }
                             Err(_) => break,
                         }
@@ -302,7 +474,7 @@ impl Writer {
                     self.process(batch, None).await;
                 }
                 _ = ticker.tick() => {
-                    self.process(Vec::new(), Some(Utc::now())).await;
+                    self.process(VecDeque::new(), Some(Utc::now())).await;
                 }
             }
         }
@@ -310,14 +482,16 @@ impl Writer {
         tracing::info!("writer drained its queue and stopped");
     }
 
-    /// Runs one batch in one transaction and answers its callers.
-    async fn process(&mut self, batch: Vec<Command>, tick: Option<DateTime<Utc>>) {
+    /// Runs one batch in one transaction and answers its callers: every command taken
+    /// gets an answer, whatever fails.
+    async fn process(&mut self, mut batch: VecDeque<Queued>, tick: Option<DateTime<Utc>>) {
         let started = Instant::now();
         let mut replies = Vec::with_capacity(batch.len());
-        let result = self.apply(batch, tick, &mut replies).await;
+        let result = self.apply(&mut batch, tick, &mut replies).await;
         let elapsed = started.elapsed().as_secs_f64();
         match result {
             Ok(()) => {
+                self.health.set(None);
                 for r in replies {
                     r.send_ok(&self.metrics);
                 }
@@ -328,11 +502,19 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "write transaction failed; state will be re-read from the store");
+                self.metrics.store_write_errors.inc();
+                self.health.set(Some(e.to_string()));
                 // The engine may hold decisions the store never got: start over from the store.
                 self.seen.seq = -1;
                 self.journal_left = false; // a shutdown drain stops here
                 for r in replies {
                     r.send_err(&e);
+                }
+                // Commands not reached: nothing of them was written either.
+                for q in batch {
+                    if take(&q.ticket) {
+                        q.cmd.fail(PipelineError::WriteFailed(e.to_string()));
+                    }
                 }
             }
         }
@@ -347,10 +529,10 @@ impl Writer {
 
     async fn apply(
         &mut self,
-        batch: Vec<Command>,
+        batch: &mut VecDeque<Queued>,
         tick: Option<DateTime<Utc>>,
         replies: &mut Vec<Pending>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), WriteError> {
         let mut tx = self.store.begin().await?;
         self.catch_up(&mut *tx).await?;
         if let Some(now) = tick {
@@ -361,7 +543,23 @@ impl Writer {
         let mut changes_written = false;
         let mut new_cis: Vec<Ci> = Vec::new();
         let mut new_rels: Vec<Relation> = Vec::new();
-        for cmd in batch {
+        // A command's reply is answered here when its own step fails; the batch's other
+        // commands are answered by `process`.
+        macro_rules! or_answer {
+            ($step:expr, $reply:expr) => {
+                match $step {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let _ = $reply.send(Err(PipelineError::WriteFailed(e.to_string())));
+                        return Err(e.into());
+                    }
+                }
+            };
+        }
+        while let Some(Queued { cmd, ticket }) = batch.pop_front() {
+            if !take(&ticket) {
+                continue; // its caller stopped waiting before the writer got here
+            }
             match cmd {
                 Command::Ingest {
                     alerts,
@@ -369,7 +567,7 @@ impl Writer {
                     enqueued,
                     reply,
                 } => {
-                    self.preload(&mut *tx, &alerts).await?;
+                    or_answer!(self.preload(&mut *tx, &alerts).await, reply);
                     let topo = self.topology.read().unwrap_or_else(|p| p.into_inner());
                     let mut report = IngestReport {
                         accepted: alerts.len() as u64,
@@ -400,11 +598,11 @@ impl Writer {
                     reply,
                 } => {
                     if self.engine.incident(&id).is_none()
-                        && let Some(inc) = tx.load_incident(&id).await?
+                        && let Some(inc) = or_answer!(tx.load_incident(&id).await, reply)
                     {
                         let fps: Vec<_> = inc.alert_fingerprints.iter().cloned().collect();
                         self.engine.load_incident(inc);
-                        for a in tx.load_alerts(&fps).await? {
+                        for a in or_answer!(tx.load_alerts(&fps).await, reply) {
                             if self.engine.alert(&a.fingerprint).is_none() {
                                 self.engine.load_alert(a);
                             }
@@ -419,7 +617,7 @@ impl Writer {
                 Command::UpsertCis { cis, reply } => {
                     let res = cmdb::validate_cis(&cis);
                     if res.is_ok() {
-                        tx.upsert_cis(&cis).await?;
+                        or_answer!(tx.upsert_cis(&cis).await, reply);
                         cmdb_changed = true;
                         replies.push(Pending::Count {
                             reply,
@@ -441,7 +639,7 @@ impl Writer {
                         })
                     };
                     if res.is_ok() {
-                        tx.upsert_relations(&rels).await?;
+                        or_answer!(tx.upsert_relations(&rels).await, reply);
                         cmdb_changed = true;
                         replies.push(Pending::Count {
                             reply,
@@ -462,7 +660,7 @@ impl Writer {
                     };
                     match res {
                         Ok(()) => {
-                            tx.upsert_changes(&changes).await?;
+                            or_answer!(tx.upsert_changes(&changes).await, reply);
                             changes_written = true;
                             let n = changes.len();
                             for c in changes {
@@ -497,7 +695,10 @@ impl Writer {
         let flush = self
             .journal_to_flush(&mut *tx, &changes.alerts, tick.is_some())
             .await?;
-        if changes.is_empty() && flush.is_empty() && !cmdb_changed && !changes_written {
+        // While writes are failing, each tick commits even with nothing to write: that
+        // probe is how the writer learns the store takes writes again.
+        let probe = tick.is_some() && self.health.get().is_some();
+        if changes.is_empty() && flush.is_empty() && !cmdb_changed && !changes_written && !probe {
             return Ok(()); // nothing to write: the transaction rolls back on drop
         }
         // Rows written in full: changed alerts, and journaled ones whose turn has come.
@@ -543,7 +744,8 @@ impl Writer {
         let n_alerts = alerts.len();
         let state = tx
             .commit(self.engine.next_number() as i64, cmdb_changed)
-            .await?;
+            .await
+            .map_err(WriteError::commit)?;
         self.metrics
             .store_seconds
             .with_label_values(&["commit"])
@@ -554,7 +756,7 @@ impl Writer {
         self.metrics
             .observe_incidents(&incidents, &changes.timeline);
         for e in events {
-            let _ = self.events.send(Arc::new(e)); // no live reader: nothing to do
+            let _ = self.events.send(e.sse_frame()); // no live reader: nothing to do
         }
         let own_cmdb = self.seen.cmdb_version + i64::from(cmdb_changed) == state.cmdb_version;
         self.seen = state;
@@ -735,7 +937,7 @@ impl Writer {
         self.draining = true;
         for _ in 0..1000 {
             self.journal_left = false;
-            self.process(Vec::new(), None).await;
+            self.process(VecDeque::new(), None).await;
             if !self.journal_left {
                 break;
             }
@@ -778,14 +980,57 @@ fn change_horizon() -> DateTime<Utc> {
     Utc::now() - chrono::Duration::days(7)
 }
 
-fn batch_alerts(batch: &[Command]) -> usize {
-    batch
-        .iter()
-        .map(|c| match c {
-            Command::Ingest { alerts, .. } => alerts.len().max(1),
-            _ => 1,
-        })
-        .sum()
+fn batch_alerts(c: &Command) -> usize {
+    match c {
+        Command::Ingest { alerts, .. } => alerts.len().max(1),
+        _ => 1,
+    }
+}
+
+/// Why a batch's transaction failed: before its commit (nothing was stored), or in it.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error(transparent)]
+    Before(#[from] StoreError),
+    #[error("commit failed: {0}")]
+    Commit(StoreError),
+}
+
+impl WriteError {
+    /// A commit the database refused (its error answer) kept nothing; a commit whose
+    /// answer never came (connection lost, I/O) may have been kept.
+    fn commit(e: StoreError) -> Self {
+        match e {
+            StoreError::Db(sqlx::Error::Database(_)) => WriteError::Before(e),
+            e => WriteError::Commit(e),
+        }
+    }
+
+    fn answer(&self) -> PipelineError {
+        match self {
+            WriteError::Before(e) => PipelineError::WriteFailed(e.to_string()),
+            WriteError::Commit(e) => PipelineError::CommitFailed(e.to_string()),
+        }
+    }
+}
+
+impl Command {
+    /// Answers the command's caller with `e` (nothing of it was written).
+    fn fail(self, e: PipelineError) {
+        match self {
+            Command::Ingest { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Command::Patch { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Command::UpsertCis { reply, .. }
+            | Command::UpsertRelations { reply, .. }
+            | Command::UpsertChanges { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
 }
 
 /// A reply held until the batch's commit decides it.
@@ -837,7 +1082,7 @@ impl Pending {
             Pending::Patch { reply, result } => {
                 let r = match result {
                     Ok(Some(inc)) => Ok(*inc),
-                    Ok(None) => Err(PipelineError::ShuttingDown),
+                    Ok(None) => Err(PipelineError::WriterStopped),
                     Err(e) => Err(e.into()),
                 };
                 let _ = reply.send(r);
@@ -851,8 +1096,8 @@ impl Pending {
         }
     }
 
-    fn send_err(self, e: &StoreError) {
-        let err = || PipelineError::WriteFailed(e.to_string());
+    fn send_err(self, e: &WriteError) {
+        let err = || e.answer();
         match self {
             Pending::Ingest { reply, .. } => {
                 let _ = reply.send(Err(err()));

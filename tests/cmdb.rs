@@ -100,4 +100,10 @@ async fn a_ci_with_100k_dependents_imports_and_correlates() {
     assert_eq!(incidents[0]["alert_count"], 201);
     let imp = s.get_ok("/api/v1/cmdb/cis/core/impact?limit=1000").await;
     assert_eq!(imp["truncated"], true);
+    // The hub itself: its dependents listed up to the limit, with their full count.
+    let hub = s.get_ok("/api/v1/cmdb/cis/core?limit=50").await;
+    assert_eq!(hub["dependents"].as_array().map(Vec::len), Some(50));
+    assert_eq!(hub["dependents_total"], n);
+    let hub = s.get_ok("/api/v1/cmdb/cis/core").await;
+    assert_eq!(hub["dependents"].as_array().map(Vec::len), Some(1000));
 }

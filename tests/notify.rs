@@ -261,10 +261,14 @@ fn hooks(url: &str, extra: Value) -> String {
     json!([h]).to_string()
 }
 
+/// The receivers in these tests listen on loopback, which deliveries refuse by default.
+const LOOPBACK: (&str, &str) = ("SIFT_NOTIFY__ALLOW_NETWORKS", r#"["127.0.0.0/8"]"#);
+
 fn start(db: &Db, hooks: &str) -> Sift {
     Sift::start(
         db,
         &[
+            LOOPBACK,
             ("SIFT_NOTIFY__WEBHOOKS", hooks),
             ("SIFT_NOTIFY__POLL_INTERVAL", "50ms"),
             ("SIFT_NOTIFY__BACKOFF_BASE", "50ms"),
@@ -583,6 +587,7 @@ async fn subscriptions_through_the_api(backend: Backend) {
     let s = Sift::start(
         &db,
         &[
+            LOOPBACK,
             ("SIFT_AUTH__TOKENS", tokens.as_str()),
             ("SIFT_NOTIFY__POLL_INTERVAL", "50ms"),
             (
@@ -672,7 +677,7 @@ async fn live_events_over_server_sent_events(backend: Backend) {
     let Some(db) = Db::new(backend).await else {
         return;
     };
-    let mut s = Sift::start(&db, &[("SIFT_INCIDENT__RESOLVE_HOLD_OFF", "0s")]);
+    let mut s = Sift::start(&db, &[LOOPBACK, ("SIFT_INCIDENT__RESOLVE_HOLD_OFF", "0s")]);
     let mut resp = s
         .request(common::Method::GET, "/api/v1/events")
         .send()
@@ -755,6 +760,7 @@ async fn a_silenced_alert_still_gets_its_incident_resolved_downstream(backend: B
     let s = Sift::start(
         &db,
         &[
+            LOOPBACK,
             (
                 "SIFT_NOTIFY__WEBHOOKS",
                 hooks(&format!("http://{addr}/hook"), json!({})).as_str(),
@@ -814,6 +820,7 @@ async fn https_receiver_trusted_through_ca_file(backend: Backend) {
     let s = Sift::start(
         &db,
         &[
+            LOOPBACK,
             ("SIFT_NOTIFY__WEBHOOKS", subs.to_string().as_str()),
             ("SIFT_NOTIFY__CA_FILE", ca_file.to_str().unwrap()),
             ("SIFT_NOTIFY__POLL_INTERVAL", "50ms"),
@@ -923,6 +930,7 @@ async fn delivered_events_purged_after_retention_dead_ones_kept(backend: Backend
     let s = Sift::start(
         &db,
         &[
+            LOOPBACK,
             ("SIFT_NOTIFY__WEBHOOKS", subs.to_string().as_str()),
             ("SIFT_NOTIFY__POLL_INTERVAL", "50ms"),
             ("SIFT_NOTIFY__RETENTION", "2s"),
@@ -1010,4 +1018,191 @@ async fn a_stale_dead_letter_is_not_sent_again(backend: Backend) {
         1,
         "the stale event stays dead"
     );
+}
+
+/// Subscriptions cannot reach what only sift can: internal addresses are refused when a
+/// subscription is made, a name that resolves to one is refused at delivery (a viewer
+/// sees that it was blocked, not what answered), and so is a redirect to one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_never_reach_internal_addresses() {
+    let Some(db) = Db::new(Backend::Sqlite).await else {
+        return;
+    };
+    let target = Receiver::new(Mode::Ok);
+    let target_addr = target.serve("127.0.0.1:0".parse().unwrap()).await;
+    // An allowed internal receiver that redirects to one that is not allowed.
+    let redirect_to = format!("http://{target_addr}/hook");
+    let app = Router::new().route(
+        "/hook",
+        post(move || {
+            let to = redirect_to.clone();
+            async move { axum::response::Redirect::temporary(&to) }
+        }),
+    );
+    let redirector = tokio::net::TcpListener::bind("127.0.0.3:0").await.unwrap();
+    let redirector_addr = redirector.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(redirector, app).await;
+    });
+    let tokens = json!([{"token": "viewer-token-0001", "role": "viewer"}, {"token": "admin-token-0001", "role": "admin"}]).to_string();
+    let s = Sift::start(
+        &db,
+        &[
+            ("SIFT_AUTH__TOKENS", tokens.as_str()),
+            ("SIFT_NOTIFY__ALLOW_NETWORKS", r#"["127.0.0.3/32"]"#),
+            ("SIFT_NOTIFY__POLL_INTERVAL", "50ms"),
+        ],
+    );
+    let admin = |m, p: &str| s.request(m, p).bearer_auth("admin-token-0001");
+    for (url, says) in [
+        (format!("http://{target_addr}/hook"), "loopback"),
+        (
+            "http://169.254.169.254/latest/meta-data".to_string(),
+            "cloud metadata",
+        ),
+        ("http://10.0.0.5:5432/".to_string(), "private network"),
+        ("http://[::ffff:127.0.0.2]:9400/".to_string(), "loopback"),
+    ] {
+        let resp = s
+            .send(
+                admin(common::Method::POST, "/api/v1/subscriptions")
+                    .json(&json!({"name": "x", "url": url})),
+            )
+            .await;
+        s.expect(&resp, 422, &format!("subscription to {url}"));
+        assert!(resp.text.contains(says), "{url}: {}", resp.text);
+    }
+    let port = target_addr.port();
+    for sub in [
+        json!({"name": "by-name", "url": format!("http://localhost:{port}/hook"), "max_attempts": 1}),
+        json!({"name": "redirected", "url": format!("http://{redirector_addr}/hook"), "max_attempts": 1}),
+    ] {
+        let resp = s
+            .send(admin(common::Method::POST, "/api/v1/subscriptions").json(&sub))
+            .await;
+        s.expect(&resp, 201, "a name and an allowed address are taken");
+    }
+    let resp = s
+        .send(
+            admin(common::Method::POST, WEBHOOK).json(&webhook(vec![alert(
+                "firing",
+                "10.0.0.1:8080",
+                "fp-ssrf",
+                &ts(-60),
+                "0001-01-01T00:00:00Z",
+            )])),
+        )
+        .await;
+    s.expect(&resp, 200, "alert");
+    let dead = s
+        .eventually(Duration::from_secs(20), "both deliveries dead", || async {
+            let r = s
+                .send(admin(common::Method::GET, "/api/v1/outbox?status=dead"))
+                .await;
+            let rows = r.body["events"].as_array().cloned().unwrap_or_default();
+            (rows.len() >= 2).then_some(rows)
+        })
+        .await;
+    for row in &dead {
+        let e = row["last_error"].as_str().unwrap_or_default();
+        assert!(e.contains("blocked: "), "{row}");
+    }
+    let viewed = s
+        .send(
+            s.request(common::Method::GET, "/api/v1/outbox?status=dead")
+                .bearer_auth("viewer-token-0001"),
+        )
+        .await;
+    for row in viewed.body["events"].as_array().unwrap() {
+        assert_eq!(row["last_error"], "blocked destination", "{row}");
+    }
+    assert_eq!(
+        target.calls.load(Ordering::SeqCst),
+        0,
+        "nothing reached the receiver on 127.0.0.1"
+    );
+}
+
+/// A receiver that is down with a backlog is probed a few times per backoff interval,
+/// not once per event; when it comes back, every event is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_receiver_is_backed_off_as_a_whole() {
+    static DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+    let Some(db) = Db::new(Backend::Sqlite).await else {
+        return;
+    };
+    let r = Receiver::new(Mode::DownWhile(&DOWN));
+    let addr = r.serve("127.0.0.1:0".parse().unwrap()).await;
+    let s = Sift::start(
+        &db,
+        &[
+            LOOPBACK,
+            (
+                "SIFT_NOTIFY__WEBHOOKS",
+                hooks(
+                    &format!("http://{addr}/hook"),
+                    json!({"events": ["incident.opened"]}),
+                )
+                .as_str(),
+            ),
+            ("SIFT_NOTIFY__POLL_INTERVAL", "50ms"),
+            ("SIFT_NOTIFY__CONCURRENCY", "2"),
+            ("SIFT_NOTIFY__BACKOFF_BASE", "2s"),
+            ("SIFT_NOTIFY__BACKOFF_MAX", "2s"),
+        ],
+    );
+    // 40 incidents (one per unknown host), 40 events waiting for the receiver.
+    let alerts: Vec<Value> = (0..40)
+        .map(|i| {
+            let mut a = alert(
+                "firing",
+                &format!("10.9.0.{i}:8080"),
+                &format!("fp-{i}"),
+                &ts(-60),
+                "0001-01-01T00:00:00Z",
+            );
+            a["labels"]["alertname"] = json!(format!("Down{i}"));
+            a
+        })
+        .collect();
+    post_ok(&s, &webhook(alerts)).await;
+    s.eventually(Duration::from_secs(10), "first probes", || async {
+        (r.calls.load(Ordering::SeqCst) > 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let calls = r.calls.load(Ordering::SeqCst);
+    // Each event on its own would have been tried at least once by now (40 calls);
+    // backed off as a whole, a probe of `concurrency` per wait of 1-2 s.
+    assert!(calls <= 10, "{calls} requests to a dead receiver in ~3 s");
+    DOWN.store(false, Ordering::SeqCst);
+    s.eventually(
+        Duration::from_secs(30),
+        "all 40 delivered once it is back",
+        || async { (r.got.lock().unwrap().len() >= 40).then_some(()) },
+    )
+    .await;
+}
+
+/// `notify.max_subscriptions` bounds what the API will hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_are_capped() {
+    let Some(db) = Db::new(Backend::Sqlite).await else {
+        return;
+    };
+    let s = Sift::start(&db, &[("SIFT_NOTIFY__MAX_SUBSCRIPTIONS", "2")]);
+    for (i, want) in [(0, 201), (1, 201), (2, 422)] {
+        let sub =
+            json!({"name": format!("s{i}"), "url": format!("https://itsm{i}.example.com/hook")});
+        let r = s.post("/api/v1/subscriptions", &sub).await;
+        s.expect(&r, want, &format!("subscription {i}"));
+    }
+    // Replacing one that exists is not a new one.
+    let r = s
+        .post(
+            "/api/v1/subscriptions",
+            &json!({"name": "s1", "url": "https://itsm9.example.com/hook"}),
+        )
+        .await;
+    s.expect(&r, 201, "replace");
 }

@@ -86,11 +86,42 @@ impl From<PipelineError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             }
             PipelineError::Store(s) => s.into(),
+            PipelineError::StoreFailing(m) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store writes are failing, nothing was stored; retry",
+            )
+            .with_detail(json!(m)),
             PipelineError::WriteFailed(m) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "write failed, nothing was stored; retry",
             )
             .with_detail(json!(m)),
+            // Re-sending is safe: alerts are deduplicated (a re-send counts as one more
+            // event of the alert), incident edits and CMDB upserts are idempotent.
+            PipelineError::CommitFailed(m) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store's commit failed: the request may or may not have been stored; re-send it",
+            )
+            .with_detail(json!(m)),
+            PipelineError::TimedOut { .. } | PipelineError::WriterStopped => {
+                let retry = if matches!(e, PipelineError::TimedOut { maybe_stored: false }) {
+                    "retry"
+                } else {
+                    "re-send it"
+                };
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{e}; {retry}"))
+            }
+            PipelineError::Partial {
+                stored,
+                total,
+                ref cause,
+            } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "{stored} of {total} alerts were stored before a failure; re-send the request"
+                ),
+            )
+            .with_detail(json!({"stored": stored, "total": total, "cause": cause.to_string()})),
             PipelineError::Patch(PatchError::NotFound(id)) => {
                 ApiError::not_found(format!("incident {id} not found"))
             }

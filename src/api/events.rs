@@ -4,12 +4,16 @@
 //! and continues with newer events; durable delivery is the outbox's job.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::sync::OnceLock;
 
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
-use tokio::sync::broadcast::error::RecvError;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::AppState;
 
@@ -24,28 +28,66 @@ pub fn stop_streams() {
     stop().send_replace(true);
 }
 
-pub async fn stream(
-    State(st): State<AppState>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// Most bytes of frames written to a reader at once.
+const COALESCE_BYTES: usize = 256 * 1024;
+
+/// `first` and the frames already waiting behind it, as one write: under a storm a
+/// reader costs one write per batch, not one per event. A lone frame is not copied.
+fn coalesce(first: Arc<[u8]>, rx: &mut tokio::sync::broadcast::Receiver<Arc<[u8]>>) -> Bytes {
+    let mut buf: Option<Vec<u8>> = None;
+    loop {
+        if buf.as_ref().is_some_and(|b| b.len() >= COALESCE_BYTES) {
+            break;
+        }
+        match rx.try_recv() {
+            Ok(f) => buf
+                .get_or_insert_with(|| first.to_vec())
+                .extend_from_slice(&f),
+            Err(TryRecvError::Lagged(n)) => buf
+                .get_or_insert_with(|| first.to_vec())
+                .extend_from_slice(format!("event: lagged\ndata: {n}\n\n").as_bytes()),
+            Err(_) => break,
+        }
+    }
+    match buf {
+        Some(b) => Bytes::from(b),
+        None => Bytes::from_owner(first),
+    }
+}
+
+/// Every reader gets the same prebuilt frames (a reference count each, no copy nor
+/// encoding per reader), so hundreds of readers cost the writer nothing and the runtime
+/// little; a comment line every 15 s keeps idle connections open through proxies.
+pub async fn stream(State(st): State<AppState>) -> Response {
     let rx = st.pipeline.events();
     let halt = stop().subscribe();
-    let events = futures_util::stream::unfold((rx, halt), |(mut rx, mut halt)| async move {
-        if *halt.borrow() {
-            return None;
-        }
-        let got = tokio::select! {
-            r = rx.recv() => r,
-            _ = halt.changed() => return None,
-        };
-        let e = match got {
-            Ok(ev) => Event::default()
-                .event(ev.kind.as_str())
-                .id(ev.event_id.clone())
-                .data(ev.body.as_str()),
-            Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
-            Err(RecvError::Closed) => return None,
-        };
-        Some((Ok(e), (rx, halt)))
-    });
-    Sse::new(events).keep_alive(KeepAlive::default())
+    let mut keep_alive = tokio::time::interval(Duration::from_secs(15));
+    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    keep_alive.reset();
+    let frames = futures_util::stream::unfold(
+        (rx, halt, keep_alive),
+        |(mut rx, mut halt, mut keep_alive)| async move {
+            if *halt.borrow() {
+                return None;
+            }
+            let frame = tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(f) => coalesce(f, &mut rx),
+                    Err(RecvError::Lagged(n)) => Bytes::from(format!("event: lagged\ndata: {n}\n\n")),
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = keep_alive.tick() => Bytes::from_static(b":\n\n"),
+                _ = halt.changed() => return None,
+            };
+            Some((Ok::<_, Infallible>(frame), (rx, halt, keep_alive)))
+        },
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(frames),
+    )
+        .into_response()
 }

@@ -356,10 +356,21 @@ pub async fn put_relations(
     Ok(Json(json!({"upserted": n})))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CiParams {
+    /// Most direct dependents and dependencies listed (default 1000, at most 10000).
+    limit: Option<usize>,
+}
+
+/// A CI with its direct dependencies and dependents, each list cut at `limit` with its
+/// full count beside it (a hub can have a million dependents).
 pub async fn get_ci(
     State(st): State<AppState>,
     Path(id): Path<String>,
+    Params(p): Params<CiParams>,
 ) -> Result<Json<Value>, ApiError> {
+    let limit = p.limit.unwrap_or(1000).clamp(1, 10_000);
     let topo = st
         .pipeline
         .topology()
@@ -371,12 +382,16 @@ pub async fn get_ci(
     let mut v = serde_json::to_value(topo.ci(node)).unwrap_or_default();
     let ids = |ns: &[u32]| {
         ns.iter()
+            .take(limit)
             .map(|&n| topo.ci(n).id.clone())
             .collect::<Vec<_>>()
     };
     if let Value::Object(m) = &mut v {
-        m.insert("depends_on".into(), json!(ids(topo.depends_on(node))));
-        m.insert("dependents".into(), json!(ids(topo.dependents(node))));
+        let (up, down) = (topo.depends_on(node), topo.dependents(node));
+        m.insert("depends_on".into(), json!(ids(up)));
+        m.insert("depends_on_total".into(), json!(up.len()));
+        m.insert("dependents".into(), json!(ids(down)));
+        m.insert("dependents_total".into(), json!(down.len()));
     }
     Ok(Json(v))
 }

@@ -40,6 +40,10 @@ pub struct AppState {
     pub normalize: Arc<Normalize>,
     /// `kafka.forward_http`: intake goes to Kafka instead of the local pipeline.
     pub forward: Option<Arc<crate::sources::forward::Forwarder>>,
+    /// Where webhook subscriptions may point (`notify.allow_networks`).
+    pub destinations: Arc<crate::outbox::guard::Destinations>,
+    /// `notify.max_subscriptions`.
+    pub max_subscriptions: usize,
 }
 
 pub struct ApiSettings {
@@ -110,7 +114,7 @@ async fn with_timeout(limit: Duration, req: Request, next: Next) -> Response {
         Ok(r) => r,
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "request timed out; nothing from it was stored",
+            "request timed out before sift answered; a write in it may or may not have been stored",
         )
         .into_response(),
     }
@@ -166,7 +170,24 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// Ready when the store answers a read within two seconds and the writer's last write
+/// transaction succeeded (a full disk or a database refusing writes is not ready, though
+/// reads still work).
 async fn readyz(State(st): State<AppState>) -> Result<&'static str, ApiError> {
-    st.store.ping().await?;
+    if let Some(e) = st.pipeline.write_failure() {
+        return Err(
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store writes are failing")
+                .with_detail(serde_json::json!(e)),
+        );
+    }
+    match tokio::time::timeout(Duration::from_secs(2), st.store.ping()).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store did not answer within 2 s",
+            ));
+        }
+    }
     Ok("ready\n")
 }

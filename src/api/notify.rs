@@ -71,7 +71,21 @@ async fn post_subscription(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     sub.validate()
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    if let Ok(u) = reqwest::Url::parse(&sub.url) {
+        st.destinations
+            .check_url(&u)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("url: {e}")))?;
+    }
     let existing = st.store.list_subscriptions().await?;
+    let others = existing.iter().filter(|(s, _)| s.name != sub.name).count();
+    if others >= st.max_subscriptions {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "sift holds {others} subscriptions, the most notify.max_subscriptions allows; delete one first"
+            ),
+        ));
+    }
     if existing
         .iter()
         .any(|(s, origin)| s.name == sub.name && origin == "config")
@@ -117,6 +131,7 @@ pub struct OutboxParams {
 
 async fn list_outbox(
     State(st): State<AppState>,
+    axum::Extension(auth::CallerRole(role)): axum::Extension<auth::CallerRole>,
     Params(p): Params<OutboxParams>,
 ) -> Result<Json<Value>, ApiError> {
     if let Some(s) = p.status.as_deref()
@@ -127,8 +142,30 @@ async fn list_outbox(
         )));
     }
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
-    let rows = st.store.list_outbox(p.status.as_deref(), limit).await?;
+    let mut rows = st.store.list_outbox(p.status.as_deref(), limit).await?;
+    // A receiver's raw error (a refused port, a banner) tells what listens where: only
+    // admins, who set the subscriptions, read it.
+    if role < Role::Admin {
+        for r in &mut rows {
+            if let Some(e) = &r.last_error {
+                r.last_error = Some(error_class(e).to_string());
+            }
+        }
+    }
     Ok(Json(json!({ "events": rows })))
+}
+
+/// What a viewer is told of a delivery error.
+fn error_class(error: &str) -> &'static str {
+    if error.contains("blocked: ") {
+        "blocked destination"
+    } else if error.starts_with("no answer within") {
+        "receiver did not answer in time"
+    } else if error.starts_with("receiver answered") {
+        "receiver refused the event"
+    } else {
+        "delivery failed (details for admins)"
+    }
 }
 
 /// A dead-lettered event goes back in its queue with a fresh attempt budget (the

@@ -130,15 +130,19 @@ async fn import(
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
     let batch = problem::parse_batch(text);
-    if !batch.bad.is_empty() {
+    if batch.bad_total > 0 {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(
                 "{} of the records are bad; nothing was imported",
-                batch.bad.len()
+                batch.bad_total
             ),
         )
-        .with_detail(json!({ "rejected": batch.bad })));
+        .with_detail(json!({
+            "rejected": batch.bad,
+            "rejected_total": batch.bad_total,
+            "reported": format!("the first {} with their reasons", batch.bad.len()),
+        })));
     }
     if batch.records.is_empty() {
         return Err(ApiError::bad_request(

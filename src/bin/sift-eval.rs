@@ -1,6 +1,8 @@
-//! `sift-eval`: scores sift's correlation and three naive baselines on seeded synthetic
+//! `sift-eval`: scores sift's correlation and naive baselines on seeded synthetic
 //! scenarios (see `sift::eval`), one line per seed and a table averaged over seeds.
-//! With `--out DIR` it also writes each scenario as `sift replay` input.
+//! With `--out DIR` it also writes each scenario as `sift replay` input. `--grid` runs
+//! the generalization grid (worlds away from the generator's defaults), `--nezha` and
+//! `--telecom` the real data sets under `--data`.
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -9,7 +11,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use sift::eval::{EstateSize, Evaluation, ROW_NAMES, Scores, evaluate, generate};
+use sift::correlate::CorrelateConfig;
+use sift::eval::{
+    EstateSize, Evaluation, ROW_NAMES, Scores, evaluate, generate, grid, nezha, telecom,
+};
 
 #[derive(Parser, Debug)]
 #[command(about = "Evaluate sift's alert correlation on synthetic scenarios with known truth")]
@@ -31,6 +36,31 @@ struct Args {
     /// huge (~10k CI) estate of --first-seed, its alert stream repeated day after day.
     #[arg(long)]
     replay_bench: Option<usize>,
+    /// Run the generalization grid instead: every cell (knob levels) on --grid-seeds
+    /// seeds from --first-seed (sizes cycle medium, small, large, huge).
+    #[arg(long)]
+    grid: bool,
+    /// Seeds per grid cell.
+    #[arg(long, default_value_t = 16)]
+    grid_seeds: u64,
+    /// Convert, replay and score the Nezha Online Boutique data (<data>/nezha-ob).
+    #[arg(long)]
+    nezha: bool,
+    /// Convert, replay and measure the telecom alarm storm (<data>/telecom-24v).
+    #[arg(long)]
+    telecom: bool,
+    /// Where the real data sets are.
+    #[arg(long, default_value = "../shared/data")]
+    data: PathBuf,
+    /// Nezha alert rules: thresholds at median + k robust standard deviations.
+    #[arg(long, default_value_t = 5.0)]
+    nezha_k: f64,
+    /// Nezha truth: a fault's window, minutes after its injection.
+    #[arg(long, default_value_t = 5)]
+    nezha_window_min: i64,
+    /// Telecom: how long a point alarm stays active, in seconds.
+    #[arg(long, default_value_t = 300)]
+    telecom_hold_s: i64,
 }
 
 /// Times the replay core over `events` events (one thread, release build expected).
@@ -70,6 +100,18 @@ fn main() -> anyhow::Result<()> {
     };
     if let Some(n) = args.replay_bench {
         return replay_bench(args.first_seed, n);
+    }
+    if args.grid || args.nezha || args.telecom {
+        if args.grid {
+            run_grid(args.first_seed, args.grid_seeds)?;
+        }
+        if args.nezha {
+            run_nezha(&args)?;
+        }
+        if args.telecom {
+            run_telecom(&args)?;
+        }
+        return Ok(());
     }
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
@@ -117,22 +159,298 @@ fn main() -> anyhow::Result<()> {
         args.first_seed + args.seeds - 1
     );
     println!(
-        "{:<24} {:>9} {:>9} {:>9} {:>10} {:>17}",
-        "grouping", "precision", "recall", "F1", "root top-1", "incidents/groups"
+        "{:<24} {:>9} {:>9} {:>9} {:>10} {:>17} {:>10}",
+        "grouping", "precision", "recall", "F1", "root top-1", "incidents/groups", "B-cubed F1"
     );
     for (row, name) in ROW_NAMES.iter().enumerate() {
         let scores: Vec<&Scores> = evals.iter().map(|e| e.rows()[row]).collect();
         let mean =
             |f: fn(&Scores) -> f64| scores.iter().map(|s| f(s)).sum::<f64>() / scores.len() as f64;
         println!(
-            "{:<24} {:>9.3} {:>9.3} {:>9.3} {:>10.3} {:>17.2}",
+            "{:<24} {:>9.3} {:>9.3} {:>9.3} {:>10.3} {:>17.2} {:>10.3}",
             name,
             mean(|s| s.precision),
             mean(|s| s.recall),
             mean(|s| s.f1),
             mean(|s| s.root_top1),
             mean(|s| s.group_ratio),
+            mean(|s| s.bcubed_f1),
         );
     }
+    Ok(())
+}
+
+fn frac((k, n): (usize, usize)) -> String {
+    if n == 0 {
+        "-".into()
+    } else {
+        format!("{k}/{n}")
+    }
+}
+
+/// The generalization grid: one row per cell, then mean and worst cell per scorer.
+fn run_grid(first: u64, per_cell: u64) -> anyhow::Result<()> {
+    if per_cell == 0 {
+        bail!("--grid-seeds must be at least 1");
+    }
+    let seeds: Vec<u64> = (first..first + per_cell).collect();
+    let cells = grid::cells();
+    println!(
+        "grid: {} cells x seeds {}..={} (sizes cycle medium, small, large, huge); \
+         F1 and B-cubed F1 are means over seeds, root top-1 is pooled over the cell's faults",
+        cells.len(),
+        first,
+        first + per_cell - 1
+    );
+    println!(
+        "{:>3} {:<62} {:>6} {:>6} {:>6} {:>9} {:>7} {:>6} | {:>6} {:>6} | {:>6}",
+        "#",
+        "cell",
+        "F1",
+        "B3 F1",
+        "top1",
+        "alerted",
+        "silent",
+        "inc/g",
+        "dep F1",
+        "dep B3",
+        "win F1"
+    );
+    let sift = 0;
+    let dep = ROW_NAMES.len() - 1;
+    let win = 3;
+    let mut results = Vec::new();
+    for (i, cell) in cells.iter().enumerate() {
+        let r = grid::run_cell(cell, &seeds).with_context(|| format!("cell {}", cell.name()))?;
+        let s = &r.scorers[sift];
+        println!(
+            "{:>3} {:<62} {:>6.3} {:>6.3} {:>6.3} {:>9} {:>7} {:>6.2} | {:>6.3} {:>6.3} | {:>6.3}",
+            i,
+            cell.name(),
+            s.f1,
+            s.bcubed_f1,
+            s.root_top1,
+            frac(s.root_alerted),
+            frac(s.root_silent),
+            s.group_ratio,
+            r.scorers[dep].f1,
+            r.scorers[dep].bcubed_f1,
+            r.scorers[win].f1,
+        );
+        results.push(r);
+    }
+    println!();
+    println!(
+        "{:<24} {:>18} {:>18} {:>18} {:>18}",
+        "scorer: mean / worst", "pair F1", "B-cubed F1", "root top-1", "incidents/group"
+    );
+    for (row, name) in ROW_NAMES.iter().enumerate() {
+        let f1 = grid::summarize(&results, row, |s| s.f1);
+        let b3 = grid::summarize(&results, row, |s| s.bcubed_f1);
+        let top = grid::summarize(&results, row, |s| s.root_top1);
+        let ratios: Vec<f64> = results.iter().map(|r| r.scorers[row].group_ratio).collect();
+        let mean_ratio = ratios.iter().sum::<f64>() / ratios.len() as f64;
+        let far = ratios
+            .iter()
+            .copied()
+            .max_by(|a, b| (a - 1.0).abs().total_cmp(&(b - 1.0).abs()))
+            .unwrap_or(f64::NAN);
+        println!(
+            "{:<24} {:>7.3} / {:.3} #{:<2} {:>7.3} / {:.3} #{:<2} {:>7.3} / {:.3} #{:<2} {:>7.2} / {:.2}",
+            name,
+            f1.mean,
+            f1.worst,
+            f1.worst_cell,
+            b3.mean,
+            b3.worst,
+            b3.worst_cell,
+            top.mean,
+            top.worst,
+            top.worst_cell,
+            mean_ratio,
+            far,
+        );
+    }
+    Ok(())
+}
+
+fn data_dir(args: &Args, name: &str) -> Option<PathBuf> {
+    let dir = args.data.join(name);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        println!(
+            "{name}: skipped, {} is not a directory (point --data at the real data sets)",
+            dir.display()
+        );
+        None
+    }
+}
+
+fn run_nezha(args: &Args) -> anyhow::Result<()> {
+    let Some(dir) = data_dir(args, "nezha-ob") else {
+        return Ok(());
+    };
+    let settings = nezha::Settings {
+        k: args.nezha_k,
+        window_min: args.nezha_window_min,
+    };
+    let cfg = CorrelateConfig::default();
+    let mut faults = Vec::new();
+    let mut base_faults: Vec<(&'static str, Vec<nezha::FaultResult>)> = Vec::new();
+    println!(
+        "Nezha Online Boutique ({}): rules at median + {} robust sd of each pod's day, fault window {} min",
+        dir.display(),
+        settings.k,
+        settings.window_min
+    );
+    println!(
+        "{:<12} {:>5} {:>4} {:>9} {:>7} {:>10} {:>7} {:>10} | {:>15} {:>15}",
+        "day",
+        "pods",
+        "CIs",
+        "relations",
+        "alerts",
+        "incidents",
+        "pair F1",
+        "B-cubed F1",
+        "window F1 / B3",
+        "dep F1 / B3"
+    );
+    for day in nezha::days(&dir)? {
+        let mut r = nezha::run_day(&day, &cfg, settings)
+            .with_context(|| format!("Nezha day {}", day.display()))?;
+        let b = |i: usize| {
+            r.baselines
+                .get(i)
+                .map(|b| format!("{:.3} / {:.3}", b.grouping.f1, b.grouping.bcubed_f1))
+                .unwrap_or_default()
+        };
+        println!(
+            "{:<12} {:>5} {:>4} {:>9} {:>7} {:>10} {:>7.3} {:>10.3} | {:>15} {:>15}",
+            r.day,
+            r.pods,
+            r.cis,
+            r.relations,
+            r.episodes,
+            r.incidents,
+            r.grouping.f1,
+            r.grouping.bcubed_f1,
+            b(0),
+            b(1)
+        );
+        for f in &mut r.faults {
+            f.day = r.day.clone();
+        }
+        faults.extend(r.faults);
+        for bl in r.baselines {
+            match base_faults.iter_mut().find(|x| x.0 == bl.name) {
+                Some(x) => x.1.extend(bl.faults),
+                None => base_faults.push((bl.name, bl.faults)),
+            }
+        }
+    }
+    if std::env::var_os("NEZHA_FAULTS").is_some() {
+        for f in &faults {
+            println!(
+                "  {} {} {:<22} {:<15} {:?} alerts {} named {:?}{}",
+                f.day,
+                f.at,
+                f.service,
+                f.kind,
+                f.seen,
+                f.alerts,
+                f.named,
+                if f.correct { " ok" } else { "" }
+            );
+        }
+    }
+    println!();
+    println!(
+        "{:<16} {:>6} {:>7} {:>13} {:>13} {:>13}",
+        "fault type", "faults", "unseen", "root alerted", "only callers", "seen, named"
+    );
+    for row in nezha::by_type(&faults) {
+        let named = (
+            row.root_alerted.0 + row.only_callers.0,
+            row.root_alerted.1 + row.only_callers.1,
+        );
+        println!(
+            "{:<16} {:>6} {:>7} {:>13} {:>13} {:>13}",
+            row.kind,
+            row.faults,
+            row.unseen,
+            frac(row.root_alerted),
+            frac(row.only_callers),
+            frac(named),
+        );
+    }
+    for (name, bf) in &base_faults {
+        if let Some(row) = nezha::by_type(bf).pop() {
+            println!(
+                "{:<16} {:>6} {:>7} {:>13} {:>13} {:>13}",
+                format!("all, {}", name.split(' ').next().unwrap_or(name)),
+                row.faults,
+                row.unseen,
+                frac(row.root_alerted),
+                frac(row.only_callers),
+                frac((
+                    row.root_alerted.0 + row.only_callers.0,
+                    row.root_alerted.1 + row.only_callers.1
+                )),
+            );
+        }
+    }
+    println!(
+        "(k/n: the root service named in k of the n faults in that class; rows 'all, time' and \
+         'all, dependency' are the 5-minute window and dependency-alerted-10m baselines)"
+    );
+    Ok(())
+}
+
+fn run_telecom(args: &Args) -> anyhow::Result<()> {
+    let Some(dir) = data_dir(args, "telecom-24v") else {
+        return Ok(());
+    };
+    let r = telecom::run_dir(&dir, args.telecom_hold_s, &CorrelateConfig::default())
+        .with_context(|| format!("telecom data in {}", dir.display()))?;
+    println!(
+        "telecom storm ({}): {} alarms, {} alerts (alarms of a type on a device within {} s folded), \
+         {} devices, {} relations",
+        dir.display(),
+        r.sift.alarms,
+        r.sift.episodes,
+        args.telecom_hold_s,
+        r.devices,
+        r.relations
+    );
+    println!(
+        "{:<22} {:>9} {:>15} {:>16} {:>15} {:>18}",
+        "grouping",
+        "incidents",
+        "alarms/incident",
+        "largest (alarms)",
+        "largest (alerts)",
+        "pairs DAG-linked"
+    );
+    for (name, s) in [
+        ("sift", &r.sift),
+        ("time window 5m", &r.window),
+        ("(any two alerts)", &r.any_two),
+    ] {
+        println!(
+            "{:<22} {:>9} {:>15.1} {:>16} {:>15} {:>11.3} of {}",
+            name,
+            s.incidents,
+            s.alarms_per_incident,
+            s.largest_alarms,
+            s.largest_episodes,
+            s.linked_share(),
+            s.pairs
+        );
+    }
+    println!(
+        "(pairs: grouped alerts of different alarm types; DAG-linked: the expert graph links the types either way)"
+    );
     Ok(())
 }

@@ -69,7 +69,7 @@ impl Engine {
             && let Some(node) = topo.node(&root)
         {
             cis.push(root);
-            let walk = policy::ancestors(self, topo, node);
+            let walk = policy::ancestors(&self.memo, topo, node, self.cfg.max_hops);
             cis.extend(walk.iter().map(|r| topo.ci(r.node).id.clone()));
         }
         let mut changes: Vec<(chrono::DateTime<chrono::Utc>, Value)> = Vec::new();

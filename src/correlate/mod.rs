@@ -20,22 +20,20 @@ use std::collections::BTreeSet;
 /// The core's hash maps: foldhash (seeded per process), several times faster than
 /// SipHash on the short string keys the core hashes per alert.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
-use smallvec::SmallVec;
 
 use crate::alert::{Alert, AlertStatus, Fingerprint, FingerprintSet, Labels, Severity, Source};
-use crate::cmdb::topology::{Node, Reached};
+use crate::cmdb::topology::Node;
 use crate::cmdb::{Change, CiMapper, Topology};
 use crate::incident::{
-    Detail, Incident, IncidentStatus, PriorityMatrix, TimelineEntry, impact_of, incident_id,
-    urgency_of,
+    Detail, Incident, IncidentStatus, PriorityMatrix, RootCause, TimelineEntry, impact_of,
+    incident_id, urgency_of,
 };
 
-pub use policy::Placement;
+pub use policy::{Action, Placement};
 pub use sla::SlaTarget;
 
 /// Settings of the core. Durations are event-time durations.
@@ -60,8 +58,32 @@ pub struct CorrelateConfig {
     /// comes first.
     pub late_root_window: Duration,
     /// Most CIs that are not alerting on a dependency path between two correlated
-    /// alerting CIs.
+    /// alerting CIs (a bound on the walk; `min_link_score` decides).
     pub max_silent_hops: u32,
+    /// The propagation window grows by this much per hop beyond the first between an
+    /// alert's CI and the CI that explains it (slow, deep propagation: `for:` clauses add
+    /// up hop by hop) ...
+    pub hop_window: Duration,
+    /// ... up to this.
+    pub max_window: Duration,
+    /// What each CI that is not alerting on a link's path multiplies its score by, before
+    /// its fan-out lowers it further.
+    pub silent_weight: f64,
+    /// Fan-out scale: a CI that `fanout_scale` CIs depend on counts half as much as a CI
+    /// nothing depends on, as a silent link or a suspected root.
+    pub fanout_scale: u32,
+    /// Least score of a link through silent CIs.
+    pub min_link_score: f64,
+    /// Least support of a suspected root: `1 - prod (1 - f)` over the alerting CIs under
+    /// it, `f` its fan factor times `silent_weight` per silent CI between them and it.
+    pub min_root_support: f64,
+    /// What each silent CI between a symptom and a suspected root multiplies `f` by.
+    pub root_gap_weight: f64,
+    /// Least share of a suspected root's direct dependents among its symptoms (at least
+    /// two symptoms always).
+    pub min_root_share: f64,
+    /// Whether a shared dependency that is not alerting may be named as suspected root.
+    pub silent_roots: bool,
     /// An alert that fires again within this long of its incident resolving reopens it.
     pub reopen_window: Duration,
     /// An alert changing state more than this many times within `flap_window` is flapping.
@@ -99,7 +121,16 @@ impl Default for CorrelateConfig {
             max_hops: 8,
             window: Duration::minutes(5),
             late_root_window: Duration::minutes(5),
-            max_silent_hops: 0,
+            max_silent_hops: 3,
+            hop_window: Duration::minutes(3),
+            max_window: Duration::minutes(15),
+            silent_weight: 0.8,
+            fanout_scale: 100,
+            min_link_score: 0.4,
+            min_root_support: 0.7,
+            root_gap_weight: 0.5,
+            min_root_share: 0.2,
+            silent_roots: true,
             reopen_window: Duration::minutes(30),
             flap_threshold: 4,
             flap_window: Duration::minutes(30),
@@ -372,9 +403,9 @@ pub struct Engine {
     /// filter dead entries, so the sweep only bounds memory and runs at most once per
     /// `CI_INDEX_SWEEP` of event time: it hashes every entry's incident id).
     ci_incidents_swept: Option<DateTime<Utc>>,
-    /// Upstream walks per CI, valid for one topology version.
-    walk_cache: HashMap<Node, Arc<Vec<Reached>>>,
-    walk_cache_version: u64,
+    /// Upstream walks and fan-outs per CI, valid for one topology version (a memo the
+    /// read-only policy fills: it never changes an answer).
+    memo: std::cell::RefCell<policy::Memo>,
     /// While placing a re-fired alert: the incident its previous occurrence was in.
     refire_of: Option<String>,
     /// Change records per CI id.
@@ -420,8 +451,7 @@ impl Engine {
             changes: Changes::default(),
             ci_state: HashMap::default(),
             ci_incidents_swept: None,
-            walk_cache: HashMap::default(),
-            walk_cache_version: 0,
+            memo: Default::default(),
             refire_of: None,
             change_records: HashMap::default(),
             change_version: 0,
@@ -449,23 +479,16 @@ impl Engine {
         self.alerts.values()
     }
 
-    /// Active incidents that `ci` alerted in, with when it first alerted there, newest
-    /// first.
-    /// (On the stack: a CI is in one incident or two, and this runs twice per alert.)
-    fn active_on_ci(&self, ci: &str) -> SmallVec<[(&str, DateTime<Utc>); 2]> {
-        let mut v: SmallVec<[(&str, DateTime<Utc>); 2]> = SmallVec::new();
-        let Some(state) = self.ci_state.get(ci) else {
-            return v;
-        };
-        for (id, first) in state.incidents.iter() {
-            if self.incidents.get(id).is_some_and(|i| i.status.is_active()) {
-                v.push((id, first));
-            }
+    /// The read-only state the grouping policy decides on.
+    fn view(&self) -> policy::View<'_> {
+        policy::View {
+            cfg: &self.cfg,
+            incidents: &self.incidents,
+            open_by_key: &self.open_by_key,
+            ci_state: &self.ci_state,
+            refire_of: self.refire_of.as_deref(),
+            memo: &self.memo,
         }
-        if v.len() > 1 {
-            v.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
-        }
-        v
     }
 
     fn index_ci(&mut self, ci: &str, incident: &str, at: DateTime<Utc>) {
@@ -497,11 +520,6 @@ impl Engine {
         if c.is_empty() {
             self.ci_state.remove(ci);
         }
-    }
-
-    /// Alerts firing on CI `ci` now.
-    fn firing_on(&self, ci: &str) -> u32 {
-        self.ci_state.get(ci).map_or(0, |c| c.firing)
     }
 
     pub fn config(&self) -> &CorrelateConfig {
@@ -649,6 +667,9 @@ impl Engine {
             for ci in &inc.ci_ids {
                 self.index_ci(ci, &inc.id, inc.opened_at);
             }
+            if let Some(rc) = inc.root_cause.as_ref().filter(|r| !r.alerting) {
+                self.index_ci(&rc.ci_id, &inc.id, inc.opened_at);
+            }
         } else {
             self.pending_resolve.remove(&inc.id);
             self.remember(&inc);
@@ -695,7 +716,7 @@ impl Engine {
         if self.change_records.is_empty() {
             return None;
         }
-        let walk = policy::ancestors(self, topo, node);
+        let walk = policy::ancestors(&self.memo, topo, node, self.cfg.max_hops);
         let mut found: Option<(String, DateTime<Utc>)> = None;
         for n in std::iter::once(node).chain(walk.iter().map(|r| r.node)) {
             for c in self.changes_on(&topo.ci(n).id) {
@@ -933,36 +954,44 @@ impl Engine {
         let ci = rec.ci_id.clone();
         let fp = rec.fingerprint.clone();
         let fp = &fp;
-        let placement = policy::place(self, topo, node, &rec, at);
-        let opened = match &placement {
-            Placement::Open { key } => Some(self.open_incident(topo, node, key.clone(), &rec, at)),
+        let Placement { action, reason } = policy::place(&self.view(), topo, node, &rec, at);
+        let opened = match &action {
+            Action::Open { key } => Some(self.open_incident(topo, node, key.clone(), &rec, at)),
             _ => None,
         };
-        let id = match (&placement, &opened) {
-            (Placement::Open { .. }, Some(id)) => Some(id.as_str()),
-            (Placement::Reopen { id } | Placement::Join { id, .. }, _) => Some(id.as_str()),
-            (Placement::Open { .. }, None) => None,
+        let id = match (&action, &opened) {
+            (Action::Open { .. }, Some(id)) => Some(id.as_str()),
+            (
+                Action::Reopen { id }
+                | Action::Join { id, .. }
+                | Action::Suspect { id, .. }
+                | Action::Confirm { id },
+                _,
+            ) => Some(id.as_str()),
+            (Action::Open { .. }, None) => None,
         };
         if let Some(id) = id {
             rec.incident_id = Some(id.into());
         }
         self.alerts.insert(rec);
-        match placement {
-            Placement::Open { .. } => {
+        let score = reason.score;
+        let reason = self.record.then(|| Box::new(reason));
+        match action {
+            Action::Open { .. } => {
                 let Some(id) = opened else { return };
-                self.join(topo, &id, fp, at);
+                self.join(topo, &id, fp, at, reason);
             }
-            Placement::Reopen { id } => {
+            Action::Reopen { id } => {
                 self.reopen(&id, at);
-                self.join(topo, &id, fp, at);
+                self.join(topo, &id, fp, at, reason);
             }
-            Placement::Join {
+            Action::Join {
                 id,
                 path,
                 reroot,
                 merge,
             } => {
-                self.join(topo, &id, fp, at);
+                self.join(topo, &id, fp, at, reason);
                 if let (Some(ci), false) = (ci.as_deref(), path.is_empty()) {
                     self.record_path(&id, ci, path);
                 }
@@ -973,6 +1002,27 @@ impl Engine {
                     if let Some(n) = node {
                         self.merge(topo, &m, &id, n, at);
                     }
+                }
+            }
+            Action::Suspect {
+                id,
+                root,
+                path,
+                merge,
+            } => {
+                self.join(topo, &id, fp, at, reason);
+                self.suspect(topo, &id, root, fp, score, at);
+                for m in merge {
+                    self.merge(topo, &m, &id, root, at);
+                }
+                if let (Some(ci), false) = (ci.as_deref(), path.is_empty()) {
+                    self.record_path(&id, ci, path);
+                }
+            }
+            Action::Confirm { id } => {
+                self.join(topo, &id, fp, at, reason);
+                if let Some(n) = node {
+                    self.confirm(topo, &id, n, fp, at);
                 }
             }
         }
@@ -1024,6 +1074,7 @@ impl Engine {
             impact: impact_of(None),
             urgency,
             root_cause_ci: None,
+            root_cause: None,
             ci_ids: Default::default(),
             impacted_services: Vec::new(),
             assignment_group: self
@@ -1049,7 +1100,7 @@ impl Engine {
         self.changes.opened += 1;
         self.timeline(&id, at, "sift", "opened", serde_json::json!({"key": key}));
         if let Some(n) = node {
-            self.assess_root(topo, &id, n, rec.alertname());
+            self.assess_root(topo, &id, n, rec.alertname(), true);
             let cid = topo.ci(n).id.clone();
             self.record_path(&id, &cid, vec![cid.clone()]);
         }
@@ -1058,7 +1109,14 @@ impl Engine {
 
     /// Sets what follows from an incident's root CI: its id, owner group, impacted
     /// business services, ITIL impact and priority, title, and root details.
-    fn assess_root(&mut self, topo: &Topology, id: &str, root: Node, alertname: &str) {
+    fn assess_root(
+        &mut self,
+        topo: &Topology,
+        id: &str,
+        root: Node,
+        alertname: &str,
+        alerting: bool,
+    ) {
         let ci = topo.ci(root);
         let mut services: Vec<String> = std::iter::once(root)
             .chain(
@@ -1080,6 +1138,12 @@ impl Engine {
             return;
         };
         inc.root_cause_ci = Some(ci.id.clone());
+        inc.root_cause = Some(RootCause {
+            ci_id: ci.id.clone(),
+            alerting,
+            confidence: 0.0,
+            reason: String::new(),
+        });
         inc.impacted_services = services;
         if let Some(g) = &ci.owner_group {
             inc.assignment_group = Some(g.clone());
@@ -1099,7 +1163,11 @@ impl Engine {
             inc.impact,
             inc.urgency,
         );
-        let base = format!("{}: {alertname}", ci.display_name());
+        let base = if alerting {
+            format!("{}: {alertname}", ci.display_name())
+        } else {
+            format!("{} (suspected root): {alertname}", ci.display_name())
+        };
         inc.title = match inc.alert_count {
             0 | 1 => base,
             n => format!("{base} (+{} related alerts)", n - 1),
@@ -1138,14 +1206,109 @@ impl Engine {
         ev.insert(ci.to_string(), serde_json::json!(path));
         let explained = ev.len();
         let total = inc.ci_ids.len().max(1);
-        let root = inc.root_cause_ci.clone();
-        inc.enrichment.insert(
-            "root_cause".into(),
-            serde_json::json!({
-                "ci_id": root,
-                "confidence": (explained.min(total) as f64 / total as f64),
-                "reason": "the alerting CI that every other alerting CI of this incident depends on",
-            }),
+        let share = explained.min(total) as f64 / total as f64;
+        let Some(root) = inc.root_cause.as_mut() else {
+            return;
+        };
+        if root.alerting {
+            root.confidence = share;
+            root.reason =
+                "the alerting CI that every other alerting CI of this incident depends on".into();
+        } else {
+            // Inferred, not seen: at most half as sure, scaled by the inference's support.
+            root.confidence = share * 0.5 * inc_support(&inc.enrichment);
+            root.reason = "suspected: not alerting itself, but every alerting CI of this incident depends on it and they started within the propagation window".into();
+        }
+        let json = serde_json::to_value(&*root).unwrap_or_default();
+        inc.enrichment.insert("root_cause".into(), json);
+    }
+
+    /// `s`, a CI that is not alerting, is the suspected root of incident `id`: every
+    /// evidence path is extended from the old root up to `s`, and `s` is filed as a CI of
+    /// the incident so that alerts below it link to it and an alert on it confirms it.
+    fn suspect(
+        &mut self,
+        topo: &Topology,
+        id: &str,
+        s: Node,
+        fp: &Fingerprint,
+        support: f64,
+        at: DateTime<Utc>,
+    ) {
+        let old = self.incidents.get(id).and_then(|i| i.root_cause_ci.clone());
+        let ext = old
+            .as_deref()
+            .and_then(|o| topo.node(o))
+            .and_then(|o| {
+                let walk = policy::ancestors(&self.memo, topo, o, self.cfg.max_hops);
+                policy::path_in(topo, &walk, o, s)
+            })
+            .unwrap_or_default();
+        let name = self
+            .alerts
+            .get(fp)
+            .map(|a| a.alertname().to_string())
+            .unwrap_or_default();
+        if let Some(inc) = self.incidents.get_mut(id) {
+            inc.enrichment
+                .insert("root_support".into(), serde_json::json!(support));
+            if let Some(ev) = inc
+                .enrichment
+                .get_mut("evidence")
+                .and_then(|v| v.as_object_mut())
+            {
+                for path in ev.values_mut() {
+                    if let Some(p) = path.as_array_mut() {
+                        p.extend(ext.iter().skip(1).map(|x| serde_json::json!(x)));
+                    }
+                }
+            }
+        }
+        self.assess_root(topo, id, s, &name, false);
+        let sid = topo.ci(s).id.clone();
+        self.index_ci(&sid, id, at);
+        if let Some(ci) = old.clone() {
+            // Re-records the old root's own path (now ending at `s`) with the confidence.
+            let p = self
+                .incidents
+                .get(id)
+                .and_then(|i| i.enrichment.get("evidence"))
+                .and_then(|e| e.get(&ci))
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect::<Vec<_>>()
+                });
+            if let Some(p) = p {
+                self.record_path(id, &ci, p);
+            }
+        }
+        self.timeline(
+            id,
+            at,
+            "sift",
+            "root_suspected",
+            serde_json::json!({"from": old, "to": sid, "support": support}),
+        );
+    }
+
+    /// The suspected root `c` of incident `id` alerts: it is the confirmed root.
+    fn confirm(&mut self, topo: &Topology, id: &str, c: Node, fp: &Fingerprint, at: DateTime<Utc>) {
+        let name = self
+            .alerts
+            .get(fp)
+            .map(|a| a.alertname().to_string())
+            .unwrap_or_default();
+        self.assess_root(topo, id, c, &name, true);
+        let cid = topo.ci(c).id.clone();
+        self.record_path(id, &cid, vec![cid.clone()]);
+        self.timeline(
+            id,
+            at,
+            "sift",
+            "root_confirmed",
+            serde_json::json!({"ci_id": cid}),
         );
     }
 
@@ -1158,7 +1321,7 @@ impl Engine {
         let Some(old_node) = topo.node(&old) else {
             return;
         };
-        let walk = policy::ancestors(self, topo, old_node);
+        let walk = policy::ancestors(&self.memo, topo, old_node, self.cfg.max_hops);
         let ext = policy::path_in(topo, &walk, old_node, c).unwrap_or_default();
         let name = self
             .alerts
@@ -1177,7 +1340,7 @@ impl Engine {
                 }
             }
         }
-        self.assess_root(topo, id, c, &name);
+        self.assess_root(topo, id, c, &name, true);
         let cid = topo.ci(c).id.clone();
         self.record_path(id, &cid, vec![cid.clone()]);
         self.timeline(
@@ -1202,7 +1365,7 @@ impl Engine {
             .as_deref()
             .and_then(|r| topo.node(r))
             .and_then(|r| {
-                let walk = policy::ancestors(self, topo, r);
+                let walk = policy::ancestors(&self.memo, topo, r, self.cfg.max_hops);
                 policy::path_in(topo, &walk, r, c)
             })
             .unwrap_or_default();
@@ -1212,7 +1375,7 @@ impl Engine {
                 a.incident_id = Some(into.into());
                 self.mark_alert(fp);
             }
-            self.join(topo, into, fp, at);
+            self.join(topo, into, fp, at, None);
         }
         if let Some(ev) = src.enrichment.get("evidence").and_then(|v| v.as_object()) {
             for (ci, path) in ev {
@@ -1272,7 +1435,14 @@ impl Engine {
     }
 
     /// Adds a firing alert to an incident and refreshes what depends on its members.
-    fn join(&mut self, topo: &Topology, id: &str, fp: &Fingerprint, at: DateTime<Utc>) {
+    fn join(
+        &mut self,
+        topo: &Topology,
+        id: &str,
+        fp: &Fingerprint,
+        at: DateTime<Utc>,
+        reason: Option<Box<crate::incident::Reason>>,
+    ) {
         // The record is borrowed beside the incident (two fields of the engine), so its
         // CI id and name are copied only where they are kept.
         let Some(rec) = self.alerts.get(fp) else {
@@ -1336,6 +1506,7 @@ impl Engine {
         let joined = Detail::AlertJoined {
             alertname: name,
             fingerprint: fp.clone(),
+            reason,
         };
         self.timeline(id, at, "sift", "alert_joined", joined);
         if priority != old_priority {
@@ -1677,3 +1848,13 @@ impl Engine {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_gaps;
+
+/// The support of an incident's suspected root, as inferred (1 when not recorded).
+fn inc_support(enrichment: &serde_json::Map<String, serde_json::Value>) -> f64 {
+    enrichment
+        .get("root_support")
+        .and_then(|v| v.as_f64())
+        .unwrap_or(1.0)
+}

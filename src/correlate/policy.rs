@@ -1,46 +1,80 @@
 //! Where a new firing alert goes: the one place that decides grouping.
 //!
+//! `place` is a pure function of a read-only [`View`] of the engine's state, the topology,
+//! the alert and its event time: it returns a [`Placement`] (what to do, and the typed
+//! [`Reason`]: rule, score, path, lag, silent CIs passed) and changes nothing. The engine
+//! applies it (join / reroot / merge / suspect / open). The only thing `place` writes is
+//! a memo of topology facts (upstream walks, fan-outs), which never changes an answer.
+//!
 //! Topology policy, on event time:
 //! - **Same CI**: an alert on a CI that already has an active incident joins it, unless
-//!   one of its nearest alerting dependencies began alerting, in another incident, after
-//!   the CI's own first alert there: a new alert follows the newer trouble upstream.
-//! - **Cause precedes effect**: an alert on CI `c` joins the active incident holding the
-//!   nearest alerting CI that `c` depends on (transitively, within `max_hops`), when `c`'s
-//!   alert starts within `window` of that CI's first alert there. Its root stays. The CIs
-//!   in between must be firing; the explaining CI itself need only have alerted in that
-//!   still-active incident (its alert may flap or clear for a moment).
+//!   one of its dependencies began alerting, in another incident, after the CI's own first
+//!   alert there: a new alert follows the newer trouble upstream. An alert on the
+//!   *suspected* root of an active incident joins it and confirms that root.
+//! - **Cause precedes effect**: an alert on CI `c` joins the active incident holding a CI
+//!   that `c` depends on (transitively, within `max_hops`), when `c`'s alert starts within
+//!   the propagation window of that CI's first alert there: `window + hop_window * s` for
+//!   `s` CIs on the path that are not alerting, at most `max_window` (an alerting CI in
+//!   between restarts the clock: it is the nearer cause). Such silent CIs (monitoring
+//!   gaps) weaken the link: each multiplies its score by `silent_weight * fan(x)`, and the
+//!   CI linked to by `fan`, where `fan(x) = (1 - share(x)^2) / (1 + dependents(x) /
+//!   fanout_scale)` falls with how many CIs depend on `x` and what share of the estate
+//!   they are; the link needs `min_link_score`, at most `max_silent_hops` silent CIs, and
+//!   the cause alerting first. Links with fewer silent CIs win, then nearer ones, then
+//!   earlier ones, so where every CI on the path alerts, the all-alerting rule is
+//!   unchanged.
 //! - A re-fired alert returns to its incident while that is active, and reopens it when it
 //!   resolved less than `reopen_window` ago; later, it is placed like a new alert.
-//! - **Late root**: when `c` is something an active incident's root depends on, and `c`
-//!   alerts within `late_root_window` of that incident opening, `c` becomes its new root;
-//!   if `c` explains several such incidents they merge into the oldest.
-//! - Two incidents never merge only because they share a dependency that is itself
-//!   silent: linking needs a dependency path between *alerting* CIs.
+//! - **Late root**: when `c` is something an active incident's root depends on (a link
+//!   from that root to `c` scoring as above), and `c` alerts within `late_root_window`
+//!   (grown per silent CI like the window) of that incident opening, `c` becomes its new
+//!   root; if `c` explains several such incidents they merge into the oldest.
+//! - **Silent root**: when nothing explains `c`, but incidents opened within `window`
+//!   before it have roots that share with `c` a dependency `s` that is not alerting (the
+//!   nearest such), `s` is the suspected root of them all (they merge) when its support
+//!   `1 - prod(1 - f_i)` over `c` and those roots (one symptom per incident) reaches
+//!   `min_root_support`, with `f_i = fan(s) * root_gap_weight^(silent CIs between)`, and
+//!   the symptoms are at least `min_root_share` of `s`'s direct dependents (and two): a
+//!   hub half the estate depends on needs many symptoms, and two independent faults under
+//!   it stay apart. Only CIs in the CMDB can be suspected.
 //! - Alerts without a CI join the incident of other alerts on the same unknown host
 //!   (`instance` without port, `host`, `hostname`, `node`) within `window`; else they group
 //!   by their label set minus instance-like labels while that group's incident is active
 //!   and saw an alert within `window`.
 //!
-//! Walks are breadth first with a hop limit and a node budget, and cached per topology
-//! version: cycles and huge fan-ins cannot hang the core.
+//! Bounded work per alert: a link walk scans at most `WALK_BUDGET` dependency edges
+//! (20,000), within `max_hops` hops and `max_silent_hops` silent CIs; the late-root rule
+//! walks from at most `RECENT_LIMIT` (64) recently opened incidents' roots, and the
+//! silent-root rule compares at most as many; a fan-out count visits at most
+//! `FANOUT_LIMIT` CIs once per CI and topology version. Cycles (links listed both ways)
+//! cannot hang a walk: a node is revisited only on a strictly better link.
 
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use compact_str::CompactString;
 use smallvec::SmallVec;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use crate::alert::Fingerprint;
 use crate::cmdb::Topology;
 use crate::cmdb::topology::{Node, Reached};
+use crate::incident::{Incident, Reason, Rule};
 
-use super::{AlertRecord, Engine};
+use super::{AlertRecord, CorrelateConfig, ci_index::CiState};
 
-/// The decision for one new firing alert.
+/// The decision for one new firing alert, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    pub action: Action,
+    pub reason: Reason,
+}
+
+/// What to do with the alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Placement {
+pub enum Action {
     /// Join incident `id`. `path` runs from the alert's CI to the CI of the incident that
     /// explains it (empty when the alert's CI is already in it). With `reroot`, the alert's
     /// CI becomes the root; `merge` lists incidents it also explains, folded into `id`.
@@ -51,6 +85,18 @@ pub enum Placement {
         reroot: bool,
         merge: Vec<String>,
     },
+    /// Join incident `id` whose root becomes `root`, a CI that is not alerting and that
+    /// the alert's CI (by `path`) and the roots of `id` and of `merge` all depend on.
+    Suspect {
+        id: CompactString,
+        root: Node,
+        path: Vec<String>,
+        merge: Vec<String>,
+    },
+    /// Join incident `id`, whose suspected root is the alert's CI: the root is confirmed.
+    Confirm {
+        id: CompactString,
+    },
     Open {
         key: String,
     },
@@ -60,57 +106,193 @@ pub enum Placement {
     },
 }
 
-/// Most nodes one walk visits.
-const WALK_BUDGET: usize = 20_000;
+/// Most dependency edges one walk scans.
+pub(super) const WALK_BUDGET: usize = 20_000;
+/// Most CIs a fan-out count visits (a CI with more dependents counts as this many).
+pub(super) const FANOUT_LIMIT: usize = 20_000;
+/// Most recently opened incidents the late-root and silent-root rules look at per alert.
+pub(super) const RECENT_LIMIT: usize = 64;
 
-/// Everything `node` depends on, nearest first (cached).
-pub(super) fn ancestors(engine: &mut Engine, topo: &Topology, node: Node) -> Arc<Vec<Reached>> {
-    if engine.walk_cache_version != topo.version() {
-        engine.walk_cache.clear();
-        engine.walk_cache_version = topo.version();
+/// Facts of one topology version, computed on first use: upstream walks and fan-outs.
+#[derive(Debug, Default)]
+pub(super) struct Memo {
+    version: u64,
+    walks: HashMap<Node, Arc<Vec<Reached>>>,
+    fanout: HashMap<Node, u32>,
+}
+
+impl Memo {
+    fn fresh(&mut self, topo: &Topology) {
+        if self.version != topo.version() {
+            self.walks.clear();
+            self.fanout.clear();
+            self.version = topo.version();
+        }
+        if self.walks.len() > 100_000 {
+            self.walks.clear();
+        }
+        if self.fanout.len() > 1_000_000 {
+            self.fanout.clear();
+        }
     }
-    if engine.walk_cache.len() > 100_000 {
-        engine.walk_cache.clear();
-    }
-    let max_hops = engine.cfg.max_hops;
-    engine
-        .walk_cache
+}
+
+/// Everything `node` depends on, nearest first (memoized).
+pub(super) fn ancestors(
+    memo: &RefCell<Memo>,
+    topo: &Topology,
+    node: Node,
+    max_hops: u32,
+) -> Arc<Vec<Reached>> {
+    let mut m = memo.borrow_mut();
+    m.fresh(topo);
+    m.walks
         .entry(node)
         .or_insert_with(|| Arc::new(topo.upstream(node, max_hops, WALK_BUDGET)))
         .clone()
 }
 
-/// What `node` depends on, nearest first, along dependency paths on which at most
-/// `max_silent_hops` CIs between two alerting CIs are not alerting themselves: a fault
-/// spreads through the CIs in between, so a long silent stretch means no link.
-pub(super) fn alerting_walk(engine: &Engine, topo: &Topology, node: Node) -> Vec<Reached> {
-    let max_silent = engine.cfg.max_silent_hops;
-    let firing = |n: Node| engine.firing_on(topo.ci(n).id.as_str()) > 0;
-    let mut best = Seen::default();
-    best.insert(node, 0);
-    let mut out = Vec::new();
-    let mut frontier: SmallVec<[(Node, u32); 8]> = SmallVec::from_elem((node, 0), 1);
+/// What the policy reads of the engine: nothing here is written by `place`.
+pub(super) struct View<'a> {
+    pub cfg: &'a CorrelateConfig,
+    pub incidents: &'a HashMap<String, Incident>,
+    pub open_by_key: &'a HashMap<String, String>,
+    pub ci_state: &'a HashMap<CompactString, CiState>,
+    /// While placing a re-fired alert: the incident its previous occurrence was in.
+    pub refire_of: Option<&'a str>,
+    pub memo: &'a RefCell<Memo>,
+}
+
+impl<'a> View<'a> {
+    /// Active incidents that `ci` alerted in (or is the suspected root of), with when it
+    /// first did, newest first.
+    pub fn active_on_ci(&self, ci: &str) -> SmallVec<[(&'a str, DateTime<Utc>); 2]> {
+        let mut v: SmallVec<[(&'a str, DateTime<Utc>); 2]> = SmallVec::new();
+        let Some(state) = self.ci_state.get(ci) else {
+            return v;
+        };
+        for (id, first) in state.incidents.iter() {
+            if self.incidents.get(id).is_some_and(|i| i.status.is_active()) {
+                v.push((id, first));
+            }
+        }
+        if v.len() > 1 {
+            v.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
+        }
+        v
+    }
+
+    /// Alerts firing on CI `ci` now.
+    pub fn firing_on(&self, ci: &str) -> u32 {
+        self.ci_state.get(ci).map_or(0, |c| c.firing)
+    }
+
+    fn silent(&self, topo: &Topology, n: Node) -> bool {
+        self.firing_on(topo.ci(n).id.as_str()) == 0
+    }
+
+    /// How many CIs depend on `n`, transitively within `max_hops` (memoized, capped).
+    pub fn fanout(&self, topo: &Topology, n: Node) -> u32 {
+        let mut m = self.memo.borrow_mut();
+        m.fresh(topo);
+        *m.fanout.entry(n).or_insert_with(|| {
+            if topo.dependents(n).is_empty() {
+                return 0;
+            }
+            topo.impact(n, self.cfg.max_hops, FANOUT_LIMIT).len() as u32
+        })
+    }
+
+    /// `fan(n)`: 1 for a CI nothing depends on, falling as more CIs do, and with the
+    /// share of the estate that does (in a small estate a hub is still a hub).
+    fn fan(&self, topo: &Topology, n: Node) -> f64 {
+        let scale = f64::from(self.cfg.fanout_scale.max(1));
+        let deps = f64::from(self.fanout(topo, n));
+        let share = deps / (topo.len().max(1) as f64);
+        (1.0 - share * share).max(0.0) / (1.0 + deps / scale)
+    }
+
+    /// What passing the silent CI `n` on a dependency path multiplies a link's score by.
+    fn silent_factor(&self, topo: &Topology, n: Node) -> f64 {
+        self.cfg.silent_weight * self.fan(topo, n)
+    }
+
+    /// The propagation window for a link passing `silent` CIs that are not alerting (an
+    /// alerting CI in between restarts the clock: it is itself the nearer cause).
+    pub fn window(&self, silent: u32) -> Duration {
+        let cfg = self.cfg;
+        let extra = cfg.hop_window * (silent.min(64) as i32);
+        (cfg.window + extra).min(cfg.max_window.max(cfg.window))
+    }
+}
+
+/// A CI reached by a link walk: how far, from which CI, and how good the link is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Step {
+    pub node: Node,
+    pub hops: u32,
+    pub via: Node,
+    pub score: f64,
+    /// CIs on the path, strictly between the start and `node`, that are not alerting.
+    pub silent: u32,
+}
+
+impl Step {
+    /// Fewer silent CIs first, then a higher score.
+    fn beats(&self, silent: u32, score: f64) -> bool {
+        (self.silent, -self.score) < (silent, -score)
+    }
+}
+
+/// What `start` depends on, nearest first, with the best link to each: a link through
+/// CIs that are not alerting loses score at each (their fan-out lowers it most) and ends
+/// below `min_link_score` or past `max_silent_hops` of them. At most `WALK_BUDGET` edges.
+pub(super) fn link_walk(view: &View, topo: &Topology, start: Node) -> Vec<Step> {
+    let cfg = view.cfg;
+    let mut seen = Seen::default();
+    let mut out: Vec<Step> = Vec::new();
+    let mut frontier: SmallVec<[(Node, f64, u32); 8]> = SmallVec::from_elem((start, 1.0, 0), 1);
     let mut hops = 0;
-    while !frontier.is_empty() && hops < engine.cfg.max_hops && out.len() < WALK_BUDGET {
+    let mut work = 0usize;
+    while !frontier.is_empty() && hops < cfg.max_hops && work < WALK_BUDGET {
         hops += 1;
         let mut next = SmallVec::new();
-        for (n, silent) in frontier {
+        for (n, score, silent) in frontier {
+            // Passing `n` on the way up: a CI showing no sign of the fault weakens the link.
+            let (score, silent) = if n != start && view.silent(topo, n) {
+                (score * view.silent_factor(topo, n), silent + 1)
+            } else {
+                (score, silent)
+            };
+            if silent > cfg.max_silent_hops || score < cfg.min_link_score {
+                continue;
+            }
             for &p in topo.depends_on(n) {
-                let s = if firing(p) { silent } else { silent + 1 };
-                if best.get(&p).is_some_and(|b| *b <= s.min(max_silent + 1)) {
+                work += 1;
+                if p == start || work > WALK_BUDGET {
                     continue;
                 }
-                if !best.contains_key(&p) {
-                    out.push(Reached {
-                        node: p,
-                        hops,
-                        via: n,
-                    });
+                let step = Step {
+                    node: p,
+                    hops,
+                    via: n,
+                    score,
+                    silent,
+                };
+                match seen.get(&p) {
+                    Some(&i) => {
+                        let old = &mut out[i as usize];
+                        if !step.beats(old.silent, old.score) {
+                            continue;
+                        }
+                        *old = step;
+                    }
+                    None => {
+                        seen.insert(p, out.len() as u32);
+                        out.push(step);
+                    }
                 }
-                best.insert(p, s.min(max_silent + 1));
-                if s <= max_silent {
-                    next.push((p, s));
-                }
+                next.push((p, score, silent));
             }
         }
         frontier = next;
@@ -118,9 +300,9 @@ pub(super) fn alerting_walk(engine: &Engine, topo: &Topology, node: Node) -> Vec
     out
 }
 
-/// Nodes a walk reached, and the fewest silent hops it reached each with. Most walks
-/// reach a handful of CIs (a host, its switch, their uplinks): those are scanned on the
-/// stack; a large walk moves to a hash map.
+/// Nodes a walk reached, with a number each (an index). Most walks reach a handful of
+/// CIs (a host, its switch, their uplinks): those are scanned on the stack; a large walk
+/// moves to a hash map.
 enum Seen {
     Few(SmallVec<[(Node, u32); 16]>),
     Many(HashMap<Node, u32>),
@@ -140,6 +322,7 @@ impl Seen {
         }
     }
 
+    #[cfg(test)]
     fn contains_key(&self, n: &Node) -> bool {
         self.get(n).is_some()
     }
@@ -171,16 +354,26 @@ pub(super) fn path_in(
     from: Node,
     to: Node,
 ) -> Option<Vec<String>> {
+    let via: HashMap<Node, Node> = walk.iter().map(|r| (r.node, r.via)).collect();
+    path_by(topo, &via, walk.len(), from, to)
+}
+
+fn path_by(
+    topo: &Topology,
+    via: &HashMap<Node, Node>,
+    len: usize,
+    from: Node,
+    to: Node,
+) -> Option<Vec<String>> {
     if from == to {
         return Some(vec![topo.ci(from).id.clone()]);
     }
-    let via: HashMap<Node, Node> = walk.iter().map(|r| (r.node, r.via)).collect();
     let mut out = vec![topo.ci(to).id.clone()];
     let mut cur = to;
     while cur != from {
         cur = *via.get(&cur)?;
         out.push(topo.ci(cur).id.clone());
-        if out.len() > walk.len() + 1 {
+        if out.len() > len + 1 {
             return None;
         }
     }
@@ -188,100 +381,156 @@ pub(super) fn path_in(
     Some(out)
 }
 
+/// The path of a link walk from `from` to `to`, and the CIs on it that are not alerting.
+fn link_path(
+    view: &View,
+    topo: &Topology,
+    walk: &[Step],
+    from: Node,
+    to: Node,
+) -> (Vec<String>, Vec<String>) {
+    let via: HashMap<Node, Node> = walk.iter().map(|r| (r.node, r.via)).collect();
+    let path = path_by(topo, &via, walk.len(), from, to).unwrap_or_default();
+    let n = path.len();
+    let silent = path
+        .iter()
+        .enumerate()
+        .filter(|(i, id)| *i > 0 && *i + 1 < n && view.firing_on(id) == 0)
+        .map(|(_, id)| id.clone())
+        .collect();
+    (path, silent)
+}
+
+/// A candidate link to an incident.
+#[derive(Clone, Copy)]
+struct Cand<'a> {
+    silent: u32,
+    hops: u32,
+    first: DateTime<Utc>,
+    id: &'a str,
+    via: Node,
+    score: f64,
+}
+
+impl Cand<'_> {
+    /// Fewer silent CIs, then nearer, then earlier.
+    fn before(&self, other: &Option<Cand>) -> bool {
+        other
+            .as_ref()
+            .is_none_or(|o| (self.silent, self.hops, self.first) < (o.silent, o.hops, o.first))
+    }
+}
+
+/// Decides where a new firing alert goes. Pure: the same view, topology, alert and time
+/// give the same placement.
 pub(super) fn place(
-    engine: &mut Engine,
+    view: &View,
     topo: &Topology,
     node: Option<Node>,
     rec: &AlertRecord,
     at: DateTime<Utc>,
 ) -> Placement {
+    let cfg = view.cfg;
     // A re-fired alert goes back to its incident while that is active, and reopens it
     // when it resolved within the reopen window.
-    if let Some(prev) = engine.refire_of.clone()
-        && let Some(inc) = engine.incidents.get(&prev)
+    if let Some(prev) = view.refire_of
+        && let Some(inc) = view.incidents.get(prev)
     {
         if inc.status.is_active() {
-            return join(prev.into(), Vec::new());
+            return join(prev.into(), Vec::new(), Reason::rule(Rule::Refire));
         }
-        let recent = inc
-            .resolved_at
-            .is_some_and(|r| at <= r + engine.cfg.reopen_window);
+        let recent = inc.resolved_at.is_some_and(|r| at <= r + cfg.reopen_window);
         if inc.status == crate::incident::IncidentStatus::Resolved && recent {
-            return Placement::Reopen { id: prev.into() };
+            return Placement {
+                action: Action::Reopen { id: prev.into() },
+                reason: Reason::rule(Rule::Refire),
+            };
         }
     }
-    let window = engine.cfg.window;
+    let window = cfg.window;
     // Effects follow their cause within a propagation window, measured from when the
-    // explaining CI first alerted in that incident.
-    // (at <= first + window && first <= at + window, with the sums done once.)
-    let (earliest, latest) = (at - window, at + window);
-    let in_window = |first: DateTime<Utc>| earliest <= first && first <= latest;
+    // explaining CI first alerted in that incident, longer for a cause more hops away.
+    let in_window = |first: DateTime<Utc>, silent: u32| {
+        at - view.window(silent) <= first && first <= at + window
+    };
     let Some(c) = node else {
-        // No CI: alerts on the same unknown host belong together (the host stands in for
-        // the CI it would be); else the same alert on many instances is one incident.
-        if let Some(h) = crate::cmdb::topology::host_of(&rec.labels)
-            && let Some((id, _)) = engine
-                .active_on_ci(&format!("host:{h}"))
-                .into_iter()
-                .find(|(_, f)| in_window(*f))
-        {
-            return join(id.into(), Vec::new());
-        }
-        let ignore = &engine.cfg.fallback_ignore_labels;
-        let fp = Fingerprint::of_selected(&rec.labels, |k| !ignore.iter().any(|i| i == k));
-        let key = format!("group:{fp}");
-        // The group's incident is joined while it saw an alert within the window.
-        let recent = |id: &String| {
-            engine
-                .incidents
-                .get(id)
-                .is_some_and(|i| at <= i.updated_at + window)
-        };
-        return match engine.open_by_key.get(&key).filter(|id| recent(id)) {
-            Some(id) => join(id.as_str().into(), Vec::new()),
-            None => Placement::Open { key },
-        };
+        return place_unknown(view, rec, at);
     };
     let cid = topo.ci(c).id.as_str();
 
-    // Cause precedes effect: the nearest alerting CI that `c` depends on (hop 0: itself).
-    let own = engine
+    // The suspected root of an active incident alerts: it is the confirmed root.
+    for (id, _) in view.active_on_ci(cid) {
+        if let Some(rc) = view.incidents.get(id).and_then(|i| i.root_cause.as_ref())
+            && !rc.alerting
+            && rc.ci_id == cid
+        {
+            return Placement {
+                action: Action::Confirm { id: id.into() },
+                reason: Reason::rule(Rule::ConfirmedRoot),
+            };
+        }
+    }
+
+    // Cause precedes effect: the best alerting CI that `c` depends on (hop 0: itself).
+    let own = view
         .active_on_ci(cid)
         .into_iter()
-        .find(|(_, f)| in_window(*f))
-        .map(|(id, first)| (0, first, id, c));
-    let walk = alerting_walk(engine, topo, c);
+        .find(|(_, f)| in_window(*f, 0))
+        .map(|(id, first)| Cand {
+            silent: 0,
+            hops: 0,
+            first,
+            id,
+            via: c,
+            score: 1.0,
+        });
+    let walk = link_walk(view, topo, c);
     // A CI already alerting stays in its incident, unless something it depends on began
     // alerting, in another incident, after it did: a new alert on it is then the effect
     // of that newer trouble upstream, which its earlier alerts cannot have come from.
-    let mut up: Option<(u32, DateTime<Utc>, &str, Node)> = None;
-    let mut newer: Option<(u32, DateTime<Utc>, &str, Node)> = None;
+    let mut up: Option<Cand> = None;
+    let mut newer: Option<Cand> = None;
     for r in walk.iter() {
-        // Nearest first: only the closest alerting dependencies are candidates.
-        if up.as_ref().is_some_and(|(h, ..)| *h < r.hops) {
-            break;
-        }
         // The explaining CI need not fire at this instant: an alert that flaps or
         // clears for a minute while its incident goes on does not end the fault.
         // Its first alert there must still be within the window.
-        let aid = &topo.ci(r.node).id;
-        for (id, first) in engine.active_on_ci(aid) {
-            if !in_window(first) {
+        let anchors = view.active_on_ci(&topo.ci(r.node).id);
+        if anchors.is_empty() {
+            continue;
+        }
+        // Through a monitoring gap, the CI linked to counts less the more of the estate
+        // depends on it: under a hub, an unrelated alert in the same minutes is likely.
+        let score = if r.silent > 0 {
+            r.score * view.fan(topo, r.node)
+        } else {
+            r.score
+        };
+        if score < cfg.min_link_score {
+            continue;
+        }
+        for (id, first) in anchors {
+            // With no alert on the path to show the fault passing, the cause must also
+            // have come first.
+            if !in_window(first, r.silent) || (r.silent > 0 && first > at) {
                 continue;
             }
-            let better = |x: &Option<(u32, DateTime<Utc>, &str, Node)>| {
-                x.as_ref()
-                    .is_none_or(|(h, f, ..)| (r.hops, first) < (*h, *f))
+            let cand = Cand {
+                silent: r.silent,
+                hops: r.hops,
+                first,
+                id,
+                via: r.node,
+                score,
             };
-            if let Some((_, f0, oid, _)) = &own
-                && id != *oid
-                && first > *f0
-                && better(&newer)
+            if let Some(o) = &own
+                && id != o.id
+                && first > o.first
+                && cand.before(&newer)
             {
-                newer = Some((r.hops, first, id, r.node));
+                newer = Some(cand);
             }
-            if better(&up) {
-                up = Some((r.hops, first, id, r.node));
+            if cand.before(&up) {
+                up = Some(cand);
             }
         }
     }
@@ -291,70 +540,293 @@ pub(super) fn place(
     };
 
     // Late root: active incidents whose root depends on `c` and opened shortly before.
-    let mut down: Vec<(DateTime<Utc>, String)> = Vec::new();
+    let mut down: Vec<(DateTime<Utc>, String, Reason)> = Vec::new();
     if !topo.dependents(c).is_empty() {
-        let late = engine.cfg.late_root_window;
-        let roots: Vec<(String, Node, DateTime<Utc>)> = engine
+        let late = cfg.late_root_window;
+        let slack = cfg.max_window.max(window) - window;
+        let mut roots: Vec<(DateTime<Utc>, &str, Node)> = view
             .open_by_key
             .values()
-            .filter_map(|id| engine.incidents.get(id))
-            .filter(|i| at <= i.opened_at + late && i.root_cause_ci.as_deref() != Some(cid))
+            .filter_map(|id| view.incidents.get(id))
+            .filter(|i| at <= i.opened_at + late + slack && i.root_cause_ci.as_deref() != Some(cid))
+            .filter(|i| up.as_ref().is_none_or(|u| u.id != i.id))
             .filter_map(|i| {
                 Some((
-                    i.id.clone(),
-                    topo.node(i.root_cause_ci.as_deref()?)?,
                     i.opened_at,
+                    i.id.as_str(),
+                    topo.node(i.root_cause_ci.as_deref()?)?,
                 ))
             })
             .collect();
-        for (id, root, opened) in roots {
-            if up.as_ref().is_some_and(|(_, _, uid, _)| *uid == id) {
-                continue;
-            }
-            let from_root = alerting_walk(engine, topo, root);
-            if from_root.iter().any(|r| r.node == c) {
-                down.push((opened, id));
+        if roots.len() > RECENT_LIMIT {
+            roots.sort_by(|a, b| b.cmp(a));
+            roots.truncate(RECENT_LIMIT);
+        }
+        for (opened, id, root) in roots {
+            let from_root = link_walk(view, topo, root);
+            if let Some(s) = from_root.iter().find(|s| s.node == c)
+                && at <= opened + late + (view.window(s.silent) - window)
+                && (s.silent == 0 || s.score * view.fan(topo, c) >= cfg.min_link_score)
+            {
+                let (path, silent) = link_path(view, topo, &from_root, root, c);
+                down.push((
+                    opened,
+                    id.to_string(),
+                    Reason {
+                        rule: Rule::LateRoot,
+                        score: if s.silent == 0 {
+                            s.score
+                        } else {
+                            s.score * view.fan(topo, c)
+                        },
+                        path,
+                        lag_seconds: Some((at - opened).num_seconds()),
+                        silent,
+                    },
+                ));
             }
         }
-        down.sort();
+        down.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     }
 
     match up {
-        Some((_, _, id, via)) => {
-            let path = if via == c {
-                Vec::new()
+        Some(u) => {
+            let (path, silent) = if u.via == c {
+                (Vec::new(), Vec::new())
             } else {
-                path_in(topo, &walk, c, via).unwrap_or_default()
+                link_path(view, topo, &walk, c, u.via)
             };
-            Placement::Join {
-                id: id.into(),
-                path,
-                reroot: false,
-                merge: down.into_iter().map(|(_, id)| id).collect(),
+            let reason = Reason {
+                rule: if u.hops == 0 {
+                    Rule::SameCi
+                } else {
+                    Rule::Upstream
+                },
+                score: u.score,
+                path: path.clone(),
+                lag_seconds: Some((at - u.first).num_seconds()),
+                silent,
+            };
+            Placement {
+                action: Action::Join {
+                    id: u.id.into(),
+                    path,
+                    reroot: false,
+                    merge: down.into_iter().map(|(_, id, _)| id).collect(),
+                },
+                reason,
             }
         }
         None if !down.is_empty() => {
-            let mut ids = down.into_iter().map(|(_, id)| id);
-            let first = ids.next().unwrap_or_default();
-            Placement::Join {
-                id: first.into(),
-                path: Vec::new(),
-                reroot: true,
-                merge: ids.collect(),
+            let mut ids = down.into_iter();
+            let (first, reason) = match ids.next() {
+                Some((_, id, reason)) => (id, reason),
+                None => (String::new(), Reason::rule(Rule::LateRoot)),
+            };
+            Placement {
+                action: Action::Join {
+                    id: first.into(),
+                    path: Vec::new(),
+                    reroot: true,
+                    merge: ids.map(|(_, id, _)| id).collect(),
+                },
+                reason,
             }
         }
-        None => Placement::Open {
-            key: format!("ci:{cid}"),
+        None => match silent_root(view, topo, c, at) {
+            Some(p) => p,
+            None => Placement {
+                action: Action::Open {
+                    key: format!("ci:{cid}"),
+                },
+                reason: Reason::rule(Rule::Opened),
+            },
         },
     }
 }
 
-fn join(id: CompactString, path: Vec<String>) -> Placement {
-    Placement::Join {
-        id,
-        path,
-        reroot: false,
-        merge: Vec::new(),
+/// An alert on no CI: alerts on the same unknown host belong together (the host stands
+/// in for the CI it would be); else the same alert on many instances is one incident.
+fn place_unknown(view: &View, rec: &AlertRecord, at: DateTime<Utc>) -> Placement {
+    let window = view.cfg.window;
+    let (earliest, latest) = (at - window, at + window);
+    if let Some(h) = crate::cmdb::topology::host_of(&rec.labels)
+        && let Some((id, first)) = view
+            .active_on_ci(&format!("host:{h}"))
+            .into_iter()
+            .find(|(_, f)| earliest <= *f && *f <= latest)
+    {
+        let mut reason = Reason::rule(Rule::UnknownHost);
+        reason.lag_seconds = Some((at - first).num_seconds());
+        return join(id.into(), Vec::new(), reason);
+    }
+    let ignore = &view.cfg.fallback_ignore_labels;
+    let fp = Fingerprint::of_selected(&rec.labels, |k| !ignore.iter().any(|i| i == k));
+    let key = format!("group:{fp}");
+    // The group's incident is joined while it saw an alert within the window.
+    let recent = |id: &String| {
+        view.incidents
+            .get(id)
+            .is_some_and(|i| at <= i.updated_at + window)
+    };
+    match view.open_by_key.get(&key).filter(|id| recent(id)) {
+        Some(id) => join(
+            id.as_str().into(),
+            Vec::new(),
+            Reason::rule(Rule::SameAlert),
+        ),
+        None => Placement {
+            action: Action::Open { key },
+            reason: Reason::rule(Rule::Opened),
+        },
+    }
+}
+
+/// Incidents whose roots share a silent dependency, with when each opened.
+type Siblings<'a> = Vec<(DateTime<Utc>, &'a Incident)>;
+
+/// Silent-root inference for an alert on `c` that nothing alerting explains: incidents
+/// opened within the propagation window whose roots share with `c` a dependency that is
+/// not alerting. The nearest such CI of each is a candidate; the best-supported candidate
+/// (see the module docs) becomes the suspected root of them all.
+fn silent_root(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Option<Placement> {
+    let cfg = view.cfg;
+    if !cfg.silent_roots {
+        return None;
+    }
+    let mine = ancestors(view.memo, topo, c, cfg.max_hops);
+    if mine.is_empty() {
+        return None;
+    }
+    let horizon = at - cfg.window;
+    let mut recent: Vec<(DateTime<Utc>, &Incident, Node)> = view
+        .open_by_key
+        .values()
+        .filter_map(|id| view.incidents.get(id))
+        .filter(|i| horizon <= i.opened_at && i.opened_at <= at)
+        .filter_map(|i| Some((i.opened_at, i, topo.node(i.root_cause_ci.as_deref()?)?)))
+        .filter(|(_, _, r)| *r != c)
+        .collect();
+    let hops_from_c: HashMap<Node, u32> = mine.iter().map(|r| (r.node, r.hops)).collect();
+    // A root that `c` depends on, or that depends on `c`, was not linked to it for its
+    // timing or score: a fault of its own, not a sibling symptom.
+    recent.retain(|(_, _, r)| {
+        !hops_from_c.contains_key(r)
+            && !ancestors(view.memo, topo, *r, cfg.max_hops)
+                .iter()
+                .any(|x| x.node == c)
+    });
+    if recent.is_empty() {
+        return None;
+    }
+    if recent.len() > RECENT_LIMIT {
+        recent.sort_by(|a, b| (b.0, &b.1.id).cmp(&(a.0, &a.1.id)));
+        recent.truncate(RECENT_LIMIT);
+    }
+    let silent = |n: Node| view.silent(topo, n) && view.active_on_ci(&topo.ci(n).id).is_empty();
+    // Per candidate root: how likely none of its symptoms came from it (the product of
+    // `1 - f` over them), and the incidents.
+    let mut cands: Vec<(Node, f64, Siblings)> = Vec::new();
+    for (opened, inc, r) in recent {
+        let theirs = ancestors(view.memo, topo, r, cfg.max_hops);
+        // The nearest common dependency that is not alerting; ties: the smaller fan-out.
+        let mut best: Option<(u32, u32, Node, u32, u32)> = None;
+        for rr in theirs.iter() {
+            let Some(&hc) = hops_from_c.get(&rr.node) else {
+                continue;
+            };
+            if !silent(rr.node) {
+                continue;
+            }
+            let key = (
+                hc + rr.hops,
+                view.fanout(topo, rr.node),
+                rr.node,
+                hc,
+                rr.hops,
+            );
+            if best.is_none_or(|b| (key.0, key.1, key.2) < (b.0, b.1, b.2)) {
+                best = Some(key);
+            }
+        }
+        let Some((_, _, s, hc, hr)) = best else {
+            continue;
+        };
+        // Symptoms of one cause start close together: within `window` of each other.
+        if opened < at - cfg.window {
+            continue;
+        }
+        // Each CI between a symptom and `s` shows nothing either: strong evidence
+        // against, as the CIs nearest a fault are the likeliest to show it.
+        let f = view.fan(topo, s) * cfg.root_gap_weight.powi((hc + hr).saturating_sub(2) as i32);
+        // One symptom per incident: its other CIs are explained by its root.
+        let miss = 1.0 - f;
+        match cands.iter_mut().find(|x| x.0 == s) {
+            Some(x) => {
+                x.1 *= miss;
+                x.2.push((opened, inc));
+            }
+            None => cands.push((s, miss, vec![(opened, inc)])),
+        }
+    }
+    let mut best: Option<(f64, Node, Siblings)> = None;
+    for (s, miss, incs) in cands {
+        let support = 1.0 - miss;
+        if support < cfg.min_root_support {
+            continue;
+        }
+        // A fault on `s` reaches most of what depends on it directly: a few symptoms
+        // under a CI with many direct dependents are more likely independent faults.
+        let direct = topo.dependents(s).len() as f64;
+        let need = (cfg.min_root_share * direct).ceil().max(2.0);
+        if ((incs.len() + 1) as f64) < need {
+            continue;
+        }
+        if best
+            .as_ref()
+            .is_none_or(|b| support > b.0 || (support == b.0 && s < b.1))
+        {
+            best = Some((support, s, incs));
+        }
+    }
+    let (score, s, mut incs) = best?;
+    incs.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+    let first = incs.first()?.0;
+    let mut ids = incs.into_iter().map(|(_, i)| i.id.clone());
+    let id = ids.next()?;
+    let path = path_in(topo, &mine, c, s).unwrap_or_default();
+    let silent_on_path = path
+        .iter()
+        .skip(1)
+        .filter(|id| view.firing_on(id) == 0)
+        .cloned()
+        .collect();
+    Some(Placement {
+        action: Action::Suspect {
+            id: id.into(),
+            root: s,
+            path: path.clone(),
+            merge: ids.collect(),
+        },
+        reason: Reason {
+            rule: Rule::SilentRoot,
+            score,
+            path,
+            lag_seconds: Some((at - first).num_seconds()),
+            silent: silent_on_path,
+        },
+    })
+}
+
+fn join(id: CompactString, path: Vec<String>, reason: Reason) -> Placement {
+    Placement {
+        action: Action::Join {
+            id,
+            path,
+            reroot: false,
+            merge: Vec::new(),
+        },
+        reason,
     }
 }
 
@@ -367,7 +839,7 @@ mod tests {
         let mut seen = Seen::default();
         for n in 0..40u32 {
             seen.insert(n, n + 1);
-            // Lowered later, as a walk does when it finds a quieter path.
+            // Lowered later, as a walk does when it finds a better path.
             seen.insert(n, n);
             assert!(matches!(seen, Seen::Few(_)) == (n < 16), "at {n}");
         }

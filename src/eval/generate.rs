@@ -13,15 +13,203 @@
 //! them. Monitoring is imperfect: re-sends, flapping, late roots, resolves minutes after
 //! recovery, aliases and `IP:port` instances, CIs missing from the CMDB, noise, and
 //! faults that overlap in time.
+//!
+//! [`Knobs`] move the world away from those defaults, one property at a time: how much of
+//! an impact monitoring sees (coverage falling with depth, roots that never alert), how
+//! slowly impact spreads and how long alert rules wait (`for:`), how wrong the CMDB is,
+//! how often independent faults overlap, how much noise there is, and which labels name a
+//! CI. Each knob models the world or its monitoring, never what sift does with it. Knobs
+//! draw from random streams of their own, and only when set away from their defaults, so
+//! `Knobs::default()` gives the original scenarios byte for byte and a knob changes only
+//! what it names (the same estate and faults, seen differently).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::json;
 
+use serde::Serialize;
+
 use super::{EstateSize, GroupKind, Rng, Scenario, TrueGroup, Truth};
 use crate::alert::{Fingerprint, Labels};
 use crate::cmdb::{Ci, CmdbFile, Criticality, Relation};
+
+/// How far a scenario departs from the default world (see the module doc). The default
+/// is the original generator.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Knobs {
+    /// Share of impacted CIs that alert at three or more hops from the root; the share
+    /// falls linearly from 1 at the root to this at depth 3 (per CI and fault: it may be
+    /// unmonitored, or degraded below its thresholds). 1 = every impacted CI alerts.
+    pub coverage: f64,
+    /// Share of faults whose root CI raises no alert at all.
+    pub silent_roots: f64,
+    /// How long impact takes to cross one dependency.
+    pub lag: Lag,
+    /// Longest `for:` clause of an alert rule, in minutes. Each alert name is one rule,
+    /// with a `for:` of 0, 1, 2, 5, 10 or 15 minutes (as long as this allows; 2 at most
+    /// for availability rules such as `HostDown`) fixed per scenario; an alert starts that
+    /// much after its CI is impacted, and an impact shorter than the rule's `for:` never
+    /// fires. 0 = alerts start when impact does.
+    pub for_max_min: u32,
+    /// Share of the true relations missing from the CMDB sift is given.
+    pub cmdb_missing: f64,
+    /// Spurious relations added to the CMDB, as a share of the true relation count.
+    pub cmdb_spurious: f64,
+    /// Share of CIs absent from the CMDB (with their relations); monitoring still names
+    /// them, and a fault rooted on one has no root CI sift could name.
+    pub cmdb_absent: f64,
+    /// Chance that a fault starts within three minutes of an earlier, independent one.
+    pub overlap: f64,
+    /// Single noise alerts per fault.
+    pub noise: f64,
+    /// Which labels name a CI.
+    pub labels: LabelStyle,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Self {
+            coverage: 1.0,
+            silent_roots: 0.0,
+            lag: Lag::Default,
+            for_max_min: 0,
+            cmdb_missing: 0.0,
+            cmdb_spurious: 0.0,
+            cmdb_absent: 0.0,
+            overlap: 0.2,
+            noise: 1.5,
+            labels: LabelStyle::Mixed,
+        }
+    }
+}
+
+/// Per-hop propagation delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lag {
+    /// 20–90 s plus up to 15 s of jitter (the original generator).
+    Default,
+    /// Heavy-tailed: Pareto with shape 1 from 10 s, capped at 5 minutes (median 20 s,
+    /// one hop in six over a minute, one in thirty at the cap): most hops are quick,
+    /// some are very slow (retries, timeouts, queues draining).
+    HeavyTail,
+}
+
+/// Which labels monitoring uses to name a CI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelStyle {
+    /// The original mix: `instance` as IP, FQDN or CMDB id with the exporter's port,
+    /// `service`/`pod` for applications, a `ci` label on one alert in ten.
+    Mixed,
+    /// `instance` is always `IP:port` where the CI has an address (hosts, datastore
+    /// VIPs, network gear); no `ci` labels.
+    IpPort,
+    /// Zabbix/Nagios style: a `host` label with the CI's short name and no port, instead
+    /// of `instance`; no `ci` labels.
+    Host,
+    /// CMDB-aware senders: every alert carries `ci` with the CMDB id.
+    Ci,
+}
+
+impl LabelStyle {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "mixed" => Self::Mixed,
+            "ip_port" | "ip:port" => Self::IpPort,
+            "host" => Self::Host,
+            "ci" => Self::Ci,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mixed => "mixed",
+            Self::IpPort => "ip:port",
+            Self::Host => "host",
+            Self::Ci => "ci",
+        }
+    }
+}
+
+impl Knobs {
+    /// Probability that an impacted CI `hops` from the root alerts.
+    fn alert_chance(&self, hops: u32) -> f64 {
+        if hops == 0 {
+            1.0 - self.silent_roots
+        } else {
+            1.0 - (1.0 - self.coverage) * f64::from(hops.min(3)) / 3.0
+        }
+    }
+
+    /// The `for:` of the rule that raises `alertname` in scenario `seed`: availability
+    /// rules (down, unreachable, crash-looping, failed probes) wait 0–2 minutes, as common
+    /// rule sets have them; degradation rules (latency, errors, lag, saturation, burn
+    /// rates) anything up to `for_max_min`. Fixed per name and scenario.
+    fn for_clause(&self, seed: u64, alertname: &str) -> Duration {
+        if self.for_max_min == 0 {
+            return Duration::zero();
+        }
+        let availability = [
+            "Down",
+            "Unreachable",
+            "NotRunning",
+            "CrashLooping",
+            "Failed",
+        ]
+        .iter()
+        .any(|w| alertname.contains(w));
+        let cap = if availability { 2 } else { 15 };
+        let levels: Vec<i64> = [0, 1, 2, 5, 10, 15]
+            .into_iter()
+            .filter(|&m| m <= i64::from(self.for_max_min).min(cap))
+            .collect();
+        // FNV-1a of the name, mixed with the seed: one fixed rule set per scenario.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        for b in alertname.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let mut r = Rng::new(h);
+        Duration::minutes(*r.pick(&levels))
+    }
+
+    /// Renames the CI-identifying labels of an alert on `node` to this style.
+    fn restyle(&self, labels: &mut Labels, node: Option<&Node>) {
+        match self.labels {
+            LabelStyle::Mixed => {}
+            LabelStyle::Ci => {
+                if let Some(n) = node {
+                    labels.insert("ci".into(), n.id.clone());
+                }
+            }
+            LabelStyle::IpPort => {
+                labels.remove("ci");
+                if let (Some(n), Some(inst)) = (node, labels.get("instance"))
+                    && let (Some(ip), Some((_, port))) = (&n.ip, inst.rsplit_once(':'))
+                    && port.bytes().all(|c| c.is_ascii_digit())
+                {
+                    let v = format!("{ip}:{port}");
+                    labels.insert("instance".into(), v);
+                }
+            }
+            LabelStyle::Host => {
+                labels.remove("ci");
+                if let Some(inst) = labels.remove("instance") {
+                    let host = match node {
+                        Some(n) => n.name.clone(),
+                        None => match inst.rsplit_once(':') {
+                            Some((h, p)) if p.bytes().all(|c| c.is_ascii_digit()) => h.to_string(),
+                            _ => inst,
+                        },
+                    };
+                    labels.insert("host".into(), host);
+                }
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
@@ -661,6 +849,13 @@ struct Spec {
 
 struct Stream<'r> {
     rng: &'r mut Rng,
+    /// Draws of knobs set away from their defaults (never touched at the defaults).
+    krng: Rng,
+    knobs: &'r Knobs,
+    seed: u64,
+    /// The CI being alerted on is not seen by monitoring in this fault: its alerts are
+    /// drawn (so the rest of the world stays the same) but not sent.
+    silent: bool,
     specs: Vec<Spec>,
     used: HashSet<Fingerprint>,
     truth: Truth,
@@ -669,12 +864,19 @@ struct Stream<'r> {
 impl Stream<'_> {
     fn group(&mut self, kind: GroupKind, root: Option<String>) -> usize {
         let id = self.truth.groups.len();
-        self.truth.groups.push(TrueGroup { id, kind, root });
+        self.truth.groups.push(TrueGroup {
+            id,
+            kind,
+            root,
+            root_alerted: true,
+        });
         id
     }
 
-    /// Adds one alert firing from `start` to `end`, unless its fingerprint is taken (the
-    /// same alert on the same CI in another group would be one dedup key for two truths).
+    /// Adds one alert firing from `start` to `end`. `None` when its fingerprint is taken
+    /// (the same alert on the same CI in another group would be one dedup key for two
+    /// truths); `Some(false)` when it never fires (its CI is silent, or the impact ended
+    /// before the rule's `for:` did); `Some(true)` when it is sent.
     fn alert(
         &mut self,
         mut labels: Labels,
@@ -682,14 +884,13 @@ impl Stream<'_> {
         group: usize,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-    ) -> bool {
+    ) -> Option<bool> {
         labels.insert("alertname".into(), name.into());
         labels.insert("severity".into(), severity.into());
         let fp = Fingerprint::of_labels(&labels);
         if !self.used.insert(fp.clone()) {
-            return false;
+            return None;
         }
-        self.truth.alerts.insert(fp, group);
         let end = end.max(start + Duration::seconds(60));
         let mut occurrences = Vec::new();
         if self.rng.chance(0.1) && end - start > Duration::minutes(4) {
@@ -710,16 +911,28 @@ impl Stream<'_> {
             .chance(0.6)
             .then(|| Duration::seconds(self.rng.range(60, 300)));
         let give_fingerprint = self.rng.chance(0.5);
+        // The rule's `for:` holds each firing back; a firing shorter than it never shows.
+        let hold = self.knobs.for_clause(self.seed, name);
+        if hold > Duration::zero() {
+            occurrences = occurrences
+                .into_iter()
+                .filter_map(|(a, b)| (a + hold < b).then_some((a + hold, b)))
+                .collect();
+        }
+        if self.silent || occurrences.is_empty() {
+            return Some(false);
+        }
+        self.truth.alerts.insert(fp, group);
         self.specs.push(Spec {
             labels,
             occurrences,
             resend,
             give_fingerprint,
         });
-        true
+        Some(true)
     }
 
-    /// 1..=`max` distinct alerts of `role` on a known CI.
+    /// 1..=`max` distinct alerts of `role` on a known CI; returns how many were sent.
     fn ci_alerts(
         &mut self,
         node: &Node,
@@ -733,18 +946,34 @@ impl Stream<'_> {
         self.rng.shuffle(&mut names);
         let want = self.rng.range(1, max) as usize;
         let mut made = 0;
+        let mut sent = 0;
         for name in names {
             if made == want {
                 break;
             }
-            let labels = identify(self.rng, node, name.0);
+            let mut labels = identify(self.rng, node, name.0);
+            self.knobs.restyle(&mut labels, Some(node));
             // Alerts of one CI do not all fire in the same second ("for:" clauses).
             let s = start + Duration::seconds(self.rng.range(0, 45));
-            if self.alert(labels, name, group, s, end) {
+            if let Some(fired) = self.alert(labels, name, group, s, end) {
                 made += 1;
+                sent += usize::from(fired);
             }
         }
-        made
+        sent
+    }
+
+    /// An alert on a CI the generator does not model (unknown to the CMDB).
+    fn other_alert(
+        &mut self,
+        mut labels: Labels,
+        name: (&str, &str),
+        group: usize,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) {
+        self.knobs.restyle(&mut labels, None);
+        self.alert(labels, name, group, start, end);
     }
 }
 
@@ -756,6 +985,11 @@ const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// Generates the scenario of `seed`: same seed and size, same scenario, byte for byte.
 pub fn generate(seed: u64, size: EstateSize) -> Scenario {
+    generate_with(seed, size, &Knobs::default())
+}
+
+/// Generates the scenario of `seed` in the world `knobs` describe (see [`Knobs`]).
+pub fn generate_with(seed: u64, size: EstateSize, knobs: &Knobs) -> Scenario {
     let mut rng = Rng::new(seed);
     let (nodes, cmdb) = build_estate(&mut rng, size);
     let base = DateTime::<Utc>::from_timestamp(1_795_420_800, 0).unwrap_or_default()
@@ -792,6 +1026,10 @@ pub fn generate(seed: u64, size: EstateSize) -> Scenario {
     let horizon = Duration::minutes(rng.range(4 * 60, 8 * 60));
     let mut stream = Stream {
         rng: &mut rng,
+        krng: Rng::new(seed ^ 0x4B4E_0B5E_5EED_0001),
+        knobs,
+        seed,
+        silent: false,
         specs: Vec::new(),
         used: HashSet::new(),
         truth: Truth::default(),
@@ -801,7 +1039,7 @@ pub fn generate(seed: u64, size: EstateSize) -> Scenario {
     let mut unknown_n = 0;
     for _ in 0..faults {
         let r = &mut *stream.rng;
-        let t0 = if !fault_starts.is_empty() && r.chance(0.2) {
+        let t0 = if !fault_starts.is_empty() && r.chance(knobs.overlap) {
             // Overlap: an independent fault within the same few minutes as another.
             *r.pick(&fault_starts) + Duration::seconds(r.range(0, 180))
         } else {
@@ -830,7 +1068,7 @@ pub fn generate(seed: u64, size: EstateSize) -> Scenario {
     }
 
     // Noise: single alerts on random CIs (some unknown to the CMDB), each its own group.
-    let noise = (faults as f64 * 1.5) as usize;
+    let noise = (faults as f64 * knobs.noise) as usize;
     for _ in 0..noise {
         let r = &mut *stream.rng;
         let start = base + Duration::seconds(r.range(0, horizon.num_seconds()));
@@ -843,7 +1081,7 @@ pub fn generate(seed: u64, size: EstateSize) -> Scenario {
             l.insert("job".into(), "node".into());
             l.insert("instance".into(), format!("{host}:9100"));
             let g = stream.group(GroupKind::Noise, None);
-            stream.alert(l, name, g, start, end);
+            stream.other_alert(l, name, g, start, end);
         } else {
             let node = &nodes[r.index(nodes.len())];
             let g = stream.group(GroupKind::Noise, Some(node.id.clone()));
@@ -854,15 +1092,75 @@ pub fn generate(seed: u64, size: EstateSize) -> Scenario {
         rng, specs, truth, ..
     } = stream;
     // Groups that lost every alert to fingerprint clashes are not groups.
-    let truth = compact(truth);
+    let mut truth = compact(truth);
     let alerts = emit(rng, &specs);
+    let cmdb = corrupt_cmdb(seed, knobs, cmdb, &mut truth);
     Scenario {
         seed,
         size,
+        knobs: knobs.clone(),
         cmdb,
         alerts,
         truth,
     }
+}
+
+/// The CMDB sift is given: the true one with CIs left out, relations missing and
+/// spurious relations added, as `knobs` say. A fault rooted on a CI left out has no root
+/// sift could name (`None`, as for hosts the CMDB never knew).
+fn corrupt_cmdb(seed: u64, knobs: &Knobs, mut cmdb: CmdbFile, truth: &mut Truth) -> CmdbFile {
+    if knobs.cmdb_absent <= 0.0 && knobs.cmdb_missing <= 0.0 && knobs.cmdb_spurious <= 0.0 {
+        return cmdb;
+    }
+    let mut r = Rng::new(seed ^ 0xC4DB_0000_E44E_0000);
+    let true_relations = cmdb.relations.len();
+    if knobs.cmdb_absent > 0.0 {
+        let absent: HashSet<String> = cmdb
+            .cis
+            .iter()
+            .filter(|_| r.chance(knobs.cmdb_absent))
+            .map(|c| c.id.clone())
+            .collect();
+        cmdb.cis.retain(|c| !absent.contains(&c.id));
+        cmdb.relations
+            .retain(|rel| !absent.contains(&rel.source) && !absent.contains(&rel.target));
+        for g in &mut truth.groups {
+            if g.root.as_ref().is_some_and(|id| absent.contains(id)) {
+                g.root = None;
+            }
+        }
+    }
+    if knobs.cmdb_missing > 0.0 {
+        cmdb.relations.retain(|_| !r.chance(knobs.cmdb_missing));
+    }
+    let spurious = (true_relations as f64 * knobs.cmdb_spurious).round() as usize;
+    if spurious > 0 && cmdb.cis.len() > 1 {
+        let mut have: HashSet<(String, String)> = cmdb
+            .relations
+            .iter()
+            .map(|rel| (rel.source.clone(), rel.target.clone()))
+            .collect();
+        let mut added = 0;
+        let mut tries = 0;
+        while added < spurious && tries < spurious * 20 {
+            tries += 1;
+            let a = cmdb.cis[r.index(cmdb.cis.len())].id.clone();
+            let b = cmdb.cis[r.index(cmdb.cis.len())].id.clone();
+            if a == b
+                || have.contains(&(b.clone(), a.clone()))
+                || !have.insert((a.clone(), b.clone()))
+            {
+                continue;
+            }
+            cmdb.relations.push(Relation {
+                source: a,
+                target: b,
+                rel_type: "depends_on".to_string(),
+            });
+            added += 1;
+        }
+    }
+    cmdb
 }
 
 /// A fault on a known CI: breadth first over dependents, each hop less likely and later.
@@ -895,7 +1193,12 @@ fn propagate(
             if !seen.insert(d) || !s.rng.chance(p) {
                 continue;
             }
-            let onset = at + Duration::seconds(s.rng.range(20, 90) + s.rng.range(0, 15));
+            let mut lag = s.rng.range(20, 90) + s.rng.range(0, 15);
+            if s.knobs.lag == Lag::HeavyTail {
+                // Pareto, shape 1, scale 10 s: P(lag > x) = 10 / x, capped at 5 minutes.
+                lag = (10.0 / (1.0 - s.krng.unit())).min(300.0) as i64;
+            }
+            let onset = at + Duration::seconds(lag);
             affected.push((d, hops + 1, onset));
             queue.push_back((d, hops + 1, onset));
         }
@@ -918,7 +1221,13 @@ fn propagate(
         // Recovery spreads back out hop by hop; some alerts resolve minutes later.
         let end = recovery
             + Duration::seconds(i64::from(hops) * s.rng.range(10, 60) + s.rng.range(0, 240));
-        s.ci_alerts(&nodes[n], role, max, g, start, end);
+        let p = s.knobs.alert_chance(hops);
+        s.silent = p < 1.0 && !s.krng.chance(p);
+        let sent = s.ci_alerts(&nodes[n], role, max, g, start, end);
+        s.silent = false;
+        if hops == 0 {
+            s.truth.groups[g].root_alerted = sent > 0;
+        }
     }
     if s.rng.chance(0.1) {
         // A consumer nobody put in the CMDB also notices.
@@ -929,7 +1238,7 @@ fn propagate(
         l.insert("namespace".into(), "prod".into());
         let start = t0 + Duration::seconds(s.rng.range(40, 200));
         let end = recovery + Duration::seconds(s.rng.range(0, 180));
-        s.alert(l, ("UpstreamConnectionErrors", "warning"), g, start, end);
+        s.other_alert(l, ("UpstreamConnectionErrors", "warning"), g, start, end);
     }
 }
 
@@ -947,7 +1256,7 @@ fn unknown_fault(s: &mut Stream, k: usize, t0: DateTime<Utc>, duration: Duration
         l.insert("instance".into(), format!("{host}:9100"));
         let st = t0 + Duration::seconds(s.rng.range(0, 30));
         let until = end + Duration::seconds(s.rng.range(0, 120));
-        s.alert(l, name, g, st, until);
+        s.other_alert(l, name, g, st, until);
     }
     for j in 1..=s.rng.range(1, 4) {
         let mut l = Labels::new();
@@ -957,7 +1266,7 @@ fn unknown_fault(s: &mut Stream, k: usize, t0: DateTime<Utc>, duration: Duration
         let name = *s.rng.pick(alertnames(Kind::Application, "", Role::Symptom));
         let st = t0 + Duration::seconds(s.rng.range(20, 90) + s.rng.range(0, 15));
         let until = end + Duration::seconds(s.rng.range(0, 180));
-        s.alert(l, name, g, st, until);
+        s.other_alert(l, name, g, st, until);
     }
 }
 

@@ -6,7 +6,10 @@
 //! policy turns alert noise into incidents (pairwise precision / recall / F1 over
 //! distinct alerts, root-cause top-1, incidents per true fault), and comparing it with
 //! what an operator gets from Alertmanager grouping or a plain time window. `sift-eval`
-//! drives it; the scenarios it writes can be fed to `sift replay`.
+//! drives it; the scenarios it writes can be fed to `sift replay`. [`grid`] sweeps the
+//! generator's [`Knobs`] (worlds sift was not tuned on) and reports the mean and the
+//! worst cell; [`nezha`] and [`telecom`] turn two public real data sets into alerts and a
+//! CMDB and score sift on them (docs/correlation-eval.md).
 //!
 //! What it must not do: encode any knowledge of sift's grouping policy. The generator
 //! models how faults propagate through a real estate (impact flows from a failed CI to
@@ -17,10 +20,13 @@
 
 mod baseline;
 mod generate;
+pub mod grid;
+pub mod nezha;
 mod score;
+pub mod telecom;
 
-pub use baseline::{Grouping, group_by_labels, time_window};
-pub use generate::generate;
+pub use baseline::{Grouping, group_by_labels, recent_dependency, time_window};
+pub use generate::{Knobs, LabelStyle, Lag, generate, generate_with};
 pub use score::{Scores, score};
 
 use std::collections::BTreeMap;
@@ -87,6 +93,9 @@ pub struct TrueGroup {
     pub kind: GroupKind,
     /// The CI the fault started on; `None` when that CI is not in the CMDB.
     pub root: Option<String>,
+    /// Whether the root raised an alert; `false` when only what depends on it did (an
+    /// unmonitored root, see `Knobs::silent_roots`).
+    pub root_alerted: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -116,6 +125,8 @@ impl Truth {
 pub struct Scenario {
     pub seed: u64,
     pub size: EstateSize,
+    /// The world it was generated in.
+    pub knobs: Knobs,
     pub cmdb: CmdbFile,
     /// JSON lines in arrival order, one Alertmanager alert object per line (the format
     /// `sift replay --alerts` reads).
@@ -136,20 +147,34 @@ pub struct Evaluation {
     pub am_alertname: Scores,
     pub am_job: Scores,
     pub window: Scores,
+    pub dependency: Scores,
 }
 
 /// The names of the rows `Evaluation::rows` yields, in order.
-pub const ROW_NAMES: [&str; 4] = [
+pub const ROW_NAMES: [&str; 5] = [
     "sift",
     "am group_by alertname",
     "am group_by job",
     "time window 5m",
+    "dependency alerted 10m",
 ];
 
 impl Evaluation {
-    pub fn rows(&self) -> [&Scores; 4] {
-        [&self.sift, &self.am_alertname, &self.am_job, &self.window]
+    pub fn rows(&self) -> [&Scores; 5] {
+        [
+            &self.sift,
+            &self.am_alertname,
+            &self.am_job,
+            &self.window,
+            &self.dependency,
+        ]
     }
+}
+
+/// The root CI an incident names: the confirmed root, or the suspected (silent) one the
+/// policy names when only dependents alert. The one place the harness reads it.
+pub fn incident_root(i: &crate::incident::Incident) -> Option<String> {
+    i.root_cause_ci.clone()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -230,6 +255,7 @@ pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
     );
     let am_job = group_by_labels(&alerts, &topo, &mapper, &["job"], Duration::minutes(5));
     let window = time_window(&alerts, &topo, &mapper, Duration::minutes(5));
+    let dependency = recent_dependency(&alerts, &topo, &mapper, Duration::minutes(10));
     let mut cfg = CorrelateConfig::default();
     // Experiments: EVAL_WINDOW_S / EVAL_LATE_S override the windows (seconds),
     // EVAL_SILENT the silent-hop limit.
@@ -257,11 +283,7 @@ pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
         .iter()
         .map(|i| i.alert_fingerprints.iter().cloned().collect())
         .collect();
-    let roots: Vec<Option<String>> = out
-        .incidents
-        .iter()
-        .map(|i| i.root_cause_ci.clone())
-        .collect();
+    let roots: Vec<Option<String>> = out.incidents.iter().map(incident_root).collect();
     let t = &scn.truth;
     Ok(Evaluation {
         cis: scn.cmdb.cis.len(),
@@ -272,7 +294,81 @@ pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
         am_alertname: score(t, &am_alertname.incidents, &am_alertname.roots),
         am_job: score(t, &am_job.incidents, &am_job.roots),
         window: score(t, &window.incidents, &window.roots),
+        dependency: score(t, &dependency.incidents, &dependency.roots),
     })
+}
+
+/// Incidents of a replay, and the incident each firing event's alert sat in.
+#[derive(Debug)]
+pub struct TrackedReplay {
+    /// Incidents by number, merged ones left out (as `sift replay` lists them).
+    pub incidents: Vec<crate::incident::Incident>,
+    /// Per input alert: for a firing event, the id of the incident its alert was in right
+    /// after the event (followed through later merges); `None` for resolves and alerts
+    /// that joined no incident.
+    pub incident_of: Vec<Option<String>>,
+}
+
+/// Replays `alerts` in order through a fresh engine exactly as `sift replay` does
+/// (`replay::run`: no changes, no ticks), recording where each firing event landed.
+/// Real monitoring re-fires the same alert (same labels, same fingerprint) many times a
+/// day; this tells which incident each firing episode went to, which the final
+/// incidents' alert lists cannot.
+pub fn replay_tracked(
+    topo: &Topology,
+    mapper: &CiMapper,
+    cfg: CorrelateConfig,
+    alerts: Vec<Alert>,
+) -> TrackedReplay {
+    let mut engine = crate::correlate::Engine::new(cfg).without_change_log();
+    let mut incident_of = Vec::with_capacity(alerts.len());
+    for a in alerts {
+        let fp = a.fingerprint.clone();
+        let firing = a.status == crate::alert::AlertStatus::Firing;
+        engine.ingest(topo, mapper, a);
+        incident_of.push(if firing {
+            engine
+                .alert(&fp)
+                .and_then(|r| r.incident_id.as_deref().map(String::from))
+        } else {
+            None
+        });
+    }
+    // Follow merges to the incident that absorbed each one (bounded: merges form chains
+    // towards older incidents, never loops, but a bad chain must not hang the harness).
+    let merged_into = |id: &str| -> Option<String> {
+        engine
+            .incident(id)
+            .and_then(|i| i.enrichment.get("merged_into"))
+            .and_then(|v| v.as_str())
+            .map(String::from)
+    };
+    let mut final_id: std::collections::HashMap<String, String> = Default::default();
+    for id in incident_of.iter_mut().flatten() {
+        if let Some(f) = final_id.get(id.as_str()) {
+            *id = f.clone();
+            continue;
+        }
+        let mut cur = id.clone();
+        for _ in 0..64 {
+            match merged_into(&cur) {
+                Some(next) if next != cur => cur = next,
+                _ => break,
+            }
+        }
+        final_id.insert(id.clone(), cur.clone());
+        *id = cur;
+    }
+    let mut incidents: Vec<crate::incident::Incident> = engine
+        .incidents()
+        .filter(|i| !i.enrichment.contains_key("merged_into"))
+        .cloned()
+        .collect();
+    incidents.sort_by_key(crate::incident::Incident::number);
+    TrackedReplay {
+        incidents,
+        incident_of,
+    }
 }
 
 /// splitmix64: tiny, fast, and good enough to drive a generator; a seed fully

@@ -4,6 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::*;
 use crate::alert::{AlertStatus, Labels};
+use crate::eval::grid;
 
 fn fp(s: &str) -> Fingerprint {
     Fingerprint::from(s)
@@ -17,6 +18,7 @@ fn truth(groups: &[&[&str]]) -> Truth {
             id: g,
             kind: GroupKind::Fault,
             root: Some(format!("r{g}")),
+            root_alerted: true,
         });
         for a in *alerts {
             t.alerts.insert(fp(a), g);
@@ -237,4 +239,228 @@ fn replay_workload_repeats_the_stream_each_copy_after_the_last() {
         assert_eq!(a.starts_at - b.starts_at, shift);
     }
     assert_eq!(copies[2].len(), 7);
+}
+
+#[test]
+fn bcubed_weighs_every_alert_once() {
+    let t = truth(TRUE);
+    let all: &[&[&str]] = &[&["a", "b", "c", "d", "e", "f"]];
+    let s = score(&t, &incidents(all), &[None]);
+    // a, b, c: half their incident is their group; d, e: a third; f: a sixth.
+    let p = (3.0 * 0.5 + 2.0 / 3.0 + 1.0 / 6.0) / 6.0;
+    assert!((s.bcubed_precision - p).abs() < 1e-12, "{s:?}");
+    assert_eq!(s.bcubed_recall, 1.0);
+    let perfect = score(&t, &incidents(TRUE), &[None, None, None]);
+    assert_eq!(
+        (
+            perfect.bcubed_precision,
+            perfect.bcubed_recall,
+            perfect.bcubed_f1
+        ),
+        (1.0, 1.0, 1.0)
+    );
+}
+
+#[test]
+fn root_top1_is_split_by_whether_the_root_alerted() {
+    let mut t = truth(TRUE);
+    t.groups[1].root_alerted = false;
+    // Group 0 named right, group 1 (silent root) named right as a suspected root.
+    let s = score(
+        &t,
+        &incidents(TRUE),
+        &[Some("r0".into()), Some("r1".into()), None],
+    );
+    assert_eq!((s.root_alerted_correct, s.root_alerted_eligible), (1, 1));
+    assert_eq!((s.root_silent_correct, s.root_silent_eligible), (1, 1));
+    // Naming the alerting dependent instead of the silent root is wrong.
+    let s = score(
+        &t,
+        &incidents(TRUE),
+        &[Some("r0".into()), Some("d".into()), None],
+    );
+    assert_eq!(s.root_silent_top1(), Some(0.0));
+    assert_eq!(s.root_alerted_top1(), Some(1.0));
+}
+
+#[test]
+fn dependency_baseline_joins_only_recent_alerts_on_what_a_ci_depends_on() {
+    let doc = crate::cmdb::CmdbFile::parse(
+        r#"{"cis": [{"id": "db"}, {"id": "app"}, {"id": "other"}],
+            "relations": [{"source": "app", "target": "db", "type": "depends_on"}]}"#,
+    )
+    .unwrap();
+    let topo = Topology::from_file(&doc);
+    let t0 = DateTime::<Utc>::from_timestamp(1_795_420_800, 0).unwrap();
+    let mk = |ci: &str, name: &str, min: i64| {
+        let mut l = Labels::new();
+        l.insert("alertname".into(), name.into());
+        l.insert("ci".into(), ci.into());
+        Alert {
+            fingerprint: Fingerprint::of_labels(&l),
+            status: AlertStatus::Firing,
+            labels: l,
+            annotations: Labels::new(),
+            starts_at: t0 + Duration::minutes(min),
+            ends_at: None,
+            generator_url: None,
+            source: crate::alert::Source::Replay,
+        }
+    };
+    let alerts = vec![
+        mk("db", "Down", 0),
+        mk("app", "Errors", 3),
+        mk("other", "Errors", 4),
+        mk("app", "Latency", 30),
+    ];
+    let g = recent_dependency(&alerts, &topo, &CiMapper::default(), Duration::minutes(10));
+    assert_eq!(
+        g.incidents.iter().map(Vec::len).collect::<Vec<_>>(),
+        [2, 1, 1]
+    );
+    assert_eq!(g.roots[0].as_deref(), Some("db"));
+}
+
+fn first_starts(scn: &Scenario) -> BTreeMap<Fingerprint, DateTime<Utc>> {
+    let mut out = BTreeMap::new();
+    for a in parse_alerts(&scn.alerts).unwrap() {
+        out.entry(a.fingerprint.clone()).or_insert(a.starts_at);
+    }
+    out
+}
+
+#[test]
+fn knobs_change_only_what_they_name() {
+    let size = EstateSize::Medium;
+    let base = generate(0, size);
+
+    // A wrong CMDB: the same alerts, a CMDB with CIs and relations missing and spurious
+    // relations, still valid.
+    let cmdb_err = Knobs {
+        cmdb_missing: 0.2,
+        cmdb_spurious: 0.1,
+        cmdb_absent: 0.05,
+        ..Knobs::default()
+    };
+    let c = generate_with(0, size, &cmdb_err);
+    assert_eq!(c.alerts, base.alerts);
+    assert_eq!(c.truth.alerts, base.truth.alerts);
+    assert!(c.cmdb.cis.len() < base.cmdb.cis.len());
+    assert!(c.cmdb.validate(|_| false).is_ok());
+    let true_rels: HashSet<(String, String)> = base
+        .cmdb
+        .relations
+        .iter()
+        .map(|r| (r.source.clone(), r.target.clone()))
+        .collect();
+    let spurious = c
+        .cmdb
+        .relations
+        .iter()
+        .filter(|r| !true_rels.contains(&(r.source.clone(), r.target.clone())))
+        .count();
+    assert!(spurious > base.cmdb.relations.len() / 20, "{spurious}");
+
+    // Another label convention: the same alerts, named by `host`.
+    let host = generate_with(
+        0,
+        size,
+        &Knobs {
+            labels: LabelStyle::Host,
+            ..Knobs::default()
+        },
+    );
+    // (Fingerprints change with the labels, so which repeats clash differs a little.)
+    let near = |a: usize, b: usize| a.abs_diff(b) * 20 <= b;
+    assert!(near(host.truth.alerts.len(), base.truth.alerts.len()));
+    assert!(near(host.truth.groups.len(), base.truth.groups.len()));
+    let parsed = parse_alerts(&host.alerts).unwrap();
+    assert!(parsed.iter().all(|a| a.labels.get("instance").is_none()));
+    assert!(parsed.iter().any(|a| a.labels.get("host").is_some()));
+
+    // Long `for:` clauses: the same alerts start later, some never fire.
+    let slow = generate_with(
+        0,
+        size,
+        &Knobs {
+            for_max_min: 15,
+            ..Knobs::default()
+        },
+    );
+    let (b, s) = (first_starts(&base), first_starts(&slow));
+    assert!(s.len() <= b.len());
+    assert!(s.iter().all(|(fp, t)| b.get(fp).is_some_and(|bt| t >= bt)));
+    assert!(s.iter().any(|(fp, t)| b[fp] + Duration::minutes(5) <= *t));
+
+    // Sparse monitoring: fewer alerts, faults whose root never alerted, and the truth
+    // still lists exactly the alerts sent.
+    let sparse = Knobs {
+        coverage: 0.25,
+        silent_roots: 0.5,
+        lag: Lag::HeavyTail,
+        ..Knobs::default()
+    };
+    let sp = generate_with(0, size, &sparse);
+    assert!(sp.truth.alerts.len() < base.truth.alerts.len());
+    assert!(
+        sp.truth
+            .groups
+            .iter()
+            .any(|g| g.kind == GroupKind::Fault && !g.root_alerted)
+    );
+    assert!(base.truth.groups.iter().all(|g| g.root_alerted));
+    let parsed: HashSet<Fingerprint> = parse_alerts(&sp.alerts)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.fingerprint)
+        .collect();
+    let known: HashSet<Fingerprint> = sp.truth.alerts.keys().cloned().collect();
+    assert_eq!(parsed, known);
+}
+
+#[test]
+fn grid_starts_with_the_default_world_and_names_each_cell_once() {
+    let cells = grid::cells();
+    assert_eq!(cells[0].knobs, Knobs::default());
+    let names: HashSet<String> = cells.iter().map(grid::Cell::name).collect();
+    assert_eq!(names.len(), cells.len());
+    let r = grid::run_cell(&cells[0], &[1]).unwrap();
+    assert_eq!(r.scorers.len(), ROW_NAMES.len());
+    assert!((0.0..=1.0).contains(&r.scorers[0].bcubed_f1));
+}
+
+#[test]
+fn tracked_replay_opens_the_incidents_sift_replay_opens() {
+    let scn = generate_with(
+        5,
+        EstateSize::Small,
+        &Knobs {
+            coverage: 0.6,
+            silent_roots: 0.2,
+            ..Knobs::default()
+        },
+    );
+    let alerts = parse_alerts(&scn.alerts).unwrap();
+    let topo = Topology::from_file(&scn.cmdb);
+    let m = CiMapper::default();
+    let cfg = crate::correlate::CorrelateConfig::default();
+    let plain = crate::replay::run(&topo, &m, cfg.clone(), Vec::new(), alerts.clone());
+    let tracked = replay_tracked(&topo, &m, cfg, alerts.clone());
+    let view = |incs: &[crate::incident::Incident]| -> Vec<(String, Vec<Fingerprint>)> {
+        incs.iter()
+            .map(|i| (i.id.clone(), i.alert_fingerprints.iter().cloned().collect()))
+            .collect()
+    };
+    assert_eq!(view(&tracked.incidents), view(&plain.incidents));
+    // Every firing event landed in an incident that is still listed (merges followed);
+    // resolves land nowhere.
+    let ids: HashSet<&str> = tracked.incidents.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(tracked.incident_of.len(), alerts.len());
+    for (a, inc) in alerts.iter().zip(&tracked.incident_of) {
+        match (a.status, inc) {
+            (AlertStatus::Resolved, i) => assert!(i.is_none()),
+            (AlertStatus::Firing, Some(id)) => assert!(ids.contains(id.as_str()), "{id}"),
+            (AlertStatus::Firing, None) => {}
+        }
+    }
 }

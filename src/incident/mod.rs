@@ -85,6 +85,10 @@ pub struct Incident {
     pub impact: u8,
     pub urgency: u8,
     pub root_cause_ci: Option<String>,
+    /// The root cause in full: `root_cause_ci`, whether that CI is alerting (false: a
+    /// suspected root), confidence and reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_cause: Option<RootCause>,
     /// CIs its alerts are on, in the order they joined (a set: checked on every join).
     pub ci_ids: Members<String>,
     pub impacted_services: Vec<String>,
@@ -169,6 +173,69 @@ pub struct TimelineEntry {
     pub detail: Detail,
 }
 
+/// Which grouping rule placed an alert (see `correlate::policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// Nothing explained it: it opened an incident of its own.
+    Opened,
+    /// Its CI already alerted in this incident.
+    SameCi,
+    /// Something its CI depends on alerted in this incident first (cause precedes effect).
+    Upstream,
+    /// Its CI is something the incident's root depends on: it became the root.
+    LateRoot,
+    /// It and the incident's alerts share a silent dependency, now the suspected root.
+    SilentRoot,
+    /// It fired on the incident's suspected root, which is now the confirmed root.
+    ConfirmedRoot,
+    /// A re-fire of an alert of this incident (maybe reopening it).
+    Refire,
+    /// No CI: another alert named the same unknown host.
+    UnknownHost,
+    /// No CI: the same alert (labels minus instance-like ones) on many instances.
+    SameAlert,
+}
+
+/// Why an alert went where it went: the rule, the link's score (1 for a link through
+/// alerting CIs only), the dependency path it followed, the lag behind the CI it was
+/// linked to, and the CIs on that path that were not alerting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    pub rule: Rule,
+    pub score: f64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<String>,
+    /// Seconds from the linked CI's first alert in the incident to this alert's start
+    /// (negative: this one started first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub silent: Vec<String>,
+}
+
+impl Reason {
+    pub fn rule(rule: Rule) -> Self {
+        Reason {
+            rule,
+            score: 1.0,
+            path: Vec::new(),
+            lag_seconds: None,
+            silent: Vec::new(),
+        }
+    }
+}
+
+/// An incident's root cause: the CI, whether it is alerting itself (false: a suspected
+/// root inferred from the alerting CIs that all depend on it), how sure sift is, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RootCause {
+    pub ci_id: String,
+    pub alerting: bool,
+    pub confidence: f64,
+    pub reason: String,
+}
+
 /// What a timeline entry records beyond its kind: a JSON value. The core's most frequent
 /// entry, an alert joining, is kept typed until it is written: a JSON map per alert of a
 /// storm cost four allocations and a tree insert per key. Both forms write the same JSON,
@@ -179,6 +246,8 @@ pub enum Detail {
     AlertJoined {
         alertname: CompactString,
         fingerprint: Fingerprint,
+        /// Why it joined (absent on entries written before sift recorded reasons).
+        reason: Option<Box<Reason>>,
     },
     Json(serde_json::Value),
 }
@@ -189,7 +258,14 @@ impl Detail {
             Detail::AlertJoined {
                 alertname,
                 fingerprint,
-            } => serde_json::json!({"alertname": alertname, "fingerprint": fingerprint}),
+                reason,
+            } => {
+                let mut v = serde_json::json!({"alertname": alertname, "fingerprint": fingerprint});
+                if let Some(r) = reason {
+                    v["reason"] = serde_json::to_value(r).unwrap_or_default();
+                }
+                v
+            }
             Detail::Json(v) => v.clone(),
         }
     }
@@ -224,10 +300,14 @@ impl Serialize for Detail {
             Detail::AlertJoined {
                 alertname,
                 fingerprint,
+                reason,
             } => {
-                let mut m = s.serialize_map(Some(2))?;
+                let mut m = s.serialize_map(Some(2 + usize::from(reason.is_some())))?;
                 m.serialize_entry("alertname", alertname)?;
                 m.serialize_entry("fingerprint", fingerprint)?;
+                if let Some(r) = reason {
+                    m.serialize_entry("reason", r)?;
+                }
                 m.end()
             }
             Detail::Json(v) => v.serialize(s),

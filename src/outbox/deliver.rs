@@ -5,6 +5,11 @@
 //! a row (moves its `next_at` past the request timeout), so a crash mid-request only
 //! delays the row; receivers dedupe on `event_id`. Rows of one (subscription, incident)
 //! go one at a time, in order.
+//!
+//! A receiver that fails is backed off as a whole (`Breakers`): its pending events wait
+//! together, and after each wait at most `concurrency` of them probe it, so a dead
+//! receiver with a large backlog costs a few requests per backoff interval, not one per
+//! event. Destinations are checked by `guard`: internal addresses only when allowed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +19,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::task::JoinSet;
 
+use super::guard::{Destinations, Resolver};
 use super::{OutboxEntry, Outcome, Subscription, preset};
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -31,6 +37,8 @@ pub struct DeliverySettings {
     pub ca_file: Option<PathBuf>,
     /// Delivered rows older than this are deleted (pending and dead rows stay).
     pub retention: chrono::Duration,
+    /// Where deliveries may go.
+    pub destinations: Arc<Destinations>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,14 +49,32 @@ pub enum StartError {
     Client(#[from] reqwest::Error),
 }
 
+/// Redirects a delivery follows at most.
+const MAX_REDIRECTS: usize = 5;
+
 /// The HTTP(S) client deliveries go through: rustls with the ring provider, the system's
-/// trust roots plus `ca_file`'s certificates.
-pub fn client(ca_file: Option<&Path>) -> Result<reqwest::Client, StartError> {
+/// trust roots plus `ca_file`'s certificates; names resolve only to allowed addresses,
+/// and a redirect to an address not allowed is refused.
+pub fn client(
+    ca_file: Option<&Path>,
+    destinations: Arc<Destinations>,
+) -> Result<reqwest::Client, StartError> {
     // Several callers (tests start many daemons in one process) race for this; the
     // first one wins and they all install the same provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder =
-        reqwest::Client::builder().user_agent(concat!("sift/", env!("CARGO_PKG_VERSION")));
+    let redirect_guard = destinations.clone();
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("sift/", env!("CARGO_PKG_VERSION")))
+        .dns_resolver(Arc::new(Resolver { destinations }))
+        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+            }
+            match redirect_guard.check_url(attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(b) => attempt.error(b),
+            }
+        }));
     if let Some(path) = ca_file {
         let bad = |reason: String| StartError::CaFile {
             path: path.to_path_buf(),
@@ -71,13 +97,46 @@ pub fn spawn(
     metrics: Arc<Metrics>,
     settings: DeliverySettings,
 ) -> Result<tokio::task::JoinHandle<()>, StartError> {
-    let client = client(settings.ca_file.as_deref())?;
+    let client = client(settings.ca_file.as_deref(), settings.destinations.clone())?;
     Ok(tokio::spawn(run(store, metrics, settings, client)))
 }
 
 /// How often delivered rows past retention are swept (more often when retention is
 /// shorter than this, never more often than the poll interval).
 const PURGE_EVERY: Duration = Duration::from_secs(600);
+
+/// Receivers that failed: until when their events wait, and how many waits in a row.
+#[derive(Default)]
+struct Breakers {
+    open: HashMap<String, (i64, chrono::DateTime<Utc>)>,
+}
+
+impl Breakers {
+    /// A delivery to `sub` failed: unless it already waits, it waits `backoff` (growing
+    /// with each failed probe); returns the new end of the wait.
+    fn failed(&mut self, sub: &str, s: &DeliverySettings) -> Option<chrono::DateTime<Utc>> {
+        let now = Utc::now();
+        let (trips, until) = self.open.entry(sub.to_string()).or_insert((0, now));
+        if *until > now {
+            return None; // a failure of the probes already counted
+        }
+        *trips += 1;
+        *until = now + backoff(s, *trips, sub);
+        Some(*until)
+    }
+
+    /// The end of `sub`'s wait, while it waits.
+    fn waiting(&self, sub: &str) -> Option<chrono::DateTime<Utc>> {
+        self.open
+            .get(sub)
+            .map(|(_, until)| *until)
+            .filter(|u| *u > Utc::now())
+    }
+
+    fn delivered(&mut self, sub: &str) {
+        self.open.remove(sub);
+    }
+}
 
 async fn run(
     store: Arc<dyn Store>,
@@ -86,13 +145,15 @@ async fn run(
     client: reqwest::Client,
 ) {
     let concurrency = s.concurrency.max(1);
-    let mut in_flight: JoinSet<()> = JoinSet::new();
+    let mut in_flight: JoinSet<(String, bool)> = JoinSet::new();
+    let mut breakers = Breakers::default();
     let purge_every = s
         .retention
         .to_std()
         .unwrap_or(PURGE_EVERY)
         .clamp(s.poll_interval, PURGE_EVERY.max(s.poll_interval));
     let mut next_purge = tokio::time::Instant::now();
+    let mut next_count = tokio::time::Instant::now();
     loop {
         if tokio::time::Instant::now() >= next_purge {
             next_purge = tokio::time::Instant::now() + purge_every;
@@ -108,6 +169,9 @@ async fn run(
         let free = concurrency.saturating_sub(in_flight.len());
         let mut claimed = 0;
         if free > 0 {
+            // Events of a receiver that waits (written since its wait began) join the
+            // wait instead of being tried.
+            let mut join_wait: HashMap<String, chrono::DateTime<Utc>> = HashMap::new();
             match claim(&store, free).await {
                 Ok((subs, rows)) => {
                     claimed = rows.len();
@@ -115,6 +179,10 @@ async fn run(
                         let Some(sub) = subs.get(&row.subscription).cloned() else {
                             continue; // deleted since: its rows were removed with it
                         };
+                        if let Some(until) = breakers.waiting(&sub.name) {
+                            join_wait.insert(sub.name.clone(), until);
+                            continue;
+                        }
                         let (store, metrics, client, s) =
                             (store.clone(), metrics.clone(), client.clone(), s.clone());
                         in_flight.spawn(async move {
@@ -138,20 +206,41 @@ async fn run(
                                 // The lease runs out and the row is tried again.
                                 tracing::error!(error = %e, "cannot record a delivery outcome");
                             }
+                            (sub.name, label == "delivered")
                         });
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot claim outbox rows"),
             }
+            for (sub, until) in join_wait {
+                if let Err(e) = store.postpone_outbox(&sub, until).await {
+                    tracing::warn!(error = %e, "cannot postpone a failing receiver's events");
+                }
+            }
         }
-        if let Ok(n) = store.outbox_pending().await {
-            metrics.outbox_pending.set(n);
+        // Counting pending rows reads the whole queue: once per poll interval at most.
+        if tokio::time::Instant::now() >= next_count {
+            next_count = tokio::time::Instant::now() + s.poll_interval;
+            if let Ok(n) = store.outbox_pending().await {
+                metrics.outbox_pending.set(n);
+            }
         }
         if claimed > 0 && in_flight.len() < concurrency {
             continue; // there may be more due right now
         }
         tokio::select! {
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                if let Ok((sub, ok)) = done {
+                    if ok {
+                        breakers.delivered(&sub);
+                    } else if let Some(until) = breakers.failed(&sub, &s) {
+                        match store.postpone_outbox(&sub, until).await {
+                            Ok(n) => tracing::info!(subscription = %sub, events = n, until = %until, "receiver failing; its events wait"),
+                            Err(e) => tracing::warn!(error = %e, "cannot postpone a failing receiver's events"),
+                        }
+                    }
+                }
+            }
             _ = tokio::time::sleep(s.poll_interval) => {}
         }
     }
@@ -189,7 +278,7 @@ async fn attempt(
     s: &DeliverySettings,
 ) -> Outcome {
     let attempts = row.attempts + 1;
-    let result = post(client, sub, row).await;
+    let result = post(client, sub, row, &s.destinations).await;
     match result {
         Ok(()) => Outcome::Delivered { at: Utc::now() },
         Err(error) if attempts >= i64::from(sub.max_attempts) => Outcome::Dead { attempts, error },
@@ -205,7 +294,12 @@ async fn post(
     client: &reqwest::Client,
     sub: &Subscription,
     row: &OutboxEntry,
+    destinations: &Destinations,
 ) -> Result<(), String> {
+    // An address in the URL never reaches the resolver: check it here.
+    if let Ok(u) = reqwest::Url::parse(&sub.url) {
+        destinations.check_url(&u).map_err(|b| b.to_string())?;
+    }
     let generic: serde_json::Value =
         serde_json::from_str(&row.body).map_err(|e| format!("stored body is corrupt: {e}"))?;
     let body = serde_json::to_vec(&preset::shape(sub.preset, &generic))
@@ -273,16 +367,19 @@ mod tests {
     fn a_bad_ca_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.pem");
-        let e = client(Some(&missing)).unwrap_err().to_string();
+        let e = client(Some(&missing), Arc::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("notify.ca_file ") && e.contains("nope.pem"),
             "{e}"
         );
         let junk = dir.path().join("junk.pem");
         std::fs::write(&junk, "not a certificate").unwrap();
-        let e = client(Some(&junk)).unwrap_err().to_string();
+        let d = Arc::new(Destinations::default());
+        let e = client(Some(&junk), d.clone()).unwrap_err().to_string();
         assert!(e.contains("no PEM certificate"), "{e}");
-        assert!(client(None).is_ok());
+        assert!(client(None, d).is_ok());
     }
 
     #[test]
@@ -294,6 +391,7 @@ mod tests {
             concurrency: 1,
             ca_file: None,
             retention: chrono::Duration::days(7),
+            destinations: Arc::default(),
         };
         let ms = |a| backoff(&s, a, "INC0000001:3:incident.opened").num_milliseconds();
         assert!((500..=1000).contains(&ms(1)));

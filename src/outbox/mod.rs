@@ -8,11 +8,13 @@
 //! about incidents: it only reports what the core decided.
 
 pub mod deliver;
+pub mod guard;
 pub mod preset;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 use crate::config::Dur;
 use crate::incident::{Incident, IncidentStatus, TimelineEntry};
@@ -173,6 +175,22 @@ pub struct Event {
     pub body: String,
 }
 
+impl Event {
+    /// The event as one Server-Sent Events frame (`event`, `id`, `data`), built once and
+    /// shared by every live reader (the body is one line of JSON).
+    pub fn sse_frame(&self) -> Arc<[u8]> {
+        let mut f = String::with_capacity(self.body.len() + self.event_id.len() + 40);
+        f.push_str("event: ");
+        f.push_str(self.kind.as_str());
+        f.push_str("\nid: ");
+        f.push_str(&self.event_id);
+        f.push_str("\ndata: ");
+        f.push_str(&self.body);
+        f.push_str("\n\n");
+        Arc::from(f.into_bytes())
+    }
+}
+
 /// The events a committed batch means, in the order they happened per incident. `seq` is
 /// the batch's commit sequence number (unique per transaction, so event ids are unique).
 ///
@@ -322,6 +340,7 @@ mod tests {
             impact: 2,
             urgency: 2,
             root_cause_ci: None,
+            root_cause: None,
             ci_ids: Default::default(),
             impacted_services: vec![],
             assignment_group: None,

@@ -258,79 +258,139 @@ impl HistoryRecord {
 /// Parses one JSON object into a validated record.
 pub fn parse_record(json: &str) -> Result<HistoryRecord, RecordError> {
     let mut de = serde_json::Deserializer::from_str(json);
-    let rec: HistoryRecord = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            RecordError::Parse(inner.to_string())
-        } else {
-            RecordError::Parse(format!("{path}: {inner}"))
-        }
-    })?;
+    let rec: HistoryRecord = serde_path_to_error::deserialize(&mut de).map_err(parse_error)?;
     de.end().map_err(|e| RecordError::Parse(e.to_string()))?;
     rec.validate()
 }
 
 /// The records of a batch that passed, and the ones refused (with the rule applied:
-/// the first record with an id wins, later duplicates are refused).
+/// the first record with an id wins, later duplicates are refused). Only the first
+/// `MAX_BAD_REPORTED` refusals are kept with their reasons; `bad_total` counts them all,
+/// so a large bad batch cannot grow the answer (or memory) with it.
 #[derive(Debug, Default)]
 pub struct ParsedBatch {
     pub records: Vec<HistoryRecord>,
     pub bad: Vec<BadRecord>,
+    pub bad_total: usize,
 }
 
-/// Parses JSON lines (blank lines ignored) or, when the text starts with `[`, a JSON list
-/// of records. Every bad record is reported with its position; none stops the others.
-pub fn parse_batch(text: &str) -> ParsedBatch {
-    let trimmed = text.trim_start();
-    let items: Vec<(usize, String)> = if trimmed.starts_with('[') {
-        match serde_json::from_str::<Vec<serde_json::Value>>(trimmed) {
-            Ok(list) => list
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (i + 1, v.to_string()))
-                .collect(),
-            Err(e) => {
-                return ParsedBatch {
-                    records: Vec::new(),
-                    bad: vec![BadRecord {
-                        record: 0,
-                        id: None,
-                        reason: format!("not a JSON list of records: {e}"),
-                    }],
-                };
-            }
+/// Refusals reported with their reason per batch.
+pub const MAX_BAD_REPORTED: usize = 100;
+
+impl ParsedBatch {
+    fn refuse(&mut self, bad: BadRecord) {
+        self.bad_total += 1;
+        if self.bad.len() < MAX_BAD_REPORTED {
+            self.bad.push(bad);
         }
-    } else {
-        text.lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| (i + 1, l.to_string()))
-            .collect()
-    };
-    let mut out = ParsedBatch::default();
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for (pos, item) in items {
-        match parse_record(&item) {
+    }
+
+    fn take(
+        &mut self,
+        pos: usize,
+        parsed: Result<HistoryRecord, RecordError>,
+        id: Option<String>,
+        seen: &mut HashMap<String, usize>,
+    ) {
+        match parsed {
             Ok(r) => {
                 if let Some(&first) = seen.get(&r.id) {
-                    out.bad.push(BadRecord {
+                    self.refuse(BadRecord {
                         record: pos,
                         id: Some(r.id.clone()),
                         reason: RecordError::Duplicate { id: r.id, first }.to_string(),
                     });
                 } else {
                     seen.insert(r.id.clone(), pos);
-                    out.records.push(r);
+                    self.records.push(r);
                 }
             }
-            Err(e) => out.bad.push(BadRecord {
+            Err(e) => self.refuse(BadRecord {
                 record: pos,
-                id: serde_json::from_str::<serde_json::Value>(&item)
-                    .ok()
-                    .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string)),
+                id,
                 reason: e.to_string(),
             }),
+        }
+    }
+}
+
+/// Parses one JSON value (an element of a list) into a validated record.
+fn record_from_value(v: serde_json::Value) -> Result<HistoryRecord, RecordError> {
+    let rec: HistoryRecord = serde_path_to_error::deserialize(v).map_err(parse_error)?;
+    rec.validate()
+}
+
+/// A record that does not deserialize, with the path of the bad field.
+fn parse_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> RecordError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if path == "." {
+        RecordError::Parse(inner.to_string())
+    } else {
+        RecordError::Parse(format!("{path}: {inner}"))
+    }
+}
+
+/// Parses JSON lines (blank lines ignored) or, when the text starts with `[`, a JSON list
+/// of records. Every bad record is counted with its position; none stops the others. A
+/// list is read element by element, never held whole as JSON values.
+pub fn parse_batch(text: &str) -> ParsedBatch {
+    let trimmed = text.trim_start();
+    let mut out = ParsedBatch::default();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    if trimmed.starts_with('[') {
+        struct Elements<'a> {
+            out: &'a mut ParsedBatch,
+            seen: &'a mut HashMap<String, usize>,
+        }
+        impl<'de> serde::de::Visitor<'de> for Elements<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON list of records")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+                let mut pos = 0;
+                while let Some(v) = seq.next_element::<serde_json::Value>()? {
+                    pos += 1;
+                    let id = v.get("id").and_then(|i| i.as_str()).map(str::to_string);
+                    self.out.take(pos, record_from_value(v), id, self.seen);
+                }
+                Ok(())
+            }
+        }
+        let mut de = serde_json::Deserializer::from_str(trimmed);
+        let read = serde::Deserializer::deserialize_seq(
+            &mut de,
+            Elements {
+                out: &mut out,
+                seen: &mut seen,
+            },
+        )
+        .and_then(|()| de.end());
+        if let Err(e) = read {
+            return ParsedBatch {
+                records: Vec::new(),
+                bad: vec![BadRecord {
+                    record: 0,
+                    id: None,
+                    reason: format!("not a JSON list of records: {e}"),
+                }],
+                bad_total: 1,
+            };
+        }
+    } else {
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parsed = parse_record(line);
+            let id = match &parsed {
+                Ok(_) => None,
+                Err(_) => serde_json::from_str::<serde_json::Value>(line)
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string)),
+            };
+            out.take(i + 1, parsed, id, &mut seen);
         }
     }
     out
@@ -466,6 +526,7 @@ mod tests {
             impact: 1,
             urgency: 1,
             root_cause_ci: Some("db-01".into()),
+            root_cause: None,
             ci_ids: ["orders-api".into(), "db-01".into()].into_iter().collect(),
             impacted_services: vec![],
             assignment_group: Some("dba-team".into()),

@@ -138,6 +138,13 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<OutboxEntry>, StoreError>;
     async fn outbox_pending(&self) -> Result<i64, StoreError>;
+    /// Moves the pending rows of `subscription` due before `until` to `until` (its
+    /// receiver is failing: its events wait together instead of each retrying alone).
+    async fn postpone_outbox(
+        &self,
+        subscription: &str,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError>;
     /// Deletes rows delivered before `delivered_before` (pending and dead rows stay);
     /// how many went.
     async fn purge_outbox(

@@ -155,6 +155,35 @@ async fn checkpoints(pool: Pool<Sqlite>) {
     }
 }
 
+/// Whether a connection given back to its pool may be used again. A failed write can leave
+/// a connection that still counts itself inside a transaction: SQLite rolls a transaction
+/// back by itself on some errors (a full disk among them), and the ROLLBACK sent when the
+/// transaction is dropped then fails, so every later BEGIN on that connection would fail
+/// too. Such a connection is closed and the pool opens a fresh one. The ping first lets a
+/// rollback still queued on the connection run, so a healthy one is never closed.
+fn reusable<DB: sqlx::Database>(
+    conn: &mut DB::Connection,
+    _meta: sqlx::pool::PoolConnectionMetadata,
+) -> futures_util::future::BoxFuture<'_, Result<bool, sqlx::Error>>
+where
+    DB::Connection: sqlx::Connection,
+{
+    use sqlx::Connection;
+    Box::pin(async move {
+        if !conn.is_in_transaction() {
+            return Ok(true);
+        }
+        conn.ping().await?;
+        if conn.is_in_transaction() {
+            tracing::warn!(
+                "a store connection was left inside a failed transaction; opening a new one"
+            );
+            return Ok(false);
+        }
+        Ok(true)
+    })
+}
+
 impl SqliteStore {
     pub async fn connect(cfg: &StoreConfig) -> Result<Self, StoreError> {
         let sync = if cfg.sqlite_synchronous == "normal" {
@@ -179,6 +208,7 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(cfg.max_connections.max(2))
             .acquire_timeout(Duration::from_secs(30))
+            .after_release(reusable::<Sqlite>)
             .connect_with(opts.clone())
             .await?;
         // An in-memory database is private to its connection's pool: one pool then.
@@ -190,9 +220,11 @@ impl SqliteStore {
                 // Writers queue here (the writer task, outbox delivery, API edits) rather
                 // than on SQLite's busy timeout.
                 .acquire_timeout(Duration::from_secs(30))
-                // Kept for the daemon's life, and with it the cache.
+                // Kept for the daemon's life, and with it the cache (replaced only when a
+                // failed write left it unusable: `reusable`).
                 .idle_timeout(None)
                 .max_lifetime(None)
+                .after_release(reusable::<Sqlite>)
                 // 8 MiB of page cache for the writer: the default 2 MiB re-reads index
                 // pages of a large alerts table on every batch. Under the load harness
                 // (200k alerts) 16 and 64 MiB were no faster, and 16 MiB peaked ~20 MiB
@@ -237,6 +269,7 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(cfg.max_connections.max(2))
             .acquire_timeout(Duration::from_secs(10))
+            .after_release(reusable::<Postgres>)
             .connect_with(opts)
             .await?;
         Ok(Self { pool })
@@ -655,6 +688,17 @@ macro_rules! sql_store {
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter().map(outbox_entry).collect::<Result<Vec<_>, _>>().map_err(Into::into)
+            }
+
+            async fn postpone_outbox(&self, subscription: &str, until: DateTime<Utc>) -> Result<u64, StoreError> {
+                let r = sqlx::query(
+                    "UPDATE outbox SET next_at = $1 WHERE subscription = $2 AND status = 'pending' AND next_at < $1",
+                )
+                .bind(ms(until))
+                .bind(subscription)
+                .execute(self.write_pool())
+                .await?;
+                Ok(r.rows_affected())
             }
 
             async fn purge_outbox(&self, delivered_before: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -1346,3 +1390,72 @@ where
 
 sql_store!(SqliteStore, Sqlite, SqliteWriteTx);
 sql_store!(PostgresStore, Postgres, PostgresWriteTx);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ci(id: &str, name: &str) -> Ci {
+        serde_json::from_value(serde_json::json!({"id": id, "name": name})).unwrap()
+    }
+
+    async fn sqlite(dir: &tempfile::TempDir) -> SqliteStore {
+        let cfg = StoreConfig {
+            url: format!("sqlite://{}", dir.path().join("sift.db").display()),
+            ..StoreConfig::default()
+        };
+        let s = SqliteStore::connect(&cfg).await.unwrap();
+        s.migrate().await.unwrap();
+        s
+    }
+
+    /// A disk that fills mid-write (SQLITE_FULL, here through a page cap on the writer's
+    /// connection) fails that write; the next one succeeds once there is room again,
+    /// without a restart.
+    #[tokio::test]
+    async fn a_full_disk_fails_one_write_and_the_writer_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sqlite(&dir).await;
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&s.writer)
+            .await
+            .unwrap();
+        sqlx::query(AssertSqlSafe(format!(
+            "PRAGMA max_page_count = {}",
+            pages + 2
+        )))
+        .execute(&s.writer)
+        .await
+        .unwrap();
+        let mut failed = false;
+        let mut tx = s.begin().await.unwrap();
+        for i in 0..200 {
+            let ci = ci(&format!("ci-{i}"), &"x".repeat(4000));
+            if tx.upsert_cis(&[ci]).await.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        let commit = tx.commit(1, true).await;
+        assert!(failed || commit.is_err(), "the page cap never bit");
+        // Room again (a new connection has no cap; the old one may keep it).
+        sqlx::query("PRAGMA max_page_count = 1073741823")
+            .execute(&s.writer)
+            .await
+            .ok();
+        let mut tx = s
+            .begin()
+            .await
+            .expect("a write after a full disk must begin");
+        tx.upsert_cis(&[ci("after", "after")]).await.unwrap();
+        tx.commit(1, true).await.expect("and commit");
+        assert!(
+            s.load_cmdb()
+                .await
+                .unwrap()
+                .cis
+                .iter()
+                .any(|c| c.id == "after")
+        );
+    }
+}

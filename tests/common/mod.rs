@@ -209,7 +209,11 @@ pub struct Resp {
 impl Sift {
     /// Starts `sift serve` on port 0 on `db`'s store with extra `SIFT_*` settings.
     pub fn start(db: &Db, env: &[(&str, &str)]) -> Sift {
-        // reqwest is built without a default TLS provider (sift installs ring's).
+        Sift::start_with_store(db, &db.url, env)
+    }
+
+    /// As `start`, with the daemon's store URL given (a proxy in front of the database).
+    pub fn start_with_store(db: &Db, store_url: &str, env: &[(&str, &str)]) -> Sift {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut s = Sift {
             child: None,
@@ -219,7 +223,7 @@ impl Sift {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            store_url: db.url.clone(),
+            store_url: store_url.to_string(),
             dir: db.dir.path().to_path_buf(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -282,6 +286,19 @@ impl Sift {
                 );
             }
         }
+    }
+
+    /// The daemon's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Peak resident memory of the daemon so far (VmHWM), in bytes (Linux).
+    pub fn peak_rss(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
     }
 
     /// Everything the daemon wrote to stderr so far (all runs).

@@ -7,14 +7,7 @@
 # Every wait is bounded (.ci/run adds an outer `timeout`); kills what it started.
 source "$(dirname "$0")/lib.sh"
 
-TOOLS="${SIFT_TOOLS:-$HOME/.cache/sift-tools}"
-TANSU="$TOOLS/bin/tansu"
-if [ ! -x "$TANSU" ]; then
-  log "installing tansu into $TOOLS (about 8 minutes on 2 cores)"
-  t0=$SECONDS
-  CARGO_TARGET_DIR="$TOOLS/target" cargo install --quiet tansu --features dynostore --root "$TOOLS"
-  log "tansu installed in $((SECONDS - t0))s"
-fi
+TANSU=$(tansu_bin)
 SIFT=$(sift_bin)
 # Debian's kcat (librdkafka 2.0) fails tansu's ApiVersions exchange; this tool uses the
 # librdkafka sift is built with. `cargo test` builds examples; build it when missing.

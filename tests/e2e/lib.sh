@@ -51,6 +51,19 @@ sift_bin() {
   echo "$target/debug/sift"
 }
 
+# The tansu broker (a Kafka-compatible broker, in-memory storage), installed once into
+# the tools cache outside the clone (about 8 minutes on 2 idle cores).
+tansu_bin() {
+  local tools="${SIFT_TOOLS:-$HOME/.cache/sift-tools}"
+  if [ ! -x "$tools/bin/tansu" ]; then
+    log "installing tansu into $tools" >&2
+    local t0=$SECONDS
+    CARGO_TARGET_DIR="$tools/target" cargo install --quiet tansu --features dynostore --root "$tools" >&2
+    log "tansu installed in $((SECONDS - t0))s" >&2
+  fi
+  echo "$tools/bin/tansu"
+}
+
 # start_sift NAME PORT [ENV=VALUE...]: runs `sift serve` in $E2E_DIR, logs to NAME.log,
 # waits until it answers /healthz. Sets SIFT_PID.
 start_sift() {

@@ -1,0 +1,472 @@
+//! Unit tests of the policy on hand-drawn estates with monitoring gaps: links through
+//! CIs that are not alerting, suspected (silent) roots, slow deep propagation, the
+//! reasons placements record, and the policy as a pure function.
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::*;
+use crate::cmdb::{Ci, CmdbFile, Relation};
+use crate::incident::Rule;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap()
+}
+
+fn ci(id: &str, ty: &str) -> Ci {
+    Ci {
+        id: id.into(),
+        name: None,
+        ci_type: Some(ty.into()),
+        criticality: Default::default(),
+        owner_group: None,
+        aliases: Vec::new(),
+        attributes: Default::default(),
+    }
+}
+
+fn rel(s: &str, t: &str) -> Relation {
+    Relation {
+        source: s.into(),
+        target: t.into(),
+        rel_type: "depends_on".into(),
+    }
+}
+
+fn estate(cis: &[(&str, &str)], rels: &[(&str, &str)]) -> Topology {
+    Topology::from_file(&CmdbFile {
+        cis: cis.iter().map(|(id, ty)| ci(id, ty)).collect(),
+        relations: rels.iter().map(|(s, t)| rel(s, t)).collect(),
+    })
+}
+
+fn on(ci: &str, name: &str, start_s: i64) -> Alert {
+    let mut labels = Labels::new();
+    labels.insert("alertname".into(), name.into());
+    labels.insert("ci".into(), ci.into());
+    Alert {
+        fingerprint: Fingerprint::of_labels(&labels),
+        status: AlertStatus::Firing,
+        labels,
+        annotations: Labels::new(),
+        starts_at: t0() + Duration::seconds(start_s),
+        ends_at: None,
+        generator_url: None,
+        source: Source::Alertmanager,
+    }
+}
+
+fn incident_of<'a>(e: &'a Engine, a: &Alert) -> &'a Incident {
+    let id = e
+        .alert(&a.fingerprint)
+        .and_then(|r| r.incident_id.clone())
+        .expect("alert has an incident");
+    e.incident(&id).expect("incident in memory")
+}
+
+fn live(e: &Engine) -> Vec<&Incident> {
+    e.incidents()
+        .filter(|i| i.status.is_active() && !i.enrichment.contains_key("merged_into"))
+        .collect()
+}
+
+/// The reason recorded when alert `a` joined its incident.
+fn reason_of(ch: &Changes, a: &Alert) -> crate::incident::Reason {
+    ch.timeline
+        .iter()
+        .find_map(|t| match &t.detail {
+            Detail::AlertJoined {
+                fingerprint,
+                reason: Some(r),
+                ..
+            } if *fingerprint == a.fingerprint => Some((**r).clone()),
+            _ => None,
+        })
+        .expect("a reason for the alert")
+}
+
+/// web-1, web-2, api-1 run on host-7, which nobody monitors; host-7 → tor-3.
+fn silent_host_estate() -> Topology {
+    estate(
+        &[
+            ("web-1", "application"),
+            ("web-2", "application"),
+            ("api-1", "application"),
+            ("host-7", "host"),
+            ("host-8", "host"),
+            ("tor-3", "network"),
+            ("batch-9", "application"),
+        ],
+        &[
+            ("web-1", "host-7"),
+            ("web-2", "host-7"),
+            ("api-1", "host-7"),
+            ("host-7", "tor-3"),
+            ("host-8", "tor-3"),
+            ("batch-9", "host-8"),
+        ],
+    )
+}
+
+#[test]
+fn a_silent_host_under_alerting_apps_is_the_suspected_root_and_confirmed_when_it_alerts() {
+    let topo = silent_host_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let w1 = on("web-1", "HighLatency", 0);
+    let w2 = on("web-2", "HighErrorRate", 20);
+    let a1 = on("api-1", "HighLatency", 45);
+    for a in [&w1, &w2, &a1] {
+        e.ingest(&topo, &m, a.clone());
+    }
+    let ch = e.take_changes();
+    assert_eq!(
+        live(&e).len(),
+        1,
+        "{:?}",
+        live(&e).iter().map(|i| &i.title).collect::<Vec<_>>()
+    );
+    let inc = incident_of(&e, &w1).clone();
+    assert_eq!(inc.alert_count, 3);
+    assert_eq!(inc.root_cause_ci.as_deref(), Some("host-7"));
+    let rc = inc.root_cause.clone().expect("a root cause");
+    assert!(!rc.alerting, "{rc:?}");
+    assert!(rc.confidence > 0.0 && rc.confidence <= 0.5, "{rc:?}");
+    assert!(inc.title.contains("suspected"), "{}", inc.title);
+    assert_eq!(
+        inc.enrichment["root_cause"]["alerting"],
+        serde_json::json!(false)
+    );
+    // Evidence: a path from each symptom to the suspected root.
+    for app in ["web-1", "web-2", "api-1"] {
+        assert_eq!(
+            inc.enrichment["evidence"][app],
+            serde_json::json!([app, "host-7"]),
+            "{app}"
+        );
+    }
+    let r = reason_of(&ch, &w2);
+    assert_eq!(r.rule, Rule::SilentRoot);
+    assert_eq!(r.path, vec!["web-2", "host-7"]);
+    assert_eq!(r.silent, vec!["host-7"]);
+    assert!(ch.timeline.iter().any(|t| t.kind == "root_suspected"));
+    // The third app links to the suspected root directly (it is filed in the incident).
+    assert_eq!(reason_of(&ch, &a1).rule, Rule::Upstream);
+
+    // The host alerts two minutes later: now the confirmed root.
+    let h = on("host-7", "NodeFilesystemFull", 160);
+    e.ingest(&topo, &m, h.clone());
+    let ch = e.take_changes();
+    let inc = incident_of(&e, &h).clone();
+    assert_eq!(incident_of(&e, &w1).id, inc.id);
+    assert_eq!(live(&e).len(), 1);
+    assert_eq!(inc.root_cause_ci.as_deref(), Some("host-7"));
+    let rc = inc.root_cause.clone().expect("a root cause");
+    assert!(rc.alerting, "{rc:?}");
+    assert!(!inc.title.contains("suspected"), "{}", inc.title);
+    assert_eq!(reason_of(&ch, &h).rule, Rule::ConfirmedRoot);
+    assert!(ch.timeline.iter().any(|t| t.kind == "root_confirmed"));
+}
+
+#[test]
+fn a_single_alerting_app_is_its_own_root_and_a_ci_missing_from_the_cmdb_is_never_suspected() {
+    let topo = silent_host_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let w1 = on("web-1", "HighLatency", 0);
+    e.ingest(&topo, &m, w1.clone());
+    let inc = incident_of(&e, &w1);
+    assert_eq!(inc.root_cause_ci.as_deref(), Some("web-1"));
+    assert!(inc.root_cause.as_ref().is_some_and(|r| r.alerting));
+    // Two services unknown to the CMDB on one unknown host: grouped by host, no root.
+    let mut x = on("x", "Down", 10);
+    x.labels.remove("ci");
+    x.labels.insert("instance".into(), "ghost-host:8080".into());
+    x.labels.insert("job".into(), "a".into());
+    x.fingerprint = Fingerprint::of_labels(&x.labels);
+    let mut y = x.clone();
+    y.labels.insert("job".into(), "b".into());
+    y.fingerprint = Fingerprint::of_labels(&y.labels);
+    e.ingest(&topo, &m, x.clone());
+    e.ingest(&topo, &m, y.clone());
+    assert_eq!(incident_of(&e, &x).id, incident_of(&e, &y).id);
+    assert_eq!(incident_of(&e, &x).root_cause_ci, None);
+    assert_eq!(incident_of(&e, &x).root_cause, None);
+}
+
+/// Two data centres, each a core switch 300 hosts hang off; app-N runs on host-N.
+fn hub_estate() -> Topology {
+    let mut cis: Vec<(String, &str)> = Vec::new();
+    let mut rels: Vec<(String, String)> = Vec::new();
+    for dc in ["dc1", "dc2"] {
+        cis.push((format!("core-{dc}"), "network"));
+        for i in 0..300 {
+            cis.push((format!("host-{dc}-{i}"), "host"));
+            cis.push((format!("app-{dc}-{i}"), "application"));
+            rels.push((format!("host-{dc}-{i}"), format!("core-{dc}")));
+            rels.push((format!("app-{dc}-{i}"), format!("host-{dc}-{i}")));
+        }
+    }
+    Topology::from_file(&CmdbFile {
+        cis: cis.iter().map(|(id, ty)| ci(id, ty)).collect(),
+        relations: rels.iter().map(|(s, t)| rel(s, t)).collect(),
+    })
+}
+
+#[test]
+fn two_independent_faults_under_a_silent_core_switch_are_two_incidents() {
+    let topo = hub_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    // Two hosts fail within half a minute of each other; their apps notice. Their core
+    // switch, which 600 CIs (half the estate) depend on, shows nothing.
+    let h1 = on("host-dc1-1", "HostDown", 0);
+    let a1 = on("app-dc1-1", "HighErrorRate", 40);
+    let h2 = on("host-dc1-2", "NodeDiskFailure", 25);
+    let a2 = on("app-dc1-2", "HighLatency", 70);
+    for a in [&h1, &h2, &a1, &a2] {
+        e.ingest(&topo, &m, a.clone());
+    }
+    assert_eq!(
+        live(&e).len(),
+        2,
+        "{:?}",
+        live(&e).iter().map(|i| &i.title).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        incident_of(&e, &a1).root_cause_ci.as_deref(),
+        Some("host-dc1-1")
+    );
+    assert_eq!(
+        incident_of(&e, &a2).root_cause_ci.as_deref(),
+        Some("host-dc1-2")
+    );
+    assert_ne!(incident_of(&e, &a1).id, incident_of(&e, &a2).id);
+}
+
+#[test]
+fn a_silent_hub_with_many_symptoms_at_once_is_suspected() {
+    // The switch of one data centre fails: 100 of its 300 hosts alert within four
+    // minutes. Two are no evidence against a hub half the estate depends on; a third of
+    // everything on it is.
+    let topo = hub_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    for i in 0..100 {
+        e.ingest(
+            &topo,
+            &m,
+            on(&format!("host-dc1-{i}"), "HostUnreachable", i * 2),
+        );
+    }
+    let last = incident_of(&e, &on("host-dc1-99", "HostUnreachable", 198));
+    assert_eq!(last.root_cause_ci.as_deref(), Some("core-dc1"));
+    assert!(last.root_cause.as_ref().is_some_and(|r| !r.alerting));
+    assert!(
+        live(&e).len() < 70,
+        "{} incidents for one switch",
+        live(&e).len()
+    );
+    assert!(
+        live(&e)
+            .iter()
+            .all(|i| i.root_cause_ci.as_deref() != Some("core-dc2"))
+    );
+}
+
+/// bs → app → db → host → san (a chain: a storage fault surfaces four hops up), beside
+/// thirty unrelated applications (the chain is a small part of the estate).
+fn chain_estate() -> Topology {
+    let others: Vec<String> = (0..30).map(|i| format!("other-{i}")).collect();
+    let mut cis = vec![
+        ("shop", "business_service"),
+        ("app", "application"),
+        ("db", "database"),
+        ("host", "host"),
+        ("san", "storage"),
+    ];
+    cis.extend(others.iter().map(|o| (o.as_str(), "application")));
+    estate(
+        &cis,
+        &[
+            ("shop", "app"),
+            ("app", "db"),
+            ("db", "host"),
+            ("host", "san"),
+        ],
+    )
+}
+
+#[test]
+fn a_symptom_twelve_minutes_and_four_hops_after_its_root_joins() {
+    let topo = chain_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let san = on("san", "StorageLatencyHigh", 0);
+    e.ingest(&topo, &m, san.clone());
+    // The business service's SLO burn-rate rule fires twelve minutes later; nothing in
+    // between alerts (its `for:` clauses add up hop by hop).
+    let slo = on("shop", "SLOBurnRateHigh", 12 * 60);
+    e.ingest(&topo, &m, slo.clone());
+    let ch = e.take_changes();
+    assert_eq!(incident_of(&e, &slo).id, incident_of(&e, &san).id);
+    let inc = incident_of(&e, &slo);
+    assert_eq!(inc.root_cause_ci.as_deref(), Some("san"));
+    assert_eq!(
+        inc.enrichment["evidence"]["shop"],
+        serde_json::json!(["shop", "app", "db", "host", "san"])
+    );
+    let r = reason_of(&ch, &slo);
+    assert_eq!(r.rule, Rule::Upstream);
+    assert_eq!(r.lag_seconds, Some(720));
+    assert_eq!(r.silent, vec!["app", "db", "host"]);
+    assert!(r.score >= CorrelateConfig::default().min_link_score && r.score < 1.0);
+}
+
+#[test]
+fn a_direct_dependent_twelve_minutes_later_is_a_fault_of_its_own() {
+    let topo = chain_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let host = on("host", "HostDown", 0);
+    e.ingest(&topo, &m, host.clone());
+    // One hop: the propagation window is `window` (5m), not the 4-hop one.
+    let db = on("db", "PostgresDown", 12 * 60);
+    e.ingest(&topo, &m, db.clone());
+    assert_ne!(incident_of(&e, &db).id, incident_of(&e, &host).id);
+}
+
+#[test]
+fn a_link_through_a_monitoring_gap_records_its_reason_and_plain_joins_score_one() {
+    let topo = chain_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let db = on("db", "PostgresDown", 0);
+    let app = on("app", "HighErrorRate", 30);
+    let shop = on("shop", "CheckoutErrors", 50);
+    for a in [&db, &app, &shop] {
+        e.ingest(&topo, &m, a.clone());
+    }
+    let ch = e.take_changes();
+    let r = reason_of(&ch, &app);
+    assert_eq!(r.rule, Rule::Upstream);
+    assert_eq!(r.score, 1.0);
+    assert_eq!(r.path, vec!["app", "db"]);
+    assert!(r.silent.is_empty());
+    assert_eq!(r.lag_seconds, Some(30));
+    assert_eq!(reason_of(&ch, &db).rule, Rule::Opened);
+    // The reason is written with the timeline entry, typed, as JSON.
+    let entry = ch
+        .timeline
+        .iter()
+        .find(|t| matches!(&t.detail, Detail::AlertJoined { fingerprint, .. } if *fingerprint == shop.fingerprint))
+        .expect("shop joined");
+    let json = serde_json::to_value(&entry.detail).expect("serializes");
+    assert_eq!(json["reason"]["rule"], "upstream");
+    assert_eq!(json["reason"]["path"], serde_json::json!(["shop", "app"]));
+}
+
+#[test]
+fn links_both_ways_everywhere_do_not_hang_and_stay_bounded() {
+    // A mesh of 400 radios, each linked both ways to its four neighbours on a torus.
+    let n = 20;
+    let id = |x: usize, y: usize| format!("r-{}-{}", x % n, y % n);
+    let mut cis = Vec::new();
+    let mut rels = Vec::new();
+    for x in 0..n {
+        for y in 0..n {
+            cis.push((id(x, y), "network"));
+            for (a, b) in [(x + 1, y), (x, y + 1)] {
+                rels.push((id(x, y), id(a, b)));
+                rels.push((id(a, b), id(x, y)));
+            }
+        }
+    }
+    let topo = Topology::from_file(&CmdbFile {
+        cis: cis.iter().map(|(i, ty)| ci(i, ty)).collect(),
+        relations: rels.iter().map(|(s, t)| rel(s, t)).collect(),
+    });
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    // A storm: every tenth radio alerts within three minutes.
+    let mut k = 0;
+    for x in 0..n {
+        for y in (0..n).step_by(10) {
+            e.ingest(&topo, &m, on(&id(x, y + x % 10), "LinkDown", k * 4));
+            k += 1;
+        }
+    }
+    let walk = {
+        let c = topo.node(&id(0, 0)).expect("in topology");
+        policy::link_walk(&e.view(), &topo, c)
+    };
+    assert!(walk.len() < n * n);
+    // Every CI is its own silent hub here (each reaches all others): no silent root glues
+    // the storm, and each alert went somewhere.
+    assert!(
+        live(&e)
+            .iter()
+            .all(|i| i.root_cause.as_ref().is_none_or(|r| r.alerting))
+    );
+    assert_eq!(
+        e.alerts().filter(|a| a.incident_id.is_some()).count(),
+        k as usize
+    );
+}
+
+/// A small random estate (layers; each CI depends on 1-3 CIs of the next layer down),
+/// and a random stream of alerts on it.
+fn random_world(seed: u64) -> (Topology, Vec<Alert>) {
+    let mut rng = crate::eval::Rng::new(seed);
+    let layers = [4usize, 8, 12, 16];
+    let mut cis = Vec::new();
+    let mut rels = Vec::new();
+    for (l, &w) in layers.iter().enumerate() {
+        for i in 0..w {
+            cis.push((format!("c{l}-{i}"), "application"));
+            if l > 0 {
+                for _ in 0..1 + rng.below(3) {
+                    let j = rng.below(layers[l - 1] as u64);
+                    rels.push((format!("c{l}-{i}"), format!("c{}-{j}", l - 1)));
+                }
+            }
+        }
+    }
+    let topo = Topology::from_file(&CmdbFile {
+        cis: cis.iter().map(|(i, ty)| ci(i, ty)).collect(),
+        relations: rels.iter().map(|(s, t)| rel(s, t)).collect(),
+    });
+    let mut alerts = Vec::new();
+    let mut at = 0;
+    for k in 0..60 {
+        at += rng.below(90) as i64;
+        let (id, _) = &cis[rng.below(cis.len() as u64) as usize];
+        alerts.push(on(id, &format!("A{}", k % 7), at));
+    }
+    (topo, alerts)
+}
+
+#[test]
+fn the_same_view_and_alert_give_the_same_placement() {
+    for seed in 0..30 {
+        let (topo, alerts) = random_world(seed);
+        let m = CiMapper::default();
+        let mut e = Engine::new(CorrelateConfig::default());
+        for a in alerts {
+            let node = m.map(&topo, &a.labels);
+            let rec = AlertRecord::new(a.clone(), a.starts_at);
+            let first = policy::place(&e.view(), &topo, node, &rec, a.starts_at);
+            // Again on the same view, and on a view whose memo is cold: deciding changed
+            // nothing and the memo changes no answer.
+            let again = policy::place(&e.view(), &topo, node, &rec, a.starts_at);
+            let cold = std::cell::RefCell::new(policy::Memo::default());
+            let view = policy::View {
+                memo: &cold,
+                ..e.view()
+            };
+            let cold = policy::place(&view, &topo, node, &rec, a.starts_at);
+            assert_eq!(first, again, "seed {seed}");
+            assert_eq!(first, cold, "seed {seed}");
+            e.ingest(&topo, &m, a);
+        }
+    }
+}
