@@ -709,7 +709,7 @@ fn read_history(path: &Path, mapping: Option<&str>) -> anyhow::Result<sift::prob
     let mut batch = sift::problem::ParsedBatch::default();
     let summary = sift::problem::import::read_csv(std::io::BufReader::new(file), &m, |r| match r {
         Ok(r) => batch.records.push(r),
-        Err(b) => batch.bad.push(b),
+        Err(b) => batch.refuse(b),
     })
     .with_context(|| format!("{}", path.display()))?;
     for c in &summary.missing_columns {
@@ -739,8 +739,9 @@ async fn incidents_import(
     // The file is read on a blocking thread and handed over in chunks: a large export is
     // never held whole.
     let reader =
-        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<sift::problem::BadRecord>> {
-            let mut bad = Vec::new();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<sift::problem::ParsedBatch> {
+            // Only the bad rows are kept here (reasons capped, all counted).
+            let mut bad = sift::problem::ParsedBatch::default();
             match mapping_owned {
                 Some(m) => {
                     let m = csv_mapping(&m)?;
@@ -759,7 +760,7 @@ async fn incidents_import(
                                         send.blocking_send(std::mem::take(&mut chunk)).is_err();
                                 }
                             }
-                            Err(b) => bad.push(b),
+                            Err(b) => bad.refuse(b),
                         },
                     )
                     .with_context(|| format!("{}", path_owned.display()))?;
@@ -769,7 +770,8 @@ async fn incidents_import(
                 }
                 None => {
                     let batch = read_history(&path_owned, None)?;
-                    bad = batch.bad;
+                    bad.bad = batch.bad;
+                    bad.bad_total = batch.bad_total;
                     for c in batch.records.chunks(CHUNK) {
                         if send.blocking_send(c.to_vec()).is_err() {
                             break;
@@ -785,7 +787,7 @@ async fn incidents_import(
         new += tx.upsert_history(&chunk).await?;
     }
     let bad = reader.await.context("reading the history failed")??;
-    for b in bad.iter().take(50) {
+    for b in bad.bad.iter().take(50) {
         eprintln!(
             "{}:{}: {}{}",
             path.display(),
@@ -796,13 +798,13 @@ async fn incidents_import(
             b.reason
         );
     }
-    if bad.len() > 50 {
-        eprintln!("... and {} more bad rows", bad.len() - 50);
+    if bad.bad_total > 50 {
+        eprintln!("... and {} more bad rows", bad.bad_total - 50);
     }
-    if !bad.is_empty() && !skip_bad {
+    if bad.bad_total > 0 && !skip_bad {
         bail!(
             "{} bad rows in {}; nothing imported (--skip-bad stores the rest)",
-            bad.len(),
+            bad.bad_total,
             path.display()
         );
     }
@@ -815,7 +817,7 @@ async fn incidents_import(
         "imported {received} records from {} ({new} new, {} updated, {} bad rows skipped)",
         path.display(),
         received - new,
-        bad.len()
+        bad.bad_total
     );
     Ok(())
 }

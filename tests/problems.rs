@@ -688,7 +688,7 @@ fn servicenow_export_clusters_and_imports_through_the_cli() {
         &[],
     );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    assert!(!out.status.success(), "{err}");
     assert!(
         err.contains("dates.csv:2: record INC001000: column \"opened_at\": cannot read"),
         "{err}"

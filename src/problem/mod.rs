@@ -278,7 +278,7 @@ pub struct ParsedBatch {
 pub const MAX_BAD_REPORTED: usize = 100;
 
 impl ParsedBatch {
-    fn refuse(&mut self, bad: BadRecord) {
+    pub fn refuse(&mut self, bad: BadRecord) {
         self.bad_total += 1;
         if self.bad.len() < MAX_BAD_REPORTED {
             self.bad.push(bad);
