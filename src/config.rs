@@ -163,6 +163,10 @@ pub struct ProblemsConfig {
     pub min_pts: usize,
     /// How many dependency hops upstream an incident may point for its root CI.
     pub hops: u32,
+    /// False-discovery rate of candidates judged against their scope's base rate.
+    pub fdr: f64,
+    /// No candidate holds more than this share of the history.
+    pub max_share: f64,
 }
 
 impl Default for ProblemsConfig {
@@ -174,6 +178,8 @@ impl Default for ProblemsConfig {
             eps: c.eps,
             min_pts: c.min_pts,
             hops: c.hops,
+            fdr: c.fdr,
+            max_share: c.max_share,
         }
     }
 }
@@ -184,6 +190,8 @@ impl ProblemsConfig {
             eps: self.eps,
             min_pts: self.min_pts,
             hops: self.hops,
+            fdr: self.fdr,
+            max_share: self.max_share,
         }
     }
 }

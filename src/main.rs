@@ -1,4 +1,5 @@
-//! The `sift` command line: serve, migrate, cmdb import, replay, problems cluster.
+//! The `sift` command line: serve, migrate, cmdb import, replay, problems cluster,
+//! incidents import.
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -74,11 +75,35 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ProblemsCmd,
     },
+    /// Incident history.
+    Incidents {
+        #[command(subcommand)]
+        cmd: IncidentsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum IncidentsCmd {
+    /// Import an incident history into the store (as `POST /api/v1/incidents/import`):
+    /// JSON lines, or a CSV export with `--mapping`. Streamed; all or nothing: any bad
+    /// row is reported with its line and nothing is stored (`--skip-bad`: store the rest).
+    Import {
+        file: PathBuf,
+        /// A preset (servicenow, jira, bpi2014) or a mapping file (TOML): read FILE as CSV.
+        #[arg(long)]
+        mapping: Option<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Store the good records even when some rows are bad.
+        #[arg(long)]
+        skip_bad: bool,
+    },
 }
 
 #[derive(Subcommand)]
 enum ProblemsCmd {
-    /// Cluster an incident history (JSON lines) into problem candidates, offline.
+    /// Cluster an incident history (JSON lines, or CSV with `--mapping`) into problem
+    /// candidates, offline.
     /// Bad records are reported on stderr and skipped (`--strict`: refused, nothing
     /// written); it fails when no record is usable.
     Cluster {
@@ -96,6 +121,10 @@ enum ProblemsCmd {
         /// Refuse the whole file when any record is bad.
         #[arg(long)]
         strict: bool,
+        /// A preset (servicenow, jira, bpi2014) or a mapping file (TOML): read the
+        /// incidents as a CSV export.
+        #[arg(long)]
+        mapping: Option<String>,
     },
 }
 
@@ -157,6 +186,7 @@ fn main() -> anyhow::Result<()> {
                         config,
                         output,
                         strict,
+                        mapping,
                     },
             } => problems_cluster(
                 &load(config.as_deref(), level)?,
@@ -164,7 +194,25 @@ fn main() -> anyhow::Result<()> {
                 cmdb.as_deref(),
                 output.as_deref(),
                 strict,
+                mapping.as_deref(),
             ),
+            Cmd::Incidents {
+                cmd:
+                    IncidentsCmd::Import {
+                        file,
+                        mapping,
+                        config,
+                        skip_bad,
+                    },
+            } => {
+                incidents_import(
+                    &load(config.as_deref())?,
+                    &file,
+                    mapping.as_deref(),
+                    skip_bad,
+                )
+                .await
+            }
         }
     })
 }
@@ -566,6 +614,7 @@ fn problems_cluster(
     cmdb: Option<&Path>,
     output: Option<&Path>,
     strict: bool,
+    mapping: Option<&str>,
 ) -> anyhow::Result<()> {
     let topo = match cmdb {
         Some(p) => {
@@ -576,9 +625,7 @@ fn problems_cluster(
         }
         None => None,
     };
-    let text = std::fs::read_to_string(incidents)
-        .with_context(|| format!("cannot read {}", incidents.display()))?;
-    let batch = sift::problem::parse_batch(&text);
+    let batch = read_history(incidents, mapping)?;
     for b in &batch.bad {
         eprintln!(
             "{}:{}: {}{} ({})",
@@ -621,8 +668,18 @@ fn problems_cluster(
     if batch.records.is_empty() {
         bail!("no usable history record in {}", incidents.display());
     }
-    let problems = sift::problem::cluster(&batch.records, topo.as_ref(), &cfg.problems.cluster())?;
-    let json = serde_json::to_string_pretty(&serde_json::json!({"problems": problems}))?;
+    let report =
+        sift::problem::cluster_report(&batch.records, topo.as_ref(), &cfg.problems.cluster(), &[])?;
+    let problems = &report.candidates;
+    let json = serde_json::to_string_pretty(&serde_json::json!({
+        "problems": problems,
+        "features": report.features,
+        "features_used": report.features_used,
+        "clusters_tested": report.tested,
+        "not_significant": report.not_significant,
+        "too_broad": report.too_broad,
+        "max_candidate_size": report.max_size,
+    }))?;
     match output {
         Some(p) => std::fs::write(p, json + "\n")
             .with_context(|| format!("cannot write {}", p.display()))?,
@@ -633,6 +690,172 @@ fn problems_cluster(
         batch.records.len(),
         problems.len(),
         batch.bad_total
+    );
+    eprintln!(
+        "features used: {}; {} clusters tested, {} explained by their base rate, {} too broad (> {} incidents)",
+        if report.features_used.is_empty() {
+            "none".to_string()
+        } else {
+            report.features_used.join(", ")
+        },
+        report.tested,
+        report.not_significant,
+        report.too_broad,
+        report.max_size
+    );
+    Ok(())
+}
+
+/// A `--mapping` argument: a preset name or a mapping file.
+fn csv_mapping(arg: &str) -> anyhow::Result<sift::problem::import::Mapping> {
+    use sift::problem::import::{Mapping, PRESETS};
+    if let Some(m) = Mapping::preset(arg) {
+        return Ok(m);
+    }
+    let path = Path::new(arg);
+    if !path.exists() {
+        bail!(
+            "--mapping {arg:?} is neither a preset ({}) nor a file",
+            PRESETS.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Mapping::parse(&text).with_context(|| format!("{}", path.display()))
+}
+
+/// The records of a history file: JSON lines (or a JSON list), or CSV through a mapping,
+/// streamed. A CSV without `--mapping` is refused rather than misread.
+fn read_history(path: &Path, mapping: Option<&str>) -> anyhow::Result<sift::problem::ParsedBatch> {
+    let Some(m) = mapping else {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        {
+            bail!(
+                "{} looks like CSV: say how to read it with --mapping (servicenow, jira, bpi2014 or a mapping file)",
+                path.display()
+            );
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return Ok(sift::problem::parse_batch(&text));
+    };
+    let m = csv_mapping(m)?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut batch = sift::problem::ParsedBatch::default();
+    let summary = sift::problem::import::read_csv(std::io::BufReader::new(file), &m, |r| match r {
+        Ok(r) => batch.records.push(r),
+        Err(b) => batch.refuse(b),
+    })
+    .with_context(|| format!("{}", path.display()))?;
+    for c in &summary.missing_columns {
+        eprintln!(
+            "{}: mapped column not in the file, left empty: {c}",
+            path.display()
+        );
+    }
+    if summary.empty_rows > 0 {
+        eprintln!("{}: {} empty rows", path.display(), summary.empty_rows);
+    }
+    Ok(batch)
+}
+
+async fn incidents_import(
+    cfg: &Config,
+    path: &Path,
+    mapping: Option<&str>,
+    skip_bad: bool,
+) -> anyhow::Result<()> {
+    const CHUNK: usize = 1000;
+    let store = open_store(cfg).await?;
+    let mut tx = store.begin().await?;
+    let (send, mut recv) = tokio::sync::mpsc::channel::<Vec<sift::problem::HistoryRecord>>(4);
+    let path_owned = path.to_path_buf();
+    let mapping_owned = mapping.map(str::to_string);
+    // The file is read on a blocking thread and handed over in chunks: a large export is
+    // never held whole.
+    let reader =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<sift::problem::ParsedBatch> {
+            // Only the bad rows are kept here (reasons capped, all counted).
+            let mut bad = sift::problem::ParsedBatch::default();
+            match mapping_owned {
+                Some(m) => {
+                    let m = csv_mapping(&m)?;
+                    let file = std::fs::File::open(&path_owned)
+                        .with_context(|| format!("cannot open {}", path_owned.display()))?;
+                    let mut chunk = Vec::with_capacity(CHUNK);
+                    let mut closed = false;
+                    sift::problem::import::read_csv(
+                        std::io::BufReader::new(file),
+                        &m,
+                        |r| match r {
+                            Ok(r) => {
+                                chunk.push(r);
+                                if chunk.len() == CHUNK && !closed {
+                                    closed =
+                                        send.blocking_send(std::mem::take(&mut chunk)).is_err();
+                                }
+                            }
+                            Err(b) => bad.refuse(b),
+                        },
+                    )
+                    .with_context(|| format!("{}", path_owned.display()))?;
+                    if !chunk.is_empty() && !closed {
+                        let _ = send.blocking_send(chunk);
+                    }
+                }
+                None => {
+                    let batch = read_history(&path_owned, None)?;
+                    bad.bad = batch.bad;
+                    bad.bad_total = batch.bad_total;
+                    for c in batch.records.chunks(CHUNK) {
+                        if send.blocking_send(c.to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(bad)
+        });
+    let (mut received, mut new) = (0u64, 0u64);
+    while let Some(chunk) = recv.recv().await {
+        received += chunk.len() as u64;
+        new += tx.upsert_history(&chunk).await?;
+    }
+    let bad = reader.await.context("reading the history failed")??;
+    for b in bad.bad.iter().take(50) {
+        eprintln!(
+            "{}:{}: {}{}",
+            path.display(),
+            b.record,
+            b.id.as_deref()
+                .map(|i| format!("record {i}: "))
+                .unwrap_or_default(),
+            b.reason
+        );
+    }
+    if bad.bad_total > 50 {
+        eprintln!("... and {} more bad rows", bad.bad_total - 50);
+    }
+    if bad.bad_total > 0 && !skip_bad {
+        bail!(
+            "{} bad rows in {}; nothing imported (--skip-bad stores the rest)",
+            bad.bad_total,
+            path.display()
+        );
+    }
+    if received == 0 {
+        bail!("no usable history record in {}", path.display());
+    }
+    let next = tx.state().next_incident;
+    tx.commit(next, false).await?;
+    println!(
+        "imported {received} records from {} ({new} new, {} updated, {} bad rows skipped)",
+        path.display(),
+        received - new,
+        bad.bad_total
     );
     Ok(())
 }

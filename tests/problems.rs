@@ -23,7 +23,11 @@ macro_rules! scenarios {
     };
 }
 
-scenarios!(decisions_survive_reclustering, bad_history_is_refused_whole,);
+scenarios!(
+    decisions_survive_reclustering,
+    bad_history_is_refused_whole,
+    rejected_candidate_needs_more_evidence,
+);
 
 fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -496,4 +500,417 @@ fn cli_clusters_a_file_and_reports_bad_lines() {
             .collect::<Vec<_>>()
     };
     assert_eq!(idset(&doc), idset(&doc2));
+}
+
+fn sift_cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sift"));
+    cmd.args(args).env_remove("SIFT_STORE__URL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn cluster_file(path: &std::path::Path, mapping: Option<&str>) -> (Value, String) {
+    let mut args = vec!["problems", "cluster", "--incidents", path.to_str().unwrap()];
+    if let Some(m) = mapping {
+        args.extend(["--mapping", m]);
+    }
+    let out = sift_cli(&args, &[]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    (serde_json::from_slice(&out.stdout).unwrap(), err)
+}
+
+/// A ServiceNow-style CSV line: number, opened_at, resolved_at, cmdb_ci,
+/// short_description, category, subcategory, priority, assignment_group, close_code,
+/// description (quoted, with a comma and a line break).
+fn sn_row(n: &str, at: DateTime<Utc>, ci: &str, short: &str, cat: &str, sub: &str) -> String {
+    let f = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    format!(
+        "{n},{},{},{ci},\"{short}\",{cat},{sub},2 - High,Service Desk,Solved (Permanently),\"Reported by phone,\nsee notes\"",
+        f(at),
+        f(at + Duration::hours(2))
+    )
+}
+
+/// Six weekly too-many-connections incidents on db-01 and unrelated one-offs, as a
+/// ServiceNow incident export: one candidate, with its base rate and explanation; the
+/// same file imports into the store (twice: idempotent).
+#[test]
+fn servicenow_export_clusters_and_imports_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = base();
+    let mut lines = vec![
+        "number,opened_at,resolved_at,cmdb_ci,short_description,category,subcategory,priority,assignment_group,close_code,description".to_string(),
+    ];
+    for k in 0..6 {
+        lines.push(sn_row(
+            &format!("INC00100{k}"),
+            b + Duration::weeks(k),
+            "db-01",
+            "db-01: too many connections, max_connections reached",
+            "Database",
+            "Connections",
+        ));
+    }
+    let one_offs = [
+        (
+            "web",
+            "certificate expiring on web",
+            "Security",
+            "Certificates",
+        ),
+        ("host-01", "disk full on /var", "Infrastructure", "Storage"),
+        ("orders-api", "jvm heap exhausted", "Application", "Memory"),
+        ("db-01", "replication lag high", "Database", "Replication"),
+        ("host-02", "clock skew detected", "Infrastructure", "Time"),
+    ];
+    for (k, (ci, t, cat, sub)) in one_offs.iter().enumerate() {
+        lines.push(sn_row(
+            &format!("INC00200{k}"),
+            b + Duration::days(k as i64 * 9 + 3),
+            ci,
+            t,
+            cat,
+            sub,
+        ));
+    }
+    let csv = dir.path().join("incident.csv");
+    std::fs::write(&csv, lines.join("\r\n") + "\r\n").unwrap();
+    let (doc, err) = cluster_file(&csv, Some("servicenow"));
+    let ps = problems(&doc);
+    assert_eq!(ps.len(), 1, "{doc:#}\n{err}");
+    let p = &ps[0];
+    assert_eq!(p["suggested_root_cause"]["ci_id"], "db-01");
+    assert_eq!(
+        ids(p),
+        (0..6).map(|k| format!("INC00100{k}")).collect::<Vec<_>>()
+    );
+    assert_eq!(p["observed"], 6);
+    assert!(p["expected"].as_f64().unwrap() < 1.0, "{p:#}");
+    assert!(p["q_value"].as_f64().unwrap() <= 0.05, "{p:#}");
+    assert_eq!(p["explanation"]["scope"], "ci:db-01");
+    assert!(
+        !p["explanation"]["shared_signature"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(err.contains("features used: "), "{err}");
+    assert!(
+        doc["features_used"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ci"))
+    );
+
+    // Into the store, twice.
+    let url = format!("sqlite://{}", dir.path().join("sift.db").display());
+    let env = [("SIFT_STORE__URL", url.as_str())];
+    let path = csv.to_str().unwrap();
+    let out = sift_cli(
+        &["incidents", "import", path, "--mapping", "servicenow"],
+        &env,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("imported 11 records"), "{text}");
+    assert!(text.contains("(11 new, 0 updated"), "{text}");
+    let out = sift_cli(
+        &["incidents", "import", path, "--mapping", "servicenow"],
+        &env,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("(0 new, 11 updated"), "{text}");
+
+    // Bad input: named by line and column, nothing imported.
+    let mut latin1 = std::fs::read(&csv).unwrap();
+    let at = latin1.windows(4).position(|w| w == b"disk").unwrap();
+    latin1[at + 1] = 0xe9; // "d\xe9sk": Latin-1, not UTF-8
+    let bad = dir.path().join("latin1.csv");
+    std::fs::write(&bad, &latin1).unwrap();
+    let out = sift_cli(
+        &[
+            "incidents",
+            "import",
+            bad.to_str().unwrap(),
+            "--mapping",
+            "servicenow",
+        ],
+        &env,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("line 16, column \"short_description\": not UTF-8"),
+        "{err}"
+    );
+    let semi = dir.path().join("semicolon.csv");
+    std::fs::write(&semi, lines.join("\n").replace(',', ";")).unwrap();
+    let out = sift_cli(
+        &[
+            "problems",
+            "cluster",
+            "--incidents",
+            semi.to_str().unwrap(),
+            "--mapping",
+            "servicenow",
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("line 1: no column \"number\""), "{err}");
+    assert!(err.contains("is the delimiter ';'?"), "{err}");
+    let dates = dir.path().join("dates.csv");
+    std::fs::write(
+        &dates,
+        lines
+            .join("\n")
+            .replacen(&format!("{}", b.format("%Y-%m-%d")), "someday", 1),
+    )
+    .unwrap();
+    let out = sift_cli(
+        &[
+            "problems",
+            "cluster",
+            "--incidents",
+            dates.to_str().unwrap(),
+            "--mapping",
+            "servicenow",
+            "--strict",
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("dates.csv:2: record INC001000: column \"opened_at\": cannot read"),
+        "{err}"
+    );
+}
+
+/// A Jira Service Management export without CIs: a burst of one symptom on one service
+/// (five in two days) among that service's ordinary one-offs over months is one
+/// candidate; the service's other incidents are none.
+#[test]
+fn jira_export_burst_of_one_symptom_on_one_service_is_one_candidate() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = base();
+    let jira = |t: DateTime<Utc>| t.format("%d/%b/%y %-I:%M %p").to_string();
+    let mut lines = vec![
+        "Summary,Issue key,Issue id,Issue Type,Status,Priority,Resolution,Created,Resolved,Labels,Labels,Custom field (Affected services),Custom field (Symptom)".to_string(),
+    ];
+    let mut n = 0;
+    let mut row =
+        |lines: &mut Vec<String>, t: DateTime<Utc>, summary: &str, svc: &str, sym: &str| {
+            n += 1;
+            lines.push(format!(
+            "\"{summary}\",ITSM-{n},{},[System] Incident,Resolved,High,Done,{},{},ops,,{svc},{sym}",
+            10000 + n,
+            jira(t),
+            jira(t + Duration::hours(3))
+        ));
+        };
+    for k in 0..5 {
+        row(
+            &mut lines,
+            b + Duration::hours(k * 9),
+            "Card payments fail with 502 from acquirer gateway",
+            "Payments",
+            "502 Bad Gateway",
+        );
+    }
+    let others = [
+        (
+            "Refund report missing yesterday's refunds",
+            "Report incomplete",
+        ),
+        ("Payment page shows wrong currency", "Display error"),
+        ("Settlement file delayed", "Batch late"),
+        ("Chargeback notification email not sent", "Mail not sent"),
+        ("Invoice PDF garbled", "Rendering error"),
+        ("Payment reconciliation mismatch", "Data mismatch"),
+        ("3-D Secure page timeout for one bank", "Timeout"),
+        ("Merchant portal login loop", "Login error"),
+    ];
+    for (k, (s, sym)) in others.iter().enumerate() {
+        row(
+            &mut lines,
+            b - Duration::days(60) + Duration::days(k as i64 * 17),
+            s,
+            "Payments",
+            sym,
+        );
+    }
+    for k in 0..8 {
+        row(
+            &mut lines,
+            b - Duration::days(50) + Duration::days(k * 13),
+            &format!("Laptop request {k} stuck in approval"),
+            "Workplace",
+            "Approval pending",
+        );
+    }
+    let csv = dir.path().join("jira.csv");
+    std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
+    let (doc, err) = cluster_file(&csv, Some("jira"));
+    let ps = problems(&doc);
+    assert_eq!(ps.len(), 1, "{doc:#}\n{err}");
+    assert_eq!(
+        ids(&ps[0]),
+        (1..=5).map(|k| format!("ITSM-{k}")).collect::<Vec<_>>()
+    );
+    assert_eq!(ps[0]["recurrence"]["kind"], "burst");
+    assert_eq!(ps[0]["explanation"]["scope"], "svc:Payments");
+    assert!(
+        !doc["features_used"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ci"))
+    );
+}
+
+/// A busy CI with many unrelated one-offs worded in the words everyone uses ("slow",
+/// "users report", "intermittent") and varied alertnames is no problem.
+#[test]
+fn busy_ci_with_many_one_offs_yields_no_candidate() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = base();
+    let generic = [
+        "users report slow",
+        "intermittent errors",
+        "high response time",
+        "users report problems, intermittent",
+        "slow and degraded",
+    ];
+    let details = [
+        ("LoginPageSlow", "login page"),
+        ("ExportJobFailed", "nightly export"),
+        ("PdfRenderError", "pdf invoices"),
+        ("SearchIndexStale", "search results"),
+        ("SmtpRelayRejected", "mail relay"),
+        ("LdapBindFailed", "ldap bind"),
+        ("ConfigDrift", "config drift"),
+        ("BackupJobLate", "backup window"),
+        ("CronJobMissed", "cron job"),
+        ("DnsLookupFailures", "dns lookups"),
+        ("ProxyAuthErrors", "proxy auth"),
+        ("LicenseServerDown", "license server"),
+        ("ReportQueueStuck", "report queue"),
+        ("FileShareUnavailable", "file share"),
+        ("ApiQuotaExceeded", "partner api quota"),
+        ("SessionStoreErrors", "session store"),
+        ("WebhookDeliveryFailed", "webhooks"),
+        ("SsoRedirectLoop", "sso redirect"),
+    ];
+    let mut lines = Vec::new();
+    for (k, (alert, detail)) in details.iter().enumerate() {
+        let at = b + Duration::hours(k as i64 * 97);
+        lines.push(
+            json!({"id": format!("BUSY-{k}"), "opened_at": iso(at), "ci": "portal",
+            "title": format!("portal: {} - {detail}", generic[k % generic.len()]),
+            "alertnames": [alert], "category": "application"})
+            .to_string(),
+        );
+    }
+    // The same words are everyday wording on every other CI too.
+    for c in 0..12 {
+        for k in 0..3 {
+            let at = b + Duration::hours(c * 131 + k * 401);
+            lines.push(json!({"id": format!("OTHER-{c}-{k}"), "opened_at": iso(at),
+                "ci": format!("app-{c}"),
+                "title": format!("app-{c}: {} ({})", generic[(c + k) as usize % generic.len()], details[(c * 3 + k) as usize % details.len()].1),
+                "alertnames": [format!("Check{c}x{k}")], "category": "application"}).to_string());
+        }
+    }
+    let f = dir.path().join("busy.jsonl");
+    std::fs::write(&f, lines.join("\n")).unwrap();
+    let (doc, err) = cluster_file(&f, None);
+    assert!(problems(&doc).is_empty(), "{doc:#}\n{err}");
+}
+
+/// A rejected candidate is not proposed again when a few more look-alike incidents
+/// arrive (weak evidence), and is, under a new id, when many more do.
+async fn rejected_candidate_needs_more_evidence(backend: Backend) {
+    let Some((_db, s)) = start(backend, &[]).await else {
+        return;
+    };
+    let r = s
+        .call(
+            Method::POST,
+            "/api/v1/incidents/import",
+            Some(OPERATOR),
+            Some(&json!(history())),
+        )
+        .await;
+    s.expect(&r, 200, "import");
+    let ps = recluster(&s).await;
+    let a = rooted(&ps, "db-01")[0].clone();
+    let a_id = a["id"].as_str().unwrap().to_string();
+    let r = s
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/problems/{a_id}"),
+            Some(OPERATOR),
+            Some(&json!({"status": "rejected"})),
+        )
+        .await;
+    s.expect(&r, 200, "reject");
+    let more = |from: i64, n: i64| -> Vec<Value> {
+        (from..from + n)
+            .map(|k| {
+                rec(
+                    &format!("HIST-A{k}"),
+                    base() + Duration::weeks(k) + Duration::minutes(k * 3),
+                    "db-01",
+                    "db-01: too many connections",
+                    "PostgresTooManyConnections",
+                )
+            })
+            .collect()
+    };
+    // Three more: as many as a fresh problem needs, not enough after a rejection.
+    let r = s
+        .call(
+            Method::POST,
+            "/api/v1/incidents/import",
+            Some(OPERATOR),
+            Some(&json!(more(6, 3))),
+        )
+        .await;
+    s.expect(&r, 200, "import 3 more");
+    recluster(&s).await;
+    let open = problems(&get_as(&s, "/api/v1/problems?status=candidate", VIEWER).await);
+    assert!(
+        rooted(&open, "db-01").is_empty(),
+        "rejected problem proposed again on three more incidents: {open:#?}"
+    );
+    // Six more on top: proposed again, under a new id, the rejected one kept.
+    let r = s
+        .call(
+            Method::POST,
+            "/api/v1/incidents/import",
+            Some(OPERATOR),
+            Some(&json!(more(9, 6))),
+        )
+        .await;
+    s.expect(&r, 200, "import 6 more");
+    let ps = recluster(&s).await;
+    let again: Vec<&Value> = rooted(&ps, "db-01")
+        .into_iter()
+        .filter(|p| p["status"] == "candidate")
+        .collect();
+    assert_eq!(again.len(), 1, "{ps:#?}");
+    assert_ne!(again[0]["id"], a_id.as_str());
+    assert_eq!(again[0]["explanation"]["rejected_before"], true);
+    assert!(
+        ps.iter()
+            .any(|p| p["id"] == a_id.as_str() && p["status"] == "rejected")
+    );
 }

@@ -235,9 +235,20 @@ pub async fn recluster(
         .clone();
     let ccfg = cfg.cluster();
     let min_pts = ccfg.min_pts;
-    let fresh = tokio::task::spawn_blocking(move || problem::cluster(&records, Some(&topo), &ccfg))
-        .await
-        .map_err(|e| ReclusterError::Task(e.to_string()))??;
+    // The problem manager's decisions steer the run: rejected roots and signatures need
+    // more evidence, accepted problems absorb new look-alike incidents.
+    let decided: Vec<ProblemCandidate> = st
+        .store
+        .list_problems(None)
+        .await?
+        .into_iter()
+        .filter(|p| p.status != ProblemStatus::Candidate)
+        .collect();
+    let fresh = tokio::task::spawn_blocking(move || {
+        problem::cluster_report(&records, Some(&topo), &ccfg, &decided).map(|r| r.candidates)
+    })
+    .await
+    .map_err(|e| ReclusterError::Task(e.to_string()))??;
     let mut tx = st.store.begin().await?;
     let decided = tx.load_problems().await?;
     let mut all = problem::reconcile(fresh, decided, min_pts);

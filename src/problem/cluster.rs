@@ -33,12 +33,14 @@ use linfa_clustering::Dbscan;
 use linfa_nn::CommonNearestNeighbour;
 use linfa_nn::distance::L2Dist;
 use ndarray::Array2;
+use serde::Serialize;
 
 use super::features::{self, DIMS, Features};
-use super::recurrence;
 use super::{
-    CiCount, HistoryRecord, ProblemCandidate, ProblemConfig, ProblemStatus, SuggestedRootCause,
+    CiCount, Explanation, HistoryRecord, ProblemCandidate, ProblemConfig, ProblemStatus,
+    SuggestedRootCause,
 };
+use super::{recurrence, significance};
 use crate::cmdb::Topology;
 
 /// Largest block DBSCAN sees at once (the linear neighbour search is quadratic in it).
@@ -56,12 +58,47 @@ pub fn problem_id(root: Option<&str>, signature: &str) -> String {
     format!("PRB{:07}", features::fnv1a(key.as_bytes()) % 10_000_000)
 }
 
-/// Clusters `records` into candidates (status `candidate`), highest score first.
+/// Clusters `records` into candidates (status `candidate`), most significant first.
 pub fn cluster(
     records: &[HistoryRecord],
     topo: Option<&Topology>,
     cfg: &ProblemConfig,
 ) -> Result<Vec<ProblemCandidate>, ClusterError> {
+    cluster_report(records, topo, cfg, &[]).map(|r| r.candidates)
+}
+
+/// What a clustering run found and what it could work with.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClusterReport {
+    pub candidates: Vec<ProblemCandidate>,
+    /// Per feature (`ci`, `title`, `alertnames`, `category`, ...): how many records have it.
+    pub features: BTreeMap<String, usize>,
+    /// Features present on at least 1% of the records: what clustering could use.
+    pub features_used: Vec<String>,
+    /// Clusters tested against their base rate.
+    pub tested: usize,
+    /// Clusters whose incidents the base rate explains (false-discovery rate above `fdr`).
+    pub not_significant: usize,
+    /// Clusters larger than `max_share` of the history that no split made small enough:
+    /// a feature too generic to name a problem.
+    pub too_broad: usize,
+    /// The largest size a candidate may have.
+    pub max_size: usize,
+}
+
+/// `cluster` with the problem manager's earlier decisions (`decided`: stored problems;
+/// only accepted and rejected ones count): a cluster on the root and signature of a
+/// rejected problem, or holding its incidents, is judged on the incidents the manager
+/// has not seen, needs twice `min_pts` of them and must be `REJECTED_PENALTY` times as
+/// significant; incidents like an accepted problem's (pointing at its root, as similar
+/// to its incidents as they are to each other) join it even when too few to be a
+/// cluster of their own.
+pub fn cluster_report(
+    records: &[HistoryRecord],
+    topo: Option<&Topology>,
+    cfg: &ProblemConfig,
+    decided: &[ProblemCandidate],
+) -> Result<ClusterReport, ClusterError> {
     if !(cfg.eps.is_finite() && cfg.eps > 0.0) {
         return Err(ClusterError::Config(format!(
             "eps must be a positive number, not {}",
@@ -74,6 +111,18 @@ pub fn cluster(
             cfg.min_pts
         )));
     }
+    if !(cfg.fdr > 0.0 && cfg.fdr <= 1.0) {
+        return Err(ClusterError::Config(format!(
+            "fdr must be in (0, 1], not {}",
+            cfg.fdr
+        )));
+    }
+    if !(cfg.max_share > 0.0 && cfg.max_share <= 1.0) {
+        return Err(ClusterError::Config(format!(
+            "max_share must be in (0, 1], not {}",
+            cfg.max_share
+        )));
+    }
     let feats: Vec<Features> = records
         .iter()
         .map(|r| features::extract(r, topo, cfg.hops))
@@ -83,22 +132,18 @@ pub fn cluster(
         .iter()
         .map(|f| features::vector(f, &df, n_docs))
         .collect();
-    let mut blocks: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, f) in feats.iter().enumerate() {
-        let key = match (&f.named, &f.ci) {
-            (Some((named, _)), _) => format!("ci:{named}"),
-            (None, Some(ci)) => format!("ci:{ci}"),
-            (None, None) => format!("sig:{}", f.signature.to_lowercase()),
-        };
-        blocks.entry(key).or_default().push(i);
+    let keys: Vec<String> = feats.iter().map(block_key).collect();
+    let mut blocks: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        blocks.entry(k.as_str()).or_default().push(i);
     }
     let params = Dbscan::params_with(cfg.min_pts, L2Dist, CommonNearestNeighbour::LinearSearch)
         .tolerance(cfg.eps)
         .check()
         .map_err(|e| ClusterError::Config(e.to_string()))?;
     let mut clusters: Vec<Vec<usize>> = Vec::new();
-    for block in blocks.into_values() {
-        for part in split_block(block, &feats, records) {
+    for block in blocks.values() {
+        for part in split_block(block.clone(), &feats, records) {
             if part.len() < cfg.min_pts {
                 continue;
             }
@@ -119,11 +164,202 @@ pub fn cluster(
         }
     }
     attach(&mut clusters, records, &feats, &vecs, cfg);
-    let clusters = merge_same_problem(clusters, &feats);
-    let mut out: Vec<ProblemCandidate> = clusters
+    let mut clusters = merge_same_problem(clusters, &feats);
+    let index: HashMap<&str, usize> = records
         .iter()
-        .map(|c| candidate(c, records, &feats))
+        .enumerate()
+        .map(|(i, r)| (r.id.as_str(), i))
         .collect();
+    let accepted = absorb_into_accepted(&mut clusters, decided, &index, &feats, &vecs, cfg);
+    // Bounded: a cluster larger than the cap is split by its exact coded signature;
+    // parts still too large are a feature too generic to name a problem.
+    let max_size = ((cfg.max_share * records.len() as f64).floor() as usize).max(MIN_CAP);
+    let mut too_broad = 0;
+    let mut bounded: Vec<(Vec<usize>, bool)> = Vec::new();
+    for (k, c) in clusters.into_iter().enumerate() {
+        let is_accepted = accepted.contains(&k);
+        if c.len() <= max_size || is_accepted {
+            bounded.push((c, is_accepted));
+            continue;
+        }
+        let mut parts: BTreeMap<Vec<&str>, Vec<usize>> = BTreeMap::new();
+        for i in c {
+            let mut key: Vec<&str> = feats[i].words.iter().map(String::as_str).collect();
+            key.sort_unstable();
+            key.dedup();
+            parts.entry(key).or_default().push(i);
+        }
+        for p in parts.into_values() {
+            if p.len() > max_size {
+                too_broad += 1;
+            } else if p.len() >= cfg.min_pts {
+                bounded.push((p, false));
+            }
+        }
+    }
+    let rejected: Vec<&ProblemCandidate> = decided
+        .iter()
+        .filter(|p| p.status == ProblemStatus::Rejected)
+        .collect();
+    let rejected_ids: HashSet<&str> = rejected
+        .iter()
+        .flat_map(|p| p.incident_ids.iter().map(String::as_str))
+        .collect();
+    let block_size: HashMap<&str, usize> = blocks.iter().map(|(k, v)| (*k, v.len())).collect();
+    let stride = (records.len() / SAMPLE).max(1);
+    let min_sim = 1.0 - cfg.eps * cfg.eps / 2.0;
+    let mut tests: Vec<Test> = Vec::with_capacity(bounded.len());
+    for (c, _) in &bounded {
+        let root = suggest_root(c, &feats).map(|(r, _)| r);
+        let scope = match &root {
+            Some(r) => format!("ci:{r}"),
+            None => commonest(c.iter().map(|&i| keys[i].as_str())),
+        };
+        let member: HashSet<usize> = c.iter().copied().collect();
+        let scope_n = block_size.get(scope.as_str()).copied().unwrap_or(0)
+            + c.iter().filter(|&&i| keys[i] != scope).count();
+        let cen = centroid(c, &vecs);
+        let mut sims: Vec<f64> = c
+            .iter()
+            .map(|&i| features::cosine(&vecs[i], &cen))
+            .collect();
+        sims.sort_by(f64::total_cmp);
+        let thr = sims[sims.len() / 4].min(min_sim.max(0.05));
+        let (mut hits, mut seen) = (0usize, 0usize);
+        for i in (0..records.len()).step_by(stride) {
+            if member.contains(&i) || keys[i] == scope {
+                continue;
+            }
+            seen += 1;
+            if features::cosine(&vecs[i], &cen) >= thr {
+                hits += 1;
+            }
+        }
+        let n = c.len();
+        let lo = c
+            .iter()
+            .map(|&i| records[i].opened_at)
+            .min()
+            .unwrap_or_default();
+        let hi = c
+            .iter()
+            .map(|&i| records[i].opened_at)
+            .max()
+            .unwrap_or_default();
+        // The share of the scope's other volume that falls in the cluster's span (padded
+        // half a day each side): under the null its look-alikes are spread in time as the
+        // scope's other incidents are (histories are not uniform: an export's early years
+        // are thin).
+        let pad = chrono::Duration::hours(12);
+        let others_in_span = blocks
+            .get(scope.as_str())
+            .map(|b| {
+                b.iter()
+                    .filter(|&&i| {
+                        !member.contains(&i)
+                            && records[i].opened_at >= lo - pad
+                            && records[i].opened_at <= hi + pad
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        let others = scope_n.saturating_sub(n);
+        let window = ((others_in_span as f64 + 1.0) / (others as f64 + 1.0)).min(1.0);
+        let (expected, p_test) = if root.is_some() {
+            // A CI: how many incidents this alike its volume brings, over the whole
+            // history and over the cluster's own span.
+            let rate = (hits as f64 + 0.5) / (seen as f64 + 1.0);
+            let expected = scope_n as f64 * rate;
+            let p_all = significance::poisson_sf(n, expected);
+            let p_win = significance::poisson_sf(n, expected * window);
+            (expected, (2.0 * p_all.min(p_win)).min(1.0))
+        } else {
+            // No CI: a service, location or category has no "elsewhere" to compare with,
+            // so only a burst counts: the scope's incidents this alike over the whole
+            // history, scaled to the cluster's span.
+            let alike = blocks
+                .get(scope.as_str())
+                .map(|b| {
+                    b.iter()
+                        .filter(|&&i| features::cosine(&vecs[i], &cen) >= thr)
+                        .count()
+                })
+                .unwrap_or(0)
+                .max(n);
+            let expected = alike as f64 * window;
+            (expected, significance::poisson_sf(n, expected))
+        };
+        let mut sig_counts: HashMap<String, usize> = HashMap::new();
+        for &i in c {
+            *sig_counts
+                .entry(features::normalise_alertname(&feats[i].signature))
+                .or_default() += 1;
+        }
+        let mix = significance::effective_number(&sig_counts.values().copied().collect::<Vec<_>>());
+        let signature = signature_of(c, &feats, root.as_deref());
+        let was_rejected = rejected.iter().any(|p| {
+            p.suggested_root_cause.ci_id == root
+                && p.suggested_root_cause
+                    .signature
+                    .eq_ignore_ascii_case(&signature)
+        }) || c
+            .iter()
+            .any(|&i| rejected_ids.contains(records[i].id.as_str()));
+        let mut p = p_test * mix;
+        if was_rejected {
+            // What the manager rejected is explained; only the incidents they have not
+            // seen count, twice as many as a problem needs, and REJECTED_PENALTY times
+            // as significant.
+            let unseen = c
+                .iter()
+                .filter(|&&i| !rejected_ids.contains(records[i].id.as_str()))
+                .count();
+            p = if unseen < 2 * cfg.min_pts {
+                1.0
+            } else {
+                significance::poisson_sf(unseen, expected) * mix * REJECTED_PENALTY
+            };
+        }
+        let weak: Vec<String> = c
+            .iter()
+            .filter(|&&i| features::cosine(&vecs[i], &cen) < min_sim)
+            .map(|&i| records[i].id.clone())
+            .collect();
+        tests.push(Test {
+            scope,
+            scope_n,
+            expected,
+            p: p.min(1.0),
+            mix,
+            was_rejected,
+            weak,
+            shared: shared_atoms(c, &feats, &df),
+        });
+    }
+    let q = significance::bh(&tests.iter().map(|t| t.p).collect::<Vec<_>>());
+    let tested = tests.len();
+    let mut not_significant = 0;
+    let mut out: Vec<ProblemCandidate> = Vec::new();
+    for (((c, is_accepted), t), q) in bounded.iter().zip(tests).zip(q) {
+        if q > cfg.fdr && !is_accepted {
+            not_significant += 1;
+            continue;
+        }
+        let mut cand = candidate(c, records, &feats);
+        cand.observed = c.len();
+        cand.expected = (t.expected * 1000.0).round() / 1000.0;
+        cand.p_value = t.p;
+        cand.q_value = q;
+        cand.explanation = Some(Explanation {
+            scope: t.scope,
+            scope_incidents: t.scope_n,
+            shared_signature: t.shared,
+            signatures_mixed: (t.mix * 100.0).round() / 100.0,
+            weak_incidents: t.weak,
+            rejected_before: t.was_rejected,
+        });
+        out.push(cand);
+    }
     // Two clusters on the same (root, signature) would share an id: keep ids unique and
     // deterministic by giving the bigger one the plain id.
     out.sort_by(|a, b| {
@@ -145,8 +381,169 @@ pub fn cluster(
         used.insert(id.clone());
         c.id = id;
     }
-    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
-    Ok(out)
+    out.sort_by(|a, b| {
+        a.q_value
+            .total_cmp(&b.q_value)
+            .then(a.p_value.total_cmp(&b.p_value))
+            .then(b.score.total_cmp(&a.score))
+            .then(a.id.cmp(&b.id))
+    });
+    let (features, features_used) = feature_coverage(records);
+    Ok(ClusterReport {
+        candidates: out,
+        features,
+        features_used,
+        tested,
+        not_significant,
+        too_broad,
+        max_size,
+    })
+}
+
+/// The cap on a candidate's size never goes below this many incidents: half a year of a
+/// problem that recurs every few days is a problem, not a generic feature, however short
+/// the history.
+pub const MIN_CAP: usize = 50;
+
+/// How many out-of-scope incidents the base rate of a cluster is estimated on (a
+/// deterministic stride sample of the history).
+const SAMPLE: usize = 4000;
+
+/// How many times as significant a cluster must be to be proposed again after a
+/// problem manager rejected its root and signature (or its incidents).
+pub const REJECTED_PENALTY: f64 = 20.0;
+
+struct Test {
+    scope: String,
+    scope_n: usize,
+    expected: f64,
+    p: f64,
+    mix: f64,
+    was_rejected: bool,
+    weak: Vec<String>,
+    shared: Vec<String>,
+}
+
+/// The block an incident's base rate and clustering belong to: the upstream CI its
+/// title names, else its CI, else its service or location, else its signature.
+fn block_key(f: &Features) -> String {
+    match (&f.named, &f.ci, &f.scope) {
+        (Some((named, _)), _, _) => format!("ci:{named}"),
+        (None, Some(ci), _) => format!("ci:{ci}"),
+        (None, None, Some(s)) => s.clone(),
+        (None, None, None) => format!("sig:{}", f.signature.to_lowercase()),
+    }
+}
+
+/// Words and coded values at least half of the members share, most specific first.
+fn shared_atoms(members: &[usize], feats: &[Features], df: &HashMap<String, u32>) -> Vec<String> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for &i in members {
+        let mut ws: Vec<&str> = feats[i].words.iter().map(String::as_str).collect();
+        ws.sort_unstable();
+        ws.dedup();
+        for w in ws {
+            *counts.entry(w).or_default() += 1;
+        }
+    }
+    let mut shared: Vec<(&str, u32)> = counts
+        .into_iter()
+        .filter(|(_, c)| c * 2 >= members.len())
+        .map(|(w, _)| (w, df.get(w).copied().unwrap_or(0)))
+        .collect();
+    shared.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(b.0)));
+    shared
+        .into_iter()
+        .take(8)
+        .map(|(w, _)| w.to_string())
+        .collect()
+}
+
+fn feature_coverage(records: &[HistoryRecord]) -> (BTreeMap<String, usize>, Vec<String>) {
+    let mut m: BTreeMap<String, usize> = BTreeMap::new();
+    for r in records {
+        let mut add = |k: &str, present: bool| {
+            *m.entry(k.to_string()).or_default() += usize::from(present);
+        };
+        add("ci", r.ci.is_some());
+        add("title", r.title.is_some());
+        add("alertnames", !r.alertnames.is_empty());
+        add("category", r.category.is_some());
+        add("subcategory", r.subcategory.is_some());
+        add("symptom", r.symptom.is_some());
+        add("closure_code", r.closure_code.is_some());
+        add("service", r.service.is_some());
+        add("location", r.location.is_some());
+        add("ci_class", r.ci_class.is_some());
+        add("assignment_group", r.assignment_group.is_some());
+    }
+    let used = m
+        .iter()
+        .filter(|(_, n)| **n * 100 >= records.len().max(1))
+        .map(|(k, _)| k.clone())
+        .collect();
+    (m, used)
+}
+
+/// Accepted problems take their stored incidents that are in this history, and every
+/// incident not in a cluster that points at the problem's root and is as close to the
+/// problem's incidents as `eps` asks; clusters holding an accepted problem's incidents
+/// merge into it. Returns the indices (in `clusters`) of the accepted problems' clusters.
+fn absorb_into_accepted(
+    clusters: &mut Vec<Vec<usize>>,
+    decided: &[ProblemCandidate],
+    index: &HashMap<&str, usize>,
+    feats: &[Features],
+    vecs: &[Vec<(u16, f32)>],
+    cfg: &ProblemConfig,
+) -> HashSet<usize> {
+    let min_sim = 1.0 - cfg.eps * cfg.eps / 2.0;
+    let mut out = HashSet::new();
+    for p in decided
+        .iter()
+        .filter(|p| p.status == ProblemStatus::Accepted)
+    {
+        let known: Vec<usize> = p
+            .incident_ids
+            .iter()
+            .filter_map(|id| index.get(id.as_str()).copied())
+            .collect();
+        if known.is_empty() {
+            continue;
+        }
+        let known_set: HashSet<usize> = known.iter().copied().collect();
+        // Clusters sharing an incident with it fold into it.
+        let mut members: Vec<usize> = known.clone();
+        let mut keep: Vec<Vec<usize>> = Vec::new();
+        for c in clusters.drain(..) {
+            if c.iter().any(|i| known_set.contains(i)) {
+                members.extend(c);
+            } else {
+                keep.push(c);
+            }
+        }
+        *clusters = keep;
+        let in_cluster: HashSet<usize> = clusters.iter().flatten().copied().collect();
+        let cen = centroid(&known, vecs);
+        let root = p.suggested_root_cause.ci_id.as_deref();
+        for (i, f) in feats.iter().enumerate() {
+            if in_cluster.contains(&i) || members.contains(&i) {
+                continue;
+            }
+            let points = match root {
+                Some(r) => f.neighbourhood.iter().any(|(c, _)| c == r),
+                None => true,
+            };
+            if points && features::cosine(&vecs[i], &cen) >= min_sim {
+                members.push(i);
+            }
+        }
+        members.sort_unstable();
+        members.dedup();
+        out.insert(clusters.len());
+        clusters.push(members);
+    }
+    out
 }
 
 /// The border rule of DBSCAN carried along the topology: an incident left as noise joins
@@ -185,8 +582,23 @@ fn attach(
         if in_cluster[i] || vecs[i].is_empty() {
             continue;
         }
+        // A record with codes only (no title, no alertname) has too few dimensions for a
+        // cosine against a centroid of worded incidents: it joins a problem on its own CI
+        // when its codes are the problem's codes (the centroid restricted to them points
+        // the same way).
+        let codes_only = records[i].title.is_none() && records[i].alertnames.is_empty();
         let mut best: Option<(f64, usize)> = None;
-        for (ci, _) in &f.neighbourhood {
+        for (ci, hop) in &f.neighbourhood {
+            if codes_only && *hop == 0 {
+                for &k in by_root.get(ci).map(Vec::as_slice).unwrap_or(&[]) {
+                    let sim = restricted_cosine(&vecs[i], &centroids[k]);
+                    if sim >= CODES_ONLY_SIM
+                        && best.is_none_or(|(b, bk)| sim > b || (sim == b && k < bk))
+                    {
+                        best = Some((sim, k));
+                    }
+                }
+            }
             // An incident that names the root says where it comes from, and one on a
             // dependent at the problem's weekly or daily slot fails when the problem
             // does: its words only have to pick which of that CI's problems, so half the
@@ -213,6 +625,25 @@ fn attach(
     }
 }
 
+/// How closely a codes-only record's codes must match a problem's (see `attach`).
+const CODES_ONLY_SIM: f64 = 0.9;
+
+/// The cosine of `v` and `c` restricted to the dimensions `v` has.
+fn restricted_cosine(v: &[(u16, f32)], c: &[(u16, f32)]) -> f64 {
+    let (mut dot, mut cn) = (0.0f64, 0.0f64);
+    let mut j = 0;
+    for &(d, x) in v {
+        while j < c.len() && c[j].0 < d {
+            j += 1;
+        }
+        if j < c.len() && c[j].0 == d {
+            dot += f64::from(x) * f64::from(c[j].1);
+            cn += f64::from(c[j].1).powi(2);
+        }
+    }
+    if cn == 0.0 { 0.0 } else { dot / cn.sqrt() }
+}
+
 /// The unit-length mean of the members' vectors, sparse.
 fn centroid(members: &[usize], vecs: &[Vec<(u16, f32)>]) -> Vec<(u16, f32)> {
     let mut acc: BTreeMap<u16, f64> = BTreeMap::new();
@@ -236,7 +667,7 @@ fn merge_same_problem(clusters: Vec<Vec<usize>>, feats: &[Features]) -> Vec<Vec<
     let mut by_key: BTreeMap<(Option<String>, String), Vec<usize>> = BTreeMap::new();
     for c in clusters {
         let root = suggest_root(&c, feats).map(|(r, _)| r);
-        let sig = signature_of(&c, feats, root.as_deref()).to_lowercase();
+        let sig = features::normalise_alertname(&signature_of(&c, feats, root.as_deref()));
         by_key.entry((root, sig)).or_default().extend(c);
     }
     by_key
@@ -386,6 +817,11 @@ fn candidate(members: &[usize], records: &[HistoryRecord], feats: &[Features]) -
         score,
         cis,
         hours_lost: (hours_lost * 10.0).round() / 10.0,
+        observed: n,
+        expected: 0.0,
+        p_value: 1.0,
+        q_value: 1.0,
+        explanation: None,
     }
 }
 

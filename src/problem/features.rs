@@ -4,8 +4,9 @@
 //!   first). A dependent's incident can point at the CI it depends on: orders-api timing
 //!   out on its database is evidence about the database.
 //! - Signature: the first alertname, else the title's leading words.
-//! - Words: a bag over the title, alertnames (split at case changes), category,
-//!   subcategory and symptom, without the incident's own CI name (dependents of one root
+//! - Words: a bag over the title, alertnames (split at case changes) and symptom, plus
+//!   every coded field as one whole-value atom (`close:software`), without the incident's
+//!   own CI name (dependents of one root
 //!   name different CIs for the same failure), digits-only words and stop words. Vectors are
 //!   hashed TF-IDF counts, unit length, so Euclidean distance is a cosine distance.
 //! - Time of week (UTC weekday and hour) for recurrence.
@@ -19,8 +20,9 @@ use chrono::{Datelike, Timelike};
 use super::HistoryRecord;
 use crate::cmdb::Topology;
 
-/// Hashed word-bag width: collisions among a few hundred distinct words stay rare enough.
-pub const DIMS: usize = 256;
+/// Hashed word-bag width: collisions among the few hundred distinct words and coded values
+/// of one block stay rare enough.
+pub const DIMS: usize = 512;
 
 const STOP: &[&str] = &[
     "the", "and", "for", "with", "from", "into", "on", "of", "to", "in", "at", "is", "are", "was",
@@ -41,7 +43,12 @@ pub struct Features {
     /// db-01)").
     pub named: Option<(String, u32)>,
     pub signature: String,
+    /// Title words, alertname words, and whole coded values as `field:value` atoms
+    /// (`alertname:`, `cat:`, `sub:`, `sym:`, `close:`, `svc:`, `loc:`, `class:`, `grp:`).
     pub words: Vec<String>,
+    /// Where the base rate of an incident without a CI is judged: its service, else its
+    /// location, else its category, else none (`svc:` / `loc:` / `cat:` keys).
+    pub scope: Option<String>,
     /// 0 = Monday.
     pub weekday: u8,
     pub hour: u8,
@@ -156,14 +163,12 @@ pub fn extract(rec: &HistoryRecord, topo: Option<&Topology>, hops: u32) -> Featu
         }
     }
     let mut words = Vec::new();
-    let texts = rec
+    for t in rec
         .title
         .iter()
         .chain(rec.alertnames.iter())
-        .chain(rec.category.iter())
-        .chain(rec.subcategory.iter())
-        .chain(rec.symptom.iter());
-    for t in texts {
+        .chain(rec.symptom.iter())
+    {
         words.extend(
             split_words(t)
                 .into_iter()
@@ -171,7 +176,15 @@ pub fn extract(rec: &HistoryRecord, topo: Option<&Topology>, hops: u32) -> Featu
         );
     }
     for a in &rec.alertnames {
-        words.push(format!("alertname:{}", a.to_lowercase()));
+        words.push(format!("alertname:{}", normalise_alertname(a)));
+    }
+    for (tag, v) in coded(rec) {
+        // The CI's own attributes say where, not what failed: with a CI they would make
+        // every cluster on it look specific.
+        if ci.is_some() && matches!(tag, "svc" | "loc" | "class" | "grp") {
+            continue;
+        }
+        words.push(format!("{tag}:{}", v.to_lowercase()));
     }
     let signature = rec.alertnames.first().cloned().unwrap_or_else(|| {
         let lead: Vec<String> = split_words(title)
@@ -179,12 +192,31 @@ pub fn extract(rec: &HistoryRecord, topo: Option<&Topology>, hops: u32) -> Featu
             .filter(|w| keep(w) && !own.contains(w))
             .take(4)
             .collect();
-        if lead.is_empty() {
-            title.to_string()
-        } else {
-            lead.join(" ")
+        if !lead.is_empty() {
+            return lead.join(" ");
         }
+        if !title.is_empty() {
+            return title.to_string();
+        }
+        // Codes only: the most specific two of what there is.
+        let codes: Vec<&str> = [
+            &rec.symptom,
+            &rec.subcategory,
+            &rec.closure_code,
+            &rec.category,
+        ]
+        .iter()
+        .filter_map(|f| f.as_deref())
+        .take(2)
+        .collect();
+        codes.join(" / ")
     });
+    let scope = rec
+        .service
+        .as_ref()
+        .map(|s| format!("svc:{s}"))
+        .or_else(|| rec.location.as_ref().map(|l| format!("loc:{l}")))
+        .or_else(|| rec.category.as_ref().map(|c| format!("cat:{c}")));
     Features {
         ci,
         ci_known,
@@ -192,9 +224,46 @@ pub fn extract(rec: &HistoryRecord, topo: Option<&Topology>, hops: u32) -> Featu
         named,
         signature,
         words,
+        scope,
         weekday: rec.opened_at.weekday().num_days_from_monday() as u8,
         hour: rec.opened_at.hour() as u8,
     }
+}
+
+/// Severity words that monitoring tools append to one rule's name (`...Critical`,
+/// `..._warning`): one failure, not two signatures.
+const SEVERITY: &[&str] = &[
+    "critical", "crit", "warning", "warn", "major", "minor", "info", "page", "ticket", "sev",
+];
+
+/// An alertname as a signature: its words (camel case and snake case alike), severity
+/// words dropped, joined by `_`.
+pub fn normalise_alertname(a: &str) -> String {
+    let ws: Vec<String> = split_words(a)
+        .into_iter()
+        .filter(|w| !(SEVERITY.contains(&w.as_str()) || (w.starts_with("sev") && w.len() <= 4)))
+        .collect();
+    if ws.is_empty() {
+        a.to_lowercase()
+    } else {
+        ws.join("_")
+    }
+}
+
+/// The coded fields of a record with their atom tags, in a fixed order.
+pub fn coded(rec: &HistoryRecord) -> impl Iterator<Item = (&'static str, &str)> {
+    [
+        ("cat", &rec.category),
+        ("sub", &rec.subcategory),
+        ("sym", &rec.symptom),
+        ("close", &rec.closure_code),
+        ("svc", &rec.service),
+        ("loc", &rec.location),
+        ("class", &rec.ci_class),
+        ("grp", &rec.assignment_group),
+    ]
+    .into_iter()
+    .filter_map(|(t, v)| v.as_deref().map(|v| (t, v)))
 }
 
 /// FNV-1a, 64 bit: stable across runs, platforms and Rust versions (ids and hashed
@@ -287,6 +356,11 @@ mod tests {
             assignment_group: None,
             priority: Some(2),
             resolution_note: None,
+            location: None,
+            service: None,
+            ci_class: None,
+            closure_code: None,
+            known_error: None,
         }
     }
 

@@ -17,8 +17,10 @@
 pub mod cluster;
 pub mod eval;
 pub mod features;
+pub mod import;
 pub mod reconcile;
 pub mod recurrence;
+pub mod significance;
 
 use std::collections::HashMap;
 
@@ -27,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::incident::Incident;
 
-pub use cluster::{ClusterError, cluster};
+pub use cluster::{ClusterError, ClusterReport, cluster, cluster_report};
 pub use reconcile::reconcile;
 
 /// Clustering settings (`[problems]` in the config file).
@@ -43,6 +45,11 @@ pub struct ProblemConfig {
     pub min_pts: usize,
     /// How far upstream (in dependency hops) an incident may point for its root CI.
     pub hops: u32,
+    /// False-discovery rate over all clusters tested against their base rate: a cluster is
+    /// a candidate when its Benjamini–Hochberg q-value is at most this.
+    pub fdr: f64,
+    /// No candidate holds more than this share of the history (at least `min_pts`).
+    pub max_share: f64,
 }
 
 impl Default for ProblemConfig {
@@ -51,6 +58,8 @@ impl Default for ProblemConfig {
             eps: 1.0,
             min_pts: 3,
             hops: 2,
+            fdr: 0.05,
+            max_share: 0.02,
         }
     }
 }
@@ -85,6 +94,24 @@ pub struct HistoryRecord {
     pub priority: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution_note: Option<String>,
+    /// Where it happened (site, office, region): a coded feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// The business service or service component affected: a coded feature, and the
+    /// base-rate scope of an incident without a CI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The CI's class / type / subtype as the ITSM suite names it: a coded feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_class: Option<String>,
+    /// How it was closed (`Software`, `Hardware`, `User error`...): a coded feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closure_code: Option<String>,
+    /// The known error, problem or knowledge article the ITSM suite already linked it to.
+    /// Kept for the problem manager and the evaluation; never used to cluster (it is
+    /// what clustering is meant to find).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_error: Option<String>,
 }
 
 /// Why a history record was refused.
@@ -96,7 +123,10 @@ pub enum RecordError {
     EmptyId,
     #[error("empty title")]
     EmptyTitle,
-    #[error("neither a title nor an alertname: nothing says what happened")]
+    #[error(
+        "no title, alertname or coded field (category, subcategory, symptom, closure_code, \
+         service, location, ci_class): nothing says what happened"
+    )]
     NoSignature,
     #[error("resolved_at is before opened_at")]
     ResolvedBeforeOpened,
@@ -136,7 +166,35 @@ impl HistoryRecord {
             .map(|a| a.trim().to_string())
             .filter(|a| !a.is_empty())
             .collect();
-        if self.title.is_none() && self.alertnames.is_empty() {
+        for f in [
+            &mut self.category,
+            &mut self.subcategory,
+            &mut self.symptom,
+            &mut self.assignment_group,
+            &mut self.location,
+            &mut self.service,
+            &mut self.ci_class,
+            &mut self.closure_code,
+            &mut self.known_error,
+            &mut self.resolution_note,
+        ] {
+            *f = f
+                .take()
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty());
+        }
+        let coded = [
+            &self.category,
+            &self.subcategory,
+            &self.symptom,
+            &self.closure_code,
+            &self.service,
+            &self.location,
+            &self.ci_class,
+        ]
+        .iter()
+        .any(|f| f.is_some());
+        if self.title.is_none() && self.alertnames.is_empty() && !coded {
             return Err(RecordError::NoSignature);
         }
         if let Some(r) = self.resolved_at
@@ -188,6 +246,11 @@ impl HistoryRecord {
             assignment_group: inc.assignment_group.clone(),
             priority: Some(inc.priority),
             resolution_note: None,
+            location: None,
+            service: inc.impacted_services.first().cloned(),
+            ci_class: None,
+            closure_code: None,
+            known_error: None,
         }
     }
 }
@@ -215,7 +278,7 @@ pub struct ParsedBatch {
 pub const MAX_BAD_REPORTED: usize = 100;
 
 impl ParsedBatch {
-    fn refuse(&mut self, bad: BadRecord) {
+    pub fn refuse(&mut self, bad: BadRecord) {
         self.bad_total += 1;
         if self.bad.len() < MAX_BAD_REPORTED {
             self.bad.push(bad);
@@ -408,6 +471,43 @@ pub struct ProblemCandidate {
     /// Total hours from opened to resolved over the incidents that have both.
     #[serde(default)]
     pub hours_lost: f64,
+    /// Incidents in the candidate.
+    #[serde(default)]
+    pub observed: usize,
+    /// How many incidents this alike the scope's ordinary volume brings by chance.
+    #[serde(default)]
+    pub expected: f64,
+    /// Poisson tail of `observed` given `expected` (see `significance`).
+    #[serde(default = "one")]
+    pub p_value: f64,
+    /// Benjamini–Hochberg q-value over every cluster of the run: candidates are ranked by it.
+    #[serde(default = "one")]
+    pub q_value: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Why a candidate is one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// Where the base rate was taken: `ci:<id>`, `svc:<service>`, `loc:<location>`,
+    /// `sig:<signature>`.
+    pub scope: String,
+    /// Incidents in that scope over the history.
+    pub scope_incidents: usize,
+    /// Words and coded values at least half of its incidents share, most specific first.
+    pub shared_signature: Vec<String>,
+    /// Effective number of signatures among its incidents (1: all the same).
+    pub signatures_mixed: f64,
+    /// Incidents less alike the others than `eps` asks (joined through a neighbour).
+    pub weak_incidents: Vec<String>,
+    /// A problem manager rejected this root and signature (or these incidents) before:
+    /// it had to be `REJECTED_PENALTY` times as significant.
+    pub rejected_before: bool,
 }
 
 #[cfg(test)]
@@ -469,7 +569,7 @@ mod tests {
             .collect();
         assert_eq!(bad.len(), 5);
         assert_eq!(bad[0], (3, "resolved_at is before opened_at"));
-        assert!(bad[1].1.starts_with("neither a title nor an alertname"));
+        assert!(bad[1].1.starts_with("no title, alertname or coded field"));
         assert_eq!(bad[2], (5, "priority must be 1..5, not 9"));
         assert!(bad[3].1.contains("colour"), "{}", bad[3].1);
         assert_eq!(bad[4], (7, "duplicate id \"A\" (first at record 1)"));

@@ -110,6 +110,11 @@ mod tests {
             score: 0.5,
             cis: vec![],
             hours_lost: 0.0,
+            observed: incs.len(),
+            expected: 0.0,
+            p_value: 1.0,
+            q_value: 1.0,
+            explanation: None,
         }
     }
 

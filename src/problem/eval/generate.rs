@@ -437,11 +437,176 @@ fn title(rng: &mut Rng, ci: &str, phrase: &str) -> String {
 
 /// Generates one history: CMDB, records in time order, and the truth behind them.
 pub fn generate(seed: u64) -> History {
-    generate_with_prefix(seed, "")
+    generate_with(seed, "", &Knobs::default())
 }
 
 /// `generate` with every CI id prefixed (to put several estates side by side).
 pub fn generate_with_prefix(seed: u64, prefix: &str) -> History {
+    generate_with(seed, prefix, &Knobs::default())
+}
+
+/// What makes a history harder than the base one. Every knob at its default leaves the
+/// base generator's history exactly as it was (knob-driven draws come from a second
+/// random stream), so figures stay comparable across versions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Knobs {
+    /// CIs that also carry 15-20 unrelated one-off incidents each, worded with generic
+    /// words ("slow", "high", "users report", "intermittent") and varied alertnames.
+    pub busy_cis: usize,
+    /// Share of incidents whose title is only generic words about the CI.
+    pub generic_share: f64,
+    /// Share of incidents whose alertname is a variant of its usual name (a severity
+    /// suffix, a renamed rule, another monitoring tool's spelling).
+    pub alert_variation: f64,
+    /// Share of incidents without a CI.
+    pub no_ci_share: f64,
+    /// Share of incidents with neither title nor alertname (coded fields only).
+    pub no_title_share: f64,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Self {
+            busy_cis: 0,
+            generic_share: 0.0,
+            alert_variation: 0.0,
+            no_ci_share: 0.0,
+            no_title_share: 0.0,
+        }
+    }
+}
+
+const GENERIC: &[&str] = &[
+    "slow",
+    "high",
+    "users report",
+    "intermittent",
+    "degraded",
+    "not working properly",
+    "errors reported",
+    "users report slow",
+    "high response time",
+    "intermittent errors",
+    "performance issue",
+    "users report problems",
+];
+/// Unrelated one-off failures of a busy CI: (alertname, category, subcategory, detail).
+const BUSY: &[(&str, &str, &str, &str)] = &[
+    ("LoginPageSlow", "application", "performance", "login page"),
+    ("ExportJobFailed", "application", "batch", "nightly export"),
+    ("PdfRenderError", "application", "errors", "pdf invoices"),
+    (
+        "SearchIndexStale",
+        "application",
+        "data",
+        "search results outdated",
+    ),
+    ("SmtpRelayRejected", "application", "mail", "mail relay"),
+    ("LdapBindFailed", "security", "authentication", "ldap bind"),
+    (
+        "ConfigDriftDetected",
+        "infrastructure",
+        "configuration",
+        "config drift",
+    ),
+    ("BackupJobLate", "infrastructure", "backup", "backup window"),
+    ("CronJobMissed", "infrastructure", "scheduling", "cron job"),
+    ("DnsLookupFailures", "network", "dns", "dns lookups"),
+    (
+        "ProxyAuthErrors",
+        "network",
+        "proxy",
+        "proxy authentication",
+    ),
+    (
+        "LicenseServerUnreachable",
+        "application",
+        "licensing",
+        "license server",
+    ),
+    (
+        "ReportQueueStuck",
+        "application",
+        "reporting",
+        "report queue",
+    ),
+    (
+        "FileShareUnavailable",
+        "infrastructure",
+        "storage",
+        "file share",
+    ),
+    (
+        "ApiQuotaExceeded",
+        "application",
+        "integration",
+        "partner api quota",
+    ),
+    (
+        "SessionStoreErrors",
+        "application",
+        "sessions",
+        "session store",
+    ),
+    (
+        "TranslationMissing",
+        "application",
+        "content",
+        "missing translations",
+    ),
+    (
+        "PrinterQueueBlocked",
+        "workplace",
+        "printing",
+        "printer queue",
+    ),
+    (
+        "ScheduledReportEmpty",
+        "application",
+        "reporting",
+        "empty scheduled report",
+    ),
+    (
+        "WebhookDeliveryFailed",
+        "application",
+        "integration",
+        "webhook delivery",
+    ),
+    (
+        "CacheWarmupSlow",
+        "application",
+        "performance",
+        "cache warmup",
+    ),
+    ("AuditLogGap", "security", "audit", "audit log gap"),
+    (
+        "TimezoneMismatch",
+        "application",
+        "data",
+        "timezone mismatch",
+    ),
+    (
+        "UploadSizeRejected",
+        "application",
+        "errors",
+        "file uploads",
+    ),
+    (
+        "ThirdPartyTimeout",
+        "application",
+        "integration",
+        "payment provider",
+    ),
+    (
+        "SsoRedirectLoop",
+        "security",
+        "authentication",
+        "sso redirect",
+    ),
+];
+
+/// `generate_with_prefix` under `knobs`.
+pub fn generate_with(seed: u64, prefix: &str, knobs: &Knobs) -> History {
     let mut rng = Rng::new(seed.wrapping_mul(0x9E37_79B9).wrapping_add(6));
     let est = estate(&mut rng, prefix);
     let kinds: HashMap<&str, Kind> = est.cis.iter().map(|(c, k)| (c.as_str(), *k)).collect();
@@ -636,6 +801,7 @@ pub fn generate_with_prefix(seed: u64, prefix: &str) -> History {
             ),
         ));
     }
+    apply_knobs(seed, &est, &mut drafts, knobs, start, days);
     drafts.sort_by_key(|d| d.0);
     let mut records = Vec::with_capacity(drafts.len());
     let mut truth = Vec::with_capacity(drafts.len());
@@ -653,6 +819,97 @@ pub fn generate_with_prefix(seed: u64, prefix: &str) -> History {
         records,
         truth,
         problems,
+    }
+}
+
+type Draft = (DateTime<Utc>, Option<usize>, HistoryRecord);
+
+fn apply_knobs(
+    seed: u64,
+    est: &Estate,
+    drafts: &mut Vec<Draft>,
+    knobs: &Knobs,
+    start: DateTime<Utc>,
+    days: i64,
+) {
+    if *knobs == Knobs::default() {
+        return;
+    }
+    let mut rng = Rng::new(seed.wrapping_mul(0xA24B_AED4_963E_E407).wrapping_add(0x51));
+    let busy_pool: Vec<&(String, Kind)> = est
+        .cis
+        .iter()
+        .filter(|(_, k)| matches!(k, Kind::App | Kind::Host | Kind::Db | Kind::Service))
+        .collect();
+    let mut picks: Vec<usize> = (0..busy_pool.len()).collect();
+    rng.shuffle(&mut picks);
+    for &b in picks.iter().take(knobs.busy_cis) {
+        let (ci, k) = busy_pool[b];
+        let mut kinds: Vec<usize> = (0..BUSY.len()).collect();
+        rng.shuffle(&mut kinds);
+        let n = 15 + rng.index(6);
+        for &m in kinds.iter().take(n) {
+            let (alert, cat, sub, detail) = BUSY[m];
+            let t = start + Duration::minutes(rng.range(0, days * 1440));
+            let g = *rng.pick(GENERIC);
+            let text = match rng.index(3) {
+                0 => format!("{ci}: {g}, {detail}"),
+                1 => format!("{detail} {g} on {ci}"),
+                _ => format!("[{ci}] {g} - {detail} {}", rng.pick(GENERIC)),
+            };
+            let prio = rng.range(2, 5) as u8;
+            let mut r = record(
+                &mut rng,
+                t,
+                Some(ci.clone()),
+                text,
+                alert,
+                cat,
+                sub,
+                owner(*k),
+                prio,
+            );
+            r.id = String::new();
+            drafts.push((t, None, r));
+        }
+    }
+    for (_, _, r) in drafts.iter_mut() {
+        if rng.chance(knobs.generic_share) {
+            let g1 = *rng.pick(GENERIC);
+            let g2 = *rng.pick(GENERIC);
+            r.title = Some(match &r.ci {
+                Some(ci) => format!("{ci}: {g1}, {g2}"),
+                None => format!("{g1}, {g2}"),
+            });
+        }
+        if rng.chance(knobs.alert_variation) {
+            r.alertnames = r
+                .alertnames
+                .iter()
+                .map(|a| match rng.index(4) {
+                    0 => format!("{a}Critical"),
+                    1 => format!("{a}Warning"),
+                    2 => {
+                        let mut out = String::new();
+                        for (i, ch) in a.chars().enumerate() {
+                            if ch.is_uppercase() && i > 0 {
+                                out.push('_');
+                            }
+                            out.extend(ch.to_lowercase());
+                        }
+                        out
+                    }
+                    _ => format!("Zbx{a}"),
+                })
+                .collect();
+        }
+        if rng.chance(knobs.no_ci_share) {
+            r.ci = None;
+        }
+        if rng.chance(knobs.no_title_share) {
+            r.title = None;
+            r.alertnames.clear();
+        }
     }
 }
 
@@ -681,5 +938,10 @@ fn record(
         assignment_group: Some(group.to_string()),
         priority: Some(priority),
         resolution_note: None,
+        location: None,
+        service: None,
+        ci_class: None,
+        closure_code: None,
+        known_error: None,
     }
 }

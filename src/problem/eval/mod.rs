@@ -13,7 +13,7 @@
 
 mod generate;
 
-pub use generate::{generate, generate_with_prefix};
+pub use generate::{Knobs, generate, generate_with, generate_with_prefix};
 
 use std::collections::HashMap;
 
@@ -81,6 +81,79 @@ pub fn combined(first_seed: u64, incidents: usize) -> History {
     all.records = records;
     all.truth = truth;
     all
+}
+
+/// The evaluation grid: each knob alone at a moderate and a hard level, then all of
+/// them together. The first cell is the base generator.
+pub fn grid() -> Vec<(&'static str, Knobs)> {
+    let d = Knobs::default();
+    vec![
+        ("base", d),
+        ("busy=3", Knobs { busy_cis: 3, ..d }),
+        ("busy=8", Knobs { busy_cis: 8, ..d }),
+        (
+            "generic=0.3",
+            Knobs {
+                generic_share: 0.3,
+                ..d
+            },
+        ),
+        (
+            "generic=0.6",
+            Knobs {
+                generic_share: 0.6,
+                ..d
+            },
+        ),
+        (
+            "alertvar=0.5",
+            Knobs {
+                alert_variation: 0.5,
+                ..d
+            },
+        ),
+        (
+            "alertvar=0.9",
+            Knobs {
+                alert_variation: 0.9,
+                ..d
+            },
+        ),
+        (
+            "no-ci=0.3",
+            Knobs {
+                no_ci_share: 0.3,
+                ..d
+            },
+        ),
+        (
+            "no-title=0.3",
+            Knobs {
+                no_title_share: 0.3,
+                ..d
+            },
+        ),
+        (
+            "all-moderate",
+            Knobs {
+                busy_cis: 3,
+                generic_share: 0.3,
+                alert_variation: 0.5,
+                no_ci_share: 0.15,
+                no_title_share: 0.15,
+            },
+        ),
+        (
+            "all-hard",
+            Knobs {
+                busy_cis: 8,
+                generic_share: 0.5,
+                alert_variation: 0.9,
+                no_ci_share: 0.3,
+                no_title_share: 0.3,
+            },
+        ),
+    ]
 }
 
 /// A grouping to score: groups of record indices with a suggested root CI each.
