@@ -206,7 +206,7 @@ fn main() -> anyhow::Result<()> {
                     },
             } => {
                 incidents_import(
-                    &load(config.as_deref())?,
+                    &load(config.as_deref(), level)?,
                     &file,
                     mapping.as_deref(),
                     skip_bad,
