@@ -1252,17 +1252,7 @@ impl Engine {
         if let Some(inc) = self.incidents.get_mut(id) {
             inc.enrichment
                 .insert("root_support".into(), serde_json::json!(support));
-            if let Some(ev) = inc
-                .enrichment
-                .get_mut("evidence")
-                .and_then(|v| v.as_object_mut())
-            {
-                for path in ev.values_mut() {
-                    if let Some(p) = path.as_array_mut() {
-                        p.extend(ext.iter().skip(1).map(|x| serde_json::json!(x)));
-                    }
-                }
-            }
+            extend_evidence(inc, &ext);
         }
         self.assess_root(topo, id, s, &name, false);
         let sid = topo.ci(s).id.clone();
@@ -1328,17 +1318,8 @@ impl Engine {
             .get(fp)
             .map(|a| a.alertname().to_string())
             .unwrap_or_default();
-        if let Some(ev) = self
-            .incidents
-            .get_mut(id)
-            .and_then(|i| i.enrichment.get_mut("evidence"))
-            .and_then(|v| v.as_object_mut())
-        {
-            for path in ev.values_mut() {
-                if let Some(p) = path.as_array_mut() {
-                    p.extend(ext.iter().skip(1).map(|s| serde_json::json!(s)));
-                }
-            }
+        if let Some(inc) = self.incidents.get_mut(id) {
+            extend_evidence(inc, &ext);
         }
         self.assess_root(topo, id, c, &name, true);
         let cid = topo.ci(c).id.clone();
@@ -1843,6 +1824,22 @@ impl Engine {
         });
         let incidents = &self.incidents;
         self.enriched.retain(|id, _| incidents.contains_key(id));
+    }
+}
+
+/// Extends every evidence path of `inc` past its old root along `ext` (the path from the
+/// old root to the new one; its first entry, the old root, ends each path already).
+fn extend_evidence(inc: &mut Incident, ext: &[String]) {
+    if let Some(ev) = inc
+        .enrichment
+        .get_mut("evidence")
+        .and_then(|v| v.as_object_mut())
+    {
+        for path in ev.values_mut() {
+            if let Some(p) = path.as_array_mut() {
+                p.extend(ext.iter().skip(1).map(|x| serde_json::json!(x)));
+            }
+        }
     }
 }
 

@@ -303,7 +303,7 @@ fn on(ci: &str, name: &str, start_s: i64) -> Alert {
     }
 }
 
-fn incident_of<'a>(e: &'a Engine, a: &Alert) -> &'a Incident {
+pub(super) fn incident_of<'a>(e: &'a Engine, a: &Alert) -> &'a Incident {
     let id = e
         .alert(&a.fingerprint)
         .and_then(|r| r.incident_id.clone())

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use super::tests::incident_of;
 use super::*;
 use crate::cmdb::{Ci, CmdbFile, Relation};
 use crate::incident::Rule;
@@ -53,14 +54,6 @@ fn on(ci: &str, name: &str, start_s: i64) -> Alert {
         generator_url: None,
         source: Source::Alertmanager,
     }
-}
-
-fn incident_of<'a>(e: &'a Engine, a: &Alert) -> &'a Incident {
-    let id = e
-        .alert(&a.fingerprint)
-        .and_then(|r| r.incident_id.clone())
-        .expect("alert has an incident");
-    e.incident(&id).expect("incident in memory")
 }
 
 fn live(e: &Engine) -> Vec<&Incident> {
