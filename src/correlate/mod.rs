@@ -407,7 +407,8 @@ pub struct Engine {
     /// read-only policy fills: it never changes an answer).
     memo: std::cell::RefCell<policy::Memo>,
     /// While placing a re-fired alert: the incident its previous occurrence was in.
-    refire_of: Option<String>,
+    /// While placing a re-fired alert: its previous occurrence's incident and end.
+    refire_of: Option<(String, DateTime<Utc>)>,
     /// Change records per CI id.
     change_records: HashMap<String, Vec<Change>>,
     /// Bumped whenever `change_records` changes (enrichment recomputes its change list).
@@ -486,7 +487,7 @@ impl Engine {
             incidents: &self.incidents,
             open_by_key: &self.open_by_key,
             ci_state: &self.ci_state,
-            refire_of: self.refire_of.as_deref(),
+            refire_of: self.refire_of.as_ref().map(|(id, end)| (id.as_str(), *end)),
             memo: &self.memo,
         }
     }
@@ -860,7 +861,7 @@ impl Engine {
                 }
                 let (count, flips, flapping) =
                     (rec.count, std::mem::take(&mut rec.flips), rec.flapping);
-                self.refire_of = rec.incident_id.as_deref().map(String::from);
+                self.refire_of = rec.incident_id.as_deref().map(|id| (id.to_string(), ended));
                 let fresh = self.first_sight(topo, mapper, alert, at);
                 self.refire_of = None;
                 if let Some(r) = self.alerts.get_mut(&fp) {

@@ -23,8 +23,14 @@
 //!   the cause alerting first. Links with fewer silent CIs win, then nearer ones, then
 //!   earlier ones, so where every CI on the path alerts, the all-alerting rule is
 //!   unchanged.
-//! - A re-fired alert returns to its incident while that is active, and reopens it when it
-//!   resolved less than `reopen_window` ago; later, it is placed like a new alert.
+//! - A re-fired alert returns to its incident while that is active and what explained it
+//!   still alerts (the root; for a suspected root, the rest of the incident) or the alert
+//!   was quiet less than `window` (a flap); it reopens its incident when that resolved
+//!   less than `reopen_window` ago. Either way, an active incident whose CI it is or
+//!   depends on, and that began alerting after the alert's previous occurrence ended and
+//!   within the propagation window, takes it instead (the newer cause). Otherwise it is
+//!   placed like a new alert: a long-lived incident does not keep collecting the later,
+//!   unrelated occurrences of every alert it once held.
 //! - **Late root**: when `c` is something an active incident's root depends on (a link
 //!   from that root to `c` scoring as above), and `c` alerts within `late_root_window`
 //!   (grown per silent CI like the window) of that incident opening, `c` becomes its new
@@ -158,8 +164,9 @@ pub(super) struct View<'a> {
     pub incidents: &'a HashMap<String, Incident>,
     pub open_by_key: &'a HashMap<String, String>,
     pub ci_state: &'a HashMap<CompactString, CiState>,
-    /// While placing a re-fired alert: the incident its previous occurrence was in.
-    pub refire_of: Option<&'a str>,
+    /// While placing a re-fired alert: the incident its previous occurrence was in, and
+    /// when that occurrence ended.
+    pub refire_of: Option<(&'a str, DateTime<Utc>)>,
     pub memo: &'a RefCell<Memo>,
 }
 
@@ -421,6 +428,45 @@ impl Cand<'_> {
     }
 }
 
+/// Whether an active incident other than `prev` holds a CI that `c` is or depends on
+/// (a link scoring as in `place`) and that first alerted there after `ended` and within
+/// the propagation window before `at`: a cause newer than the alert's last occurrence.
+fn newer_cause(
+    view: &View,
+    topo: &Topology,
+    c: Node,
+    prev: &str,
+    ended: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> bool {
+    let cfg = view.cfg;
+    let walk = link_walk(view, topo, c);
+    let own = Step {
+        node: c,
+        hops: 0,
+        via: c,
+        silent: 0,
+        score: 1.0,
+    };
+    std::iter::once(&own).chain(walk.iter()).any(|r| {
+        let score = if r.silent > 0 {
+            r.score * view.fan(topo, r.node)
+        } else {
+            r.score
+        };
+        score >= cfg.min_link_score
+            && view
+                .active_on_ci(&topo.ci(r.node).id)
+                .iter()
+                .any(|&(id, first)| {
+                    id != prev
+                        && first >= ended
+                        && first <= at
+                        && at - view.window(r.silent) <= first
+                })
+    })
+}
+
 /// Decides where a new firing alert goes. Pure: the same view, topology, alert and time
 /// give the same placement.
 pub(super) fn place(
@@ -432,11 +478,22 @@ pub(super) fn place(
 ) -> Placement {
     let cfg = view.cfg;
     // A re-fired alert goes back to its incident while that is active, and reopens it
-    // when it resolved within the reopen window.
-    if let Some(prev) = view.refire_of
+    // when it resolved within the reopen window, unless trouble that began since it
+    // ended explains it: like a new alert on an alerting CI, it follows the newer cause.
+    if let Some((prev, ended)) = view.refire_of
         && let Some(inc) = view.incidents.get(prev)
+        && !node.is_some_and(|c| newer_cause(view, topo, c, prev, ended, at))
     {
-        if inc.status.is_active() {
+        // Back into an active incident while what explained it still alerts (its root,
+        // or for a suspected root the rest of it), or after a short gap (a flap).
+        let cause_alerts = || match &inc.root_cause {
+            Some(rc) if !rc.alerting => true,
+            _ => inc
+                .root_cause_ci
+                .as_deref()
+                .is_none_or(|r| view.firing_on(r) > 0),
+        };
+        if inc.status.is_active() && (at - ended <= cfg.window || cause_alerts()) {
             return join(prev.into(), Vec::new(), Reason::rule(Rule::Refire));
         }
         let recent = inc.resolved_at.is_some_and(|r| at <= r + cfg.reopen_window);

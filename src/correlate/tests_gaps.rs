@@ -463,3 +463,99 @@ fn the_same_view_and_alert_give_the_same_placement() {
         }
     }
 }
+
+/// `a`'s occurrence ending `at_s` seconds after t0.
+fn clear(a: &Alert, at_s: i64) -> Alert {
+    let mut r = a.clone();
+    r.status = AlertStatus::Resolved;
+    r.ends_at = Some(t0() + Duration::seconds(at_s));
+    r
+}
+
+/// `a` firing again, a new occurrence starting `at_s` seconds after t0.
+fn again(a: &Alert, at_s: i64) -> Alert {
+    let mut r = a.clone();
+    r.starts_at = t0() + Duration::seconds(at_s);
+    r
+}
+
+/// web-1 and app-2 depend on db-1; web-1 also on cache-1.
+fn db_estate() -> Topology {
+    estate(
+        &[
+            ("web-1", "application"),
+            ("app-2", "application"),
+            ("db-1", "database"),
+            ("cache-1", "cache"),
+        ],
+        &[("web-1", "db-1"), ("app-2", "db-1"), ("web-1", "cache-1")],
+    )
+}
+
+#[test]
+fn a_symptom_flapping_or_recurring_while_its_root_alerts_stays_in_its_incident() {
+    let topo = db_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let db = on("db-1", "DbDown", 0);
+    let web = on("web-1", "HighLatency", 30);
+    e.ingest(&topo, &m, db.clone());
+    e.ingest(&topo, &m, web.clone());
+    let id = incident_of(&e, &db).id.clone();
+    assert_eq!(incident_of(&e, &web).id, id);
+    // A flap: two minutes quiet.
+    e.ingest(&topo, &m, clear(&web, 300));
+    e.ingest(&topo, &m, again(&web, 420));
+    assert_eq!(incident_of(&e, &web).id, id);
+    // Forty minutes quiet, the database still down: the same fault goes on.
+    e.ingest(&topo, &m, clear(&web, 600));
+    e.ingest(&topo, &m, again(&web, 3000));
+    assert_eq!(incident_of(&e, &web).id, id);
+    assert_eq!(live(&e).len(), 1);
+}
+
+#[test]
+fn a_symptom_recurring_after_its_root_cleared_is_a_new_occurrence() {
+    let topo = db_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let db = on("db-1", "DbDown", 0);
+    let web = on("web-1", "HighLatency", 30);
+    let app = on("app-2", "HighErrorRate", 40);
+    for a in [&db, &web, &app] {
+        e.ingest(&topo, &m, a.clone());
+    }
+    let id = incident_of(&e, &db).id.clone();
+    // The database recovers; app-2 still fires, so the incident stays open.
+    e.ingest(&topo, &m, clear(&web, 300));
+    e.ingest(&topo, &m, clear(&db, 600));
+    assert!(e.incident(&id).unwrap().status.is_active());
+    // Forty minutes later web-1's latency is back: nothing in that incident explains it.
+    e.ingest(&topo, &m, again(&web, 3000));
+    let now = incident_of(&e, &web);
+    assert_ne!(now.id, id, "joined the stale incident");
+    assert_eq!(now.root_cause_ci.as_deref(), Some("web-1"));
+}
+
+#[test]
+fn a_recurring_symptom_follows_a_newer_cause_upstream() {
+    let topo = db_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let db = on("db-1", "DbDown", 0);
+    let web = on("web-1", "HighLatency", 30);
+    e.ingest(&topo, &m, db.clone());
+    e.ingest(&topo, &m, web.clone());
+    let first = incident_of(&e, &db).id.clone();
+    e.ingest(&topo, &m, clear(&web, 300));
+    // The database is still down when the cache fails, long after: a fault of its own,
+    // and web-1's latency coming back now is the cache's doing.
+    let cache = on("cache-1", "CacheDown", 2000);
+    e.ingest(&topo, &m, cache.clone());
+    let second = incident_of(&e, &cache).id.clone();
+    assert_ne!(second, first);
+    e.ingest(&topo, &m, again(&web, 2030));
+    let ch = e.take_changes();
+    assert_eq!(incident_of(&e, &web).id, second);
+    assert_eq!(reason_of(&ch, &web).rule, Rule::Upstream);
+}
