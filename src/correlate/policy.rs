@@ -482,7 +482,6 @@ pub(super) fn place(
     // ended explains it: like a new alert on an alerting CI, it follows the newer cause.
     if let Some((prev, ended)) = view.refire_of
         && let Some(inc) = view.incidents.get(prev)
-        && !node.is_some_and(|c| newer_cause(view, topo, c, prev, ended, at))
     {
         // Back into an active incident while what explained it still alerts (its root,
         // or for a suspected root the rest of it), or after a short gap (a flap).
@@ -493,11 +492,14 @@ pub(super) fn place(
                 .as_deref()
                 .is_none_or(|r| view.firing_on(r) > 0),
         };
-        if inc.status.is_active() && (at - ended <= cfg.window || cause_alerts()) {
-            return join(prev.into(), Vec::new(), Reason::rule(Rule::Refire));
-        }
-        let recent = inc.resolved_at.is_some_and(|r| at <= r + cfg.reopen_window);
-        if inc.status == crate::incident::IncidentStatus::Resolved && recent {
+        let back = inc.status.is_active() && (at - ended <= cfg.window || cause_alerts());
+        let reopen = inc.status == crate::incident::IncidentStatus::Resolved
+            && inc.resolved_at.is_some_and(|r| at <= r + cfg.reopen_window);
+        // Walked only when the alert would go back: the newer cause takes it instead.
+        if (back || reopen) && !node.is_some_and(|c| newer_cause(view, topo, c, prev, ended, at)) {
+            if back {
+                return join(prev.into(), Vec::new(), Reason::rule(Rule::Refire));
+            }
             return Placement {
                 action: Action::Reopen { id: prev.into() },
                 reason: Reason::rule(Rule::Refire),
