@@ -10,6 +10,7 @@
 mod alert_map;
 mod ci_index;
 mod enrich;
+mod manual;
 mod policy;
 mod schedule;
 mod similar;
@@ -33,6 +34,7 @@ use crate::incident::{
     incident_id, urgency_of,
 };
 
+pub use manual::{EditError, EditKind, FeedbackPair, Label};
 pub use policy::{Action, Placement};
 pub use sla::SlaTarget;
 
@@ -301,6 +303,11 @@ pub struct Changes {
     pub timeline: Vec<TimelineEntry>,
     /// Alerts that became members of an incident: (incident id, fingerprint).
     pub members: Vec<(CompactString, Fingerprint, u64)>,
+    /// Incidents that lost members (a split): their member rows are rewritten from
+    /// `alert_fingerprints`, in order.
+    pub rewrite_members: BTreeSet<String>,
+    /// Operator feedback on grouping (merges and splits), for correlation tuning.
+    pub feedback: Vec<FeedbackPair>,
     pub opened: u64,
     pub resolved: u64,
 }
