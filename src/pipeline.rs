@@ -88,7 +88,10 @@ pub enum Edit {
     /// Merge incident `from` into `into`.
     Merge { from: String, into: String },
     /// Split `alerts` out of incident `id` into a new incident.
-    Split { id: String, alerts: Vec<Fingerprint> },
+    Split {
+        id: String,
+        alerts: Vec<Fingerprint>,
+    },
 }
 
 /// The two incidents an edit touched, as committed: merge, the source (closed) and the

@@ -95,7 +95,9 @@ pub async fn split(
         .collect();
     let edit = Edit::Split { id, alerts };
     let done = st.pipeline.edit(edit, caller.0, Utc::now()).await?;
-    Ok(Json(json!({"incident": done.incident, "split": done.other})))
+    Ok(Json(
+        json!({"incident": done.incident, "split": done.other}),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -254,7 +254,10 @@ impl Engine {
             );
             inc.updated_at = inc.updated_at.max(at);
         }
-        let new_priority = self.incidents.get(into).map_or(old_priority, |i| i.priority);
+        let new_priority = self
+            .incidents
+            .get(into)
+            .map_or(old_priority, |i| i.priority);
         self.apply_sla(into);
         self.mark_incident(into);
 
@@ -281,7 +284,10 @@ impl Engine {
         let moved: Vec<Fingerprint> = src.alert_fingerprints.iter().cloned().collect();
         let (pairs, total) = self.pairs(&ctx, Label::Together, &moved, &dst_fps, MAX_PAIRS);
         let n = moved.len();
-        let root = self.incidents.get(into).and_then(|i| i.root_cause_ci.clone());
+        let root = self
+            .incidents
+            .get(into)
+            .and_then(|i| i.root_cause_ci.clone());
         self.timeline(
             from,
             at,

@@ -1854,6 +1854,8 @@ fn extend_evidence(inc: &mut Incident, ext: &[String]) {
 mod tests;
 #[cfg(test)]
 mod tests_gaps;
+#[cfg(test)]
+mod tests_manual;
 
 /// The support of an incident's suspected root, as inferred (1 when not recorded).
 fn inc_support(enrichment: &serde_json::Map<String, serde_json::Value>) -> f64 {
