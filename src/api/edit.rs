@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
-use super::extract::{JsonBody, Params};
+use super::extract::{Body, Params, parse_json};
 use crate::alert::Fingerprint;
 use crate::correlate::Label;
 use crate::incident::incident_number;
@@ -27,6 +27,18 @@ const MAX_SPLIT: usize = 10_000;
 #[serde(deny_unknown_fields)]
 pub struct MergeBody {
     into: String,
+}
+
+/// A JSON object body parsed into `T` (serde would also take a list of the fields'
+/// values, in order, for a struct: `["INC…"]` is not a merge request).
+fn object<T: serde::de::DeserializeOwned>(body: &[u8], example: &str) -> Result<T, ApiError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(ApiError::bad_request(format!(
+            "expected a JSON object like {example}"
+        )));
+    }
+    parse_json(body)
 }
 
 /// An incident id as the path or a body names it: `INC` and digits.
@@ -43,8 +55,9 @@ pub async fn merge(
     State(st): State<AppState>,
     Path(id): Path<String>,
     Extension(caller): Extension<Caller>,
-    JsonBody(body): JsonBody<MergeBody>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
+    let body: MergeBody = object(&body, r#"{"into": "INC0000042"}"#)?;
     if incident_number(&id).is_none() {
         return Err(ApiError::not_found(format!("incident {id} not found")));
     }
@@ -67,8 +80,9 @@ pub async fn split(
     State(st): State<AppState>,
     Path(id): Path<String>,
     Extension(caller): Extension<Caller>,
-    JsonBody(body): JsonBody<SplitBody>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
+    let body: SplitBody = object(&body, r#"{"alerts": ["<fingerprint>", ...]}"#)?;
     if incident_number(&id).is_none() {
         return Err(ApiError::not_found(format!("incident {id} not found")));
     }
