@@ -684,10 +684,10 @@ impl Writer {
                     };
                     let result = res.and_then(|(a, b)| {
                         match (self.engine.incident(&a), self.engine.incident(&b)) {
-                            (Some(x), Some(y)) => Ok(Edited {
+                            (Some(x), Some(y)) => Ok(Box::new(Edited {
                                 incident: x.clone(),
                                 other: y.clone(),
-                            }),
+                            })),
                             _ => Err(EditError::NotFound(a)),
                         }
                     });
@@ -1176,7 +1176,7 @@ enum Pending {
     },
     Edit {
         reply: Reply<Edited>,
-        result: Result<Edited, EditError>,
+        result: Result<Box<Edited>, EditError>,
     },
     Count {
         reply: Reply<usize>,
@@ -1221,7 +1221,7 @@ impl Pending {
                 let _ = reply.send(r);
             }
             Pending::Edit { reply, result } => {
-                let _ = reply.send(result.map_err(Into::into));
+                let _ = reply.send(result.map(|e| *e).map_err(Into::into));
             }
             Pending::Count { reply, result } => {
                 let _ = reply.send(result.map_err(Into::into));

@@ -204,8 +204,8 @@ struct Ids {
 async fn check(s: &Sift, ids: &Ids, what: &str) -> (Value, Value) {
     let o = read(s, &format!("/api/v1/incidents/{}", ids.old)).await;
     let n = read(s, &format!("/api/v1/incidents/{}", ids.new)).await;
-    assert_eq!(alerts_of(&o), [ids.db_fp.clone()], "{what}: {o:#}");
-    assert_eq!(alerts_of(&n), [ids.api_fp.clone()], "{what}: {n:#}");
+    assert_eq!(alerts_of(&o), [ids.db_fp.as_str()], "{what}: {o:#}");
+    assert_eq!(alerts_of(&n), [ids.api_fp.as_str()], "{what}: {n:#}");
     assert_eq!(o["alert_count"], 1, "{what}");
     assert_eq!(n["alert_count"], 1, "{what}");
     assert_eq!(o["ci_ids"], json!(["db-01"]), "{what}");

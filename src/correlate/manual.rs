@@ -370,7 +370,7 @@ impl Engine {
                 .alert_fingerprints
                 .iter()
                 .filter_map(|f| self.alerts.get(f))
-                .filter_map(|a| index_key(a))
+                .filter_map(index_key)
                 .collect();
         }
         if self.record {

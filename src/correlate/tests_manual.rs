@@ -94,7 +94,13 @@ fn a_split_gives_the_new_incident_its_own_root_and_later_alerts_follow() {
     let m = CiMapper::default();
     let old = incident_of(&e, &db).id.clone();
     let new = e
-        .split_incident(&topo, &old, &[api.fingerprint.clone()], "alice", t(10))
+        .split_incident(
+            &topo,
+            &old,
+            std::slice::from_ref(&api.fingerprint),
+            "alice",
+            t(10),
+        )
         .unwrap();
     assert_ne!(new, old);
     let n = e.incident(&new).unwrap();
@@ -160,7 +166,13 @@ fn edits_that_make_no_sense_are_refused() {
         Err(EditError::Everything(one.clone()))
     );
     assert!(matches!(
-        e.split_incident(&topo, &one, &[web.fingerprint.clone()], "a", t(10)),
+        e.split_incident(
+            &topo,
+            &one,
+            std::slice::from_ref(&web.fingerprint),
+            "a",
+            t(10)
+        ),
         Err(EditError::NotMember { .. })
     ));
     e.merge_incident(&topo, &two, &one, "a", t(10)).unwrap();
@@ -169,7 +181,13 @@ fn edits_that_make_no_sense_are_refused() {
         Err(EditError::Closed(two.clone()))
     );
     assert_eq!(
-        e.split_incident(&topo, &two, &[web.fingerprint.clone()], "a", t(11)),
+        e.split_incident(
+            &topo,
+            &two,
+            std::slice::from_ref(&web.fingerprint),
+            "a",
+            t(11)
+        ),
         Err(EditError::Closed(two))
     );
     // Nothing refused left a trace.
