@@ -663,10 +663,17 @@ impl Engine {
     /// Adopts an incident as stored. Replaces what the core had for it.
     pub fn load_incident(&mut self, inc: Incident) {
         self.reserve_numbers_below(inc.number() + 1);
-        if let Some(old) = self.incidents.get(&inc.id)
-            && self.open_by_key.get(&old.correlation_key) == Some(&old.id)
-        {
-            self.open_by_key.remove(&old.correlation_key);
+        if let Some(old) = self.incidents.get(&inc.id) {
+            if self.open_by_key.get(&old.correlation_key) == Some(&old.id) {
+                self.open_by_key.remove(&old.correlation_key);
+            }
+            // CIs it no longer has (another daemon split alerts out of it) stop leading
+            // new alerts to it.
+            for ci in old.ci_ids.iter().filter(|c| !inc.ci_ids.contains(*c)) {
+                if let Some(c) = self.ci_state.get_mut(ci.as_str()) {
+                    c.incidents.retain(|x| x != inc.id);
+                }
+            }
         }
         if inc.status.is_active() {
             self.open_by_key
