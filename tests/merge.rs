@@ -426,6 +426,29 @@ async fn a_split_out_alert_keeps_its_new_incident_across_resends_and_a_restart(b
         (&pairs[0]["a"], &pairs[0]["b"]),
         (&json!(api_fp), &json!(db_fp))
     );
+
+    // The old incident's stored member list was rewritten without the split-out alert:
+    // a new alert joining it is kept in order, across a restart.
+    send(
+        &s,
+        vec![alert(
+            "PostgresConnections",
+            "db-01",
+            "warning",
+            &ts(0),
+            None,
+        )],
+    )
+    .await;
+    s.restart();
+    let o = read(&s, &format!("/api/v1/incidents/{old}")).await;
+    assert_eq!(
+        o["alert_fingerprints"],
+        json!([db_fp, fp("PostgresConnections", "db-01")]),
+        "{o:#}"
+    );
+    assert_eq!(o["alert_count"], 2);
+    assert!(!s.log().contains("member rows not written"), "{}", s.log());
 }
 
 async fn edits_that_make_no_sense_are_refused(backend: Backend) {

@@ -7,8 +7,10 @@
 //! An edit moves the alerts themselves (`AlertRecord::incident_id`), which is what makes
 //! their later events follow them: a re-send stays with its record's incident, and a
 //! re-fire goes back to it (`policy::place`, the refire rule). The store keeps that
-//! column, so a restart rebuilds the same state. This module must not decide grouping
-//! for new alerts: that stays in `policy`.
+//! column, so a restart rebuilds the same state. A split also marks both incidents
+//! `kept_apart` from each other (in their documents, so it too survives a restart), which
+//! the grouping policy reads: its merge rules never fold one back into the other. This
+//! module must not decide grouping for new alerts: that stays in `policy`.
 
 use chrono::{DateTime, Utc};
 use compact_str::CompactString;
@@ -175,6 +177,8 @@ impl Engine {
                 Some(p) => (Some((s, p)), None),
                 None => (None, up(self, s, t)),
             },
+            // A target without a root (its alerts have no CI) takes the source's.
+            (Some(s), None) => (Some((s, Vec::new())), None),
             _ => (None, None),
         };
 
@@ -239,6 +243,14 @@ impl Engine {
             }
         };
         if let Some(inc) = self.incidents.get_mut(into) {
+            // What the source was kept apart from, the merged incident is too.
+            if let Some(l) = src.enrichment.get("kept_apart").and_then(|v| v.as_array()) {
+                for other in l.iter().filter_map(|v| v.as_str()) {
+                    if other != into {
+                        add_apart(&mut inc.enrichment, other);
+                    }
+                }
+            }
             let mut services = inc.impacted_services.clone();
             services.extend(dst_services);
             services.extend(src.impacted_services.iter().cloned());
@@ -395,6 +407,12 @@ impl Engine {
         }
         self.regroup(topo, id, at);
         self.regroup(topo, &new_id, at);
+        // The rules must not fold one back into the other (`policy`: kept apart).
+        for (a, b) in [(id, new_id.as_str()), (new_id.as_str(), id)] {
+            if let Some(inc) = self.incidents.get_mut(a) {
+                add_apart(&mut inc.enrichment, b);
+            }
+        }
         let ctx = PairOf {
             at,
             actor,
@@ -633,6 +651,18 @@ impl Engine {
             }
         }
         (n, total)
+    }
+}
+
+/// Adds `other` to an incident's `kept_apart` list (once).
+fn add_apart(enrichment: &mut serde_json::Map<String, serde_json::Value>, other: &str) {
+    let list = enrichment
+        .entry("kept_apart")
+        .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+    if let Some(l) = list.as_array_mut()
+        && !l.iter().any(|v| v.as_str() == Some(other))
+    {
+        l.push(serde_json::json!(other));
     }
 }
 

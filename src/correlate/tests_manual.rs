@@ -89,6 +89,20 @@ fn a_merge_under_the_other_root_makes_it_the_root() {
 }
 
 #[test]
+fn a_merge_into_an_incident_without_a_ci_takes_the_sources_root() {
+    let (mut e, topo, [db, _, web]) = two_incidents();
+    let from = incident_of(&e, &db).id.clone();
+    let into = incident_of(&e, &web).id.clone();
+    assert_eq!(e.incident(&into).unwrap().root_cause_ci, None);
+    e.merge_incident(&topo, &from, &into, "alice", t(10))
+        .unwrap();
+    let inc = e.incident(&into).unwrap();
+    assert_eq!(inc.root_cause_ci.as_deref(), Some("db-01"));
+    assert_eq!(inc.impacted_services, ["checkout"]);
+    assert_eq!(inc.alert_count, 3);
+}
+
+#[test]
 fn a_split_gives_the_new_incident_its_own_root_and_later_alerts_follow() {
     let (mut e, topo, [db, api, _]) = two_incidents();
     let m = CiMapper::default();
@@ -193,4 +207,31 @@ fn edits_that_make_no_sense_are_refused() {
     // Nothing refused left a trace.
     let ch = e.take_changes();
     assert!(ch.timeline.iter().all(|x| x.at == t(10)));
+}
+
+#[test]
+fn the_rules_never_fold_a_split_back() {
+    let (mut e, topo, [db, api, _]) = two_incidents();
+    let m = CiMapper::default();
+    let old = incident_of(&e, &db).id.clone();
+    let new = e
+        .split_incident(
+            &topo,
+            &old,
+            std::slice::from_ref(&api.fingerprint),
+            "alice",
+            t(3),
+        )
+        .unwrap();
+    // A new database alert joins the database's incident; the late-root rule would also
+    // merge the orders-api incident (its root depends on db-01, opened a minute ago) into
+    // it, but the operator split those two apart.
+    let more = firing("PostgresConnections", "db-01.prod:9187", 4);
+    e.ingest(&topo, &m, more.clone());
+    assert_eq!(incident_of(&e, &more).id, old);
+    let n = e.incident(&new).unwrap();
+    assert_eq!(n.status, IncidentStatus::Open);
+    assert_eq!(n.alert_count, 1);
+    assert_eq!(incident_of(&e, &api).id, new);
+    assert_eq!(n.enrichment["kept_apart"], serde_json::json!([old]));
 }
