@@ -235,3 +235,30 @@ fn the_rules_never_fold_a_split_back() {
     assert_eq!(incident_of(&e, &api).id, new);
     assert_eq!(n.enrichment["kept_apart"], serde_json::json!([old]));
 }
+
+#[test]
+fn a_firing_alert_merged_into_a_resolved_incident_reopens_it() {
+    let (mut e, topo, [db, api, web]) = two_incidents();
+    let m = CiMapper::default();
+    let into = incident_of(&e, &db).id.clone();
+    for a in [&db, &api] {
+        let mut r = a.clone();
+        r.status = AlertStatus::Resolved;
+        r.ends_at = Some(t(5));
+        e.ingest(&topo, &m, r);
+    }
+    assert_eq!(e.incident(&into).unwrap().status, IncidentStatus::Resolved);
+    let from = incident_of(&e, &web).id.clone();
+    e.merge_incident(&topo, &from, &into, "alice", t(10))
+        .unwrap();
+    let inc = e.incident(&into).unwrap();
+    assert_eq!(inc.status, IncidentStatus::Open);
+    assert_eq!(inc.resolved_at, None);
+    assert_eq!(inc.alert_count, 3);
+    // Once that alert resolves too, the merged incident resolves.
+    let mut r = web.clone();
+    r.status = AlertStatus::Resolved;
+    r.ends_at = Some(t(12));
+    e.ingest(&topo, &m, r);
+    assert_eq!(e.incident(&into).unwrap().status, IncidentStatus::Resolved);
+}
