@@ -814,8 +814,9 @@ impl Writer {
         if let Some(seq) = flush.through {
             tx.delete_journal_through(seq).await?;
         }
-        // Member lists a split shortened are written whole, before any new member row of
-        // theirs (positions restart at 0, so those rows would clash with the old ones).
+        // Member lists a split shortened are written whole, in place of their rows and of
+        // this batch's new rows for them: the shortened list hands out positions again
+        // that stored rows still hold.
         for id in &changes.rewrite_members {
             if let Some(inc) = self.engine.incident(id) {
                 let fps: Vec<Fingerprint> = inc.alert_fingerprints.iter().cloned().collect();
