@@ -17,7 +17,7 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::{Engine, policy};
-use crate::alert::{AlertStatus, Fingerprint};
+use crate::alert::{AlertStatus, Fingerprint, FingerprintSet};
 use crate::cmdb::Topology;
 use crate::cmdb::topology::Node;
 use crate::incident::{IncidentStatus, Members, Reason, Rule, impact_of, incident_id, urgency_of};
@@ -338,9 +338,11 @@ impl Engine {
         if inc.status == IncidentStatus::Closed {
             return Err(EditError::Closed(id.to_string()));
         }
+        // Sets, not list scans: a split may name thousands of an incident's alerts.
+        let mut chosen_set = FingerprintSet::default();
         let mut chosen: Vec<Fingerprint> = Vec::with_capacity(fps.len());
         for f in fps {
-            if !chosen.contains(f) {
+            if chosen_set.insert(f.clone()) {
                 chosen.push(f.clone());
             }
         }
@@ -371,11 +373,9 @@ impl Engine {
         debug_assert_eq!(opened, new_id);
         // The new incident was not resolved by anyone: it starts open (and resolves below
         // if all its alerts have).
-        let mut keys_left: Vec<CompactString> = Vec::new();
+        let mut keys_left: std::collections::HashSet<CompactString> = Default::default();
         if let Some(inc) = self.incidents.get_mut(id) {
-            for f in &chosen {
-                inc.alert_fingerprints.shift_remove(f);
-            }
+            inc.alert_fingerprints.retain(|f| !chosen_set.contains(f));
             inc.alert_count = inc.alert_fingerprints.len() as u64;
             inc.updated_at = inc.updated_at.max(at);
             keys_left = inc
