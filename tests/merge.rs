@@ -71,7 +71,7 @@ impl Receiver {
         format!("http://{addr}/hook")
     }
 
-    /// The event `kind` about `incident`, once it has arrived.
+    /// The first event `kind` about `incident`, once it has arrived.
     async fn event(&self, s: &Sift, kind: &str, incident: &str) -> Value {
         s.eventually(WAIT, &format!("{kind} of {incident}"), || async {
             self.0
@@ -378,7 +378,8 @@ async fn a_split_out_alert_keeps_its_new_incident_across_resends_and_a_restart(b
         assert_eq!(split[0]["detail"]["alerts"], json!([api_fp]));
     }
     receiver.event(&s, "incident.opened", &new).await;
-    receiver.event(&s, "incident.updated", &old).await;
+    let updated = receiver.event(&s, "incident.updated", &old).await;
+    assert_eq!(updated["incident"]["alert_count"], 1, "{updated:#}");
 
     // A re-send follows the alert, not the CMDB link to the database.
     send(&s, vec![api_alert.clone()]).await;
