@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::alert::{Alert, Fingerprint, FingerprintSet, Source};
 use crate::cmdb::{self, Change, ChangeError, Ci, CiMapper, CmdbError, Relation, Topology};
-use crate::correlate::{Engine, IncidentPatch, Outcome, PatchError};
+use crate::correlate::{EditError, Engine, IncidentPatch, Outcome, PatchError};
 use crate::incident::Incident;
 use crate::metrics::Metrics;
 use crate::store::{JournalEntry, StateRow, Store, StoreError, WriteTx};
@@ -66,6 +66,8 @@ pub enum PipelineError {
     #[error(transparent)]
     Patch(#[from] PatchError),
     #[error(transparent)]
+    Edit(#[from] EditError),
+    #[error(transparent)]
     Cmdb(#[from] CmdbError),
     #[error(transparent)]
     Change(#[from] ChangeError),
@@ -78,6 +80,26 @@ pub struct IngestReport {
     pub new: u64,
     pub duplicate: u64,
     pub resolved: u64,
+}
+
+/// An operator's edit of the grouping (see `correlate::manual`).
+#[derive(Debug, Clone)]
+pub enum Edit {
+    /// Merge incident `from` into `into`.
+    Merge { from: String, into: String },
+    /// Split `alerts` out of incident `id` into a new incident.
+    Split {
+        id: String,
+        alerts: Vec<Fingerprint>,
+    },
+}
+
+/// The two incidents an edit touched, as committed: merge, the source (closed) and the
+/// target; split, the incident split and the new one.
+#[derive(Debug, Clone)]
+pub struct Edited {
+    pub incident: Incident,
+    pub other: Incident,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, PipelineError>>;
@@ -148,6 +170,12 @@ enum Command {
         actor: String,
         at: DateTime<Utc>,
         reply: Reply<Incident>,
+    },
+    Edit {
+        edit: Edit,
+        actor: String,
+        at: DateTime<Utc>,
+        reply: Reply<Edited>,
     },
     UpsertCis {
         cis: Vec<Ci>,
@@ -363,6 +391,22 @@ impl Pipeline {
         self.call(self.deadline(), |reply| Command::Patch {
             id,
             patch,
+            actor,
+            at,
+            reply,
+        })
+        .await
+    }
+
+    /// Merges or splits incidents for an operator; returns once durable.
+    pub async fn edit(
+        &self,
+        edit: Edit,
+        actor: String,
+        at: DateTime<Utc>,
+    ) -> Result<Edited, PipelineError> {
+        self.call(self.deadline(), |reply| Command::Edit {
+            edit,
             actor,
             at,
             reply,
@@ -614,6 +658,41 @@ impl Writer {
                         .map(|()| self.engine.incident(&id).cloned().map(Box::new));
                     replies.push(Pending::Patch { reply, result: res });
                 }
+                Command::Edit {
+                    edit,
+                    actor,
+                    at,
+                    reply,
+                } => {
+                    let ids: Vec<String> = match &edit {
+                        Edit::Merge { from, into } => vec![from.clone(), into.clone()],
+                        Edit::Split { id, .. } => vec![id.clone()],
+                    };
+                    for id in &ids {
+                        or_answer!(self.load_whole(&mut *tx, id).await, reply);
+                    }
+                    let topo = self.topology.read().unwrap_or_else(|p| p.into_inner());
+                    let res = match edit {
+                        Edit::Merge { from, into } => self
+                            .engine
+                            .merge_incident(&topo, &from, &into, &actor, at)
+                            .map(|()| (from, into)),
+                        Edit::Split { id, alerts } => self
+                            .engine
+                            .split_incident(&topo, &id, &alerts, &actor, at)
+                            .map(|new| (id, new)),
+                    };
+                    let result = res.and_then(|(a, b)| {
+                        match (self.engine.incident(&a), self.engine.incident(&b)) {
+                            (Some(x), Some(y)) => Ok(Box::new(Edited {
+                                incident: x.clone(),
+                                other: y.clone(),
+                            })),
+                            _ => Err(EditError::NotFound(a)),
+                        }
+                    });
+                    replies.push(Pending::Edit { reply, result });
+                }
                 Command::UpsertCis { cis, reply } => {
                     let res = cmdb::validate_cis(&cis);
                     if res.is_ok() {
@@ -735,8 +814,28 @@ impl Writer {
         if let Some(seq) = flush.through {
             tx.delete_journal_through(seq).await?;
         }
+        // Member lists a split shortened are written whole, in place of their rows and of
+        // this batch's new rows for them: the shortened list hands out positions again
+        // that stored rows still hold.
+        for id in &changes.rewrite_members {
+            if let Some(inc) = self.engine.incident(id) {
+                let fps: Vec<Fingerprint> = inc.alert_fingerprints.iter().cloned().collect();
+                tx.rewrite_members(id, &fps).await?;
+            }
+        }
         tx.upsert_incidents(&incidents).await?;
-        tx.add_members(&changes.members).await?;
+        if changes.rewrite_members.is_empty() {
+            tx.add_members(&changes.members).await?;
+        } else {
+            let members: Vec<_> = changes
+                .members
+                .iter()
+                .filter(|(i, _, _)| !changes.rewrite_members.contains(i.as_str()))
+                .cloned()
+                .collect();
+            tx.add_members(&members).await?;
+        }
+        tx.append_feedback(&changes.feedback).await?;
         tx.append_timeline(&changes.timeline).await?;
         // Outbound events commit with the change they announce (durable delivery).
         let live = self.events.receiver_count() > 0;
@@ -944,6 +1043,34 @@ impl Writer {
         }
     }
 
+    /// Brings an incident and every alert of it into the core from the store, where the
+    /// core does not hold them (an edit moves all of them). Nothing for an unknown id.
+    async fn load_whole(&mut self, tx: &mut dyn WriteTx, id: &str) -> Result<(), StoreError> {
+        if self.engine.incident(id).is_none() {
+            match tx.load_incident(id).await? {
+                Some(inc) => self.engine.load_incident(inc),
+                None => return Ok(()),
+            }
+        }
+        let missing: Vec<Fingerprint> = self
+            .engine
+            .incident(id)
+            .map(|i| {
+                i.alert_fingerprints
+                    .iter()
+                    .filter(|f| self.engine.alert(f).is_none())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !missing.is_empty() {
+            for a in tx.load_alerts(&missing).await? {
+                self.engine.load_alert(a);
+            }
+        }
+        Ok(())
+    }
+
     /// Brings alerts the core no longer holds in memory (but the store has) back in, with
     /// their incidents, so dedup counts and incident links continue where they were.
     async fn preload(&mut self, tx: &mut dyn WriteTx, alerts: &[Alert]) -> Result<(), StoreError> {
@@ -1024,6 +1151,9 @@ impl Command {
             Command::Patch { reply, .. } => {
                 let _ = reply.send(Err(e));
             }
+            Command::Edit { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
             Command::UpsertCis { reply, .. }
             | Command::UpsertRelations { reply, .. }
             | Command::UpsertChanges { reply, .. } => {
@@ -1044,6 +1174,10 @@ enum Pending {
     Patch {
         reply: Reply<Incident>,
         result: Result<Option<Box<Incident>>, PatchError>,
+    },
+    Edit {
+        reply: Reply<Edited>,
+        result: Result<Box<Edited>, EditError>,
     },
     Count {
         reply: Reply<usize>,
@@ -1087,6 +1221,9 @@ impl Pending {
                 };
                 let _ = reply.send(r);
             }
+            Pending::Edit { reply, result } => {
+                let _ = reply.send(result.map(|e| *e).map_err(Into::into));
+            }
             Pending::Count { reply, result } => {
                 let _ = reply.send(result.map_err(Into::into));
             }
@@ -1103,6 +1240,9 @@ impl Pending {
                 let _ = reply.send(Err(err()));
             }
             Pending::Patch { reply, .. } => {
+                let _ = reply.send(Err(err()));
+            }
+            Pending::Edit { reply, .. } => {
                 let _ = reply.send(Err(err()));
             }
             Pending::Count { reply, .. } | Pending::Changes { reply, .. } => {

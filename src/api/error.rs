@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::cmdb::CmdbError;
-use crate::correlate::PatchError;
+use crate::correlate::{EditError, PatchError};
 use crate::pipeline::PipelineError;
 use crate::sources::SourceError;
 use crate::store::StoreError;
@@ -128,6 +128,17 @@ impl From<PipelineError> for ApiError {
             PipelineError::Patch(p @ PatchError::IllegalTransition { .. }) => {
                 ApiError::new(StatusCode::CONFLICT, p.to_string())
             }
+            PipelineError::Edit(EditError::NotFound(id)) => {
+                ApiError::not_found(format!("incident {id} not found"))
+            }
+            PipelineError::Edit(e @ EditError::NotMember { .. }) => {
+                let detail = match &e {
+                    EditError::NotMember { fingerprints, .. } => json!({"alerts": fingerprints}),
+                    _ => Value::Null,
+                };
+                ApiError::new(StatusCode::CONFLICT, e.to_string()).with_detail(detail)
+            }
+            PipelineError::Edit(e) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             PipelineError::Cmdb(c) => c.into(),
             PipelineError::Change(c) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, c.to_string())

@@ -1,11 +1,12 @@
-//! The HTTP API (axum): alert intake, incidents, alerts, CMDB, problems, outbound
-//! subscriptions and outbox, metrics and health.
+//! The HTTP API (axum): alert intake, incidents (with merge and split), alerts, CMDB,
+//! problems, grouping feedback, outbound subscriptions and outbox, metrics and health.
 //!
 //! Handlers parse at the edge and hand typed values to the pipeline or the store; they
 //! never decide correlation. Every error is `{"error", "detail"}` with a 4xx/5xx status,
 //! except the PagerDuty route's 400, which has PagerDuty's own shape for its senders.
 
 pub mod auth;
+mod edit;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -73,6 +74,7 @@ pub fn router(state: AppState, s: ApiSettings) -> Router {
         .route("/api/v1/cmdb/cis/{id}", get(handlers::get_ci))
         .route("/api/v1/cmdb/cis/{id}/impact", get(handlers::ci_impact))
         .route("/api/v1/changes", get(handlers::list_changes))
+        .route("/api/v1/feedback", get(edit::list_feedback))
         .route("/api/v1/events", get(events::stream))
         .layer(guard(Role::Viewer, false));
     let operate = Router::new()
@@ -80,6 +82,8 @@ pub fn router(state: AppState, s: ApiSettings) -> Router {
             "/api/v1/incidents/{id}",
             axum::routing::patch(handlers::patch_incident),
         )
+        .route("/api/v1/incidents/{id}/merge", post(edit::merge))
+        .route("/api/v1/incidents/{id}/split", post(edit::split))
         .layer(guard(Role::Operator, false));
     let admin = Router::new()
         .route("/api/v1/cmdb/cis", put(handlers::put_cis))

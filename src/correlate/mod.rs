@@ -10,6 +10,7 @@
 mod alert_map;
 mod ci_index;
 mod enrich;
+mod manual;
 mod policy;
 mod schedule;
 mod similar;
@@ -33,6 +34,7 @@ use crate::incident::{
     incident_id, urgency_of,
 };
 
+pub use manual::{EditError, EditKind, FeedbackPair, Label};
 pub use policy::{Action, Placement};
 pub use sla::SlaTarget;
 
@@ -301,6 +303,11 @@ pub struct Changes {
     pub timeline: Vec<TimelineEntry>,
     /// Alerts that became members of an incident: (incident id, fingerprint).
     pub members: Vec<(CompactString, Fingerprint, u64)>,
+    /// Incidents that lost members (a split): their member rows are rewritten from
+    /// `alert_fingerprints`, in order.
+    pub rewrite_members: BTreeSet<String>,
+    /// Operator feedback on grouping (merges and splits), for correlation tuning.
+    pub feedback: Vec<FeedbackPair>,
     pub opened: u64,
     pub resolved: u64,
 }
@@ -657,10 +664,17 @@ impl Engine {
     /// Adopts an incident as stored. Replaces what the core had for it.
     pub fn load_incident(&mut self, inc: Incident) {
         self.reserve_numbers_below(inc.number() + 1);
-        if let Some(old) = self.incidents.get(&inc.id)
-            && self.open_by_key.get(&old.correlation_key) == Some(&old.id)
-        {
-            self.open_by_key.remove(&old.correlation_key);
+        if let Some(old) = self.incidents.get(&inc.id) {
+            if self.open_by_key.get(&old.correlation_key) == Some(&old.id) {
+                self.open_by_key.remove(&old.correlation_key);
+            }
+            // CIs it no longer has (another daemon split alerts out of it) stop leading
+            // new alerts to it.
+            for ci in old.ci_ids.iter().filter(|c| !inc.ci_ids.contains(*c)) {
+                if let Some(c) = self.ci_state.get_mut(ci.as_str()) {
+                    c.incidents.retain(|x| x != inc.id);
+                }
+            }
         }
         if inc.status.is_active() {
             self.open_by_key
@@ -1848,6 +1862,8 @@ fn extend_evidence(inc: &mut Incident, ext: &[String]) {
 mod tests;
 #[cfg(test)]
 mod tests_gaps;
+#[cfg(test)]
+mod tests_manual;
 
 /// The support of an incident's suspected root, as inferred (1 when not recorded).
 fn inc_support(enrichment: &serde_json::Map<String, serde_json::Value>) -> f64 {

@@ -48,6 +48,10 @@
 //!   by their label set minus instance-like labels while that group's incident is active
 //!   and saw an alert within `window`.
 //!
+//! - **Operators' splits hold**: two incidents an operator split apart (one was split out
+//!   of the other; `enrichment.kept_apart` lists them) are never merged by the late-root
+//!   or silent-root rules; an alert still joins either as the rules above say.
+//!
 //! Bounded work per alert: a link walk scans at most `WALK_BUDGET` dependency edges
 //! (20,000), within `max_hops` hops and `max_silent_hops` silent CIs; the late-root rule
 //! walks from at most `RECENT_LIMIT` (64) recently opened incidents' roots, and the
@@ -187,6 +191,18 @@ impl<'a> View<'a> {
             v.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
         }
         v
+    }
+
+    /// Whether an operator split incidents `a` and `b` apart: the rules never merge them.
+    pub fn kept_apart(&self, a: &str, b: &str) -> bool {
+        let lists = |x: &str, y: &str| {
+            self.incidents
+                .get(x)
+                .and_then(|i| i.enrichment.get("kept_apart"))
+                .and_then(|v| v.as_array())
+                .is_some_and(|l| l.iter().any(|v| v.as_str() == Some(y)))
+        };
+        lists(a, b) || lists(b, a)
     }
 
     /// Alerts firing on CI `ci` now.
@@ -671,7 +687,11 @@ pub(super) fn place(
                     id: u.id.into(),
                     path,
                     reroot: false,
-                    merge: down.into_iter().map(|(_, id, _)| id).collect(),
+                    merge: down
+                        .into_iter()
+                        .map(|(_, id, _)| id)
+                        .filter(|m| !view.kept_apart(u.id, m))
+                        .collect(),
                 },
                 reason,
             }
@@ -682,12 +702,16 @@ pub(super) fn place(
                 Some((_, id, reason)) => (id, reason),
                 None => (String::new(), Reason::rule(Rule::LateRoot)),
             };
+            let merge = ids
+                .map(|(_, id, _)| id)
+                .filter(|m| !view.kept_apart(&first, m))
+                .collect();
             Placement {
                 action: Action::Join {
                     id: first.into(),
                     path: Vec::new(),
                     reroot: true,
-                    merge: ids.map(|(_, id, _)| id).collect(),
+                    merge,
                 },
                 reason,
             }
@@ -853,6 +877,7 @@ fn silent_root(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Opti
     let first = incs.first()?.0;
     let mut ids = incs.into_iter().map(|(_, i)| i.id.clone());
     let id = ids.next()?;
+    let merge = ids.filter(|m| !view.kept_apart(&id, m)).collect();
     let path = path_in(topo, &mine, c, s).unwrap_or_default();
     let silent_on_path = path
         .iter()
@@ -865,7 +890,7 @@ fn silent_root(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Opti
             id: id.into(),
             root: s,
             path: path.clone(),
-            merge: ids.collect(),
+            merge,
         },
         reason: Reason {
             rule: Rule::SilentRoot,

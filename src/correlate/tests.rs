@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use super::*;
 use crate::cmdb::{Change, Ci, CmdbFile, Relation};
 
-fn t(min: i64) -> DateTime<Utc> {
+pub(super) fn t(min: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap() + Duration::minutes(min)
 }
 
@@ -21,7 +21,7 @@ fn ci(id: &str, ty: &str) -> Ci {
     }
 }
 
-fn estate() -> Topology {
+pub(super) fn estate() -> Topology {
     Topology::from_file(&CmdbFile {
         cis: vec![
             ci("db-01", "database"),
@@ -43,7 +43,13 @@ fn estate() -> Topology {
     })
 }
 
-fn alert(name: &str, instance: &str, status: AlertStatus, start: i64, end: Option<i64>) -> Alert {
+pub(super) fn alert(
+    name: &str,
+    instance: &str,
+    status: AlertStatus,
+    start: i64,
+    end: Option<i64>,
+) -> Alert {
     let mut labels = Labels::new();
     labels.insert("alertname".into(), name.into());
     labels.insert("instance".into(), instance.into());

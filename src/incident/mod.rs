@@ -195,6 +195,8 @@ pub enum Rule {
     UnknownHost,
     /// No CI: the same alert (labels minus instance-like ones) on many instances.
     SameAlert,
+    /// An operator moved it (a merge or a split): the timeline entry beside it says who.
+    Operator,
 }
 
 /// Why an alert went where it went: the rule, the link's score (1 for a link through

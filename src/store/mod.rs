@@ -15,7 +15,7 @@ use async_trait::async_trait;
 
 use crate::alert::Fingerprint;
 use crate::cmdb::{Change, Ci, CmdbFile, Relation};
-use crate::correlate::AlertRecord;
+use crate::correlate::{AlertRecord, FeedbackPair, Label};
 use crate::incident::{Incident, IncidentStatus, TimelineEntry};
 use crate::outbox::{Event, OutboxEntry, Outcome, Subscription};
 use crate::problem::{HistoryRecord, ProblemCandidate, ProblemStatus};
@@ -81,6 +81,17 @@ pub struct ChangeQuery {
     pub limit: u32,
 }
 
+/// Which feedback pairs to read (`GET /api/v1/feedback`), oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct FeedbackQuery {
+    /// Only pairs stored after this row id (the cursor of the previous page).
+    pub after_id: Option<i64>,
+    pub label: Option<Label>,
+    /// Only pairs of edits on or into this incident.
+    pub incident: Option<String>,
+    pub limit: u32,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     fn backend(&self) -> &'static str;
@@ -98,6 +109,8 @@ pub trait Store: Send + Sync {
     async fn timeline(&self, id: &str) -> Result<Vec<TimelineEntry>, StoreError>;
     async fn list_alerts(&self, q: &AlertQuery) -> Result<AlertPage, StoreError>;
     async fn list_changes(&self, q: &ChangeQuery) -> Result<Vec<Change>, StoreError>;
+    /// Operator feedback on grouping (merges and splits as labelled pairs), oldest first.
+    async fn list_feedback(&self, q: &FeedbackQuery) -> Result<Vec<FeedbackPair>, StoreError>;
 
     /// Imported history records opened at or after `since`, oldest first.
     async fn history_since(
@@ -216,6 +229,10 @@ pub trait WriteTx: Send {
         &mut self,
         members: &[(compact_str::CompactString, Fingerprint, u64)],
     ) -> Result<(), StoreError>;
+    /// Makes `fps` the incident's member rows, in this order (after a split took some
+    /// away), and drops its CI rows (`upsert_incidents` writes those again).
+    async fn rewrite_members(&mut self, id: &str, fps: &[Fingerprint]) -> Result<(), StoreError>;
+    async fn append_feedback(&mut self, pairs: &[FeedbackPair]) -> Result<(), StoreError>;
     async fn append_timeline(&mut self, entries: &[TimelineEntry]) -> Result<(), StoreError>;
     /// One outbox row per event and subscription that wants it (fan-out under the lock).
     async fn enqueue_outbox(

@@ -17,12 +17,13 @@ use sqlx::{AssertSqlSafe, Pool, Postgres, QueryBuilder, Row, Sqlite, Transaction
 use super::RetryOutcome;
 use super::journal::{self, JournalEntry, JournalRow};
 use super::{
-    AlertPage, AlertQuery, ChangeQuery, IncidentQuery, StateRow, Store, StoreError, WriteTx,
+    AlertPage, AlertQuery, ChangeQuery, FeedbackQuery, IncidentQuery, StateRow, Store, StoreError,
+    WriteTx,
 };
 use crate::alert::Fingerprint;
 use crate::cmdb::{Change, Ci, CmdbFile, Relation};
 use crate::config::StoreConfig;
-use crate::correlate::AlertRecord;
+use crate::correlate::{AlertRecord, EditKind, FeedbackPair, Label};
 use crate::incident::{Incident, TimelineEntry};
 use crate::outbox::{Event, OutboxEntry, Outcome, Subscription};
 use crate::problem::{HistoryRecord, ProblemCandidate, ProblemStatus};
@@ -70,6 +71,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "append_keys",
         include_str!("../../migrations/sqlite/0007_append_keys.sql"),
         include_str!("../../migrations/postgres/0007_append_keys.sql"),
+    ),
+    (
+        8,
+        "feedback",
+        include_str!("../../migrations/sqlite/0008_feedback.sql"),
+        include_str!("../../migrations/postgres/0008_feedback.sql"),
     ),
 ];
 
@@ -440,6 +447,43 @@ macro_rules! sql_store {
                             actor: r.try_get::<String, _>(1)?.into(),
                             kind: r.try_get::<String, _>(2)?.into(),
                             detail: decode("timeline entry", &r.try_get::<String, _>(3)?)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn list_feedback(&self, q: &FeedbackQuery) -> Result<Vec<FeedbackPair>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, at, actor, action, label, incident_id, other_incident_id, a_fingerprint, a_ci, \
+                     b_fingerprint, b_ci FROM feedback WHERE ($1 IS NULL OR id > $1) AND ($2 IS NULL OR label = $2) \
+                     AND ($3 IS NULL OR incident_id = $3 OR other_incident_id = $3) ORDER BY id LIMIT $4",
+                )
+                .bind(q.after_id)
+                .bind(q.label.map(|l| l.as_str()))
+                .bind(q.incident.as_deref())
+                .bind(i64::from(q.limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let action: String = r.try_get(3)?;
+                        let label: String = r.try_get(4)?;
+                        let corrupt = |what: &str, v: &str| StoreError::Corrupt {
+                            what: "feedback row".into(),
+                            err: format!("unknown {what} {v:?}"),
+                        };
+                        Ok(FeedbackPair {
+                            id: r.try_get(0)?,
+                            at: from_ms(r.try_get(1)?),
+                            actor: r.try_get(2)?,
+                            action: EditKind::parse(&action).ok_or_else(|| corrupt("action", &action))?,
+                            label: Label::parse(&label).ok_or_else(|| corrupt("label", &label))?,
+                            incident_id: r.try_get(5)?,
+                            other_incident_id: r.try_get(6)?,
+                            a: Fingerprint(r.try_get::<String, _>(7)?.into()),
+                            a_ci: r.try_get(8)?,
+                            b: Fingerprint(r.try_get::<String, _>(9)?.into()),
+                            b_ci: r.try_get(10)?,
                         })
                     })
                     .collect()
@@ -1041,6 +1085,44 @@ macro_rules! sql_store {
                              (the core's member list and the store's disagree)"
                         );
                     }
+                }
+                Ok(())
+            }
+
+            async fn rewrite_members(&mut self, id: &str, fps: &[Fingerprint]) -> Result<(), StoreError> {
+                for table in ["incident_alerts", "incident_cis"] {
+                    sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE incident_id = $1")))
+                        .bind(id)
+                        .execute(&mut *self.tx)
+                        .await?;
+                }
+                let rows: Vec<(CompactString, Fingerprint, u64)> = fps
+                    .iter()
+                    .zip(0u64..)
+                    .map(|(f, pos)| (CompactString::from(id), f.clone(), pos))
+                    .collect();
+                self.add_members(&rows).await
+            }
+
+            async fn append_feedback(&mut self, pairs: &[FeedbackPair]) -> Result<(), StoreError> {
+                for chunk in pairs.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO feedback (at, actor, action, label, incident_id, other_incident_id, \
+                         a_fingerprint, a_ci, b_fingerprint, b_ci) ",
+                    );
+                    qb.push_values(chunk, |mut b, p| {
+                        b.push_bind(ms(p.at))
+                            .push_bind(p.actor.clone())
+                            .push_bind(p.action.as_str())
+                            .push_bind(p.label.as_str())
+                            .push_bind(p.incident_id.clone())
+                            .push_bind(p.other_incident_id.clone())
+                            .push_bind(p.a.0.to_string())
+                            .push_bind(p.a_ci.clone())
+                            .push_bind(p.b.0.to_string())
+                            .push_bind(p.b_ci.clone());
+                    });
+                    qb.build().execute(&mut *self.tx).await?;
                 }
                 Ok(())
             }
