@@ -149,11 +149,17 @@ fn a_bad_alert_line_is_named_and_refuses_the_file_unless_skip_bad() {
     assert!(stderr.contains("alerts.jsonl:2: "), "{stderr}");
     assert!(stderr.contains("alerts.jsonl:4: "), "{stderr}");
     assert!(!stderr.contains("alerts.jsonl:3: "), "{stderr}");
-    assert!(stderr.contains("2 bad lines") && stderr.contains("--skip-bad"), "{stderr}");
+    assert!(
+        stderr.contains("2 bad lines") && stderr.contains("--skip-bad"),
+        "{stderr}"
+    );
 
     let (ok, stdout, stderr) = run(&["--skip-bad"]);
     assert!(ok, "{stderr}");
-    assert!(stderr.contains("alerts.jsonl:2: ") && stderr.contains("(skipped)"), "{stderr}");
+    assert!(
+        stderr.contains("alerts.jsonl:2: ") && stderr.contains("(skipped)"),
+        "{stderr}"
+    );
     let v: Value = serde_json::from_str(&stdout).expect("incidents json");
     assert_eq!(v["incidents"].as_array().map(Vec::len), Some(1), "{v}");
 }
