@@ -339,7 +339,7 @@ pub fn ci(v: &Value) -> String {
     for (label, key) in [("depends on", "depends_on"), ("dependents", "dependents")] {
         let shown = list(v, key).len();
         let total = v
-            .get(&format!("{key}_total"))
+            .get(format!("{key}_total"))
             .and_then(Value::as_u64)
             .unwrap_or(shown as u64);
         let more = if total > shown as u64 {
