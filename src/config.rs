@@ -489,6 +489,10 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// `SIFT_*` variables of the online commands (`sift::cli`): not configuration, so a shell
+/// that sets them can still run `sift serve` or `sift cmdb import`.
+const CLIENT_VARS: &[&str] = &["SIFT_URL", "SIFT_TOKEN"];
+
 impl Config {
     /// Loads defaults < `file` (or `config/sift.toml` when it exists) < `SIFT_*` env.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
@@ -514,6 +518,10 @@ impl Config {
             let Some(rest) = k.strip_prefix("SIFT_") else {
                 continue;
             };
+            // The operator CLI's own variables, set in the same shells: not daemon settings.
+            if CLIENT_VARS.contains(&k.as_str()) {
+                continue;
+            }
             let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
             let t = v.trim_start();
             let val: figment::value::Value = if t.starts_with('[') || t.starts_with('{') {
@@ -889,6 +897,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("no entry"), "{e}");
+    }
+
+    #[test]
+    fn the_operator_cli_variables_are_not_settings() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("SIFT_URL", "http://sift:9400"),
+                ("SIFT_TOKEN", "t0ken"),
+                ("SIFT_SERVER__LISTEN", "127.0.0.1:0"),
+            ]),
+        )
+        .expect("SIFT_URL and SIFT_TOKEN are the CLI's");
+        assert_eq!(c.server.listen, "127.0.0.1:0");
+        let e = Config::load_from(None, &env(&[("SIFT_URLS", "x")])).unwrap_err();
+        assert!(e.to_string().contains("urls"), "{e}");
     }
 
     #[test]

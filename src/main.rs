@@ -1,17 +1,22 @@
-//! The `sift` command line: serve, migrate, cmdb import, replay, problems cluster,
-//! incidents import.
+//! The `sift` command line: parses (the tree is `sift::cli::args`) and dispatches. The
+//! offline commands (serve, migrate, cmdb import, replay, problems cluster, incidents
+//! import) run here; the online ones are `sift::cli`.
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
 use sift::api::{self, ApiSettings, AppState, auth::Auth};
+use sift::cli::{
+    self,
+    args::{Cli, Cmd, CmdbCmd, IncidentsCmd, ProblemsCmd},
+};
 use sift::cmdb::{CiMapper, CmdbFile, Topology};
 use sift::config::Config;
 use sift::metrics::Metrics;
@@ -21,125 +26,11 @@ use sift::sources::forward::Forwarder;
 use sift::sources::kafka::KafkaSource;
 use sift::store::{self, Store};
 
-#[derive(Parser)]
-#[command(
-    name = "sift",
-    version = env!("BUILD_LONG_VERSION"),
-    about = "Alerts in, deduplicated, mapped to CIs, correlated into incidents"
-)]
-struct Cli {
-    /// More log on stderr: -v info, -vv debug, -vvv trace. Without it `serve` logs at
-    /// `log.level` (or `RUST_LOG`) and the other commands only warnings and errors.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    verbose: u8,
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Run the daemon (migrations are applied at start).
-    Serve {
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
-    /// Apply database migrations and exit.
-    Migrate {
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
-    /// CMDB operations.
-    Cmdb {
-        #[command(subcommand)]
-        cmd: CmdbCmd,
-    },
-    /// Run the pipeline offline over recorded alerts and write the incidents it would open.
-    Replay {
-        /// CMDB file (YAML or JSON).
-        #[arg(long)]
-        cmdb: PathBuf,
-        /// JSON lines, one Alertmanager alert object per line, in arrival order.
-        #[arg(long)]
-        alerts: PathBuf,
-        /// Change records (a JSON list); maintenance windows among them suppress alerts.
-        #[arg(long)]
-        changes: Option<PathBuf>,
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Where to write `{"incidents": [...]}`; standard output when absent.
-        #[arg(long)]
-        output: Option<PathBuf>,
-    },
-    /// Problem management.
-    Problems {
-        #[command(subcommand)]
-        cmd: ProblemsCmd,
-    },
-    /// Incident history.
-    Incidents {
-        #[command(subcommand)]
-        cmd: IncidentsCmd,
-    },
-}
-
-#[derive(Subcommand)]
-enum IncidentsCmd {
-    /// Import an incident history into the store (as `POST /api/v1/incidents/import`):
-    /// JSON lines, or a CSV export with `--mapping`. Streamed; all or nothing: any bad
-    /// row is reported with its line and nothing is stored (`--skip-bad`: store the rest).
-    Import {
-        file: PathBuf,
-        /// A preset (servicenow, jira, bpi2014) or a mapping file (TOML): read FILE as CSV.
-        #[arg(long)]
-        mapping: Option<String>,
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Store the good records even when some rows are bad.
-        #[arg(long)]
-        skip_bad: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum ProblemsCmd {
-    /// Cluster an incident history (JSON lines, or CSV with `--mapping`) into problem
-    /// candidates, offline.
-    /// Bad records are reported on stderr and skipped (`--strict`: refused, nothing
-    /// written); it fails when no record is usable.
-    Cluster {
-        /// JSON lines, one history record per line (or one JSON list of records).
-        #[arg(long)]
-        incidents: PathBuf,
-        /// CMDB file (YAML or JSON) for topology: dependents point at what they depend on.
-        #[arg(long)]
-        cmdb: Option<PathBuf>,
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Where to write `{"problems": [...]}`; standard output when absent.
-        #[arg(long)]
-        output: Option<PathBuf>,
-        /// Refuse the whole file when any record is bad.
-        #[arg(long)]
-        strict: bool,
-        /// A preset (servicenow, jira, bpi2014) or a mapping file (TOML): read the
-        /// incidents as a CSV export.
-        #[arg(long)]
-        mapping: Option<String>,
-    },
-}
-
-#[derive(Subcommand)]
-enum CmdbCmd {
-    /// Upsert CIs and relations from a YAML or JSON file.
-    Import {
-        file: PathBuf,
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
-}
-
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command()
+        .version(env!("BUILD_LONG_VERSION"))
+        .get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // The daemon's log is its record; a CLI command's answer is its output, so its log
     // stays at warnings unless asked for (no migration lines on every call).
     let level = match (cli.verbose, &cli.cmd) {
@@ -152,32 +43,37 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let remote = cli.remote;
     rt.block_on(async move {
-        match cli.cmd {
-            Cmd::Serve { config } => serve(load(config.as_deref(), level)?).await,
+        let online = match cli.cmd {
+            Cmd::Serve { config } => return serve(load(config.config.as_deref(), level)?).await,
             Cmd::Migrate { config } => {
-                let cfg = load(config.as_deref(), level)?;
+                let cfg = load(config.config.as_deref(), level)?;
                 let store = open_store(&cfg).await?;
                 store.close().await;
                 println!("migrations applied to {}", store.backend());
-                Ok(())
+                return Ok(());
             }
             Cmd::Cmdb {
                 cmd: CmdbCmd::Import { file, config },
-            } => import(&load(config.as_deref(), level)?, &file).await,
+            } => return import(&load(config.config.as_deref(), level)?, &file).await,
             Cmd::Replay {
                 cmdb,
                 alerts,
                 changes,
                 config,
                 output,
-            } => replay(
-                &load(config.as_deref(), level)?,
-                &cmdb,
-                &alerts,
-                changes.as_deref(),
-                output.as_deref(),
-            ),
+                skip_bad,
+            } => {
+                return replay(
+                    &load(config.config.as_deref(), level)?,
+                    &cmdb,
+                    &alerts,
+                    changes.as_deref(),
+                    output.as_deref(),
+                    skip_bad,
+                );
+            }
             Cmd::Problems {
                 cmd:
                     ProblemsCmd::Cluster {
@@ -185,17 +81,20 @@ fn main() -> anyhow::Result<()> {
                         cmdb,
                         config,
                         output,
-                        strict,
+                        skip_bad,
+                        strict: _,
                         mapping,
                     },
-            } => problems_cluster(
-                &load(config.as_deref(), level)?,
-                &incidents,
-                cmdb.as_deref(),
-                output.as_deref(),
-                strict,
-                mapping.as_deref(),
-            ),
+            } => {
+                return problems_cluster(
+                    &load(config.config.as_deref(), level)?,
+                    &incidents,
+                    cmdb.as_deref(),
+                    output.as_deref(),
+                    skip_bad,
+                    mapping.as_deref(),
+                );
+            }
             Cmd::Incidents {
                 cmd:
                     IncidentsCmd::Import {
@@ -205,17 +104,43 @@ fn main() -> anyhow::Result<()> {
                         skip_bad,
                     },
             } => {
-                incidents_import(
-                    &load(config.as_deref(), level)?,
+                return incidents_import(
+                    &load(config.config.as_deref(), level)?,
                     &file,
                     mapping.as_deref(),
                     skip_bad,
                 )
-                .await
+                .await;
             }
+            Cmd::Completions { shell } => {
+                clap_complete::generate(shell, &mut Cli::command(), "sift", &mut std::io::stdout());
+                return Ok(());
+            }
+            Cmd::Incidents {
+                cmd: IncidentsCmd::Online(c),
+            } => cli::incidents(&remote, c).await,
+            Cmd::Alerts { cmd } => cli::alerts(&remote, cmd).await,
+            Cmd::Problems {
+                cmd: ProblemsCmd::Online(c),
+            } => cli::problems(&remote, c).await,
+            Cmd::Cmdb {
+                cmd: CmdbCmd::Online(c),
+            } => cli::cmdb(&remote, c).await,
+        };
+        // Online commands: the error and an exit code that says what kind it was.
+        if let Err(e) = online {
+            eprintln!("sift: {e}");
+            std::process::exit(e.exit_code());
         }
+        Ok(())
     })
 }
+
+/// Bad lines of an input file listed one by one on stderr; the rest are counted. The rule
+/// for every command reading a file of records (replay, problems cluster, incidents
+/// import): each bad line named as FILE:LINE: reason, and the file refused unless
+/// `--skip-bad`.
+const MAX_BAD_LISTED: usize = 50;
 
 /// Where the log filter comes from.
 #[derive(Clone, Copy)]
@@ -556,6 +481,7 @@ fn replay(
     alerts: &Path,
     changes: Option<&Path>,
     output: Option<&Path>,
+    skip_bad: bool,
 ) -> anyhow::Result<()> {
     let doc = read_cmdb(cmdb)?;
     doc.validate(|_| false)
@@ -578,14 +504,38 @@ fn replay(
         .with_context(|| format!("cannot read {}", alerts.display()))?;
     let n = cfg.normalize();
     let mut parsed = Vec::new();
+    let mut bad = 0usize;
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         match alertmanager::parse_line(line, &n) {
             Ok(a) => parsed.push(a),
-            Err(e) => bail!("{}:{}: {e}", alerts.display(), i + 1),
+            Err(e) => {
+                bad += 1;
+                if bad <= MAX_BAD_LISTED {
+                    eprintln!(
+                        "{}:{}: {e} ({})",
+                        alerts.display(),
+                        i + 1,
+                        if skip_bad { "skipped" } else { "refused" }
+                    );
+                }
+            }
         }
+    }
+    if bad > MAX_BAD_LISTED {
+        eprintln!(
+            "{}: {} more bad lines not listed",
+            alerts.display(),
+            bad - MAX_BAD_LISTED
+        );
+    }
+    if bad > 0 && !skip_bad {
+        bail!(
+            "{bad} bad lines in {}; nothing replayed (--skip-bad replays the rest)",
+            alerts.display()
+        );
     }
     let events = parsed.len();
     let out = sift::replay::run(
@@ -613,7 +563,7 @@ fn problems_cluster(
     incidents: &Path,
     cmdb: Option<&Path>,
     output: Option<&Path>,
-    strict: bool,
+    skip_bad: bool,
     mapping: Option<&str>,
 ) -> anyhow::Result<()> {
     let topo = match cmdb {
@@ -635,7 +585,7 @@ fn problems_cluster(
                 .map(|i| format!("record {i}: "))
                 .unwrap_or_default(),
             b.reason,
-            if strict { "refused" } else { "skipped" }
+            if skip_bad { "skipped" } else { "refused" }
         );
     }
     if batch.bad_total > batch.bad.len() {
@@ -658,9 +608,9 @@ fn problems_cluster(
             }
         }
     }
-    if strict && batch.bad_total > 0 {
+    if !skip_bad && batch.bad_total > 0 {
         bail!(
-            "{} bad records in {}; nothing written (--strict)",
+            "{} bad records in {}; nothing written (--skip-bad clusters the rest)",
             batch.bad_total,
             incidents.display()
         );
@@ -825,7 +775,7 @@ async fn incidents_import(
         new += tx.upsert_history(&chunk).await?;
     }
     let bad = reader.await.context("reading the history failed")??;
-    for b in bad.bad.iter().take(50) {
+    for b in bad.bad.iter().take(MAX_BAD_LISTED) {
         eprintln!(
             "{}:{}: {}{}",
             path.display(),
@@ -836,8 +786,8 @@ async fn incidents_import(
             b.reason
         );
     }
-    if bad.bad_total > 50 {
-        eprintln!("... and {} more bad rows", bad.bad_total - 50);
+    if bad.bad_total > MAX_BAD_LISTED {
+        eprintln!("... and {} more bad rows", bad.bad_total - MAX_BAD_LISTED);
     }
     if bad.bad_total > 0 && !skip_bad {
         bail!(

@@ -10,7 +10,9 @@
 //! written in bounded batches, one after another, so other senders' commands go between
 //! them. A failed write transaction is rolled back; the writer re-reads the store and
 //! goes on, and its health (`Pipeline::write_failure`) is what `/readyz` reports. Under the store's write lock the writer first checks whether another daemon
-//! wrote since its last commit, and if so re-reads what changed before deciding anything.
+//! wrote since its last commit, and if so re-reads what changed before deciding anything;
+//! a CMDB changed by another process is also looked for every second, so it shows without
+//! waiting for a write.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -437,6 +439,10 @@ impl Pipeline {
     }
 }
 
+/// How often the writer looks whether another process changed the CMDB: one small read
+/// of `sift_state`; the reload happens only when the version moved.
+const CMDB_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 struct Writer {
     health: Arc<Health>,
     events: tokio::sync::broadcast::Sender<Arc<[u8]>>,
@@ -498,6 +504,9 @@ impl Writer {
         let period = self.settings.tick_interval;
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cmdb_poll =
+            tokio::time::interval_at(tokio::time::Instant::now() + CMDB_POLL, CMDB_POLL);
+        cmdb_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 q = rx.recv() => {
@@ -519,6 +528,18 @@ impl Writer {
                 }
                 _ = ticker.tick() => {
                     self.process(VecDeque::new(), Some(Utc::now())).await;
+                }
+                _ = cmdb_poll.tick() => {
+                    // The CMDB changed under us (`sift cmdb import`, another daemon): an
+                    // empty batch catches up now, not at the next write, which on a quiet
+                    // daemon may be minutes away. A failed look waits for the next one.
+                    match self.store.cmdb_version().await {
+                        Ok(v) if v != self.seen.cmdb_version => {
+                            self.process(VecDeque::new(), None).await;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!(error = %e, "cannot read the CMDB version"),
+                    }
                 }
             }
         }

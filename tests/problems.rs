@@ -441,7 +441,8 @@ async fn bad_history_is_refused_whole(backend: Backend) {
     assert!(r.body["error"].is_string(), "{}", r.text);
 }
 
-/// The offline command: bad lines are reported by line and skipped, the rest clustered.
+/// The offline command: bad lines are named by line and refuse the file; with
+/// `--skip-bad` they are skipped and the rest clustered.
 #[test]
 fn cli_clusters_a_file_and_reports_bad_lines() {
     let dir = tempfile::tempdir().unwrap();
@@ -463,8 +464,26 @@ fn cli_clusters_a_file_and_reports_bad_lines() {
     )
     .unwrap();
     let out_file = dir.path().join("problems.json");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sift"))
+    // By default a bad record refuses the file, naming it; nothing is written.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_sift"))
         .args(["problems", "cluster", "--incidents"])
+        .arg(&incidents)
+        .arg("--cmdb")
+        .arg(&cmdb)
+        .arg("--output")
+        .arg(&out_file)
+        .env_remove("SIFT_STORE__URL")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{err}");
+    assert!(
+        err.contains("history.jsonl:4: record HIST-A0: duplicate id") && err.contains("--skip-bad"),
+        "{err}"
+    );
+    assert!(!out_file.exists(), "nothing written when refused");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sift"))
+        .args(["problems", "cluster", "--skip-bad", "--incidents"])
         .arg(&incidents)
         .arg("--cmdb")
         .arg(&cmdb)
@@ -486,7 +505,7 @@ fn cli_clusters_a_file_and_reports_bad_lines() {
     assert_eq!(rooted(&ps, "host-01").len(), 1, "{doc:#}");
     // Same input, same ids.
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_sift"))
-        .args(["problems", "cluster", "--incidents"])
+        .args(["problems", "cluster", "--skip-bad", "--incidents"])
         .arg(&incidents)
         .arg("--cmdb")
         .arg(&cmdb)

@@ -108,3 +108,58 @@ async fn http_and_replay_give_the_same_incidents() {
         assert_eq!(g, w, "incident differs between HTTP and replay");
     }
 }
+
+/// The rule every record-file command shares: a bad line is named (FILE:LINE: reason) and
+/// refuses the file; `--skip-bad` replays the rest.
+#[test]
+fn a_bad_alert_line_is_named_and_refuses_the_file_unless_skip_bad() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cmdb = dir.path().join("cmdb.yaml");
+    std::fs::write(&cmdb, "cis:\n  - {id: db-01}\n").expect("write");
+    let good = r#"{"status":"firing","labels":{"alertname":"Down","ci":"db-01"},"startsAt":"2026-11-23T10:00:00Z"}"#;
+    let alerts = dir.path().join("alerts.jsonl");
+    std::fs::write(
+        &alerts,
+        format!("{good}\n{{\"status\": \"firing\"\n\n{{\"labels\": 7}}\n"),
+    )
+    .expect("write");
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sift"))
+            .arg("replay")
+            .arg("--cmdb")
+            .arg(&cmdb)
+            .arg("--alerts")
+            .arg(&alerts)
+            .args(extra)
+            .env_remove("SIFT_STORE__URL")
+            .env_remove("RUST_LOG")
+            .current_dir(dir.path())
+            .output()
+            .expect("run sift replay");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, stdout, stderr) = run(&[]);
+    assert!(!ok, "a bad line refuses the file: {stderr}");
+    assert!(stdout.is_empty(), "nothing replayed: {stdout}");
+    // Both bad lines are named, not only the first; the blank line is not one.
+    assert!(stderr.contains("alerts.jsonl:2: "), "{stderr}");
+    assert!(stderr.contains("alerts.jsonl:4: "), "{stderr}");
+    assert!(!stderr.contains("alerts.jsonl:3: "), "{stderr}");
+    assert!(
+        stderr.contains("2 bad lines") && stderr.contains("--skip-bad"),
+        "{stderr}"
+    );
+
+    let (ok, stdout, stderr) = run(&["--skip-bad"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("alerts.jsonl:2: ") && stderr.contains("(skipped)"),
+        "{stderr}"
+    );
+    let v: Value = serde_json::from_str(&stdout).expect("incidents json");
+    assert_eq!(v["incidents"].as_array().map(Vec::len), Some(1), "{v}");
+}

@@ -98,6 +98,9 @@ pub trait Store: Send + Sync {
     /// Applies the embedded migrations that are not applied yet.
     async fn migrate(&self) -> Result<(), StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
+    /// `sift_state.cmdb_version`, read without the write lock: a cheap look at whether the
+    /// CMDB changed since a daemon last loaded it (every CMDB write bumps it).
+    async fn cmdb_version(&self) -> Result<i64, StoreError>;
     async fn close(&self);
     /// Starts a write transaction holding the `sift_state` row lock.
     async fn begin(&self) -> Result<Box<dyn WriteTx>, StoreError>;

@@ -376,6 +376,13 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn cmdb_version(&self) -> Result<i64, StoreError> {
+                let row = sqlx::query("SELECT cmdb_version FROM sift_state WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(row.try_get(0)?)
+            }
+
             async fn close(&self) {
                 self.close_pools().await;
             }
