@@ -80,6 +80,30 @@ enum Cmd {
         #[command(subcommand)]
         cmd: IncidentsCmd,
     },
+    /// Learned causality between alert types.
+    Causality {
+        #[command(subcommand)]
+        cmd: CausalityCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum CausalityCmd {
+    /// Learn from a history of alerts which alert types follow which along the topology,
+    /// and write `{"edges": [...], "summary": {...}}` (docs/causality.md).
+    Learn {
+        /// JSON lines, one Alertmanager alert object per line (what `replay` reads).
+        #[arg(long)]
+        alerts: PathBuf,
+        /// CMDB file (YAML or JSON).
+        #[arg(long)]
+        cmdb: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where to write the result; standard output when absent.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -176,6 +200,20 @@ fn main() -> anyhow::Result<()> {
                 &cmdb,
                 &alerts,
                 changes.as_deref(),
+                output.as_deref(),
+            ),
+            Cmd::Causality {
+                cmd:
+                    CausalityCmd::Learn {
+                        alerts,
+                        cmdb,
+                        config,
+                        output,
+                    },
+            } => causality_learn(
+                &load(config.as_deref(), level)?,
+                &alerts,
+                &cmdb,
                 output.as_deref(),
             ),
             Cmd::Problems {
@@ -604,6 +642,50 @@ fn replay(
     eprintln!(
         "replayed {events} alert events into {} incidents",
         out.incidents.len()
+    );
+    Ok(())
+}
+
+fn causality_learn(
+    cfg: &Config,
+    alerts: &Path,
+    cmdb: &Path,
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
+    let doc = read_cmdb(cmdb)?;
+    doc.validate(|_| false)
+        .with_context(|| format!("{} rejected", cmdb.display()))?;
+    let topo = Topology::from_file(&doc);
+    let text = std::fs::read_to_string(alerts)
+        .with_context(|| format!("cannot read {}", alerts.display()))?;
+    let learn = cfg.causality.learn();
+    let h = sift::causality::history_from_lines(
+        &alerts.display().to_string(),
+        &text,
+        &cfg.normalize(),
+        &topo,
+        &CiMapper::new(cfg.mapping.labels.clone()),
+        &learn,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let learned = sift::causality::learn(&h, &learn)?;
+    let json = serde_json::to_string_pretty(&learned)?;
+    match output {
+        Some(p) => std::fs::write(p, json + "\n")
+            .with_context(|| format!("cannot write {}", p.display()))?,
+        None => println!("{json}"),
+    }
+    let s = &learned.summary;
+    eprintln!(
+        "learned {} edges from {} occurrences of {} alert types on {} CIs{}",
+        learned.edges.len(),
+        s.occurrences,
+        s.types,
+        s.cis,
+        s.note
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
     );
     Ok(())
 }
