@@ -234,9 +234,9 @@ impl History {
     }
 
     /// A firing alert as an occurrence: its type from `cfg.type_labels`, its CI the CMDB
-    /// CI its labels map to, else the first mapping label it carries (a CI the CMDB does
-    /// not know, with no neighbours). Resolved alerts and alerts missing every type
-    /// label or every mapping label are counted as unusable.
+    /// CI its labels map to, else the host it names (a CI the CMDB does not know, with no
+    /// neighbours). Resolved alerts are skipped; alerts missing every type label, or
+    /// mapping to no CI and naming no host, are counted as unusable.
     pub fn push_alert(&mut self, topo: &Topology, mapper: &CiMapper, cfg: &LearnConfig, a: &Alert) {
         if a.status != AlertStatus::Firing {
             return;
@@ -246,12 +246,11 @@ impl History {
             .iter()
             .filter_map(|l| a.labels.get(l.as_str()))
             .collect();
+        // A host the CMDB does not know is still one machine; a bare `job` or `service`
+        // label is not one place, so it makes no CI here.
         let ci = match mapper.map(topo, &a.labels) {
             Some(n) => Some(topo.ci(n).id.clone()),
-            None => mapper
-                .labels()
-                .iter()
-                .find_map(|l| a.labels.get(l.as_str()).map(|v| v.to_string())),
+            None => crate::cmdb::topology::host_of(&a.labels).map(str::to_string),
         };
         match ci {
             Some(ci) if !parts.is_empty() => {

@@ -238,3 +238,72 @@ fn bad_settings_are_refused_by_name() {
     };
     assert!(bad.validate().unwrap_err().to_string().contains("window_s"));
 }
+
+#[test]
+fn alerts_become_occurrences_on_their_ci_or_their_host_or_are_counted_unusable() {
+    let t = topo(&[("app-1", "host-1")], &["app-1", "host-1"]);
+    let mapper = CiMapper::default();
+    let cfg = LearnConfig::default();
+    let alert = |labels: &[(&str, &str)], status: AlertStatus| {
+        let mut l = crate::alert::Labels::new();
+        for (k, v) in labels {
+            l.insert(k.to_string(), v.to_string());
+        }
+        Alert {
+            fingerprint: crate::alert::Fingerprint::of_labels(&l),
+            status,
+            labels: l,
+            annotations: Default::default(),
+            starts_at: chrono::DateTime::from_timestamp(1_000, 0).unwrap(),
+            ends_at: None,
+            generator_url: None,
+            source: crate::alert::Source::Replay,
+        }
+    };
+    let mut h = History::new().with_topology(&t);
+    let firing = AlertStatus::Firing;
+    h.push_alert(
+        &t,
+        &mapper,
+        &cfg,
+        &alert(&[("alertname", "A"), ("ci", "app-1")], firing),
+    );
+    h.push_alert(
+        &t,
+        &mapper,
+        &cfg,
+        &alert(&[("alertname", "B"), ("instance", "db-9:9100")], firing),
+    );
+    // No host, only a job: no place to put it.
+    h.push_alert(
+        &t,
+        &mapper,
+        &cfg,
+        &alert(&[("alertname", "C"), ("job", "nms")], firing),
+    );
+    // No alert name: no type.
+    h.push_alert(&t, &mapper, &cfg, &alert(&[("ci", "app-1")], firing));
+    // A resolve is not an occurrence.
+    h.push_alert(
+        &t,
+        &mapper,
+        &cfg,
+        &alert(
+            &[("alertname", "A"), ("ci", "app-1")],
+            AlertStatus::Resolved,
+        ),
+    );
+    let got: Vec<(String, String, i64)> = h
+        .occ
+        .iter()
+        .map(|&(k, c, at)| (h.types[k as usize].clone(), h.cis[c as usize].clone(), at))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("A".to_string(), "app-1".to_string(), 1_000),
+            ("B".to_string(), "db-9".to_string(), 1_000)
+        ]
+    );
+    assert_eq!(h.unusable, 2);
+}
