@@ -28,6 +28,7 @@ pub struct Config {
     pub incident: IncidentConfig,
     pub kafka: KafkaConfig,
     pub problems: ProblemsConfig,
+    pub causality: CausalityConfig,
     pub notify: NotifyConfig,
 }
 
@@ -145,6 +146,44 @@ impl Default for KafkaConfig {
             commit_offsets: true,
             forward_http: false,
             client: Default::default(),
+        }
+    }
+}
+
+/// `[causality]`: how a history of alerts is judged for learned causality
+/// (`sift causality learn`; see `crate::causality`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CausalityConfig {
+    /// Longest lag from a cause to its effect.
+    pub window: Dur,
+    /// False-discovery rate over every alert-type pair tested.
+    pub fdr: f64,
+    /// Only the most frequent alert types are learned (bounds memory).
+    pub max_types: usize,
+    /// Labels whose values, joined with `/`, make an alert's type.
+    pub type_labels: Vec<String>,
+}
+
+impl Default for CausalityConfig {
+    fn default() -> Self {
+        let c = crate::causality::LearnConfig::default();
+        Self {
+            window: Dur::secs(c.window_s),
+            fdr: c.fdr,
+            max_types: c.max_types,
+            type_labels: c.type_labels,
+        }
+    }
+}
+
+impl CausalityConfig {
+    pub fn learn(&self) -> crate::causality::LearnConfig {
+        crate::causality::LearnConfig {
+            window_s: self.window.0.num_seconds(),
+            fdr: self.fdr,
+            max_types: self.max_types,
+            type_labels: self.type_labels.clone(),
         }
     }
 }
@@ -563,6 +602,9 @@ impl Config {
         }
         if c.fanout_scale == 0 {
             return bad("correlate.fanout_scale must be at least 1".into());
+        }
+        if let Err(e) = self.causality.learn().validate() {
+            return bad(format!("causality: {e}"));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad(format!(

@@ -2,6 +2,7 @@
 
 pub mod alert;
 pub mod api;
+pub mod causality;
 pub mod cli;
 pub mod cmdb;
 pub mod config;

@@ -1,5 +1,5 @@
 //! The `sift` command line: parses (the tree is `sift::cli::args`) and dispatches. The
-//! offline commands (serve, migrate, cmdb import, replay, problems cluster, incidents
+//! offline commands (serve, migrate, cmdb import, replay, problems cluster, causality learn, incidents
 //! import) run here; the online ones are `sift::cli`.
 
 #[global_allocator]
@@ -15,7 +15,7 @@ use tracing_subscriber::EnvFilter;
 use sift::api::{self, ApiSettings, AppState, auth::Auth};
 use sift::cli::{
     self,
-    args::{Cli, Cmd, CmdbCmd, IncidentsCmd, ProblemsCmd},
+    args::{CausalityCmd, Cli, Cmd, CmdbCmd, IncidentsCmd, ProblemsCmd},
 };
 use sift::cmdb::{CiMapper, CmdbFile, Topology};
 use sift::config::Config;
@@ -111,6 +111,22 @@ fn main() -> anyhow::Result<()> {
                     skip_bad,
                 )
                 .await;
+            }
+            Cmd::Causality {
+                cmd:
+                    CausalityCmd::Learn {
+                        alerts,
+                        cmdb,
+                        config,
+                        output,
+                    },
+            } => {
+                return causality_learn(
+                    &load(config.config.as_deref(), level)?,
+                    &alerts,
+                    &cmdb,
+                    output.as_deref(),
+                );
             }
             Cmd::Completions { shell } => {
                 clap_complete::generate(shell, &mut Cli::command(), "sift", &mut std::io::stdout());
@@ -806,6 +822,50 @@ async fn incidents_import(
         path.display(),
         received - new,
         bad.bad_total
+    );
+    Ok(())
+}
+
+fn causality_learn(
+    cfg: &Config,
+    alerts: &Path,
+    cmdb: &Path,
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
+    let doc = read_cmdb(cmdb)?;
+    doc.validate(|_| false)
+        .with_context(|| format!("{} rejected", cmdb.display()))?;
+    let topo = Topology::from_file(&doc);
+    let text = std::fs::read_to_string(alerts)
+        .with_context(|| format!("cannot read {}", alerts.display()))?;
+    let learn = cfg.causality.learn();
+    let h = sift::causality::history_from_lines(
+        &alerts.display().to_string(),
+        &text,
+        &cfg.normalize(),
+        &topo,
+        &CiMapper::new(cfg.mapping.labels.clone()),
+        &learn,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let learned = sift::causality::learn(&h, &learn)?;
+    let json = serde_json::to_string_pretty(&learned)?;
+    match output {
+        Some(p) => std::fs::write(p, json + "\n")
+            .with_context(|| format!("cannot write {}", p.display()))?,
+        None => println!("{json}"),
+    }
+    let s = &learned.summary;
+    eprintln!(
+        "learned {} edges from {} occurrences of {} alert types on {} CIs{}",
+        learned.edges.len(),
+        s.occurrences,
+        s.types,
+        s.cis,
+        s.note
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
     );
     Ok(())
 }

@@ -3,7 +3,8 @@
 //!
 //! Two kinds of command share the tree. Offline commands work on files and on the store
 //! named by the configuration (`--config`, `SIFT_STORE__URL`): `serve`, `migrate`,
-//! `cmdb import`, `incidents import`, `replay`, `problems cluster`. Online commands ask a
+//! `cmdb import`, `incidents import`, `replay`, `problems cluster`, `causality learn`.
+//! Online commands ask a
 //! running daemon over its HTTP API (`--url`, `SIFT_TOKEN`): `incidents list|show|ack|
 //! resolve|comment`, `alerts list`, `problems list|show|accept|reject`, `cmdb show`. A noun
 //! (`incidents`, `problems`, `cmdb`) holds both kinds; each verb is one or the other, and
@@ -116,10 +117,35 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: AlertsCmd,
     },
+    /// Learned causality between alert types (offline).
+    Causality {
+        #[command(subcommand)]
+        cmd: CausalityCmd,
+    },
     /// Print a shell completion script, e.g. `sift completions bash > /etc/bash_completion.d/sift`.
     Completions {
         /// The shell to complete for.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CausalityCmd {
+    /// Learn from a history of alerts which alert types follow which along the topology,
+    /// and write `{"edges": [...], "summary": {...}}` (docs/causality.md). A bad line is
+    /// named (FILE:LINE: reason) and nothing is written.
+    Learn {
+        /// JSON lines, one Alertmanager alert object per line (what `replay` reads).
+        #[arg(long, value_name = "FILE")]
+        alerts: PathBuf,
+        /// CMDB file (YAML or JSON).
+        #[arg(long, value_name = "FILE")]
+        cmdb: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Where to write the result; standard output when absent.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 

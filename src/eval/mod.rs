@@ -19,6 +19,7 @@
 //! seed, no I/O, no clock reads, no new dependencies (its PRNG is a splitmix64).
 
 mod baseline;
+pub mod causality;
 mod generate;
 pub mod grid;
 pub mod nezha;
