@@ -306,3 +306,30 @@ fn docs_link_only_inside_the_repository() {
         }
     }
 }
+
+/// docs/configuration.md lists every key `config/sift.toml` sets, with the same default.
+#[test]
+fn configuration_reference_lists_every_key_of_sift_toml() {
+    let toml = std::fs::read_to_string(repo().join("config/sift.toml")).expect("sift.toml");
+    let doc = std::fs::read_to_string(repo().join("docs/configuration.md")).expect("doc");
+    let mut section = String::new();
+    let mut keys = 0;
+    for line in toml.lines() {
+        let line = line.trim();
+        if let Some(s) = line.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            section = s.to_string();
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (key, value) = line.split_once(" = ").expect("key = value");
+        let row = format!("| `{section}.{key}` | `{value}` |");
+        assert!(
+            doc.contains(&row),
+            "docs/configuration.md has no row starting `{row}`"
+        );
+        keys += 1;
+    }
+    assert!(keys > 50, "only {keys} keys found in sift.toml");
+}
