@@ -927,7 +927,9 @@ fn sample_history_in_config_yields_its_candidates() {
             "cluster",
             "--strict",
             "--incidents",
-            repo.join("config/incidents.example.jsonl").to_str().unwrap(),
+            repo.join("config/incidents.example.jsonl")
+                .to_str()
+                .unwrap(),
             "--cmdb",
             repo.join("config/cmdb.example.yaml").to_str().unwrap(),
         ],

@@ -98,7 +98,9 @@ fn run_bash(dir: &Path, script: &str, env: &[(&str, &str)]) -> String {
     match status {
         Some(s) if s.success() => text,
         Some(s) => panic!("README commands failed ({s}):\n{script}\n--- output:\n{text}"),
-        None => panic!("README commands ran over {SCRIPT_TIMEOUT:?}:\n{script}\n--- output:\n{text}"),
+        None => {
+            panic!("README commands ran over {SCRIPT_TIMEOUT:?}:\n{script}\n--- output:\n{text}")
+        }
     }
 }
 
@@ -138,14 +140,20 @@ async fn readme_walkthrough_runs_and_keeps_its_promises() {
             .stderr(Stdio::null())
             .status()
             .is_ok();
-        assert!(found, "{tool} is needed to run the README's walkthrough (README, Prerequisites)");
+        assert!(
+            found,
+            "{tool} is needed to run the README's walkthrough (README, Prerequisites)"
+        );
     }
     let blocks: Vec<String> = fenced_blocks(&readme())
         .into_iter()
         .filter(|(info, _)| info == "sh")
         .map(|(_, body)| body)
         .collect();
-    assert!(blocks.len() >= 5, "README.md has too few sh blocks: {blocks:?}");
+    assert!(
+        blocks.len() >= 5,
+        "README.md has too few sh blocks: {blocks:?}"
+    );
     let serve_at = blocks
         .iter()
         .position(|b| b.lines().any(|l| l.trim() == SERVE_LINE))
@@ -159,8 +167,15 @@ async fn readme_walkthrough_runs_and_keeps_its_promises() {
     // Before the daemon: the blocks up to the serve line (the CMDB import).
     let mut before = String::new();
     for (i, b) in blocks[..serve_at].iter().enumerate() {
-        assert!(!b.contains("localhost:9400"), "block {i} talks to the daemon before it starts");
-        before.push_str(&format!("printf '\\n{}\\n'\n{}\n", marker(i), b.replace(CARGO_RUN, &bin)));
+        assert!(
+            !b.contains("localhost:9400"),
+            "block {i} talks to the daemon before it starts"
+        );
+        before.push_str(&format!(
+            "printf '\\n{}\\n'\n{}\n",
+            marker(i),
+            b.replace(CARGO_RUN, &bin)
+        ));
     }
     let mut outputs = split_output(&run_bash(db.dir.path(), &before, &store));
 
@@ -224,7 +239,11 @@ async fn readme_walkthrough_runs_and_keeps_its_promises() {
     };
     assert!(at("opened") <= at("acknowledged") && at("acknowledged") <= at("resolved"));
     let now = chrono::Utc::now();
-    assert!(now - at("opened") < chrono::Duration::minutes(5), "opened {}", at("opened"));
+    assert!(
+        now - at("opened") < chrono::Duration::minutes(5),
+        "opened {}",
+        at("opened")
+    );
     let alerts = sift.alerts().await;
     let down = alerts
         .iter()
@@ -254,7 +273,10 @@ fn readme_test_command_is_the_ci_command() {
     let in_readme = fenced_blocks(&readme())
         .into_iter()
         .any(|(_, body)| body.lines().any(|l| l.trim() == command));
-    assert!(in_readme, "README.md does not show .ci/run's test command `{command}`");
+    assert!(
+        in_readme,
+        "README.md does not show .ci/run's test command `{command}`"
+    );
 }
 
 /// README and docs/ link only inside the repository (or to the web): a user has nothing
@@ -273,7 +295,11 @@ fn docs_link_only_inside_the_repository() {
     for f in files {
         let text = std::fs::read_to_string(&f).expect("read doc");
         if f == root.join("README.md") {
-            assert!(!text.contains("../"), "{} points outside the repository", f.display());
+            assert!(
+                !text.contains("../"),
+                "{} points outside the repository",
+                f.display()
+            );
         }
         let base = f.parent().expect("parent");
         let mut rest = text.as_str();
