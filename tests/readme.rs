@@ -1,14 +1,16 @@
 //! The README's commands, run as a user would run them, so the README cannot rot.
 //!
-//! Every ```` ```sh ```` block of README.md is run, in order, in one bash session in a temp
-//! dir holding the repository's `config/`, with the built binary for
-//! `cargo run --release --` (nothing is built in release mode here) and the daemon on a free
-//! port for `localhost:9400`. The line `cargo run --release -- serve &` is where the test
-//! starts the daemon itself (the spawn helper of tests/common, on port 0). Each `# -> X`
-//! line in a block is a promise: `X` must be a line of that block's output (compared as
-//! JSON when it parses as JSON). Blocks marked `console` (building, installing, the test
-//! command itself) are not run. Needs `bash`, `curl` and `jq`, as the README says; no
-//! network beyond 127.0.0.1.
+//! Every ```` ```sh ```` block of README.md is run, in order, with bash in a temp dir
+//! holding the repository's `config/`, with the built binary for `cargo run --release --`
+//! (nothing is built in release mode here) and the daemon on a free port for
+//! `localhost:9400`. The line `cargo run --release -- serve &` is where the test starts the
+//! daemon itself (the spawn helper of tests/common, on port 0): the blocks before it run in
+//! one bash session, the blocks from it on in another (so shell variables carry from block
+//! to block, as in the user's one shell). Each `# -> X` line in a block is a promise: `X`
+//! must be a line of that block's output (compared as JSON when it parses as JSON). The
+//! README's `json` block, the incident of its 60-second picture, must be what the daemon
+//! answered. Blocks marked `console` (building, installing, the test command itself) are
+//! not run. Needs `bash`, `curl` and `jq`, as the README says; no network beyond 127.0.0.1.
 
 mod common;
 
@@ -244,6 +246,18 @@ async fn readme_walkthrough_runs_and_keeps_its_promises() {
         "opened {}",
         at("opened")
     );
+    // The README's 60-second picture is this incident as the daemon answered it (trimmed;
+    // it shows it open, before the walkthrough resolves it).
+    let picture = fenced_blocks(&readme())
+        .into_iter()
+        .find(|(info, _)| info == "json")
+        .map(|(_, body)| serde_json::from_str::<Value>(&body).expect("README's JSON block parses"))
+        .expect("README shows an incident in a json block");
+    let mut now_open = inc.clone();
+    now_open["status"] = "open".into();
+    if let Err(at) = subset(&picture, &now_open, "") {
+        panic!("README's incident differs from the daemon's at {at}:\n{inc:#}");
+    }
     let alerts = sift.alerts().await;
     let down = alerts
         .iter()
@@ -259,6 +273,24 @@ async fn readme_walkthrough_runs_and_keeps_its_promises() {
         &[("priority", "1")],
     );
     assert!((0.0..300.0).contains(&tta), "time to acknowledge {tta} s");
+}
+
+/// `Ok` when every field of `want` is in `got` with the same value (objects may leave
+/// fields out; arrays and scalars are compared whole); else the path of the first
+/// difference.
+fn subset(want: &Value, got: &Value, path: &str) -> Result<(), String> {
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => {
+            for (k, v) in w {
+                let here = format!("{path}.{k}");
+                subset(v, g.get(k).unwrap_or(&Value::Null), &here)?;
+            }
+            Ok(())
+        }
+        (Value::Number(w), Value::Number(g)) if w.as_f64() == g.as_f64() => Ok(()),
+        _ if want == got => Ok(()),
+        _ => Err(format!("{path}: README {want}, daemon {got}")),
+    }
 }
 
 /// README's test command is the one `.ci/run` runs.
