@@ -933,3 +933,37 @@ async fn rejected_candidate_needs_more_evidence(backend: Backend) {
             .any(|p| p["id"] == a_id.as_str() && p["status"] == "rejected")
     );
 }
+
+/// The sample history in config/ (README, walkthrough) gives the problem candidates it was
+/// written for: the weekly connection exhaustion on db-01 (two of its incidents raised on
+/// orders-api, naming db-01) and the nightly disk-full on host-db-01; the one-offs none.
+#[test]
+fn sample_history_in_config_yields_its_candidates() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = sift_cli(
+        &[
+            "problems",
+            "cluster",
+            "--strict",
+            "--incidents",
+            repo.join("config/incidents.example.jsonl")
+                .to_str()
+                .unwrap(),
+            "--cmdb",
+            repo.join("config/cmdb.example.yaml").to_str().unwrap(),
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ps = problems(&doc);
+    assert_eq!(ps.len(), 2, "{doc:#}");
+    let db = rooted(&ps, "db-01");
+    assert_eq!(db.len(), 1, "{doc:#}");
+    assert_eq!(ids(db[0]).len(), 7, "{doc:#}");
+    assert_eq!(db[0]["recurrence"]["kind"], "weekly", "{doc:#}");
+    let disk = rooted(&ps, "host-db-01");
+    assert_eq!(disk.len(), 1, "{doc:#}");
+    assert_eq!(ids(disk[0]).len(), 5, "{doc:#}");
+}
