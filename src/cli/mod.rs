@@ -312,37 +312,31 @@ pub async fn incidents(remote: &Remote, cmd: IncidentsOnline) -> Result<(), CliE
             assignee,
             comment,
         } => {
-            let mut body = json!({"status": "acknowledged"});
-            if let Some(a) = assignee {
-                body["assignee"] = json!(a);
-            }
-            if let Some(t) = comment {
-                body["comment"] = json!(t);
-            }
+            let body = patch_body([
+                ("status", Some("acknowledged".to_string())),
+                ("assignee", assignee),
+                ("comment", comment),
+            ]);
             let (raw, v) = c
                 .json(Call::patch(&["api", "v1", "incidents", &id], body))
                 .await?;
             print(j, &raw, || render::incident_line(&v))?;
         }
         IncidentsOnline::Resolve { id, note, comment } => {
-            let mut body = json!({"status": "resolved"});
-            if let Some(n) = note {
-                body["resolution_note"] = json!(n);
-            }
-            if let Some(t) = comment {
-                body["comment"] = json!(t);
-            }
+            let body = patch_body([
+                ("status", Some("resolved".to_string())),
+                ("resolution_note", note),
+                ("comment", comment),
+            ]);
             let (raw, v) = c
                 .json(Call::patch(&["api", "v1", "incidents", &id], body))
                 .await?;
             print(j, &raw, || render::incident_line(&v))?;
         }
         IncidentsOnline::Comment { id, text } => {
+            let body = patch_body([("comment", Some(text))]);
             let (raw, v) = c
-                .json(Call::patch(
-                    &["api", "v1", "incidents", &id],
-                    json!({"comment": text}),
-                ))
+                .json(Call::patch(&["api", "v1", "incidents", &id], body))
                 .await?;
             print(j, &raw, || {
                 format!("{}: comment added\n", render::s(&v, "id"))
@@ -350,6 +344,16 @@ pub async fn incidents(remote: &Remote, cmd: IncidentsOnline) -> Result<(), CliE
         }
     }
     Ok(())
+}
+
+/// An incident PATCH body of the fields given (absent ones left out).
+fn patch_body<const N: usize>(fields: [(&str, Option<String>); N]) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), Value::String(v?))))
+            .collect(),
+    )
 }
 
 pub async fn alerts(remote: &Remote, cmd: AlertsCmd) -> Result<(), CliError> {
