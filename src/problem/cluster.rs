@@ -1,10 +1,14 @@
 //! Clustering a history into problem candidates.
 //!
-//! Why DBSCAN (linfa-clustering): the number of problems is unknown and most incidents
+//! Why DBSCAN: the number of problems is unknown and most incidents
 //! are one-offs. A density method needs no cluster count, finds clusters of any shape
 //! and leaves points in sparse regions as noise, which is exactly "not part of any
 //! problem"; k-means or a Gaussian mixture would put every one-off into some cluster.
-//! `min_pts` is the smallest problem (three incidents, as ITIL counts recurrence).
+//! `min_pts` is the smallest problem (three incidents, as ITIL counts recurrence). It
+//! is written out here (`dbscan`, the textbook algorithm over a neighbour relation)
+//! rather than taken from linfa: the relation is not one metric. A record with codes
+//! only (no title, no alertname) is compared with a worded one on its codes alone, and
+//! such a mixed link makes a member, never a core point (see `cluster_report`).
 //!
 //! Blocking keeps it fast: each incident goes to the block of the CI it points at — the
 //! upstream CI its title names when it names one (within `hops`), else its own CI;
@@ -27,15 +31,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use linfa::prelude::ParamGuard;
-use linfa::traits::Transformer;
-use linfa_clustering::Dbscan;
-use linfa_nn::CommonNearestNeighbour;
-use linfa_nn::distance::L2Dist;
-use ndarray::Array2;
 use serde::Serialize;
 
-use super::features::{self, DIMS, Features};
+use super::features::{self, Features};
 use super::{
     CiCount, Explanation, HistoryRecord, ProblemCandidate, ProblemConfig, ProblemStatus,
     SuggestedRootCause,
@@ -137,23 +135,49 @@ pub fn cluster_report(
     for (i, k) in keys.iter().enumerate() {
         blocks.entry(k.as_str()).or_default().push(i);
     }
-    let params = Dbscan::params_with(cfg.min_pts, L2Dist, CommonNearestNeighbour::LinearSearch)
-        .tolerance(cfg.eps)
-        .check()
-        .map_err(|e| ClusterError::Config(e.to_string()))?;
+    // A record with codes only (no title, no alertname) is compared with a worded one on
+    // the codes it has (the worded one's vector restricted to them): its few dimensions
+    // would otherwise keep it out of every neighbourhood of worded incidents.
+    let worded: Vec<bool> = records
+        .iter()
+        .map(|r| r.title.is_some() || !r.alertnames.is_empty())
+        .collect();
+    let norm2: Vec<f64> = vecs
+        .iter()
+        .map(|v| v.iter().map(|&(_, w)| f64::from(w).powi(2)).sum())
+        .collect();
+    let eps2 = cfg.eps * cfg.eps;
+    let near = |i: usize, j: usize| -> bool {
+        if worded[i] == worded[j] {
+            norm2[i] + norm2[j] - 2.0 * features::cosine(&vecs[i], &vecs[j]) <= eps2
+        } else {
+            let (c, w) = if worded[i] { (j, i) } else { (i, j) };
+            !vecs[c].is_empty()
+                && vecs[c]
+                    .iter()
+                    .all(|(d, _)| vecs[w].binary_search_by_key(d, |x| x.0).is_ok())
+                && 2.0 - 2.0 * restricted_cosine(&vecs[c], &vecs[w]) <= eps2
+        }
+    };
+    // Mixed links make members, not cores: a worded incident is a core point only with
+    // another worded one among its neighbours, a codes-only one only on codes-only
+    // neighbours. Otherwise one codes-only record sharing a common category with three
+    // unrelated worded one-offs would make them a cluster.
+    let core_ok = |i: usize, nb: &[usize]| -> bool {
+        let same = nb.iter().filter(|&&j| worded[j] == worded[i]).count();
+        if worded[i] {
+            nb.len() >= cfg.min_pts && same >= 2
+        } else {
+            same >= cfg.min_pts
+        }
+    };
     let mut clusters: Vec<Vec<usize>> = Vec::new();
     for block in blocks.values() {
         for part in split_block(block.clone(), &feats, records) {
             if part.len() < cfg.min_pts {
                 continue;
             }
-            let mut x = Array2::<f64>::zeros((part.len(), DIMS));
-            for (row, &i) in part.iter().enumerate() {
-                for &(col, val) in &vecs[i] {
-                    x[[row, usize::from(col)]] = f64::from(val);
-                }
-            }
-            let labels = params.transform(&x);
+            let labels = dbscan(&part, cfg.min_pts, near, core_ok);
             let mut by_label: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
             for (row, l) in labels.iter().enumerate() {
                 if let Some(l) = l {
@@ -644,6 +668,72 @@ fn restricted_cosine(v: &[(u16, f32)], c: &[(u16, f32)]) -> f64 {
     if cn == 0.0 { 0.0 } else { dot / cn.sqrt() }
 }
 
+/// DBSCAN over `part` (indices into the history) with the neighbour relation `near`
+/// (symmetric; a point is its own neighbour): a label per position, `None` for noise. A
+/// point with at least `min_pts` neighbours is a core point; a cluster is what its core
+/// points reach, taking along the non-core neighbours (border points) they touch first.
+fn dbscan(
+    part: &[usize],
+    min_pts: usize,
+    near: impl Fn(usize, usize) -> bool,
+    core_ok: impl Fn(usize, &[usize]) -> bool,
+) -> Vec<Option<usize>> {
+    let n = part.len();
+    let mut nb: Vec<Vec<usize>> = (0..n).map(|a| vec![a]).collect();
+    for a in 0..n {
+        for b in a + 1..n {
+            if near(part[a], part[b]) {
+                nb[a].push(b);
+                nb[b].push(a);
+            }
+        }
+    }
+    for l in &mut nb {
+        l.sort_unstable();
+    }
+    let core: Vec<bool> = (0..n)
+        .map(|a| {
+            let ids: Vec<usize> = nb[a].iter().map(|&b| part[b]).collect();
+            ids.len() >= min_pts && core_ok(part[a], &ids)
+        })
+        .collect();
+    let mut label: Vec<Option<usize>> = vec![None; n];
+    let mut queued = vec![false; n];
+    let mut queue: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
+    let mut next = 0;
+    for i in 0..n {
+        if label[i].is_some() || !core[i] {
+            continue;
+        }
+        for &m in &nb[i] {
+            if m != i && label[m].is_none() {
+                queued[m] = true;
+                queue.push_back(m);
+            }
+        }
+        label[i] = Some(next);
+        while let Some(c) = queue.pop_front() {
+            queued[c] = false;
+            let fresh: Vec<usize> = nb[c]
+                .iter()
+                .copied()
+                .filter(|&m| m != c && label[m].is_none())
+                .collect();
+            label[c] = Some(next);
+            if core[c] {
+                for m in fresh {
+                    if !queued[m] {
+                        queued[m] = true;
+                        queue.push_back(m);
+                    }
+                }
+            }
+        }
+        next += 1;
+    }
+    label
+}
+
 /// The unit-length mean of the members' vectors, sparse.
 fn centroid(members: &[usize], vecs: &[Vec<(u16, f32)>]) -> Vec<(u16, f32)> {
     let mut acc: BTreeMap<u16, f64> = BTreeMap::new();
@@ -850,5 +940,159 @@ mod tests {
         assert!(a.starts_with("PRB") && a.len() == 10);
         // Pinned: a stored accepted problem must keep its id across releases.
         assert_eq!(a, "PRB7821114");
+    }
+
+    /// An incident on `ci` `day` days in: worded (title and alertname) or codes only.
+    fn rec(
+        n: usize,
+        ci: &str,
+        day: i64,
+        words: Option<(&str, &str)>,
+        codes: (&str, &str),
+    ) -> HistoryRecord {
+        let t0: chrono::DateTime<chrono::Utc> = "2026-03-02T09:00:00Z".parse().unwrap();
+        HistoryRecord {
+            id: format!("INC{n:07}"),
+            opened_at: t0 + chrono::Duration::days(day) + chrono::Duration::minutes(n as i64),
+            resolved_at: None,
+            ci: Some(ci.into()),
+            title: words.map(|w| w.0.to_string()),
+            alertnames: words.map(|w| vec![w.1.to_string()]).unwrap_or_default(),
+            category: Some(codes.0.into()),
+            subcategory: Some(codes.1.into()),
+            symptom: None,
+            assignment_group: None,
+            priority: Some(3),
+            resolution_note: None,
+            location: None,
+            service: None,
+            ci_class: None,
+            closure_code: None,
+            known_error: None,
+        }
+    }
+
+    /// 60 unrelated one-offs on other CIs: the base rate every cluster is judged against.
+    fn background() -> Vec<HistoryRecord> {
+        let modes = [
+            (
+                "disk almost full",
+                "HostDiskFull",
+                "infrastructure",
+                "storage",
+            ),
+            (
+                "certificate expires soon",
+                "CertExpiry",
+                "security",
+                "certificates",
+            ),
+            (
+                "queue consumers lagging",
+                "ConsumerLag",
+                "middleware",
+                "queues",
+            ),
+            ("login page slow", "LoginSlow", "application", "performance"),
+            (
+                "nightly export failed",
+                "ExportFailed",
+                "application",
+                "batch",
+            ),
+            ("dns lookups failing", "DnsFailures", "network", "dns"),
+        ];
+        (0..60)
+            .map(|k| {
+                let (title, alert, cat, sub) = modes[k % modes.len()];
+                rec(
+                    1000 + k,
+                    &format!("host-{k:02}"),
+                    (k * 3) as i64 % 170,
+                    Some((title, alert)),
+                    (cat, sub),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_problem_half_recorded_with_codes_only_is_found_whole() {
+        // Two worded incidents and two with codes only, one failure on one database:
+        // neither half alone is a problem (three incidents), together they are.
+        let codes = ("database", "connections");
+        let worded = Some((
+            "too many connections, clients refused",
+            "PostgresTooManyConnections",
+        ));
+        let mut h = background();
+        h.push(rec(1, "db-01", 10, worded, codes));
+        h.push(rec(2, "db-01", 40, worded, codes));
+        h.push(rec(3, "db-01", 70, None, codes));
+        h.push(rec(4, "db-01", 100, None, codes));
+        let cands = cluster(&h, None, &ProblemConfig::default()).unwrap();
+        let on_db: Vec<&ProblemCandidate> = cands
+            .iter()
+            .filter(|c| c.suggested_root_cause.ci_id.as_deref() == Some("db-01"))
+            .collect();
+        assert_eq!(on_db.len(), 1, "{cands:#?}");
+        let mut ids = on_db[0].incident_ids.clone();
+        ids.sort();
+        assert_eq!(
+            ids,
+            ["INC0000001", "INC0000002", "INC0000003", "INC0000004"]
+        );
+    }
+
+    #[test]
+    fn codes_only_records_do_not_tie_unrelated_worded_one_offs_together() {
+        // Three different one-offs on one app, all filed under application/performance,
+        // and two records with only those codes: nothing recurs.
+        let codes = ("application", "performance");
+        let mut h = background();
+        h.push(rec(
+            1,
+            "app-01",
+            10,
+            Some(("login page slow", "LoginSlow")),
+            codes,
+        ));
+        h.push(rec(
+            2,
+            "app-01",
+            50,
+            Some(("report generation timeouts", "ReportTimeout")),
+            codes,
+        ));
+        h.push(rec(
+            3,
+            "app-01",
+            90,
+            Some(("cache warmup takes minutes", "CacheWarmupSlow")),
+            codes,
+        ));
+        h.push(rec(4, "app-01", 120, None, codes));
+        h.push(rec(5, "app-01", 150, None, codes));
+        let cands = cluster(&h, None, &ProblemConfig::default()).unwrap();
+        assert!(
+            cands
+                .iter()
+                .all(|c| c.suggested_root_cause.ci_id.as_deref() != Some("app-01")),
+            "{cands:#?}"
+        );
+    }
+
+    #[test]
+    fn dbscan_grows_clusters_from_core_points_and_leaves_noise() {
+        // A chain 0-1-2-3 (each near the next) and a lone point 4; min_pts 2 (itself and one).
+        let near = |a: usize, b: usize| a.abs_diff(b) == 1 && a.max(b) <= 3;
+        let labels = dbscan(&[0, 1, 2, 3, 4], 2, near, |_, _| true);
+        assert_eq!(labels, [Some(0), Some(0), Some(0), Some(0), None]);
+        // With min_pts 3 only 1 and 2 are core; 0 and 3 are their border points.
+        let labels = dbscan(&[0, 1, 2, 3, 4], 3, near, |_, _| true);
+        assert_eq!(labels, [Some(0), Some(0), Some(0), Some(0), None]);
+        // A point refused as a core by `core_ok` cannot start or grow a cluster.
+        let labels = dbscan(&[0, 1, 2, 3, 4], 3, near, |i, _| i != 1 && i != 2);
+        assert_eq!(labels, [None; 5]);
     }
 }
