@@ -113,6 +113,9 @@ pub struct LearnedGraph {
     pub learned: Learned,
     pub learned_at: DateTime<Utc>,
     pub occurrences_read: usize,
+    /// Occurrences within the lookback left out by `max_occurrences` (the oldest).
+    #[serde(default)]
+    pub occurrences_left_out: u64,
 }
 
 /// The effective graph with the provenance of each edge.
@@ -393,5 +396,158 @@ impl EdgeChanges {
             remove.push((r.cause, r.effect));
         }
         Ok((put, remove))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge(c: &str, e: &str, score: f64) -> Edge {
+        Edge {
+            cause: c.into(),
+            effect: e.into(),
+            score,
+            support: 40,
+            expected: 2.0,
+            q_value: 1e-9,
+            lag_seconds: Lag {
+                median: 30.0,
+                p90: 60.0,
+            },
+            scope: Scope::Neighbour,
+        }
+    }
+
+    fn ovr(c: &str, e: &str, kind: OverrideKind) -> Override {
+        Override {
+            cause: c.into(),
+            effect: e.into(),
+            kind,
+            scope: None,
+            lag_seconds: None,
+            note: None,
+            by: "ops".into(),
+            at: "2026-12-01T00:00:00Z".parse().unwrap(),
+        }
+    }
+
+    fn pairs(c: &Composed) -> Vec<(String, String, Origin)> {
+        c.edges
+            .iter()
+            .map(|e| (e.edge.cause.clone(), e.edge.effect.clone(), e.origin))
+            .collect()
+    }
+
+    #[test]
+    fn effective_graph_is_learned_minus_vetoed_plus_pinned() {
+        let learned = vec![edge("A", "B", 9.0), edge("C", "D", 5.0)];
+        let o = vec![
+            ovr("C", "D", OverrideKind::Veto),
+            ovr("X", "Y", OverrideKind::Pin),
+            ovr("Q", "R", OverrideKind::Veto),
+        ];
+        let c = compose(&learned, &o, 600);
+        assert_eq!(
+            pairs(&c),
+            vec![
+                ("A".into(), "B".into(), Origin::Learned),
+                ("X".into(), "Y".into(), Origin::Pinned),
+            ]
+        );
+        // A pin nothing supports says so: nothing measured, the window's lag.
+        let pin = &c.edges[1];
+        assert!(!pin.learned);
+        assert_eq!((pin.edge.support, pin.edge.score), (0, 0.0));
+        assert_eq!(pin.edge.lag_seconds.p90, 600.0);
+        assert_eq!(pin.edge.scope, Scope::SameCi);
+        // Both vetoes are listed; only one holds a learned edge out.
+        let v: Vec<(&str, bool)> = c
+            .vetoes
+            .iter()
+            .map(|v| (v.cause.as_str(), v.suppresses_learned))
+            .collect();
+        assert_eq!(v, vec![("C", true), ("Q", false)]);
+        assert_eq!(c.to_learned(None).edges.len(), 2);
+    }
+
+    #[test]
+    fn a_pinned_edge_the_learner_also_found_keeps_its_figures_and_the_pins_lag() {
+        let mut p = ovr("A", "B", OverrideKind::Pin);
+        p.lag_seconds = Some(Lag {
+            median: 5.0,
+            p90: 9.0,
+        });
+        let c = compose(&[edge("A", "B", 9.0)], &[p], 600);
+        let e = &c.edges[0];
+        assert_eq!((e.origin, e.learned), (Origin::Pinned, true));
+        assert_eq!(e.edge.support, 40);
+        assert_eq!(e.edge.lag_seconds.p90, 9.0);
+        assert_eq!(e.edge.scope, Scope::Neighbour);
+    }
+
+    #[test]
+    fn a_pin_fixes_the_direction_and_a_veto_is_directional() {
+        let learned = vec![edge("B", "A", 3.0), edge("C", "D", 2.0)];
+        let o = vec![
+            ovr("A", "B", OverrideKind::Pin),
+            ovr("D", "C", OverrideKind::Veto),
+        ];
+        let c = compose(&learned, &o, 600);
+        assert_eq!(
+            pairs(&c),
+            vec![
+                ("C".into(), "D".into(), Origin::Learned),
+                ("A".into(), "B".into(), Origin::Pinned),
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_learned_and_no_overrides_is_an_empty_graph() {
+        let c = compose(&[], &[], 600);
+        assert!(c.edges.is_empty() && c.vetoes.is_empty());
+    }
+
+    fn changes(v: serde_json::Value) -> Result<(Vec<Override>, Vec<(String, String)>), String> {
+        let c: EdgeChanges = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        c.validate("ops", Utc::now()).map_err(|e| e.path)
+    }
+
+    #[test]
+    fn bad_changes_name_the_field() {
+        use serde_json::json;
+        for (body, path) in [
+            (json!({}), "body"),
+            (json!({"pin": [{"cause": " A", "effect": "B"}]}), "pin[0].cause"),
+            (
+                json!({"veto": [{"cause": "A", "effect": "B"}, {"cause": "A", "effect": "A"}]}),
+                "veto[1].effect",
+            ),
+            (
+                json!({"pin": [{"cause": "A", "effect": "B", "lag_seconds": {"median": 1, "p90": -1}}]}),
+                "pin[0].lag_seconds.p90",
+            ),
+            (
+                json!({"veto": [{"cause": "A", "effect": "B"}], "remove": [{"cause": "A", "effect": "B"}]}),
+                "remove[0]",
+            ),
+            (
+                json!({"pin": [{"cause": "x".repeat(MAX_TYPE_LEN + 1), "effect": "B"}]}),
+                "pin[0].cause",
+            ),
+        ] {
+            assert_eq!(changes(body.clone()), Err(path.to_string()), "{body}");
+        }
+        let (put, remove) = changes(json!({
+            "pin": [{"cause": "A", "effect": "B", "scope": "neighbour"}],
+            "veto": [{"cause": "B", "effect": "A"}],
+            "remove": [{"cause": "C", "effect": "D"}],
+        }))
+        .unwrap();
+        assert_eq!(put.len(), 2);
+        assert_eq!(put[0].scope, Some(Scope::Neighbour));
+        assert_eq!(put[1].kind, OverrideKind::Veto);
+        assert_eq!(remove, vec![("C".to_string(), "D".to_string())]);
     }
 }
