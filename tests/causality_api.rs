@@ -347,3 +347,157 @@ async fn bad_override_bodies_are_refused_naming_the_field(backend: Backend) {
     assert_eq!(g["edges"], json!([]), "{g}");
     assert_eq!(g["vetoes"], json!([]), "{g}");
 }
+
+/// The daemon's relearn on a large store (SQLite): `n` stored occurrences (default
+/// 1,000,000; `CAUSALITY_BENCH_N`) of 21,000 distinct alerts over 29 days on 1,000 CIs,
+/// with a planted chain (NodeDown on a host → PodCrashLooping on its app, 20–50 s later)
+/// among 20 noise types. The timeline rows are written straight into the store (sending
+/// a million alerts through HTTP would measure intake, not learning); the alert rows are
+/// copies of one the daemon stored itself. Prints the relearn time and the daemon's peak
+/// memory. `cargo test --release --test causality_api -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: minutes; run by hand"]
+async fn bench_relearn_from_a_large_store() {
+    use sqlx::Connection;
+    let n: usize = std::env::var("CAUSALITY_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let db = Db::new(Backend::Sqlite).await.expect("sqlite");
+    let mut cmdb = String::from("cis:\n");
+    for i in 0..500 {
+        cmdb += &format!("  - {{id: host-{i}, type: server}}\n  - {{id: app-{i}, type: application}}\n");
+    }
+    cmdb += "relations:\n";
+    for i in 0..500 {
+        cmdb += &format!("  - {{source: app-{i}, target: host-{i}}}\n");
+    }
+    db.cmdb_import(&db.write("cmdb.yaml", &cmdb));
+    let tokens = json!([{"token": ADMIN, "role": "admin"}, {"token": VIEWER, "role": "viewer"}]).to_string();
+    let env = [
+        ("SIFT_AUTH__TOKENS", tokens.as_str()),
+        ("SIFT_CAUSALITY__INTERVAL", "0s"),
+        ("SIFT_SERVER__REQUEST_TIMEOUT", "30m"),
+    ];
+    let mut s = Sift::start(&db, &env);
+    let t0 = Utc::now() - chrono::Duration::days(29);
+    let r = s
+        .call(
+            Method::POST,
+            WEBHOOK,
+            Some(ADMIN),
+            Some(&json!({"version": "4", "alerts": [event("Template", "host-0", t0, Some(t0 + chrono::Duration::seconds(1)))]})),
+        )
+        .await;
+    s.expect(&r, 200, "template alert");
+    s.stop();
+
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    let (doc,): (String,) = sqlx::query_as("SELECT doc FROM alerts LIMIT 1")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let template: Value = serde_json::from_str(&doc).unwrap();
+    // (type, ci) → fingerprint; every alert row a copy of the template with its labels.
+    let mut kinds: Vec<(String, String)> = Vec::new();
+    for i in 0..500 {
+        kinds.push(("NodeDown".into(), format!("host-{i}")));
+        kinds.push(("PodCrashLooping".into(), format!("app-{i}")));
+    }
+    for t in 0..20 {
+        for i in 0..500 {
+            kinds.push((format!("Noise{t}"), format!("host-{i}")));
+            kinds.push((format!("Noise{t}"), format!("app-{i}")));
+        }
+    }
+    let mut tx = conn.begin().await.unwrap();
+    for (k, (name, ci)) in kinds.iter().enumerate() {
+        let mut d = template.clone();
+        d["fingerprint"] = json!(format!("bench-{k}"));
+        d["labels"] = json!({"alertname": name, "ci": ci, "severity": "warning"});
+        d["ci_id"] = json!(ci);
+        d["incident_id"] = Value::Null;
+        sqlx::query(
+            "INSERT INTO alerts (fingerprint, status, ci_id, incident_id, starts_at, seq, doc) \
+             VALUES ($1, 'resolved', $2, NULL, $3, 1, $4)",
+        )
+        .bind(format!("bench-{k}"))
+        .bind(ci)
+        .bind(t0.timestamp_millis())
+        .bind(d.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    // The occurrences: a chain round on a random host every few seconds (a tenth of the
+    // occurrences are NodeDown, each followed by its app's PodCrashLooping), the rest noise.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let span_ms = 29 * 86_400_000i64 - 3_600_000;
+    let mut rows = Vec::with_capacity(n);
+    while rows.len() < n {
+        let at = t0.timestamp_millis() + rnd(span_ms as u64) as i64;
+        if rnd(10) == 0 {
+            let h = rnd(500) as usize;
+            rows.push((at, 2 * h));
+            rows.push((at + 20_000 + rnd(30_000) as i64, 2 * h + 1));
+        } else {
+            rows.push((at, 1000 + rnd(20_000) as usize));
+        }
+    }
+    rows.truncate(n);
+    for chunk in rows.chunks(500) {
+        let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO timeline (incident_id, at, actor, kind, detail) ",
+        );
+        qb.push_values(chunk, |mut b, (at, k)| {
+            b.push_bind("INC-bench")
+                .push_bind(*at)
+                .push_bind("sift")
+                .push_bind("alert_joined")
+                .push_bind(
+                    json!({"alertname": kinds[*k].0, "fingerprint": format!("bench-{k}")})
+                        .to_string(),
+                );
+        });
+        qb.build().execute(&mut *tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    conn.close().await.unwrap();
+
+    s.restart();
+    let rss_before = s.peak_rss().unwrap_or(0);
+    let t = std::time::Instant::now();
+    let r = s
+        .send(
+            s.request(Method::POST, "/api/v1/causality/relearn")
+                .bearer_auth(ADMIN)
+                .timeout(std::time::Duration::from_secs(1800)),
+        )
+        .await;
+    s.expect(&r, 200, "relearn");
+    let r = r.body;
+    let wall = t.elapsed().as_secs_f64();
+    let peak = s.peak_rss().unwrap_or(0);
+    let g = graph(&s).await;
+    eprintln!(
+        "BENCH relearn of {n} stored occurrences: {wall:.2} s wall ({:.2} s in the daemon), \
+         peak RSS {} MiB (before {} MiB), {} edges learned, read {}, left out {}, chain found: {}",
+        r["duration_seconds"].as_f64().unwrap_or(0.0),
+        peak >> 20,
+        rss_before >> 20,
+        r["learned_edges"],
+        r["occurrences_read"],
+        r["occurrences_left_out"],
+        edge(&g, "NodeDown", "PodCrashLooping").is_some()
+    );
+    for l in s.log().lines().filter(|l| l.contains("causality learning done")) {
+        eprintln!("BENCH log: {l}");
+    }
+    assert!(edge(&g, "NodeDown", "PodCrashLooping").is_some(), "{r}");
+}

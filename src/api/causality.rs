@@ -117,8 +117,16 @@ async fn relearn_now(
     Extension(learner): Extension<Arc<Learner>>,
 ) -> Result<Json<Value>, ApiError> {
     let t = Instant::now();
-    let g = relearn(&st, &learner, Utc::now())
+    // On a task of its own: a run that outlasts the request timeout (or a client that
+    // hangs up) still finishes and is stored; only the answer is lost.
+    let run = {
+        let (st, learner) = (st.clone(), learner.clone());
+        tokio::spawn(async move { relearn(&st, &learner, Utc::now()).await })
+    };
+    let g = run
         .await
+        .map_err(|e| RelearnError::Task(e.to_string()))
+        .and_then(|r| r)
         .map_err(|e| match e {
             RelearnError::Store(s) => ApiError::from(s),
             other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
@@ -198,6 +206,7 @@ pub async fn relearn(
     let since = now - cfg.lookback.0;
     let limit = u32::try_from(cfg.max_occurrences).unwrap_or(u32::MAX);
     let hist = st.store.alert_occurrences(since, limit).await?;
+    let read_seconds = t.elapsed().as_secs_f64();
     let topo = st
         .pipeline
         .topology()
@@ -211,8 +220,7 @@ pub async fn relearn(
     let mut learned = tokio::task::spawn_blocking(move || {
         let mut h = History::new().with_topology(&topo);
         drop(topo);
-        // Oldest first, as the learner's sort is cheapest on nearly sorted input.
-        for &(a, at) in hist.occurrences.iter().rev() {
+        for &(a, at) in &hist.occurrences {
             let (labels, ci) = &hist.alerts[a as usize];
             h.push_labels(&learn_cfg, labels, ci.as_deref(), at.div_euclid(1000));
         }
@@ -253,6 +261,7 @@ pub async fn relearn(
         occurrences = read,
         left_out,
         edges = g.learned.edges.len(),
+        read_seconds,
         seconds = t.elapsed().as_secs_f64(),
         note = g.learned.summary.note.as_deref().unwrap_or(""),
         "causality learning done"

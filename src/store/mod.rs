@@ -88,7 +88,7 @@ pub struct OccurrenceHistory {
     /// Each distinct alert the occurrences are of: its labels and the CI it was mapped to
     /// when it was stored (`None`: none).
     pub alerts: Vec<(crate::labels::Labels, Option<String>)>,
-    /// (index into `alerts`, start in ms since the epoch), newest first.
+    /// (index into `alerts`, start in ms since the epoch), in no particular order.
     pub occurrences: Vec<(u32, i64)>,
     /// Occurrences since the time asked that the limit left out (the oldest ones).
     pub left_out: u64,

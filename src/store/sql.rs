@@ -627,23 +627,49 @@ macro_rules! sql_store {
                 struct Doc {
                     labels: crate::labels::Labels,
                 }
-                // Newest first: when the limit bites, the recent past is what is kept. The
-                // detail is parsed here, not with the databases' JSON functions (one that
-                // PostgreSQL's parser refuses must not fail the whole read), and streamed
-                // so only the parsed occurrences are held.
+                // When the limit bites, the newest are kept: the start of the newest `limit`
+                // is found first (a sort of times only), then the rows are streamed in table
+                // order, unsorted, so neither database holds a million documents in a sorter
+                // and only the parsed occurrences are held here. The detail is parsed here,
+                // not with the databases' JSON functions (one that PostgreSQL's parser
+                // refuses must not fail the whole read).
                 let mut out = OccurrenceHistory::default();
+                let limit = u64::from(limit);
+                let total: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM timeline WHERE kind = 'alert_joined' AND at >= $1",
+                )
+                .bind(ms(since))
+                .fetch_one(&self.pool)
+                .await?;
+                let total = total.max(0) as u64;
+                let from: i64 = if total > limit && limit > 0 {
+                    sqlx::query_scalar(
+                        "SELECT at FROM timeline WHERE kind = 'alert_joined' AND at >= $1 \
+                         ORDER BY at DESC LIMIT 1 OFFSET $2",
+                    )
+                    .bind(ms(since))
+                    .bind((limit - 1) as i64)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .unwrap_or(ms(since))
+                } else {
+                    ms(since)
+                };
                 let mut ix: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
                 let mut fps: Vec<String> = Vec::new();
                 let mut occ: Vec<(u32, i64)> = Vec::new();
+                let mut seen = 0u64;
                 {
                     let mut rows = sqlx::query_as::<_, (i64, String)>(
-                        "SELECT at, detail FROM timeline WHERE kind = 'alert_joined' AND at >= $1 \
-                         ORDER BY at DESC, id DESC LIMIT $2",
+                        "SELECT at, detail FROM timeline WHERE kind = 'alert_joined' AND at >= $1",
                     )
-                    .bind(ms(since))
-                    .bind(i64::from(limit))
+                    .bind(from)
                     .fetch(&self.pool);
-                    while let Some((at, detail)) = rows.try_next().await? {
+                    // Ties at `from` can make more than `limit`: those past it are left out.
+                    while seen < limit
+                        && let Some((at, detail)) = rows.try_next().await?
+                    {
+                        seen += 1;
                         let Ok(j) = serde_json::from_str::<Joined>(&detail) else {
                             out.orphaned += 1;
                             continue;
@@ -660,15 +686,7 @@ macro_rules! sql_store {
                         occ.push((k, at));
                     }
                 }
-                if occ.len() as u64 >= u64::from(limit) {
-                    let total: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM timeline WHERE kind = 'alert_joined' AND at >= $1",
-                    )
-                    .bind(ms(since))
-                    .fetch_one(&self.pool)
-                    .await?;
-                    out.left_out = (total as u64).saturating_sub(occ.len() as u64 + out.orphaned);
-                }
+                out.left_out = total.saturating_sub(seen);
                 drop(ix);
                 // The alert rows of those fingerprints: labels and CI.
                 let mut found: Vec<Option<u32>> = vec![None; fps.len()];
