@@ -363,9 +363,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let scheduler = api::problems::spawn_scheduler(state.clone(), cfg.problems.clone());
     let learner = api::causality::Learner::new(cfg.causality.clone());
-    let causality = api::causality::spawn(state.clone(), learner.clone())
-        .await
-        .context("cannot load the learned causality graph")?;
+    let causality = api::causality::spawn(state.clone(), learner.clone()).await;
     let app = api::router(
         state,
         ApiSettings {

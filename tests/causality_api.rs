@@ -115,12 +115,7 @@ async fn send_history(s: &Sift) {
 
 async fn relearn(s: &Sift) -> Value {
     let r = s
-        .call(
-            Method::POST,
-            "/api/v1/causality/relearn",
-            Some(ADMIN),
-            None,
-        )
+        .call(Method::POST, "/api/v1/causality/relearn", Some(ADMIN), None)
         .await;
     s.expect(&r, 200, "relearn");
     r.body
@@ -234,7 +229,10 @@ async fn the_chain_is_learned_and_overrides_survive_relearning_and_a_restart(bac
     assert_eq!(chain["origin"], "learned", "{chain}");
     assert_eq!(chain["scope"], "neighbour", "{chain}");
     assert_eq!(chain["support"], 30, "{chain}");
-    assert!(chain["lag_seconds"]["median"].as_f64().unwrap() <= 60.0, "{chain}");
+    assert!(
+        chain["lag_seconds"]["median"].as_f64().unwrap() <= 60.0,
+        "{chain}"
+    );
     assert!(
         !between(&g, "DiskFull", "CacheMiss"),
         "the independent pair is not an edge: {g}"
@@ -292,8 +290,8 @@ async fn the_chain_is_learned_and_overrides_survive_relearning_and_a_restart(bac
     assert_eq!(r.body["removed"], 1, "{}", r.text);
     assert_eq!(r.body["not_found"], 1, "{}", r.text);
     let g = graph(&s).await;
-    let chain = edge(&g, "NodeDown", "PodCrashLooping")
-        .unwrap_or_else(|| panic!("the chain is back: {g}"));
+    let chain =
+        edge(&g, "NodeDown", "PodCrashLooping").unwrap_or_else(|| panic!("the chain is back: {g}"));
     assert_eq!(chain["origin"], "learned", "{chain}");
     assert_eq!(g["vetoes"], json!([]), "{g}");
     assert_eq!(g["pinned_edges"], 1, "{g}");
@@ -306,9 +304,18 @@ async fn bad_override_bodies_are_refused_naming_the_field(backend: Backend) {
     let s = start(&db);
     let cases: Vec<(Value, &str)> = vec![
         (json!({}), "body"),
-        (json!({"pin": [{"cause": "", "effect": "B"}]}), "pin[0].cause"),
-        (json!({"veto": [{"cause": "A", "effect": "  "}]}), "veto[0].effect"),
-        (json!({"pin": [{"cause": "A", "effect": "A"}]}), "pin[0].effect"),
+        (
+            json!({"pin": [{"cause": "", "effect": "B"}]}),
+            "pin[0].cause",
+        ),
+        (
+            json!({"veto": [{"cause": "A", "effect": "  "}]}),
+            "veto[0].effect",
+        ),
+        (
+            json!({"pin": [{"cause": "A", "effect": "A"}]}),
+            "pin[0].effect",
+        ),
         (
             json!({"pin": [{"cause": "A", "effect": "B", "scope": "same_rack"}]}),
             "pin[0].scope",
@@ -351,7 +358,7 @@ async fn bad_override_bodies_are_refused_naming_the_field(backend: Backend) {
 /// The daemon's relearn on a large store (SQLite): `n` stored occurrences (default
 /// 1,000,000; `CAUSALITY_BENCH_N`) of 21,000 distinct alerts over 29 days on 1,000 CIs,
 /// with a planted chain (NodeDown on a host → PodCrashLooping on its app, 20–50 s later)
-/// among 20 noise types. The timeline rows are written straight into the store (sending
+/// among 20 noise types; `CAUSALITY_BENCH_MAX` sets `causality.max_occurrences`. The timeline rows are written straight into the store (sending
 /// a million alerts through HTTP would measure intake, not learning); the alert rows are
 /// copies of one the daemon stored itself. Prints the relearn time and the daemon's peak
 /// memory. `cargo test --release --test causality_api -- --ignored --nocapture`.
@@ -366,18 +373,23 @@ async fn bench_relearn_from_a_large_store() {
     let db = Db::new(Backend::Sqlite).await.expect("sqlite");
     let mut cmdb = String::from("cis:\n");
     for i in 0..500 {
-        cmdb += &format!("  - {{id: host-{i}, type: server}}\n  - {{id: app-{i}, type: application}}\n");
+        cmdb += &format!(
+            "  - {{id: host-{i}, type: server}}\n  - {{id: app-{i}, type: application}}\n"
+        );
     }
     cmdb += "relations:\n";
     for i in 0..500 {
         cmdb += &format!("  - {{source: app-{i}, target: host-{i}}}\n");
     }
     db.cmdb_import(&db.write("cmdb.yaml", &cmdb));
-    let tokens = json!([{"token": ADMIN, "role": "admin"}, {"token": VIEWER, "role": "viewer"}]).to_string();
+    let tokens =
+        json!([{"token": ADMIN, "role": "admin"}, {"token": VIEWER, "role": "viewer"}]).to_string();
+    let max = std::env::var("CAUSALITY_BENCH_MAX").unwrap_or_else(|_| "1000000".into());
     let env = [
         ("SIFT_AUTH__TOKENS", tokens.as_str()),
         ("SIFT_CAUSALITY__INTERVAL", "0s"),
         ("SIFT_SERVER__REQUEST_TIMEOUT", "30m"),
+        ("SIFT_CAUSALITY__MAX_OCCURRENCES", max.as_str()),
     ];
     let mut s = Sift::start(&db, &env);
     let t0 = Utc::now() - chrono::Duration::days(29);
@@ -496,7 +508,11 @@ async fn bench_relearn_from_a_large_store() {
         r["occurrences_left_out"],
         edge(&g, "NodeDown", "PodCrashLooping").is_some()
     );
-    for l in s.log().lines().filter(|l| l.contains("causality learning done")) {
+    for l in s
+        .log()
+        .lines()
+        .filter(|l| l.contains("causality learning done"))
+    {
         eprintln!("BENCH log: {l}");
     }
     assert!(edge(&g, "NodeDown", "PodCrashLooping").is_some(), "{r}");

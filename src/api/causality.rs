@@ -182,11 +182,13 @@ pub async fn refresh(st: &AppState, learner: &Learner) -> Result<(), StoreError>
     let effective = if graph.is_none() && c.edges.is_empty() {
         None
     } else {
-        Some(Arc::new(
-            c.to_learned(graph.as_ref().map(|g| &g.learned.summary)),
-        ))
+        Some(c.to_learned(graph.as_ref().map(|g| &g.learned.summary)))
     };
-    st.pipeline.set_causality_graph(effective);
+    // Unchanged (the minutely look found nothing new): the slot and its version stay, so
+    // readers do not pick up the same graph again.
+    if st.pipeline.causality_graph().as_deref() != effective.as_ref() {
+        st.pipeline.set_causality_graph(effective.map(Arc::new));
+    }
     Ok(())
 }
 
@@ -276,13 +278,14 @@ const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Loads the stored graph into the pipeline now, then keeps it fresh and relearns every
 /// `interval` (never on a schedule when it is zero; the first scheduled run comes at the
-/// earliest a minute after start).
-pub async fn spawn(
-    st: AppState,
-    learner: Arc<Learner>,
-) -> Result<tokio::task::JoinHandle<()>, StoreError> {
-    refresh(&st, &learner).await?;
-    Ok(tokio::spawn(async move {
+/// earliest a minute after start). A stored graph that cannot be read does not stop the
+/// daemon: correlation goes on without one (as with nothing learned), the log says why,
+/// and the next run replaces it.
+pub async fn spawn(st: AppState, learner: Arc<Learner>) -> tokio::task::JoinHandle<()> {
+    if let Err(e) = refresh(&st, &learner).await {
+        tracing::error!(error = %e, "cannot load the learned causality graph; going on without it");
+    }
+    tokio::spawn(async move {
         let first = tokio::time::Instant::now() + CHECK_EVERY;
         let mut tick = tokio::time::interval_at(first, CHECK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -309,5 +312,5 @@ pub async fn spawn(
                 tracing::warn!(error = %e, "cannot refresh the causality graph");
             }
         }
-    }))
+    })
 }

@@ -153,10 +153,8 @@ pub fn compose(learned: &[Edge], overrides: &[Override], window_s: i64) -> Compo
         .filter(|o| o.kind == OverrideKind::Pin)
         .map(|o| key(&o.cause, &o.effect))
         .collect();
-    let learned_pairs: HashSet<(String, String)> = learned
-        .iter()
-        .map(|e| key(&e.cause, &e.effect))
-        .collect();
+    let learned_pairs: HashSet<(String, String)> =
+        learned.iter().map(|e| key(&e.cause, &e.effect)).collect();
 
     let mut out = Composed::default();
     let mut used_pins: HashSet<(String, String)> = HashSet::new();
@@ -277,6 +275,9 @@ pub struct PairRequest {
     pub note: Option<String>,
 }
 
+/// A pair of alert types: (cause, effect).
+pub type Pair = (String, String);
+
 /// A bad field of an `EdgeChanges`: its JSON path (`pin[0].cause`) and what is wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{path}: {reason}")]
@@ -293,7 +294,7 @@ impl EdgeChanges {
         self,
         by: &str,
         at: DateTime<Utc>,
-    ) -> Result<(Vec<Override>, Vec<(String, String)>), ChangeError> {
+    ) -> Result<(Vec<Override>, Vec<Pair>), ChangeError> {
         let err = |path: String, reason: &str| ChangeError {
             path,
             reason: reason.to_string(),
@@ -509,7 +510,7 @@ mod tests {
         assert!(c.edges.is_empty() && c.vetoes.is_empty());
     }
 
-    fn changes(v: serde_json::Value) -> Result<(Vec<Override>, Vec<(String, String)>), String> {
+    fn changes(v: serde_json::Value) -> Result<(Vec<Override>, Vec<Pair>), String> {
         let c: EdgeChanges = serde_json::from_value(v).map_err(|e| e.to_string())?;
         c.validate("ops", Utc::now()).map_err(|e| e.path)
     }
@@ -519,7 +520,10 @@ mod tests {
         use serde_json::json;
         for (body, path) in [
             (json!({}), "body"),
-            (json!({"pin": [{"cause": " A", "effect": "B"}]}), "pin[0].cause"),
+            (
+                json!({"pin": [{"cause": " A", "effect": "B"}]}),
+                "pin[0].cause",
+            ),
             (
                 json!({"veto": [{"cause": "A", "effect": "B"}, {"cause": "A", "effect": "A"}]}),
                 "veto[1].effect",

@@ -20,8 +20,8 @@ use super::{
     AlertPage, AlertQuery, ChangeQuery, FeedbackQuery, IncidentQuery, OccurrenceHistory, StateRow,
     Store, StoreError, WriteTx,
 };
-use crate::causality::overrides::{LearnedGraph, Override};
 use crate::alert::Fingerprint;
+use crate::causality::overrides::{LearnedGraph, Override};
 use crate::cmdb::{Change, Ci, CmdbFile, Relation};
 use crate::config::StoreConfig;
 use crate::correlate::{AlertRecord, EditKind, FeedbackPair, Label};
