@@ -160,6 +160,7 @@ async fn an_empty_history_learns_nothing_and_says_so(backend: Backend) {
     let g = graph(&s).await;
     assert_eq!(g["learned_at"], Value::Null, "{g}");
     assert_eq!(g["edges"], json!([]), "{g}");
+    assert_eq!(g["edges_in_use"], 0, "{g}");
 
     let r = relearn(&s).await;
     assert_eq!(r["learned_edges"], 0, "{r}");
@@ -267,6 +268,8 @@ async fn the_chain_is_learned_and_overrides_survive_relearning_and_a_restart(bac
         assert_eq!(vetoes[0]["by"], "ops-lead", "{when}: {g}");
         assert_eq!(vetoes[0]["note"], "maintenance reboots", "{when}: {g}");
         assert_eq!(vetoes[0]["suppresses_learned"], true, "{when}: {g}");
+        // The pipeline holds this graph (the pin; the vetoed edge out).
+        assert_eq!(g["edges_in_use"], 1, "{when}: {g}");
     };
     check(&r.body, "PUT answer");
     check(&graph(&s).await, "after PUT");
@@ -295,6 +298,7 @@ async fn the_chain_is_learned_and_overrides_survive_relearning_and_a_restart(bac
     assert_eq!(chain["origin"], "learned", "{chain}");
     assert_eq!(g["vetoes"], json!([]), "{g}");
     assert_eq!(g["pinned_edges"], 1, "{g}");
+    assert_eq!(g["edges_in_use"], 2, "{g}");
 }
 
 async fn bad_override_bodies_are_refused_naming_the_field(backend: Backend) {

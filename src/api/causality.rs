@@ -102,6 +102,10 @@ async fn view(st: &AppState, learner: &Learner) -> Result<Value, StoreError> {
         "pinned_edges": pinned,
         "edges": c.edges,
         "vetoes": c.vetoes,
+        // What correlation holds now (the pipeline's slot): the edges above once the
+        // daemon has picked them up (at start, after a change here, within a minute of a
+        // change by another daemon on the same store).
+        "edges_in_use": st.pipeline.causality_graph().map_or(0, |g| g.edges.len()),
     }))
 }
 
