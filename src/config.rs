@@ -163,6 +163,14 @@ pub struct CausalityConfig {
     pub max_types: usize,
     /// Labels whose values, joined with `/`, make an alert's type.
     pub type_labels: Vec<String>,
+    /// How often the daemon relearns from the alerts it stored (`0s`: only on
+    /// `POST /api/v1/causality/relearn`).
+    pub interval: Dur,
+    /// How far back the daemon reads stored alert occurrences (by start time).
+    pub lookback: Dur,
+    /// Most occurrences one relearn reads (bounds memory); past it the oldest are left out
+    /// and the summary says how many.
+    pub max_occurrences: usize,
 }
 
 impl Default for CausalityConfig {
@@ -173,6 +181,9 @@ impl Default for CausalityConfig {
             fdr: c.fdr,
             max_types: c.max_types,
             type_labels: c.type_labels,
+            interval: Dur::secs(86_400),
+            lookback: Dur::secs(30 * 86_400),
+            max_occurrences: 1_000_000,
         }
     }
 }
@@ -605,6 +616,12 @@ impl Config {
         }
         if let Err(e) = self.causality.learn().validate() {
             return bad(format!("causality: {e}"));
+        }
+        if self.causality.lookback.0 <= chrono::Duration::zero() {
+            return bad("causality.lookback must be more than zero".into());
+        }
+        if self.causality.max_occurrences == 0 {
+            return bad("causality.max_occurrences must be at least 1".into());
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad(format!(

@@ -362,6 +362,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         max_subscriptions: cfg.notify.max_subscriptions,
     };
     let scheduler = api::problems::spawn_scheduler(state.clone(), cfg.problems.clone());
+    let learner = api::causality::Learner::new(cfg.causality.clone());
+    let causality = api::causality::spawn(state.clone(), learner.clone()).await;
     let app = api::router(
         state,
         ApiSettings {
@@ -369,6 +371,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             body_limit: cfg.server.body_limit_bytes,
             request_timeout: cfg.server.request_timeout.std(),
             problems: cfg.problems.clone(),
+            causality: learner,
         },
     );
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
@@ -405,6 +408,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     if let Some(s) = scheduler {
         s.abort();
     }
+    causality.abort();
     // Undelivered events stay in the outbox; the next start delivers them.
     delivery.abort();
     // The consumer stores what it holds, commits, leaves its group and drops its handle.

@@ -205,6 +205,36 @@ pub struct Pipeline {
     topology: Arc<RwLock<Topology>>,
     /// Incident events, sent after their batch commits (`GET /api/v1/events`).
     events: tokio::sync::broadcast::Sender<Arc<[u8]>>,
+    /// The effective learned causality graph (`causality_graph`).
+    causality: Arc<CausalitySlot>,
+}
+
+/// The effective causality graph (learned − vetoed + pinned, `causality::overrides`),
+/// shared by whoever replaces it (the API after a relearn or an override change, and the
+/// daemon at start with what the store holds) and whoever reads it (correlation). `None`
+/// until a graph is loaded or learned. `version` moves on every `set`, so a reader can tell
+/// cheaply per batch whether to pick the graph up again.
+#[derive(Debug, Default)]
+pub struct CausalitySlot {
+    graph: RwLock<Option<Arc<crate::causality::Learned>>>,
+    version: std::sync::atomic::AtomicU64,
+}
+
+impl CausalitySlot {
+    pub fn get(&self) -> Option<Arc<crate::causality::Learned>> {
+        self.graph.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set(&self, g: Option<Arc<crate::causality::Learned>>) {
+        *self.graph.write().unwrap_or_else(|p| p.into_inner()) = g;
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// How many times the graph was set (0: never).
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 pub struct Settings {
@@ -276,9 +306,25 @@ impl Pipeline {
                 max_batch_alerts,
                 topology,
                 events,
+                causality: Arc::default(),
             },
             handle,
         ))
+    }
+
+    /// The effective causality graph correlation should use (see `CausalitySlot`).
+    pub fn causality_graph(&self) -> Option<Arc<crate::causality::Learned>> {
+        self.causality.get()
+    }
+
+    /// Replaces the effective causality graph (after a relearn or an override change).
+    pub fn set_causality_graph(&self, g: Option<Arc<crate::causality::Learned>>) {
+        self.causality.set(g)
+    }
+
+    /// The slot itself, for a reader that keeps it (the writer's engine).
+    pub fn causality_slot(&self) -> &Arc<CausalitySlot> {
+        &self.causality
     }
 
     pub fn topology(&self) -> &Arc<RwLock<Topology>> {

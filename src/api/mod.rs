@@ -1,11 +1,12 @@
 //! The HTTP API (axum): alert intake, incidents (with merge and split), alerts, CMDB,
-//! problems, grouping feedback, outbound subscriptions and outbox, metrics and health.
+//! problems, learned causality, grouping feedback, outbound subscriptions and outbox, metrics and health.
 //!
 //! Handlers parse at the edge and hand typed values to the pipeline or the store; they
 //! never decide correlation. Every error is `{"error", "detail"}` with a 4xx/5xx status,
 //! except the PagerDuty route's 400, which has PagerDuty's own shape for its senders.
 
 pub mod auth;
+pub mod causality;
 mod edit;
 pub mod error;
 pub mod events;
@@ -53,6 +54,8 @@ pub struct ApiSettings {
     pub request_timeout: Duration,
     /// `[problems]`: the problem routes' clustering settings.
     pub problems: crate::config::ProblemsConfig,
+    /// `[causality]` and its run locks, shared with the schedule (`causality::spawn`).
+    pub causality: Arc<causality::Learner>,
 }
 
 pub fn router(state: AppState, s: ApiSettings) -> Router {
@@ -102,6 +105,7 @@ pub fn router(state: AppState, s: ApiSettings) -> Router {
         .merge(admin)
         .merge(problems::routes(&s.auth, s.problems.clone()))
         .merge(notify::routes(&s.auth))
+        .merge(causality::routes(&s.auth, s.causality.clone()))
         .merge(open)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

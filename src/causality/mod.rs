@@ -52,6 +52,8 @@ use crate::alert::{Alert, AlertStatus};
 use crate::cmdb::{CiMapper, Topology};
 use crate::problem::significance::{bh, poisson_sf};
 
+pub mod overrides;
+
 /// Counters of the lag histogram per pair (linear over the window).
 pub const LAG_BINS: usize = 64;
 /// The unit of covered time (see `learn`).
@@ -241,21 +243,31 @@ impl History {
         if a.status != AlertStatus::Firing {
             return;
         }
+        let ci = mapper.map(topo, &a.labels).map(|n| topo.ci(n).id.as_str());
+        self.push_labels(cfg, &a.labels, ci, a.starts_at.timestamp());
+    }
+
+    /// An occurrence of an alert with `labels` on the CMDB CI `ci` (as mapped when it
+    /// arrived; `None`: no CI, then the host its labels name) starting at `at` (seconds):
+    /// what the daemon reads back from its store. Counted as unusable when it has none of
+    /// the type labels, or neither a CI nor a host.
+    pub fn push_labels(
+        &mut self,
+        cfg: &LearnConfig,
+        labels: &crate::labels::Labels,
+        ci: Option<&str>,
+        at: i64,
+    ) {
         let parts: Vec<&str> = cfg
             .type_labels
             .iter()
-            .filter_map(|l| a.labels.get(l.as_str()))
+            .filter_map(|l| labels.get(l.as_str()))
             .collect();
         // A host the CMDB does not know is still one machine; a bare `job` or `service`
         // label is not one place, so it makes no CI here.
-        let ci = match mapper.map(topo, &a.labels) {
-            Some(n) => Some(topo.ci(n).id.clone()),
-            None => crate::cmdb::topology::host_of(&a.labels).map(str::to_string),
-        };
+        let ci = ci.or_else(|| crate::cmdb::topology::host_of(labels));
         match ci {
-            Some(ci) if !parts.is_empty() => {
-                self.push(&parts.join("/"), &ci, a.starts_at.timestamp())
-            }
+            Some(ci) if !parts.is_empty() => self.push(&parts.join("/"), ci, at),
             _ => self.unusable += 1,
         }
     }

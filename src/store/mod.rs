@@ -81,6 +81,21 @@ pub struct ChangeQuery {
     pub limit: u32,
 }
 
+/// Stored alert occurrences since a time (`Store::alert_occurrences`): the input of the
+/// daemon's causality learning.
+#[derive(Debug, Clone, Default)]
+pub struct OccurrenceHistory {
+    /// Each distinct alert the occurrences are of: its labels and the CI it was mapped to
+    /// when it was stored (`None`: none).
+    pub alerts: Vec<(crate::labels::Labels, Option<String>)>,
+    /// (index into `alerts`, start in ms since the epoch), in no particular order.
+    pub occurrences: Vec<(u32, i64)>,
+    /// Occurrences since the time asked that the limit left out (the oldest ones).
+    pub left_out: u64,
+    /// Occurrences whose alert row is gone or unreadable (left out too).
+    pub orphaned: u64,
+}
+
 /// Which feedback pairs to read (`GET /api/v1/feedback`), oldest first.
 #[derive(Debug, Clone, Default)]
 pub struct FeedbackQuery {
@@ -129,6 +144,39 @@ pub trait Store: Send + Sync {
         status: Option<ProblemStatus>,
     ) -> Result<Vec<ProblemCandidate>, StoreError>;
     async fn get_problem(&self, id: &str) -> Result<Option<ProblemCandidate>, StoreError>;
+
+    /// Occurrences of alerts that started at or after `since`, the newest `limit` (see
+    /// `OccurrenceHistory`). Read from the incident timelines' `alert_joined` entries (one
+    /// per occurrence placed in an incident, appended, never pruned or rewritten) with the
+    /// alert rows for labels and CI: the alerts table alone keeps only each alert's latest
+    /// occurrence (a re-fire overwrites its row), and the re-send journal is deleted once
+    /// folded. Alerts held back by a maintenance window join late or never; those
+    /// occurrences are not read (planned work is not the estate's own behaviour).
+    async fn alert_occurrences(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<OccurrenceHistory, StoreError>;
+    /// The last learning run, `None` before the first.
+    async fn load_causality(
+        &self,
+    ) -> Result<Option<crate::causality::overrides::LearnedGraph>, StoreError>;
+    /// Replaces the stored learning run.
+    async fn save_causality(
+        &self,
+        g: &crate::causality::overrides::LearnedGraph,
+    ) -> Result<(), StoreError>;
+    /// Every operator override (pins and vetoes), by (cause, effect).
+    async fn causality_overrides(
+        &self,
+    ) -> Result<Vec<crate::causality::overrides::Override>, StoreError>;
+    /// In one transaction: stores `put` (replacing any override of the same pair) and
+    /// deletes the overrides of the pairs in `remove`; returns how many were deleted.
+    async fn change_causality_overrides(
+        &self,
+        put: &[crate::causality::overrides::Override],
+        remove: &[(String, String)],
+    ) -> Result<u64, StoreError>;
 
     /// Every webhook subscription with its origin (`config` or `api`).
     async fn list_subscriptions(&self) -> Result<Vec<(Subscription, String)>, StoreError>;

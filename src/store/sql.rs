@@ -17,10 +17,11 @@ use sqlx::{AssertSqlSafe, Pool, Postgres, QueryBuilder, Row, Sqlite, Transaction
 use super::RetryOutcome;
 use super::journal::{self, JournalEntry, JournalRow};
 use super::{
-    AlertPage, AlertQuery, ChangeQuery, FeedbackQuery, IncidentQuery, StateRow, Store, StoreError,
-    WriteTx,
+    AlertPage, AlertQuery, ChangeQuery, FeedbackQuery, IncidentQuery, OccurrenceHistory, StateRow,
+    Store, StoreError, WriteTx,
 };
 use crate::alert::Fingerprint;
+use crate::causality::overrides::{LearnedGraph, Override};
 use crate::cmdb::{Change, Ci, CmdbFile, Relation};
 use crate::config::StoreConfig;
 use crate::correlate::{AlertRecord, EditKind, FeedbackPair, Label};
@@ -77,6 +78,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "feedback",
         include_str!("../../migrations/sqlite/0008_feedback.sql"),
         include_str!("../../migrations/postgres/0008_feedback.sql"),
+    ),
+    (
+        9,
+        "causality",
+        include_str!("../../migrations/sqlite/0009_causality.sql"),
+        include_str!("../../migrations/postgres/0009_causality.sql"),
     ),
 ];
 
@@ -608,6 +615,170 @@ macro_rules! sql_store {
                     .fetch_optional(&self.pool)
                     .await?;
                 row.map(|r| decode("problem", &r.try_get::<String, _>(0)?)).transpose()
+            }
+
+            async fn alert_occurrences(&self, since: DateTime<Utc>, limit: u32) -> Result<OccurrenceHistory, StoreError> {
+                use futures_util::TryStreamExt;
+                #[derive(serde::Deserialize)]
+                struct Joined {
+                    fingerprint: String,
+                }
+                #[derive(serde::Deserialize)]
+                struct Doc {
+                    labels: crate::labels::Labels,
+                }
+                // When the limit bites, the newest are kept: the start of the newest `limit`
+                // is found first (a sort of times only), then the rows are streamed in table
+                // order, unsorted, so neither database holds a million documents in a sorter
+                // and only the parsed occurrences are held here. The detail is parsed here,
+                // not with the databases' JSON functions (one that PostgreSQL's parser
+                // refuses must not fail the whole read).
+                let mut out = OccurrenceHistory::default();
+                let limit = u64::from(limit);
+                let total: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM timeline WHERE kind = 'alert_joined' AND at >= $1",
+                )
+                .bind(ms(since))
+                .fetch_one(&self.pool)
+                .await?;
+                let total = total.max(0) as u64;
+                let from: i64 = if total > limit && limit > 0 {
+                    sqlx::query_scalar(
+                        "SELECT at FROM timeline WHERE kind = 'alert_joined' AND at >= $1 \
+                         ORDER BY at DESC LIMIT 1 OFFSET $2",
+                    )
+                    .bind(ms(since))
+                    .bind((limit - 1) as i64)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .unwrap_or(ms(since))
+                } else {
+                    ms(since)
+                };
+                let mut ix: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+                let mut fps: Vec<String> = Vec::new();
+                let mut occ: Vec<(u32, i64)> = Vec::new();
+                let mut seen = 0u64;
+                {
+                    let mut rows = sqlx::query_as::<_, (i64, String)>(
+                        "SELECT at, detail FROM timeline WHERE kind = 'alert_joined' AND at >= $1",
+                    )
+                    .bind(from)
+                    .fetch(&self.pool);
+                    // Ties at `from` can make more than `limit`: those past it are left out.
+                    while seen < limit
+                        && let Some((at, detail)) = rows.try_next().await?
+                    {
+                        seen += 1;
+                        let Ok(j) = serde_json::from_str::<Joined>(&detail) else {
+                            out.orphaned += 1;
+                            continue;
+                        };
+                        let k = match ix.get(&j.fingerprint) {
+                            Some(&k) => k,
+                            None => {
+                                let k = fps.len() as u32;
+                                ix.insert(j.fingerprint.clone(), k);
+                                fps.push(j.fingerprint);
+                                k
+                            }
+                        };
+                        occ.push((k, at));
+                    }
+                }
+                out.left_out = total.saturating_sub(seen);
+                drop(ix);
+                // The alert rows of those fingerprints: labels and CI.
+                let mut found: Vec<Option<u32>> = vec![None; fps.len()];
+                let mut at_of: std::collections::HashMap<&str, u32> =
+                    fps.iter().enumerate().map(|(i, f)| (f.as_str(), i as u32)).collect();
+                for chunk in fps.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("SELECT fingerprint, ci_id, doc FROM alerts WHERE fingerprint IN (");
+                    let mut sep = qb.separated(", ");
+                    for f in chunk {
+                        sep.push_bind(f.clone());
+                    }
+                    qb.push(")");
+                    for r in qb.build().fetch_all(&self.pool).await? {
+                        let fp: String = r.try_get(0)?;
+                        let ci: Option<String> = r.try_get(1)?;
+                        let doc: String = r.try_get(2)?;
+                        let (Some(&k), Ok(d)) = (at_of.get(fp.as_str()), serde_json::from_str::<Doc>(&doc)) else {
+                            continue;
+                        };
+                        found[k as usize] = Some(out.alerts.len() as u32);
+                        out.alerts.push((d.labels, ci));
+                    }
+                }
+                at_of.clear();
+                out.occurrences = occ
+                    .into_iter()
+                    .filter_map(|(k, at)| match found[k as usize] {
+                        Some(a) => Some((a, at)),
+                        None => {
+                            out.orphaned += 1;
+                            None
+                        }
+                    })
+                    .collect();
+                Ok(out)
+            }
+
+            async fn load_causality(&self) -> Result<Option<LearnedGraph>, StoreError> {
+                let row: Option<(String,)> = sqlx::query_as("SELECT doc FROM causality_graph WHERE id = 1")
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|(doc,)| decode("causality graph", &doc)).transpose()
+            }
+
+            async fn save_causality(&self, g: &LearnedGraph) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO causality_graph (id, learned_at, occurrences, doc) VALUES (1, $1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET learned_at = excluded.learned_at, \
+                     occurrences = excluded.occurrences, doc = excluded.doc",
+                )
+                .bind(ms(g.learned_at))
+                .bind(g.occurrences_read as i64)
+                .bind(encode(g))
+                .execute(self.write_pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn causality_overrides(&self) -> Result<Vec<Override>, StoreError> {
+                let rows = sqlx::query("SELECT doc FROM causality_overrides ORDER BY cause, effect")
+                    .fetch_all(&self.pool)
+                    .await?;
+                decode_docs("causality override", rows)
+            }
+
+            async fn change_causality_overrides(&self, put: &[Override], remove: &[(String, String)]) -> Result<u64, StoreError> {
+                let mut tx = self.begin_locked().await?;
+                let mut removed = 0;
+                for (cause, effect) in remove {
+                    removed += sqlx::query("DELETE FROM causality_overrides WHERE cause = $1 AND effect = $2")
+                        .bind(cause)
+                        .bind(effect)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                for chunk in put.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO causality_overrides (cause, effect, kind, actor, at, doc) ");
+                    qb.push_values(chunk, |mut b, o| {
+                        b.push_bind(o.cause.clone())
+                            .push_bind(o.effect.clone())
+                            .push_bind(o.kind.as_str())
+                            .push_bind(o.by.clone())
+                            .push_bind(ms(o.at))
+                            .push_bind(encode(o));
+                    });
+                    qb.push(" ON CONFLICT (cause, effect) DO UPDATE SET kind = excluded.kind, actor = excluded.actor, \
+                             at = excluded.at, doc = excluded.doc");
+                    qb.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(removed)
             }
 
             async fn list_subscriptions(&self) -> Result<Vec<(Subscription, String)>, StoreError> {
