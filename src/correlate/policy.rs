@@ -73,7 +73,12 @@ use crate::cmdb::Topology;
 use crate::cmdb::topology::{Node, Reached};
 use crate::incident::{Incident, Reason, Rule};
 
+use super::causal::{CausalIndex, LearnedLink};
 use super::{AlertRecord, CorrelateConfig, ci_index::CiState};
+use crate::causality::Scope;
+
+/// Learned types that started on one CI, with the latest start of each.
+pub(super) type TypesSeen = SmallVec<[(u32, DateTime<Utc>); 2]>;
 
 /// The decision for one new firing alert, and why.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +177,10 @@ pub(super) struct View<'a> {
     /// when that occurrence ended.
     pub refire_of: Option<(&'a str, DateTime<Utc>)>,
     pub memo: &'a RefCell<Memo>,
+    /// The learned causality graph, when one is set (with at least one edge).
+    pub causal: Option<&'a CausalIndex>,
+    /// Per CI id: the learned types that started on it lately (empty with no graph).
+    pub ci_types: &'a HashMap<CompactString, TypesSeen>,
 }
 
 impl<'a> View<'a> {
@@ -238,6 +247,67 @@ impl<'a> View<'a> {
     /// What passing the silent CI `n` on a dependency path multiplies a link's score by.
     fn silent_factor(&self, topo: &Topology, n: Node) -> f64 {
         self.cfg.silent_weight * self.fan(topo, n)
+    }
+
+    /// The learned edge that best links an alert of type `effect` on a CI to the CI `x`
+    /// it depends on, `hops` away (0: the same CI) with no silent CI between: a type that
+    /// started on `x` at most `max_window` before `at`, with an edge to `effect` learned
+    /// in the matching scope (same CI, or one relation apart). The best-supported wins.
+    /// `None` without a graph, further away, or through a monitoring gap: the learner
+    /// only looks one relation away.
+    fn learned_edge(
+        &self,
+        topo: &Topology,
+        x: Node,
+        hops: u32,
+        silent: u32,
+        effect: Option<u32>,
+        at: DateTime<Utc>,
+    ) -> Option<EdgeUse<'a>> {
+        let (g, effect) = (self.causal?, effect?);
+        let scope = match (hops, silent) {
+            (0, _) => Scope::SameCi,
+            (1, 0) => Scope::Neighbour,
+            _ => return None,
+        };
+        let cap = self.cfg.max_window.max(self.cfg.window);
+        let seen = self.ci_types.get(topo.ci(x).id.as_str())?;
+        let mut best: Option<EdgeUse<'a>> = None;
+        for &(cause, started) in seen.iter() {
+            if started > at || at - started > cap {
+                continue;
+            }
+            let Some(link) = g.edge(cause, effect, scope) else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|b| {
+                (link.support, started) > (b.link.support, b.cause_started)
+            }) {
+                best = Some(EdgeUse {
+                    link,
+                    cause_started: started,
+                    window: link.window.max(self.cfg.window).min(cap),
+                });
+            }
+        }
+        best
+    }
+
+    /// Whether history shows an alert of type `effect` unrelated to everything that
+    /// started on `x` lately (every such type well known, none linked to it by an edge).
+    fn independent_of(&self, topo: &Topology, x: Node, effect: Option<u32>, at: DateTime<Utc>) -> bool {
+        let (Some(g), Some(effect)) = (self.causal, effect) else {
+            return false;
+        };
+        let cap = self.cfg.max_window.max(self.cfg.window);
+        let Some(seen) = self.ci_types.get(topo.ci(x).id.as_str()) else {
+            return false;
+        };
+        let mut recent = seen
+            .iter()
+            .filter(|(_, s)| *s <= at && at - *s <= cap)
+            .peekable();
+        recent.peek().is_some() && recent.all(|&(cause, _)| g.independent(cause, effect))
     }
 
     /// The propagation window for a link passing `silent` CIs that are not alerting (an
@@ -424,6 +494,23 @@ fn link_path(
     (path, silent)
 }
 
+/// A learned edge backing a link: the edge, when its cause type started on the
+/// explaining CI, and how long after that the effect may start (the edge's lag p90,
+/// within the propagation window and `max_window`).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct EdgeUse<'a> {
+    link: &'a LearnedLink,
+    cause_started: DateTime<Utc>,
+    window: Duration,
+}
+
+impl EdgeUse<'_> {
+    /// Whether an alert starting at `at` is within this edge's lag of its cause.
+    fn allows(&self, at: DateTime<Utc>) -> bool {
+        self.cause_started <= at && at - self.cause_started <= self.window
+    }
+}
+
 /// A candidate link to an incident.
 #[derive(Clone, Copy)]
 struct Cand<'a> {
@@ -433,14 +520,17 @@ struct Cand<'a> {
     id: &'a str,
     via: Node,
     score: f64,
+    /// The learned edge backing it, if any (never without a graph).
+    learned: Option<EdgeUse<'a>>,
 }
 
 impl Cand<'_> {
-    /// Fewer silent CIs, then nearer, then earlier.
+    /// Fewer silent CIs, then nearer, then one a learned edge backs, then earlier.
     fn before(&self, other: &Option<Cand>) -> bool {
-        other
-            .as_ref()
-            .is_none_or(|o| (self.silent, self.hops, self.first) < (o.silent, o.hops, o.first))
+        other.as_ref().is_none_or(|o| {
+            (self.silent, self.hops, self.learned.is_none(), self.first)
+                < (o.silent, o.hops, o.learned.is_none(), o.first)
+        })
     }
 }
 
@@ -546,11 +636,17 @@ pub(super) fn place(
         }
     }
 
+    // The alert's learned type (`None` without a graph: every learned-edge test below
+    // is then false, and placement is exactly as without this feature).
+    let my_type = view.causal.and_then(|g| g.type_of(&rec.labels));
     // Cause precedes effect: the best alerting CI that `c` depends on (hop 0: itself).
+    // A learned edge from a type on `c` to this alert's type stretches the window to the
+    // edge's lag.
+    let own_edge = view.learned_edge(topo, c, 0, 0, my_type, at);
     let own = view
         .active_on_ci(cid)
         .into_iter()
-        .find(|(_, f)| in_window(*f, 0))
+        .find(|(_, f)| in_window(*f, 0) || (own_edge.is_some_and(|e| e.allows(at)) && *f <= at + window))
         .map(|(id, first)| Cand {
             silent: 0,
             hops: 0,
@@ -558,6 +654,7 @@ pub(super) fn place(
             id,
             via: c,
             score: 1.0,
+            learned: own_edge,
         });
     let walk = link_walk(view, topo, c);
     // A CI already alerting stays in its incident, unless something it depends on began
@@ -583,10 +680,19 @@ pub(super) fn place(
         if score < cfg.min_link_score {
             continue;
         }
+        // Learned edges: one from a type on the linked CI to this alert's type extends
+        // the window to the edge's lag; through a monitoring gap, a type pair history
+        // shows unrelated gets no growth of the window per silent CI.
+        let edge = view.learned_edge(topo, r.node, r.hops, r.silent, my_type, at);
+        let unrelated = r.silent > 0 && view.independent_of(topo, r.node, my_type, at);
         for (id, first) in anchors {
             // With no alert on the path to show the fault passing, the cause must also
             // have come first.
-            if !in_window(first, r.silent) || (r.silent > 0 && first > at) {
+            let timely = in_window(first, r.silent)
+                && !(r.silent > 0 && first > at)
+                && !(unrelated && first < at - window);
+            let learned_timely = edge.is_some_and(|e| e.allows(at)) && first <= at + window;
+            if !timely && !learned_timely {
                 continue;
             }
             let cand = Cand {
@@ -596,6 +702,7 @@ pub(super) fn place(
                 id,
                 via: r.node,
                 score,
+                learned: edge,
             };
             if let Some(o) = &own
                 && id != o.id
@@ -657,6 +764,7 @@ pub(super) fn place(
                         path,
                         lag_seconds: Some((at - opened).num_seconds()),
                         silent,
+                        learned: None,
                     },
                 ));
             }
@@ -681,6 +789,7 @@ pub(super) fn place(
                 path: path.clone(),
                 lag_seconds: Some((at - u.first).num_seconds()),
                 silent,
+                learned: u.learned.map(|e| e.link.text.clone()),
             };
             Placement {
                 action: Action::Join {
@@ -898,6 +1007,7 @@ fn silent_root(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Opti
             path,
             lag_seconds: Some((at - first).num_seconds()),
             silent: silent_on_path,
+            learned: None,
         },
     })
 }
