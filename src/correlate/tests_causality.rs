@@ -259,7 +259,19 @@ fn a_pair_history_shows_unrelated_gets_no_window_growth_through_a_gap() {
     // app-1 → node-1 (never alerts) → tor-1. Without a graph, an app alert 6.5 minutes
     // after the switch's joins it through the silent host (the window grows per silent
     // CI). History knows SwitchDown and HighLatency well, and never together: no growth.
-    let topo = cluster();
+    // (In an estate of some size: in the six-CI cluster the switch is a hub by share.)
+    let names: Vec<String> = (0..60).map(|i| format!("other-{i}")).collect();
+    let mut cis = vec![
+        ("app-1", "application"),
+        ("app-2", "application"),
+        ("node-1", "host"),
+        ("tor-1", "network"),
+    ];
+    cis.extend(names.iter().map(|n| (n.as_str(), "application")));
+    let topo = estate(
+        &cis,
+        &[("app-1", "node-1"), ("app-2", "node-1"), ("node-1", "tor-1")],
+    );
     let m = CiMapper::default();
     let sw = on("tor-1", "SwitchDown", 0);
     let app = on("app-1", "HighLatency", 390);
