@@ -616,7 +616,10 @@ fn run_learn_causality(args: &Args) -> anyhow::Result<()> {
         let f1 = grid::summarize(&results, row, |s| s.f1);
         let b3 = grid::summarize(&results, row, |s| s.bcubed_f1);
         let top = grid::summarize(&results, row, |s| s.root_top1);
-        let ratio = results.iter().map(|r| r.scorers[row].group_ratio).sum::<f64>()
+        let ratio = results
+            .iter()
+            .map(|r| r.scorers[row].group_ratio)
+            .sum::<f64>()
             / results.len().max(1) as f64;
         println!(
             "{:<10} {:>7.3} / {:.3} (#{:<2}) {:>7.3} / {:.3} (#{:<2}) {:>7.3} / {:.3} (#{:<2}) {:>10.2}",
@@ -639,7 +642,14 @@ fn run_learn_causality(args: &Args) -> anyhow::Result<()> {
         .filter(|(_, r)| r.scorers[1].f1 < r.scorers[0].f1 - 0.0005)
         .map(|(i, r)| format!("#{i} {:+.3}", r.scorers[1].f1 - r.scorers[0].f1))
         .collect();
-    println!("cells where pair F1 fell: {}", if worse.is_empty() { "none".to_string() } else { worse.join(", ") });
+    println!(
+        "cells where pair F1 fell: {}",
+        if worse.is_empty() {
+            "none".to_string()
+        } else {
+            worse.join(", ")
+        }
+    );
 
     if let Some(dir) = data_dir(args, "nezha-ob") {
         let settings = nezha::Settings {
@@ -654,7 +664,13 @@ fn run_learn_causality(args: &Args) -> anyhow::Result<()> {
         println!("Nezha: learned on one day, scored on the other (without -> with)");
         println!(
             "{:<24} {:>5} | {:>15} {:>15} {:>17} {:>17} {:>11}",
-            "learned on -> scored on", "edges", "pair F1", "B-cubed F1", "root alerted", "only callers", "incidents"
+            "learned on -> scored on",
+            "edges",
+            "pair F1",
+            "B-cubed F1",
+            "root alerted",
+            "only callers",
+            "incidents"
         );
         for (i, l) in days.iter().enumerate() {
             for (j, d) in days.iter().enumerate() {

@@ -14,8 +14,6 @@
 
 use std::collections::HashMap;
 
-use chrono::Duration;
-
 use crate::alert::Labels;
 use crate::causality::{Learned, Scope};
 
@@ -28,20 +26,60 @@ pub const JUDGE_SUPPORT: u64 = 20;
 #[derive(Debug, Clone, PartialEq)]
 pub struct LearnedLink {
     pub scope: Scope,
+    /// The edge's lift.
+    pub lift: f64,
     pub support: u64,
     pub median_s: f64,
     pub p90_s: f64,
-    /// How long after the cause an effect may start and still be linked by this edge:
-    /// the edge's lag p90, at least 1 s (the engine bounds it by the propagation window
-    /// and `max_window`).
-    pub window: Duration,
     /// The sentence a placement's reason quotes.
     pub text: String,
+}
+
+/// Which uses of the graph placement makes, and how far an edge may stretch a window.
+/// The defaults were chosen on the learned-causality harness (`sift-eval
+/// --learn-causality`: the grid, Nezha, telecom-24v) as the least restrictive that did
+/// no harm on any of them; the harness can turn each use off (`LC_OFF`, see
+/// docs/correlation-eval.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Uses {
+    /// An edge stretches a link's window to its lag.
+    pub extend: bool,
+    /// Same-CI edges are used too (not only across a relation).
+    pub same_ci: bool,
+    /// A candidate an edge backs wins over one at the same distance no edge backs.
+    pub prefer: bool,
+    /// Unrelated pairs get no window growth through silent CIs.
+    pub weaken: bool,
+    /// Least support of an edge that stretches a window (its lag percentiles are
+    /// estimated from that many lags; a thinner edge is still quoted).
+    pub extend_support: u64,
+    /// An edge stretches the window to its lag p90, but to no more than this many times
+    /// its median lag (a long tail of few late hits is not a lag).
+    pub median_factor: f64,
+    /// Least lift (the edge's score: hits over the hits chance would give) of an edge
+    /// that stretches a window: at a low lift most hits are coincidence, and a late
+    /// alert joined by it would be too.
+    pub extend_lift: f64,
+}
+
+impl Default for Uses {
+    fn default() -> Self {
+        Uses {
+            extend: true,
+            same_ci: true,
+            prefer: true,
+            weaken: true,
+            extend_support: 0,
+            median_factor: 3.0,
+            extend_lift: 4.0,
+        }
+    }
 }
 
 /// A learned graph compiled for correlation (see the module doc).
 #[derive(Debug, Clone, Default)]
 pub struct CausalIndex {
+    pub uses: Uses,
     type_labels: Vec<String>,
     types: HashMap<String, u32>,
     /// (cause, effect) → edge.
@@ -65,13 +103,12 @@ impl CausalIndex {
             if a != b {
                 ix.support[b as usize] += e.support;
             }
-            let p90 = e.lag_seconds.p90.max(1.0);
             let link = LearnedLink {
                 scope: e.scope,
+                lift: e.score,
                 support: e.support,
                 median_s: e.lag_seconds.median,
                 p90_s: e.lag_seconds.p90,
-                window: Duration::seconds(p90.ceil().min(1e9) as i64),
                 text: format!(
                     "learned: {} → {}, seen {} times, median lag {:.0} s",
                     e.cause, e.effect, e.support, e.lag_seconds.median
@@ -133,7 +170,9 @@ impl CausalIndex {
 
     /// The learned edge `cause → effect` seen in `scope`.
     pub fn edge(&self, cause: u32, effect: u32, scope: Scope) -> Option<&LearnedLink> {
-        self.edges.get(&(cause, effect)).filter(|e| e.scope == scope)
+        self.edges
+            .get(&(cause, effect))
+            .filter(|e| e.scope == scope)
     }
 
     /// Whether history shows `a` and `b` unrelated: both are well known (in learned

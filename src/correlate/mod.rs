@@ -492,7 +492,11 @@ impl Engine {
 
     /// `set_causality` from a learned graph, alert types made from `type_labels` (the
     /// learner's `[causality] type_labels`).
-    pub fn set_learned(&mut self, learned: Option<&crate::causality::Learned>, type_labels: &[String]) {
+    pub fn set_learned(
+        &mut self,
+        learned: Option<&crate::causality::Learned>,
+        type_labels: &[String],
+    ) {
         self.set_causality(learned.map(|l| std::sync::Arc::new(CausalIndex::new(l, type_labels))));
     }
 
@@ -1912,9 +1916,9 @@ fn extend_evidence(inc: &mut Incident, ext: &[String]) {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_gaps;
-#[cfg(test)]
 mod tests_causality;
+#[cfg(test)]
+mod tests_gaps;
 #[cfg(test)]
 mod tests_manual;
 

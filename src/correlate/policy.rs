@@ -266,7 +266,7 @@ impl<'a> View<'a> {
     ) -> Option<EdgeUse<'a>> {
         let (g, effect) = (self.causal?, effect?);
         let scope = match (hops, silent) {
-            (0, _) => Scope::SameCi,
+            (0, _) if g.uses.same_ci => Scope::SameCi,
             (1, 0) => Scope::Neighbour,
             _ => return None,
         };
@@ -280,13 +280,18 @@ impl<'a> View<'a> {
             let Some(link) = g.edge(cause, effect, scope) else {
                 continue;
             };
-            if best.as_ref().is_none_or(|b| {
-                (link.support, started) > (b.link.support, b.cause_started)
-            }) {
+            if best
+                .as_ref()
+                .is_none_or(|b| (link.support, started) > (b.link.support, b.cause_started))
+            {
                 best = Some(EdgeUse {
                     link,
                     cause_started: started,
-                    window: link.window.max(self.cfg.window).min(cap),
+                    window: stretch(link, g, self.cfg.window, cap),
+                    extend: g.uses.extend
+                        && link.support >= g.uses.extend_support
+                        && link.lift >= g.uses.extend_lift,
+                    prefer: g.uses.prefer,
                 });
             }
         }
@@ -295,10 +300,19 @@ impl<'a> View<'a> {
 
     /// Whether history shows an alert of type `effect` unrelated to everything that
     /// started on `x` lately (every such type well known, none linked to it by an edge).
-    fn independent_of(&self, topo: &Topology, x: Node, effect: Option<u32>, at: DateTime<Utc>) -> bool {
+    fn independent_of(
+        &self,
+        topo: &Topology,
+        x: Node,
+        effect: Option<u32>,
+        at: DateTime<Utc>,
+    ) -> bool {
         let (Some(g), Some(effect)) = (self.causal, effect) else {
             return false;
         };
+        if !g.uses.weaken {
+            return false;
+        }
         let cap = self.cfg.max_window.max(self.cfg.window);
         let Some(seen) = self.ci_types.get(topo.ci(x).id.as_str()) else {
             return false;
@@ -494,6 +508,18 @@ fn link_path(
     (path, silent)
 }
 
+/// How long after its cause an effect may start by `link`: its lag p90, at most
+/// `median_factor` times its median, never less than `window` nor more than `cap`.
+fn stretch(link: &LearnedLink, g: &CausalIndex, window: Duration, cap: Duration) -> Duration {
+    let s = link
+        .p90_s
+        .min(g.uses.median_factor * link.median_s)
+        .max(1.0);
+    Duration::seconds(s.ceil().min(1e9) as i64)
+        .max(window)
+        .min(cap)
+}
+
 /// A learned edge backing a link: the edge, when its cause type started on the
 /// explaining CI, and how long after that the effect may start (the edge's lag p90,
 /// within the propagation window and `max_window`).
@@ -502,12 +528,23 @@ pub(super) struct EdgeUse<'a> {
     link: &'a LearnedLink,
     cause_started: DateTime<Utc>,
     window: Duration,
+    /// Whether edges stretch windows (`Uses::extend`).
+    extend: bool,
+    /// Whether an edge makes its candidate win ties (`Uses::prefer`).
+    prefer: bool,
 }
 
 impl EdgeUse<'_> {
-    /// Whether an alert starting at `at` is within this edge's lag of its cause.
-    fn allows(&self, at: DateTime<Utc>) -> bool {
-        self.cause_started <= at && at - self.cause_started <= self.window
+    /// Whether an alert starting at `at` may link, by this edge, to a CI whose first
+    /// alert in the incident was at `first`: both that first alert and the cause type's
+    /// start are within the edge's lag before it (an incident that began long before is
+    /// not stretched to, however recently the cause type fired again in it).
+    fn allows_from(&self, first: DateTime<Utc>, at: DateTime<Utc>, window: Duration) -> bool {
+        self.extend
+            && self.cause_started <= at
+            && at - self.cause_started <= self.window
+            && at - self.window <= first
+            && first <= at + window
     }
 }
 
@@ -528,8 +565,9 @@ impl Cand<'_> {
     /// Fewer silent CIs, then nearer, then one a learned edge backs, then earlier.
     fn before(&self, other: &Option<Cand>) -> bool {
         other.as_ref().is_none_or(|o| {
-            (self.silent, self.hops, self.learned.is_none(), self.first)
-                < (o.silent, o.hops, o.learned.is_none(), o.first)
+            let backed = |c: &Cand| c.learned.is_some_and(|e| e.prefer);
+            (self.silent, self.hops, !backed(self), self.first)
+                < (o.silent, o.hops, !backed(o), o.first)
         })
     }
 }
@@ -646,7 +684,7 @@ pub(super) fn place(
     let own = view
         .active_on_ci(cid)
         .into_iter()
-        .find(|(_, f)| in_window(*f, 0) || (own_edge.is_some_and(|e| e.allows(at)) && *f <= at + window))
+        .find(|(_, f)| in_window(*f, 0) || own_edge.is_some_and(|e| e.allows_from(*f, at, window)))
         .map(|(id, first)| Cand {
             silent: 0,
             hops: 0,
@@ -691,7 +729,7 @@ pub(super) fn place(
             let timely = in_window(first, r.silent)
                 && !(r.silent > 0 && first > at)
                 && !(unrelated && first < at - window);
-            let learned_timely = edge.is_some_and(|e| e.allows(at)) && first <= at + window;
+            let learned_timely = edge.is_some_and(|e| e.allows_from(first, at, window));
             if !timely && !learned_timely {
                 continue;
             }

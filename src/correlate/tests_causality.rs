@@ -96,17 +96,20 @@ fn graph(edges: Vec<Edge>) -> Option<Arc<CausalIndex>> {
         edges,
         summary: Default::default(),
     };
-    Some(Arc::new(CausalIndex::new(&learned, &["alertname".to_string()])))
+    Some(Arc::new(CausalIndex::new(
+        &learned,
+        &["alertname".to_string()],
+    )))
 }
 
-/// NodeDown on a host brings PodCrashLooping on its apps, typically 40 s later but up to
-/// 8 minutes (p90 480 s).
+/// NodeDown on a host brings PodCrashLooping on its apps, typically 4 minutes later and
+/// up to 8 (p90 480 s): pods back off before they crash-loop.
 fn node_graph() -> Option<Arc<CausalIndex>> {
     graph(vec![edge(
         "NodeDown",
         "PodCrashLooping",
         143,
-        40.0,
+        240.0,
         480.0,
         Scope::Neighbour,
     )])
@@ -161,13 +164,13 @@ fn a_learned_edge_lets_a_late_symptom_join_its_cause_and_the_reason_quotes_it() 
     assert_eq!(r.lag_seconds, Some(420));
     assert_eq!(
         r.learned.as_deref(),
-        Some("learned: NodeDown → PodCrashLooping, seen 143 times, median lag 40 s")
+        Some("learned: NodeDown → PodCrashLooping, seen 143 times, median lag 240 s")
     );
     // In the timeline's JSON, as an operator reads it.
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(
         json["learned"],
-        "learned: NodeDown → PodCrashLooping, seen 143 times, median lag 40 s"
+        "learned: NodeDown → PodCrashLooping, seen 143 times, median lag 240 s"
     );
 }
 
@@ -214,6 +217,33 @@ fn an_edge_learned_in_another_scope_or_for_another_type_does_not_extend() {
     e.ingest(&topo, &m, root.clone());
     e.ingest(&topo, &m, other.clone());
     assert_ne!(incident_of(&e, &other).id, incident_of(&e, &root).id);
+
+    // An edge barely above chance (lift 2), or whose long p90 is a thin tail far past
+    // its median (40 s), does not stretch the window: a late alert is then more likely
+    // a coincidence.
+    let mut weak = edge(
+        "NodeDown",
+        "PodCrashLooping",
+        143,
+        240.0,
+        480.0,
+        Scope::Neighbour,
+    );
+    weak.score = 2.0;
+    let tail = edge(
+        "NodeDown",
+        "PodCrashLooping",
+        143,
+        40.0,
+        480.0,
+        Scope::Neighbour,
+    );
+    for g in [graph(vec![weak]), graph(vec![tail])] {
+        let mut e = engine(g);
+        e.ingest(&topo, &m, root.clone());
+        e.ingest(&topo, &m, late.clone());
+        assert_ne!(incident_of(&e, &late).id, incident_of(&e, &root).id);
+    }
 }
 
 /// The incidents an engine made, as JSON (ids, alerts, roots, titles, timelines' reasons).
@@ -248,7 +278,14 @@ fn with_no_graph_or_an_empty_one_correlation_is_identical() {
     e.set_learned(Some(&Learned::default()), &["alertname".to_string()]);
     assert!(e.causality().is_none(), "an empty graph is no graph");
     // A graph about types that never fire here changes nothing either.
-    let elsewhere = graph(vec![edge("DiskFull", "Slow", 50, 10.0, 900.0, Scope::Neighbour)]);
+    let elsewhere = graph(vec![edge(
+        "DiskFull",
+        "Slow",
+        50,
+        10.0,
+        900.0,
+        Scope::Neighbour,
+    )]);
     assert_eq!(none, outcome(elsewhere, &topo, &alerts));
     // And the real graph does change this history (the test is not vacuous).
     assert_ne!(none, outcome(node_graph(), &topo, &alerts));
@@ -270,7 +307,11 @@ fn a_pair_history_shows_unrelated_gets_no_window_growth_through_a_gap() {
     cis.extend(names.iter().map(|n| (n.as_str(), "application")));
     let topo = estate(
         &cis,
-        &[("app-1", "node-1"), ("app-2", "node-1"), ("node-1", "tor-1")],
+        &[
+            ("app-1", "node-1"),
+            ("app-2", "node-1"),
+            ("node-1", "tor-1"),
+        ],
     );
     let m = CiMapper::default();
     let sw = on("tor-1", "SwitchDown", 0);
@@ -342,5 +383,9 @@ fn a_same_ci_edge_keeps_a_late_alert_on_its_ci_in_the_incident() {
     assert_eq!(incident_of(&e, &db).id, incident_of(&e, &disk).id);
     let r = reason_of(&ch, &db);
     assert_eq!(r.rule, Rule::SameCi);
-    assert!(r.learned.as_deref().is_some_and(|t| t.contains("DiskFull → DatabaseDown")));
+    assert!(
+        r.learned
+            .as_deref()
+            .is_some_and(|t| t.contains("DiskFull → DatabaseDown"))
+    );
 }

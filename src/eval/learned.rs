@@ -34,7 +34,31 @@ pub fn learn_alerts(topo: &Topology, alerts: &[Alert], cfg: &LearnConfig) -> Lea
 
 /// The compiled graph, or `None` when it has no edge.
 pub fn index(learned: &Learned, cfg: &LearnConfig) -> Option<Arc<CausalIndex>> {
-    let ix = CausalIndex::new(learned, &cfg.type_labels);
+    let mut ix = CausalIndex::new(learned, &cfg.type_labels);
+    // Experiments: LC_OFF=extend,same_ci,prefer,weaken turns uses off.
+    if let Ok(off) = std::env::var("LC_OFF") {
+        for w in off.split(',') {
+            match w {
+                "extend" => ix.uses.extend = false,
+                "same_ci" => ix.uses.same_ci = false,
+                "prefer" => ix.uses.prefer = false,
+                "weaken" => ix.uses.weaken = false,
+                _ => {}
+            }
+        }
+    }
+    if let Some(n) = std::env::var("LC_SUPPORT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        ix.uses.extend_support = n;
+    }
+    if let Some(f) = std::env::var("LC_LIFT").ok().and_then(|v| v.parse().ok()) {
+        ix.uses.extend_lift = f;
+    }
+    if let Some(f) = std::env::var("LC_MEDIAN").ok().and_then(|v| v.parse().ok()) {
+        ix.uses.median_factor = f;
+    }
     (!ix.is_empty()).then(|| Arc::new(ix))
 }
 
@@ -80,6 +104,23 @@ pub fn split_scenario(
         alerts.into_iter().partition(|a| a.starts_at < cut);
     let learned = learn_alerts(&topo, &first, lcfg);
     let graph = index(&learned, lcfg);
+    if std::env::var_os("LC_DEBUG").is_some() {
+        for e in &learned.edges {
+            eprintln!(
+                "seed {} {:?} for{}: {} -> {} support {} lift {:.1} lag {:.0}/{:.0} {:?}",
+                scn.seed,
+                scn.knobs.lag,
+                scn.knobs.for_max_min,
+                e.cause,
+                e.effect,
+                e.support,
+                e.score,
+                e.lag_seconds.median,
+                e.lag_seconds.p90,
+                e.scope
+            );
+        }
+    }
     let later: BTreeSet<&Fingerprint> = second.iter().map(|a| &a.fingerprint).collect();
     let truth = Truth {
         alerts: scn
@@ -158,6 +199,21 @@ pub fn nezha_split(
         .collect();
     let learned = learn_alerts(&topo, &alerts, lcfg);
     let graph = index(&learned, lcfg);
+    if std::env::var_os("LC_DEBUG").is_some() {
+        for e in &learned.edges {
+            eprintln!(
+                "nezha {}: {} -> {} support {} lift {:.1} lag {:.0}/{:.0} {:?}",
+                learn_day.day,
+                e.cause,
+                e.effect,
+                e.support,
+                e.score,
+                e.lag_seconds.median,
+                e.lag_seconds.p90,
+                e.scope
+            );
+        }
+    }
     let d = score_day;
     let run = |g| {
         let mut r = nezha::score_day_with(&d.cmdb, &d.episodes, &d.faults, ccfg, s, g);
