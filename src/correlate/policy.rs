@@ -23,6 +23,15 @@
 //!   the cause alerting first. Links with fewer silent CIs win, then nearer ones, then
 //!   earlier ones, so where every CI on the path alerts, the all-alerting rule is
 //!   unchanged.
+//! - **Learned edges** (only with a learned causality graph set; none changes nothing):
+//!   for a link on `c` itself or one relation up with no silent CI, a learned edge from
+//!   a type that started lately on the linked CI to the alert's type (scope matching)
+//!   wins ties and is quoted in the reason; at lift >= `Uses::extend_lift` it also lets
+//!   the alert join when it starts within the edge's lag (p90, at most
+//!   `Uses::median_factor` times the median, within `window` ..= `max_window`) of that
+//!   cause and of the linked CI's first alert in the incident. Through silent CIs, a
+//!   linked CI whose recent types are all independent of the alert's type (see
+//!   `CausalIndex::independent`) gets the plain `window`.
 //! - A re-fired alert returns to its incident while that is active and what explained it
 //!   still alerts (the root; for a suspected root, the rest of the incident) or the alert
 //!   was quiet less than `window` (a flap); it reopens its incident when that resolved
