@@ -63,6 +63,11 @@ struct Args {
     /// repeated back to back, each copy after the last).
     #[arg(long)]
     causality_bench: Option<usize>,
+    /// Learned causality in correlation: learn from the first half of each history
+    /// (the synthetic grid's scenarios, a Nezha day, the telecom-24v storm), correlate
+    /// the second half with and without the graph, and print both.
+    #[arg(long)]
+    learn_causality: bool,
     /// Where the real data sets are.
     #[arg(long, default_value = "../shared/data")]
     data: PathBuf,
@@ -117,6 +122,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(n) = args.causality_bench {
         return causality_bench(&args, n);
+    }
+    if args.learn_causality {
+        return run_learn_causality(&args);
     }
     if args.grid || args.nezha || args.telecom || args.causality {
         if args.grid {
@@ -555,5 +563,173 @@ fn run_telecom(args: &Args) -> anyhow::Result<()> {
     println!(
         "(pairs: grouped alerts of different alarm types; DAG-linked: the expert graph links the types either way)"
     );
+    Ok(())
+}
+
+/// `--learn-causality`: the grid, Nezha and telecom-24v, each learned on its first half
+/// and scored on its second half without and with the graph.
+fn run_learn_causality(args: &Args) -> anyhow::Result<()> {
+    use sift::eval::learned;
+    let ccfg = CorrelateConfig::default();
+    let lcfg = sift::causality::LearnConfig::default();
+    let per_cell = args.grid_seeds.max(1);
+    let seeds: Vec<u64> = (args.first_seed..args.first_seed + per_cell).collect();
+    let cells = grid::cells();
+    println!(
+        "learned causality, grid: {} cells x seeds {}..={}; each scenario learned on the alerts \
+         before its median start, scored on the rest (without -> with the graph)",
+        cells.len(),
+        args.first_seed,
+        args.first_seed + per_cell - 1
+    );
+    println!(
+        "{:>3} {:<62} {:>6} | {:>15} {:>15} {:>15} {:>13}",
+        "#", "cell", "edges", "pair F1", "B-cubed F1", "root top-1", "inc/group"
+    );
+    let mut results = Vec::new();
+    for (i, cell) in cells.iter().enumerate() {
+        let (r, edges) = learned::run_cell(cell, &seeds, &ccfg, &lcfg)
+            .with_context(|| format!("cell {}", cell.name()))?;
+        let (a, b) = (&r.scorers[0], &r.scorers[1]);
+        println!(
+            "{:>3} {:<62} {:>6.1} | {:.3} -> {:.3} {:.3} -> {:.3} {:.3} -> {:.3} {:.2} -> {:.2}",
+            i,
+            cell.name(),
+            edges,
+            a.f1,
+            b.f1,
+            a.bcubed_f1,
+            b.bcubed_f1,
+            a.root_top1,
+            b.root_top1,
+            a.group_ratio,
+            b.group_ratio
+        );
+        results.push(r);
+    }
+    println!();
+    println!(
+        "{:<10} {:>22} {:>22} {:>22} {:>10}",
+        "mean/worst", "pair F1", "B-cubed F1", "root top-1", "inc/group"
+    );
+    for (row, name) in ["without", "with"].iter().enumerate() {
+        let f1 = grid::summarize(&results, row, |s| s.f1);
+        let b3 = grid::summarize(&results, row, |s| s.bcubed_f1);
+        let top = grid::summarize(&results, row, |s| s.root_top1);
+        let ratio = results
+            .iter()
+            .map(|r| r.scorers[row].group_ratio)
+            .sum::<f64>()
+            / results.len().max(1) as f64;
+        println!(
+            "{:<10} {:>7.3} / {:.3} (#{:<2}) {:>7.3} / {:.3} (#{:<2}) {:>7.3} / {:.3} (#{:<2}) {:>10.2}",
+            name,
+            f1.mean,
+            f1.worst,
+            f1.worst_cell,
+            b3.mean,
+            b3.worst,
+            b3.worst_cell,
+            top.mean,
+            top.worst,
+            top.worst_cell,
+            ratio
+        );
+    }
+    let worse: Vec<String> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.scorers[1].f1 < r.scorers[0].f1 - 0.0005)
+        .map(|(i, r)| format!("#{i} {:+.3}", r.scorers[1].f1 - r.scorers[0].f1))
+        .collect();
+    println!(
+        "cells where pair F1 fell: {}",
+        if worse.is_empty() {
+            "none".to_string()
+        } else {
+            worse.join(", ")
+        }
+    );
+
+    if let Some(dir) = data_dir(args, "nezha-ob") {
+        let settings = nezha::Settings {
+            k: args.nezha_k,
+            window_min: args.nezha_window_min,
+        };
+        let days = nezha::days(&dir)?
+            .iter()
+            .map(|d| nezha::load_day(d, settings))
+            .collect::<Result<Vec<_>, _>>()?;
+        println!();
+        println!("Nezha: learned on one day, scored on the other (without -> with)");
+        println!(
+            "{:<24} {:>5} | {:>15} {:>15} {:>17} {:>17} {:>11}",
+            "learned on -> scored on",
+            "edges",
+            "pair F1",
+            "B-cubed F1",
+            "root alerted",
+            "only callers",
+            "incidents"
+        );
+        for (i, l) in days.iter().enumerate() {
+            for (j, d) in days.iter().enumerate() {
+                if i == j {
+                    continue;
+                }
+                let r = learned::nezha_split(l, d, &ccfg, &lcfg, settings);
+                let named = |res: &nezha::DayResult, seen: nezha::Seen| {
+                    let fs: Vec<_> = res.faults.iter().filter(|f| f.seen == seen).collect();
+                    format!("{}/{}", fs.iter().filter(|f| f.correct).count(), fs.len())
+                };
+                println!(
+                    "{:<24} {:>5} | {:.3} -> {:.3} {:.3} -> {:.3} {:>7} -> {:<7} {:>7} -> {:<7} {:>4} -> {:<4}",
+                    format!("{} -> {}", r.learned_on, r.scored_on),
+                    r.edges,
+                    r.without.grouping.f1,
+                    r.with.grouping.f1,
+                    r.without.grouping.bcubed_f1,
+                    r.with.grouping.bcubed_f1,
+                    named(&r.without, nezha::Seen::RootAlerted),
+                    named(&r.with, nezha::Seen::RootAlerted),
+                    named(&r.without, nezha::Seen::OnlyCallers),
+                    named(&r.with, nezha::Seen::OnlyCallers),
+                    r.without.incidents,
+                    r.with.incidents,
+                );
+            }
+        }
+    }
+
+    if let Some(dir) = data_dir(args, "telecom-24v") {
+        use sift::eval::telecom;
+        let read =
+            |f: &str| std::fs::read_to_string(dir.join(f)).with_context(|| format!("reading {f}"));
+        let alarms = telecom::parse_alarms(&read("Alarm.csv")?)?;
+        let links = telecom::parse_edges("Topology_edges.csv", &read("Topology_edges.csv")?)?;
+        let dag = telecom::parse_edges("DAG_edges.csv", &read("DAG_edges.csv")?)?;
+        let r = learned::telecom_split(&alarms, &links, &dag, args.telecom_hold_s, &ccfg, &lcfg);
+        println!();
+        println!(
+            "telecom-24v (alarms held {} s): learned on {} alarms ({} edges, {} drawn by the experts), \
+             storm of the other {} (without -> with)",
+            args.telecom_hold_s, r.learned_alarms, r.edges, r.edges_in_dag, r.scored_alarms
+        );
+        let (a, b) = (&r.without, &r.with);
+        println!(
+            "  incidents {} -> {}, alarms per incident {:.1} -> {:.1}, largest {} -> {} alarms, \
+             DAG-linked share of grouped pairs {:.3} -> {:.3}, same-type pairs {} -> {}",
+            a.incidents,
+            b.incidents,
+            a.alarms_per_incident,
+            b.alarms_per_incident,
+            a.largest_alarms,
+            b.largest_alarms,
+            a.linked_share(),
+            b.linked_share(),
+            a.same_type_pairs,
+            b.same_type_pairs
+        );
+    }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! one place that decides which incident an alert joins.
 
 mod alert_map;
+pub mod causal;
 mod ci_index;
 mod enrich;
 mod manual;
@@ -34,6 +35,7 @@ use crate::incident::{
     incident_id, urgency_of,
 };
 
+pub use causal::{CausalIndex, LearnedLink};
 pub use manual::{EditError, EditKind, FeedbackPair, Label};
 pub use policy::{Action, Placement};
 pub use sla::SlaTarget;
@@ -436,6 +438,12 @@ pub struct Engine {
     record: bool,
     /// `cfg.priority_matrix` for impact and urgency 0..=9, looked up on every join.
     priorities: [[u8; 10]; 10],
+    /// The learned causality graph placement consults (`None`: none, or no edges).
+    causal: Option<std::sync::Arc<CausalIndex>>,
+    /// While a graph is set: per CI id, the learned types that started on it and when
+    /// (the latest start of each). Entries older than `max_window` are dropped as the CI
+    /// alerts again; at most one per CI and type of the graph.
+    ci_types: HashMap<CompactString, policy::TypesSeen>,
 }
 
 impl Engine {
@@ -469,7 +477,32 @@ impl Engine {
             sla_due: BTreeSet::new(),
             history: HashMap::default(),
             record: true,
+            causal: None,
+            ci_types: HashMap::default(),
         }
+    }
+
+    /// Sets the learned causality graph placement consults (see `policy.rs`, "Learned
+    /// edges"); `None` or a graph with no edges turns it off, and correlation is then
+    /// exactly as without it. Affects alerts placed from now on.
+    pub fn set_causality(&mut self, graph: Option<std::sync::Arc<CausalIndex>>) {
+        self.causal = graph.filter(|g| !g.is_empty());
+        self.ci_types.clear();
+    }
+
+    /// `set_causality` from a learned graph, alert types made from `type_labels` (the
+    /// learner's `[causality] type_labels`).
+    pub fn set_learned(
+        &mut self,
+        learned: Option<&crate::causality::Learned>,
+        type_labels: &[String],
+    ) {
+        self.set_causality(learned.map(|l| std::sync::Arc::new(CausalIndex::new(l, type_labels))));
+    }
+
+    /// The learned graph placement consults, if any.
+    pub fn causality(&self) -> Option<&std::sync::Arc<CausalIndex>> {
+        self.causal.as_ref()
     }
 
     fn priority(&self, impact: u8, urgency: u8) -> u8 {
@@ -496,6 +529,8 @@ impl Engine {
             ci_state: &self.ci_state,
             refire_of: self.refire_of.as_ref().map(|(id, end)| (id.as_str(), *end)),
             memo: &self.memo,
+            causal: self.causal.as_deref(),
+            ci_types: &self.ci_types,
         }
     }
 
@@ -970,6 +1005,20 @@ impl Engine {
         let fp = rec.fingerprint.clone();
         let fp = &fp;
         let Placement { action, reason } = policy::place(&self.view(), topo, node, &rec, at);
+        if let (Some(g), Some(n)) = (&self.causal, node)
+            && let Some(t) = g.type_of(&rec.labels)
+        {
+            let horizon = at - self.cfg.max_window.max(self.cfg.window);
+            let seen = self
+                .ci_types
+                .entry(CompactString::from(topo.ci(n).id.as_str()))
+                .or_default();
+            seen.retain(|(_, s)| *s >= horizon);
+            match seen.iter_mut().find(|(k, _)| *k == t) {
+                Some((_, s)) => *s = (*s).max(at),
+                None => seen.push((t, at)),
+            }
+        }
         let opened = match &action {
             Action::Open { key } => Some(self.open_incident(topo, node, key.clone(), &rec, at)),
             _ => None,
@@ -1831,6 +1880,12 @@ impl Engine {
                     .retain(|id| incidents_now.get(id).is_some_and(|i| i.status.is_active()));
                 !c.is_empty()
             });
+            // Learned types seen longer ago than any edge's window can reach are no use.
+            let seen_horizon = now - self.cfg.max_window.max(self.cfg.window);
+            self.ci_types.retain(|_, v| {
+                v.retain(|(_, s)| *s >= seen_horizon);
+                !v.is_empty()
+            });
         }
         self.incidents.retain(|_, i| {
             i.status.is_active()
@@ -1860,6 +1915,8 @@ fn extend_evidence(inc: &mut Incident, ext: &[String]) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_causality;
 #[cfg(test)]
 mod tests_gaps;
 #[cfg(test)]

@@ -23,6 +23,15 @@
 //!   the cause alerting first. Links with fewer silent CIs win, then nearer ones, then
 //!   earlier ones, so where every CI on the path alerts, the all-alerting rule is
 //!   unchanged.
+//! - **Learned edges** (only with a learned causality graph set; none changes nothing):
+//!   for a link on `c` itself or one relation up with no silent CI, a learned edge from
+//!   a type that started lately on the linked CI to the alert's type (scope matching)
+//!   wins ties and is quoted in the reason; at lift >= `Uses::extend_lift` it also lets
+//!   the alert join when it starts within the edge's lag (p90, at most
+//!   `Uses::median_factor` times the median, within `window` ..= `max_window`) of that
+//!   cause and of the linked CI's first alert in the incident. Through silent CIs, a
+//!   linked CI whose recent types are all independent of the alert's type (see
+//!   `CausalIndex::independent`) gets the plain `window`.
 //! - A re-fired alert returns to its incident while that is active and what explained it
 //!   still alerts (the root; for a suspected root, the rest of the incident) or the alert
 //!   was quiet less than `window` (a flap); it reopens its incident when that resolved
@@ -73,7 +82,12 @@ use crate::cmdb::Topology;
 use crate::cmdb::topology::{Node, Reached};
 use crate::incident::{Incident, Reason, Rule};
 
+use super::causal::{CausalIndex, LearnedLink};
 use super::{AlertRecord, CorrelateConfig, ci_index::CiState};
+use crate::causality::Scope;
+
+/// Learned types that started on one CI, with the latest start of each.
+pub(super) type TypesSeen = SmallVec<[(u32, DateTime<Utc>); 2]>;
 
 /// The decision for one new firing alert, and why.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +186,10 @@ pub(super) struct View<'a> {
     /// when that occurrence ended.
     pub refire_of: Option<(&'a str, DateTime<Utc>)>,
     pub memo: &'a RefCell<Memo>,
+    /// The learned causality graph, when one is set (with at least one edge).
+    pub causal: Option<&'a CausalIndex>,
+    /// Per CI id: the learned types that started on it lately (empty with no graph).
+    pub ci_types: &'a HashMap<CompactString, TypesSeen>,
 }
 
 impl<'a> View<'a> {
@@ -238,6 +256,81 @@ impl<'a> View<'a> {
     /// What passing the silent CI `n` on a dependency path multiplies a link's score by.
     fn silent_factor(&self, topo: &Topology, n: Node) -> f64 {
         self.cfg.silent_weight * self.fan(topo, n)
+    }
+
+    /// The learned edge that best links an alert of type `effect` on a CI to the CI `x`
+    /// it depends on, `hops` away (0: the same CI) with no silent CI between: a type that
+    /// started on `x` at most `max_window` before `at`, with an edge to `effect` learned
+    /// in the matching scope (same CI, or one relation apart). The best-supported wins.
+    /// `None` without a graph, further away, or through a monitoring gap: the learner
+    /// only looks one relation away.
+    fn learned_edge(
+        &self,
+        topo: &Topology,
+        x: Node,
+        hops: u32,
+        silent: u32,
+        effect: Option<u32>,
+        at: DateTime<Utc>,
+    ) -> Option<EdgeUse<'a>> {
+        let (g, effect) = (self.causal?, effect?);
+        let scope = match (hops, silent) {
+            (0, _) if g.uses.same_ci => Scope::SameCi,
+            (1, 0) => Scope::Neighbour,
+            _ => return None,
+        };
+        let cap = self.cfg.max_window.max(self.cfg.window);
+        let seen = self.ci_types.get(topo.ci(x).id.as_str())?;
+        let mut best: Option<EdgeUse<'a>> = None;
+        for &(cause, started) in seen.iter() {
+            if started > at || at - started > cap {
+                continue;
+            }
+            let Some(link) = g.edge(cause, effect, scope) else {
+                continue;
+            };
+            if best
+                .as_ref()
+                .is_none_or(|b| (link.support, started) > (b.link.support, b.cause_started))
+            {
+                best = Some(EdgeUse {
+                    link,
+                    cause_started: started,
+                    window: stretch(link, g, self.cfg.window, cap),
+                    extend: g.uses.extend
+                        && link.support >= g.uses.extend_support
+                        && link.lift >= g.uses.extend_lift,
+                    prefer: g.uses.prefer,
+                });
+            }
+        }
+        best
+    }
+
+    /// Whether history shows an alert of type `effect` unrelated to everything that
+    /// started on `x` lately (every such type well known, none linked to it by an edge).
+    fn independent_of(
+        &self,
+        topo: &Topology,
+        x: Node,
+        effect: Option<u32>,
+        at: DateTime<Utc>,
+    ) -> bool {
+        let (Some(g), Some(effect)) = (self.causal, effect) else {
+            return false;
+        };
+        if !g.uses.weaken {
+            return false;
+        }
+        let cap = self.cfg.max_window.max(self.cfg.window);
+        let Some(seen) = self.ci_types.get(topo.ci(x).id.as_str()) else {
+            return false;
+        };
+        let mut recent = seen
+            .iter()
+            .filter(|(_, s)| *s <= at && at - *s <= cap)
+            .peekable();
+        recent.peek().is_some() && recent.all(|&(cause, _)| g.independent(cause, effect))
     }
 
     /// The propagation window for a link passing `silent` CIs that are not alerting (an
@@ -424,6 +517,46 @@ fn link_path(
     (path, silent)
 }
 
+/// How long after its cause an effect may start by `link`: its lag p90, at most
+/// `median_factor` times its median, never less than `window` nor more than `cap`.
+fn stretch(link: &LearnedLink, g: &CausalIndex, window: Duration, cap: Duration) -> Duration {
+    let s = link
+        .p90_s
+        .min(g.uses.median_factor * link.median_s)
+        .max(1.0);
+    Duration::seconds(s.ceil().min(1e9) as i64)
+        .max(window)
+        .min(cap)
+}
+
+/// A learned edge backing a link: the edge, when its cause type started on the
+/// explaining CI, and how long after that the effect may start (the edge's lag p90,
+/// within the propagation window and `max_window`).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct EdgeUse<'a> {
+    link: &'a LearnedLink,
+    cause_started: DateTime<Utc>,
+    window: Duration,
+    /// Whether edges stretch windows (`Uses::extend`).
+    extend: bool,
+    /// Whether an edge makes its candidate win ties (`Uses::prefer`).
+    prefer: bool,
+}
+
+impl EdgeUse<'_> {
+    /// Whether an alert starting at `at` may link, by this edge, to a CI whose first
+    /// alert in the incident was at `first`: both that first alert and the cause type's
+    /// start are within the edge's lag before it (an incident that began long before is
+    /// not stretched to, however recently the cause type fired again in it).
+    fn allows_from(&self, first: DateTime<Utc>, at: DateTime<Utc>, window: Duration) -> bool {
+        self.extend
+            && self.cause_started <= at
+            && at - self.cause_started <= self.window
+            && at - self.window <= first
+            && first <= at + window
+    }
+}
+
 /// A candidate link to an incident.
 #[derive(Clone, Copy)]
 struct Cand<'a> {
@@ -433,14 +566,18 @@ struct Cand<'a> {
     id: &'a str,
     via: Node,
     score: f64,
+    /// The learned edge backing it, if any (never without a graph).
+    learned: Option<EdgeUse<'a>>,
 }
 
 impl Cand<'_> {
-    /// Fewer silent CIs, then nearer, then earlier.
+    /// Fewer silent CIs, then nearer, then one a learned edge backs, then earlier.
     fn before(&self, other: &Option<Cand>) -> bool {
-        other
-            .as_ref()
-            .is_none_or(|o| (self.silent, self.hops, self.first) < (o.silent, o.hops, o.first))
+        other.as_ref().is_none_or(|o| {
+            let backed = |c: &Cand| c.learned.is_some_and(|e| e.prefer);
+            (self.silent, self.hops, !backed(self), self.first)
+                < (o.silent, o.hops, !backed(o), o.first)
+        })
     }
 }
 
@@ -546,11 +683,17 @@ pub(super) fn place(
         }
     }
 
+    // The alert's learned type (`None` without a graph: every learned-edge test below
+    // is then false, and placement is exactly as without this feature).
+    let my_type = view.causal.and_then(|g| g.type_of(&rec.labels));
     // Cause precedes effect: the best alerting CI that `c` depends on (hop 0: itself).
+    // A learned edge from a type on `c` to this alert's type stretches the window to the
+    // edge's lag.
+    let own_edge = view.learned_edge(topo, c, 0, 0, my_type, at);
     let own = view
         .active_on_ci(cid)
         .into_iter()
-        .find(|(_, f)| in_window(*f, 0))
+        .find(|(_, f)| in_window(*f, 0) || own_edge.is_some_and(|e| e.allows_from(*f, at, window)))
         .map(|(id, first)| Cand {
             silent: 0,
             hops: 0,
@@ -558,6 +701,7 @@ pub(super) fn place(
             id,
             via: c,
             score: 1.0,
+            learned: own_edge,
         });
     let walk = link_walk(view, topo, c);
     // A CI already alerting stays in its incident, unless something it depends on began
@@ -583,10 +727,19 @@ pub(super) fn place(
         if score < cfg.min_link_score {
             continue;
         }
+        // Learned edges: one from a type on the linked CI to this alert's type extends
+        // the window to the edge's lag; through a monitoring gap, a type pair history
+        // shows unrelated gets no growth of the window per silent CI.
+        let edge = view.learned_edge(topo, r.node, r.hops, r.silent, my_type, at);
+        let unrelated = r.silent > 0 && view.independent_of(topo, r.node, my_type, at);
         for (id, first) in anchors {
             // With no alert on the path to show the fault passing, the cause must also
             // have come first.
-            if !in_window(first, r.silent) || (r.silent > 0 && first > at) {
+            let timely = in_window(first, r.silent)
+                && !(r.silent > 0 && first > at)
+                && !(unrelated && first < at - window);
+            let learned_timely = edge.is_some_and(|e| e.allows_from(first, at, window));
+            if !timely && !learned_timely {
                 continue;
             }
             let cand = Cand {
@@ -596,6 +749,7 @@ pub(super) fn place(
                 id,
                 via: r.node,
                 score,
+                learned: edge,
             };
             if let Some(o) = &own
                 && id != o.id
@@ -657,6 +811,7 @@ pub(super) fn place(
                         path,
                         lag_seconds: Some((at - opened).num_seconds()),
                         silent,
+                        learned: None,
                     },
                 ));
             }
@@ -681,6 +836,7 @@ pub(super) fn place(
                 path: path.clone(),
                 lag_seconds: Some((at - u.first).num_seconds()),
                 silent,
+                learned: u.learned.map(|e| e.link.text.clone()),
             };
             Placement {
                 action: Action::Join {
@@ -898,6 +1054,7 @@ fn silent_root(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Opti
             path,
             lag_seconds: Some((at - first).num_seconds()),
             silent: silent_on_path,
+            learned: None,
         },
     })
 }

@@ -157,7 +157,7 @@ pub struct CellScores {
 }
 
 impl CellScores {
-    fn of(scores: &[&Scores]) -> Self {
+    pub(crate) fn of(scores: &[&Scores]) -> Self {
         let n = scores.len().max(1) as f64;
         let mean = |f: fn(&Scores) -> f64| scores.iter().map(|s| f(s)).sum::<f64>() / n;
         let sum = |f: fn(&Scores) -> usize| scores.iter().map(|s| f(s)).sum::<usize>();

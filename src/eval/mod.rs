@@ -22,6 +22,7 @@ mod baseline;
 pub mod causality;
 mod generate;
 pub mod grid;
+pub mod learned;
 pub mod nezha;
 mod score;
 pub mod telecom;
@@ -321,7 +322,20 @@ pub fn replay_tracked(
     cfg: CorrelateConfig,
     alerts: Vec<Alert>,
 ) -> TrackedReplay {
+    replay_tracked_with(topo, mapper, cfg, None, alerts)
+}
+
+/// `replay_tracked` with a learned causality graph set on the engine (`None`: exactly
+/// `replay_tracked`).
+pub fn replay_tracked_with(
+    topo: &Topology,
+    mapper: &CiMapper,
+    cfg: CorrelateConfig,
+    causal: Option<std::sync::Arc<crate::correlate::CausalIndex>>,
+    alerts: Vec<Alert>,
+) -> TrackedReplay {
     let mut engine = crate::correlate::Engine::new(cfg).without_change_log();
+    engine.set_causality(causal);
     let mut incident_of = Vec::with_capacity(alerts.len());
     for a in alerts {
         let fp = a.fingerprint.clone();

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 
-use super::{GroupKind, Scores, TrueGroup, Truth, incident_root, replay_tracked, score};
+use super::{GroupKind, Scores, TrueGroup, Truth, incident_root, replay_tracked_with, score};
 use crate::alert::{Alert, AlertStatus, Fingerprint, Labels, Source};
 use crate::cmdb::{Ci, CiMapper, CmdbFile, Relation, Topology};
 use crate::correlate::CorrelateConfig;
@@ -597,8 +597,27 @@ pub fn days(dir: &Path) -> Result<Vec<PathBuf>, NezhaError> {
     Ok(out)
 }
 
+/// One day directory converted: its CMDB, alert episodes and injected faults.
+#[derive(Debug, Clone)]
+pub struct Day {
+    pub day: String,
+    pub pods: usize,
+    pub cmdb: CmdbFile,
+    pub episodes: Vec<Episode>,
+    pub faults: Vec<Fault>,
+}
+
 /// Converts, replays and scores one day directory.
 pub fn run_day(dir: &Path, cfg: &CorrelateConfig, s: Settings) -> Result<DayResult, NezhaError> {
+    let d = load_day(dir, s)?;
+    let mut r = score_day(&d.cmdb, &d.episodes, &d.faults, cfg, s);
+    r.day = d.day;
+    r.pods = d.pods;
+    Ok(r)
+}
+
+/// Converts one day directory (metrics → alert episodes, call graph → CMDB, faults).
+pub fn load_day(dir: &Path, s: Settings) -> Result<Day, NezhaError> {
     let day = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -638,10 +657,13 @@ pub fn run_day(dir: &Path, cfg: &CorrelateConfig, s: Settings) -> Result<DayResu
         })?;
     let faults = parse_faults(&fault_file.display().to_string(), &read(&fault_file)?)?;
     let cmdb = cmdb_from_calls(&read(&metric.join("dependency.csv"))?, &services)?;
-    let mut r = score_day(&cmdb, &eps, &faults, cfg, s);
-    r.day = day;
-    r.pods = files.len();
-    Ok(r)
+    Ok(Day {
+        day,
+        pods: files.len(),
+        cmdb,
+        episodes: eps,
+        faults,
+    })
 }
 
 /// Services that call `root`, directly or not (its transitive dependents), and `root`.
@@ -671,14 +693,27 @@ pub fn score_day(
     cfg: &CorrelateConfig,
     s: Settings,
 ) -> DayResult {
+    score_day_with(cmdb, eps, faults, cfg, s, None)
+}
+
+/// `score_day` with a learned causality graph set on the engine.
+pub fn score_day_with(
+    cmdb: &CmdbFile,
+    eps: &[Episode],
+    faults: &[Fault],
+    cfg: &CorrelateConfig,
+    s: Settings,
+    causal: Option<std::sync::Arc<crate::correlate::CausalIndex>>,
+) -> DayResult {
     let topo = Topology::from_file(cmdb);
     let mapper = CiMapper::default();
     let events = alert_events(eps);
     let episode_of: Vec<usize> = events.iter().map(|e| e.0).collect();
-    let out = replay_tracked(
+    let out = replay_tracked_with(
         &topo,
         &mapper,
         cfg.clone(),
+        causal,
         events.into_iter().map(|e| e.1).collect(),
     );
     // Each episode's incident: where its firing event landed.

@@ -24,7 +24,7 @@ use std::path::Path;
 use chrono::DateTime;
 use serde::Serialize;
 
-use super::{incident_root, replay_tracked};
+use super::{incident_root, replay_tracked_with};
 use crate::alert::{Alert, AlertStatus, Fingerprint, Labels, Source};
 use crate::cmdb::{Ci, CiMapper, CmdbFile, Relation, Topology};
 use crate::correlate::CorrelateConfig;
@@ -343,6 +343,18 @@ pub fn run(
     hold: i64,
     cfg: &CorrelateConfig,
 ) -> TelecomResult {
+    run_with(alarms, links, dag, hold, cfg, None)
+}
+
+/// `run` with a learned causality graph set on the engine.
+pub fn run_with(
+    alarms: &[Alarm],
+    links: &[(u32, u32)],
+    dag: &[(u32, u32)],
+    hold: i64,
+    cfg: &CorrelateConfig,
+    causal: Option<std::sync::Arc<crate::correlate::CausalIndex>>,
+) -> TelecomResult {
     let cmdb = cmdb(links, alarms);
     let topo = Topology::from_file(&cmdb);
     let eps = episodes(alarms, hold);
@@ -350,10 +362,11 @@ pub fn run(
     let t0 = 1_609_459_200;
     let events = alert_events(alarms, &eps, t0);
     let ep_of: Vec<usize> = events.iter().map(|e| e.0).collect();
-    let out = replay_tracked(
+    let out = replay_tracked_with(
         &topo,
         &CiMapper::default(),
         cfg.clone(),
+        causal,
         events.into_iter().map(|e| e.1).collect(),
     );
     let mut inc_of_ep: Vec<Option<&str>> = vec![None; eps.len()];

@@ -464,3 +464,43 @@ fn tracked_replay_opens_the_incidents_sift_replay_opens() {
         }
     }
 }
+
+#[test]
+fn with_no_graph_or_a_graph_about_other_types_the_harness_scenarios_correlate_identically() {
+    use crate::causality::{Edge, Lag, Learned, Scope};
+    use crate::correlate::CausalIndex;
+    use std::sync::Arc;
+    let scn = generate(2, EstateSize::Small);
+    let alerts = parse_alerts(&scn.alerts).unwrap();
+    let topo = Topology::from_file(&scn.cmdb);
+    let m = CiMapper::default();
+    let cfg = crate::correlate::CorrelateConfig::default();
+    let json = |t: &TrackedReplay| serde_json::to_string(&(&t.incidents, &t.incident_of)).unwrap();
+    let plain = json(&replay_tracked(&topo, &m, cfg.clone(), alerts.clone()));
+    let labels = vec!["alertname".to_string()];
+    let empty = Arc::new(CausalIndex::new(&Learned::default(), &labels));
+    let elsewhere = Learned {
+        edges: vec![Edge {
+            cause: "NoSuchAlert".into(),
+            effect: "NorThisOne".into(),
+            score: 50.0,
+            support: 500,
+            expected: 1.0,
+            q_value: 1e-9,
+            lag_seconds: Lag {
+                median: 300.0,
+                p90: 900.0,
+            },
+            scope: Scope::Neighbour,
+        }],
+        summary: Default::default(),
+    };
+    let elsewhere = Arc::new(CausalIndex::new(&elsewhere, &labels));
+    for g in [None, Some(empty), Some(elsewhere)] {
+        let with = replay_tracked_with(&topo, &m, cfg.clone(), g, alerts.clone());
+        assert_eq!(json(&with), plain);
+    }
+    // The split harness's "without" column is that run, on the second half.
+    let r = learned::split_scenario(&scn, &cfg, &crate::causality::LearnConfig::default()).unwrap();
+    assert!(r.without.f1 > 0.0 && r.with.f1 > 0.0);
+}
