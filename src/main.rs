@@ -292,6 +292,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         correlate: cfg.correlate(),
         mapper: CiMapper::new(cfg.mapping.labels.clone()),
         similar_history: cfg.incident.similar_history,
+        causality_types: cfg.causality.type_labels.clone(),
     };
     store
         .sync_config_subscriptions(&cfg.notify.webhooks)

@@ -252,6 +252,9 @@ pub struct Settings {
     pub mapper: CiMapper,
     /// Finished incidents (the newest) loaded at start as similar-incident history.
     pub similar_history: u32,
+    /// Labels whose values make an alert's type for learned causality (`[causality]
+    /// type_labels`): how correlation matches alerts to the learned graph's edges.
+    pub causality_types: Vec<String>,
 }
 
 impl Pipeline {
@@ -266,6 +269,7 @@ impl Pipeline {
         let topology = Arc::new(RwLock::new(Topology::new()));
         let (events, _) = tokio::sync::broadcast::channel(1024);
         let health = Arc::new(Health::default());
+        let causality = Arc::new(CausalitySlot::default());
         let deadline = settings.reply_deadline;
         let max_batch_alerts = settings.max_batch_alerts.max(1);
         let mut writer = Writer {
@@ -284,6 +288,8 @@ impl Pipeline {
             draining: false,
             journal_left: false,
             journal: JournalBook::default(),
+            causality: causality.clone(),
+            causality_seen: 0,
         };
         let mut t = writer.store.begin().await?;
         writer.full_reload(&mut *t).await?;
@@ -306,7 +312,7 @@ impl Pipeline {
                 max_batch_alerts,
                 topology,
                 events,
-                causality: Arc::default(),
+                causality,
             },
             handle,
         ))
@@ -505,6 +511,10 @@ struct Writer {
     journal_left: bool,
     /// The re-send journal's rows as far as this daemon knows them.
     journal: JournalBook,
+    /// The learned causality graph correlation uses, and the slot version last taken
+    /// from it (checked once per batch: a relearn reaches the engine at the next batch).
+    causality: Arc<CausalitySlot>,
+    causality_seen: u64,
 }
 
 /// The journal rows a daemon knows of (it wrote them, or read them at start or catching
@@ -597,6 +607,13 @@ impl Writer {
     /// gets an answer, whatever fails.
     async fn process(&mut self, mut batch: VecDeque<Queued>, tick: Option<DateTime<Utc>>) {
         let started = Instant::now();
+        let version = self.causality.version();
+        if version != self.causality_seen {
+            self.causality_seen = version;
+            let graph = self.causality.get();
+            self.engine
+                .set_learned(graph.as_deref(), &self.settings.causality_types);
+        }
         let mut replies = Vec::with_capacity(batch.len());
         let result = self.apply(&mut batch, tick, &mut replies).await;
         let elapsed = started.elapsed().as_secs_f64();
@@ -1019,6 +1036,7 @@ impl Writer {
         }
         engine.reserve_numbers_below(state.next_incident as u64);
         engine.inherit_history(&mut self.engine);
+        engine.set_causality(self.engine.causality().cloned());
         tracing::info!(
             cis = doc.cis.len(),
             relations = doc.relations.len(),

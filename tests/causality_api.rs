@@ -299,6 +299,62 @@ async fn the_chain_is_learned_and_overrides_survive_relearning_and_a_restart(bac
     assert_eq!(g["vetoes"], json!([]), "{g}");
     assert_eq!(g["pinned_edges"], 1, "{g}");
     assert_eq!(g["edges_in_use"], 2, "{g}");
+
+    // Correlation uses what the pipeline holds: a new crash loop after its node went down
+    // joins the node's incident, and the evidence quotes the learned edge.
+    let t = Utc::now() - chrono::Duration::minutes(2);
+    let alerts = vec![
+        event("NodeDown", "host-0", t, None),
+        event(
+            "PodCrashLooping",
+            "app-0",
+            t + chrono::Duration::seconds(30),
+            None,
+        ),
+    ];
+    let r = s
+        .call(
+            Method::POST,
+            WEBHOOK,
+            Some(ADMIN),
+            Some(&json!({"version": "4", "alerts": alerts})),
+        )
+        .await;
+    s.expect(&r, 200, "post the new chain");
+    let list = s
+        .call(
+            Method::GET,
+            "/api/v1/incidents?status=open&limit=1000",
+            Some(VIEWER),
+            None,
+        )
+        .await;
+    s.expect(&list, 200, "incidents");
+    let mut quoted = Vec::new();
+    for inc in list.body["incidents"].as_array().into_iter().flatten() {
+        let id = inc["id"].as_str().unwrap_or_default();
+        let d = s
+            .call(
+                Method::GET,
+                &format!("/api/v1/incidents/{id}"),
+                Some(VIEWER),
+                None,
+            )
+            .await;
+        s.expect(&d, 200, "incident");
+        for e in d.body["timeline"].as_array().into_iter().flatten() {
+            if let Some(l) = e["detail"]["reason"]["learned"].as_str() {
+                quoted.push((id.to_string(), l.to_string()));
+            }
+        }
+    }
+    assert!(
+        quoted
+            .iter()
+            .any(|(_, l)| l.contains("NodeDown → PodCrashLooping") && l.contains("seen 30 times")),
+        "no placement quotes the learned edge: {quoted:?}\n{}",
+        list.text
+    );
 }
 
 async fn bad_override_bodies_are_refused_naming_the_field(backend: Backend) {
