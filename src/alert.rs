@@ -17,7 +17,9 @@ use compact_str::CompactString;
 /// the one Prometheus and Alertmanager show for it). Held inline (no heap allocation) up
 /// to 24 bytes, so sift's 16 hex digits cost nothing beyond the 24-byte value in each of
 /// the places an active alert is indexed by it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
 #[schema(
     value_type = String,

@@ -179,8 +179,7 @@ async fn the_document_is_served_complete_and_true() {
     }
 
     let ops = operations(&doc);
-    let served: BTreeSet<(String, &str)> =
-        ops.iter().map(|o| (o.path.clone(), o.method)).collect();
+    let served: BTreeSet<(String, &str)> = ops.iter().map(|o| (o.path.clone(), o.method)).collect();
 
     // The routes a user of sift relies on are there with their methods (a sample that
     // names each group; completeness is the probes' and the scan's job below).
@@ -226,21 +225,37 @@ async fn the_document_is_served_complete_and_true() {
             if code.starts_with('4') || code.starts_with('5') {
                 let schema = &resp["content"]["application/json"]["schema"]["$ref"];
                 assert!(
-                    schema.as_str().is_some_and(|s| s.ends_with("/ErrorBody")
-                        || s.ends_with("/PagerDutyError")),
+                    schema.as_str().is_some_and(
+                        |s| s.ends_with("/ErrorBody") || s.ends_with("/PagerDutyError")
+                    ),
                     "{} {} {code}: no error shape ({resp})",
                     o.method,
                     o.path
                 );
             }
         }
-        assert!(responses.contains_key("503"), "{} {}: no 503", o.method, o.path);
+        assert!(
+            responses.contains_key("503"),
+            "{} {}: no 503",
+            o.method,
+            o.path
+        );
         if op.get("requestBody").is_some() {
-            assert!(responses.contains_key("413"), "{} {}: no 413", o.method, o.path);
+            assert!(
+                responses.contains_key("413"),
+                "{} {}: no 413",
+                o.method,
+                o.path
+            );
         }
         if o.role.is_some() {
             for code in ["401", "403"] {
-                assert!(responses.contains_key(code), "{} {}: no {code}", o.method, o.path);
+                assert!(
+                    responses.contains_key(code),
+                    "{} {}: no {code}",
+                    o.method,
+                    o.path
+                );
             }
             let description = op["description"].as_str().unwrap_or_default();
             let role = o.role.as_deref().unwrap_or_default();
@@ -319,7 +334,11 @@ async fn the_document_is_served_complete_and_true() {
                 continue;
             }
             let got = probe(&s, m, &concrete(p), Auth::Bearer(ADMIN)).await;
-            assert_eq!(got.0, 405, "{} {p} is served but not documented: {got:?}", m);
+            assert_eq!(
+                got.0, 405,
+                "{} {p} is served but not documented: {got:?}",
+                m
+            );
         }
     }
 

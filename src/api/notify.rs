@@ -135,7 +135,10 @@ async fn post_subscription(
         ));
     }
     st.store.put_subscription(&sub, "api").await?;
-    Ok((StatusCode::CREATED, Json(SubscriptionView::new(&sub, "api"))))
+    Ok((
+        StatusCode::CREATED,
+        Json(SubscriptionView::new(&sub, "api")),
+    ))
 }
 
 /// Deletes a subscription made through the API.

@@ -58,11 +58,7 @@ pub struct Document(pub Bytes);
     ),
 )]
 pub async fn document(Extension(doc): Extension<Document>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        doc.0.clone(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], doc.0.clone()).into_response()
 }
 
 /// The methods of a path item that have an operation.
@@ -186,14 +182,21 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
         "bearer",
         SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
     );
-    components.add_security_scheme("basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+    components.add_security_scheme(
+        "basic",
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+    );
     components
         .schemas
         .entry("ErrorBody".into())
         .or_insert_with(<ErrorBody as utoipa::PartialSchema>::schema);
     each_operation(&mut doc, |op| {
         if op.request_body.is_some() {
-            add_response(op, "413", "The body is larger than `server.body_limit_bytes`.");
+            add_response(
+                op,
+                "413",
+                "The body is larger than `server.body_limit_bytes`.",
+            );
         }
         add_response(
             op,

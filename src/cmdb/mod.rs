@@ -91,7 +91,9 @@ impl Ci {
 }
 
 /// `source` depends on `target`: a fault on `target` can cause alerts on `source`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Relation {
     pub source: String,
