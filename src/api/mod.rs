@@ -123,9 +123,8 @@ pub fn router(state: AppState, s: ApiSettings) -> Router {
 /// document; they must not serve anything under `/api/`, `/metrics`, `/healthz` or
 /// `/readyz`.
 pub fn router_with(state: AppState, s: ApiSettings, html: Router<AppState>) -> Router {
-    let (api, doc) = api(&s.auth, s.problems.clone()).split_for_parts();
+    let (api, mut doc) = api(&s.auth, s.problems.clone()).split_for_parts();
     let (doc_route, doc_part) = document_route().split_for_parts();
-    let mut doc = doc;
     doc.merge(doc_part);
     // Built once: every request for it is a reference count, not a serialization.
     let json = serde_json::to_vec(&openapi::finish(doc)).unwrap_or_default();
