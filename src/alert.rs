@@ -17,8 +17,15 @@ use compact_str::CompactString;
 /// the one Prometheus and Alertmanager show for it). Held inline (no heap allocation) up
 /// to 24 bytes, so sift's 16 hex digits cost nothing beyond the 24-byte value in each of
 /// the places an active alert is indexed by it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
+#[schema(
+    value_type = String,
+    example = "6f1ed002ab5595ec",
+    description = "The alert's dedup key: the sender's fingerprint, else the Prometheus hash of its label set (16 hex digits)."
+)]
 pub struct Fingerprint(pub CompactString);
 
 /// A set of fingerprints, hashed with foldhash: the core writes to these per alert
@@ -98,7 +105,7 @@ impl fmt::Display for Fingerprint {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertStatus {
     Firing,
@@ -122,7 +129,7 @@ impl AlertStatus {
 }
 
 /// Where an alert came in. Recorded, shown, never branched on downstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     Alertmanager,

@@ -76,7 +76,7 @@ pub enum PipelineError {
 }
 
 /// What an ingest request did.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct IngestReport {
     pub accepted: u64,
     pub new: u64,

@@ -13,19 +13,20 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::{Extension, Json, Router, middleware};
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::{self, Auth, Caller, Need};
+use super::auth::{Auth, Caller};
 use super::error::ApiError;
 use super::extract::JsonBody;
+use super::openapi::{ApiRouter, ErrorBody, guarded};
 use crate::causality::overrides::{self, EdgeChanges, LearnedGraph};
 use crate::causality::{self as causal, History};
 use crate::config::{CausalityConfig, Role};
 use crate::store::StoreError;
+use utoipa_axum::routes;
 
 /// `[causality]` and the locks that keep learning runs and graph refreshes in order.
 pub struct Learner {
@@ -48,27 +49,14 @@ impl Learner {
 }
 
 /// The causality routes, each behind its role.
-pub fn routes(auth: &Auth, learner: Arc<Learner>) -> Router<AppState> {
-    let guard = |role: Role| {
-        middleware::from_fn_with_state(
-            (
-                auth.clone(),
-                Need {
-                    role,
-                    basic_ok: false,
-                },
-            ),
-            auth::require,
-        )
-    };
-    let read = Router::new()
-        .route("/api/v1/causality", get(show))
-        .layer(guard(Role::Viewer));
-    let admin = Router::new()
-        .route("/api/v1/causality/relearn", post(relearn_now))
-        .route("/api/v1/causality/edges", put(change_edges))
-        .layer(guard(Role::Admin));
-    read.merge(admin).layer(Extension(learner))
+pub fn routes(auth: &Auth, learner: Arc<Learner>) -> ApiRouter {
+    let read = ApiRouter::new().routes(routes!(show));
+    let admin = ApiRouter::new()
+        .routes(routes!(relearn_now))
+        .routes(routes!(change_edges));
+    guarded(read, auth, Role::Viewer, false)
+        .merge(guarded(admin, auth, Role::Admin, false))
+        .layer(Extension(learner))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +97,16 @@ async fn view(st: &AppState, learner: &Learner) -> Result<Value, StoreError> {
     }))
 }
 
+/// The effective learned graph: learned and pinned edges, vetoes, the last run's summary.
+#[utoipa::path(
+    get,
+    path = "/api/v1/causality",
+    tag = "causality",
+    responses(
+        (status = 200, description = "`{learned_at, occurrences_read, occurrences_left_out, summary, learned_edges, pinned_edges, edges: [{cause, effect, score, support, expected, q_value, lag_seconds: {median, p90}, scope, origin}], vetoes, edges_in_use}` (docs/causality.md).", body = Object),
+        (status = 500, description = "The store could not be read.", body = ErrorBody),
+    ),
+)]
 async fn show(
     State(st): State<AppState>,
     Extension(learner): Extension<Arc<Learner>>,
@@ -116,6 +114,16 @@ async fn show(
     Ok(Json(view(&st, &learner).await?))
 }
 
+/// Learns now from the stored alert occurrences (one run at a time) and stores the result.
+#[utoipa::path(
+    post,
+    path = "/api/v1/causality/relearn",
+    tag = "causality",
+    responses(
+        (status = 200, description = "`{learned_at, occurrences_read, occurrences_left_out, learned_edges, effective_edges, summary, duration_seconds}`; `summary.note` says why nothing was learned when nothing was.", body = Object),
+        (status = 500, description = "The store could not be read or written.", body = ErrorBody),
+    ),
+)]
 async fn relearn_now(
     State(st): State<AppState>,
     Extension(learner): Extension<Arc<Learner>>,
@@ -147,6 +155,18 @@ async fn relearn_now(
     })))
 }
 
+/// Pins edges, vetoes pairs, or removes overrides; they survive relearning and restarts.
+#[utoipa::path(
+    put,
+    path = "/api/v1/causality/edges",
+    tag = "causality",
+    request_body(content = Object, description = "`{\"pin\": [{\"cause\", \"effect\", \"scope\"?, \"lag_seconds\"?: {\"median\", \"p90\"}}], \"veto\": [{\"cause\", \"effect\"}], \"remove\": [{\"cause\", \"effect\"}]}` (docs/causality.md).", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The graph as `GET /api/v1/causality` shows it, with `removed` and `not_found`.", body = Object),
+        (status = 400, description = "A bad body: `detail.path` names the field (`pin[0].cause`), `detail.reason` what is wrong.", body = ErrorBody),
+        (status = 500, description = "The store could not be written.", body = ErrorBody),
+    ),
+)]
 async fn change_edges(
     State(st): State<AppState>,
     Extension(learner): Extension<Arc<Learner>>,

@@ -7,26 +7,38 @@
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{Body, Params, parse_json};
+use super::openapi::ErrorBody;
 use crate::alert::Fingerprint;
-use crate::correlate::Label;
-use crate::incident::incident_number;
+use crate::correlate::{FeedbackPair, Label};
+use crate::incident::{Incident, incident_number};
 use crate::pipeline::Edit;
 use crate::store::FeedbackQuery;
 
 /// Most alerts one split names (a split of more is several requests, or a merge).
 const MAX_SPLIT: usize = 10_000;
 
-#[derive(Deserialize)]
+/// Which incident to merge into.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MergeBody {
+    /// The incident that takes the alerts (open or acknowledged), e.g. INC0000042.
     into: String,
+}
+
+/// A merge done.
+#[derive(Serialize, ToSchema)]
+pub struct Merged {
+    /// The incident merged away (now closed with `merged_into`).
+    merged: Incident,
+    /// The incident that took its alerts.
+    into: Incident,
 }
 
 /// A JSON object body parsed into `T` (serde would also take a list of the fields'
@@ -51,12 +63,28 @@ fn incident_ref(what: &str, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Merges incident `id` into another: its alerts move there, it closes with
+/// `merged_into`, both timelines record it and who did it, and the pairs are kept as
+/// feedback (`together`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/merge",
+    tag = "incidents",
+    params(("id" = String, Path, description = "The incident to merge away, e.g. INC0000041.")),
+    request_body(content = MergeBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Merged.", body = Merged),
+        (status = 400, description = "Not `{\"into\": \"INC…\"}`, or `into` is not an incident id.", body = ErrorBody),
+        (status = 404, description = "Either incident does not exist.", body = ErrorBody),
+        (status = 409, description = "Into itself, or either incident is closed.", body = ErrorBody),
+    ),
+)]
 pub async fn merge(
     State(st): State<AppState>,
     Path(id): Path<String>,
     Extension(caller): Extension<Caller>,
     Body(body): Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Merged>, ApiError> {
     let body: MergeBody = object(&body, r#"{"into": "INC0000042"}"#)?;
     if incident_number(&id).is_none() {
         return Err(ApiError::not_found(format!("incident {id} not found")));
@@ -67,21 +95,52 @@ pub async fn merge(
         into: body.into,
     };
     let done = st.pipeline.edit(edit, caller.0, Utc::now()).await?;
-    Ok(Json(json!({"merged": done.incident, "into": done.other})))
+    Ok(Json(Merged {
+        merged: done.incident,
+        into: done.other,
+    }))
 }
 
-#[derive(Deserialize)]
+/// Which alerts to split out.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SplitBody {
+    /// Fingerprints of alerts of the incident (1..10000, not all of them).
+    #[schema(min_items = 1, max_items = 10000)]
     alerts: Vec<String>,
 }
 
+/// A split done.
+#[derive(Serialize, ToSchema)]
+pub struct Split {
+    /// The incident split.
+    incident: Incident,
+    /// The new incident holding the alerts split out.
+    split: Incident,
+}
+
+/// Splits chosen alerts out of incident `id` into a new incident; later events of those
+/// alerts follow them there. Both timelines record it, and the pairs are kept as feedback
+/// (`apart`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/split",
+    tag = "incidents",
+    params(("id" = String, Path, description = "The incident to split, e.g. INC0000042.")),
+    request_body(content = SplitBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Split.", body = Split),
+        (status = 400, description = "Not `{\"alerts\": [...]}`, an empty list or fingerprint, or too many.", body = ErrorBody),
+        (status = 404, description = "No such incident.", body = ErrorBody),
+        (status = 409, description = "The incident is closed, an alert is not in it (`detail.alerts`), or every alert was named.", body = ErrorBody),
+    ),
+)]
 pub async fn split(
     State(st): State<AppState>,
     Path(id): Path<String>,
     Extension(caller): Extension<Caller>,
     Body(body): Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Split>, ApiError> {
     let body: SplitBody = object(&body, r#"{"alerts": ["<fingerprint>", ...]}"#)?;
     if incident_number(&id).is_none() {
         return Err(ApiError::not_found(format!("incident {id} not found")));
@@ -109,25 +168,50 @@ pub async fn split(
         .collect();
     let edit = Edit::Split { id, alerts };
     let done = st.pipeline.edit(edit, caller.0, Utc::now()).await?;
-    Ok(Json(
-        json!({"incident": done.incident, "split": done.other}),
-    ))
+    Ok(Json(Split {
+        incident: done.incident,
+        split: done.other,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FeedbackParams {
+    /// together or apart.
     label: Option<String>,
+    /// Only pairs of edits on or into this incident.
     incident: Option<String>,
+    /// Page size, 1..10000 (default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+/// A page of feedback pairs, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct FeedbackList {
+    pairs: Vec<FeedbackPair>,
+    /// The next page's `cursor`; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
 /// `GET /api/v1/feedback`: the labelled pairs, oldest first, paged by `cursor`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/feedback",
+    tag = "feedback",
+    params(FeedbackParams),
+    responses(
+        (status = 200, description = "A page of labelled pairs.", body = FeedbackList),
+        (status = 400, description = "A bad label, limit or cursor (named).", body = ErrorBody),
+    ),
+)]
 pub async fn list_feedback(
     State(st): State<AppState>,
     Params(p): Params<FeedbackParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FeedbackList>, ApiError> {
     let label = p
         .label
         .filter(|l| !l.is_empty())
@@ -164,5 +248,8 @@ pub async fn list_feedback(
     let next = (pairs.len() == limit as usize)
         .then(|| pairs.last().map(|p| p.id.to_string()))
         .flatten();
-    Ok(Json(json!({"pairs": pairs, "next_cursor": next})))
+    Ok(Json(FeedbackList {
+        pairs,
+        next_cursor: next,
+    }))
 }

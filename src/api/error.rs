@@ -44,11 +44,11 @@ impl IntoResponse for ApiError {
             self.status,
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
         );
-        let mut resp = (
-            self.status,
-            Json(json!({"error": self.error, "detail": self.detail})),
-        )
-            .into_response();
+        let body = super::openapi::ErrorBody {
+            error: self.error,
+            detail: self.detail,
+        };
+        let mut resp = (self.status, Json(body)).into_response();
         if retry {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

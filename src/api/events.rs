@@ -58,6 +58,16 @@ fn coalesce(first: Arc<[u8]>, rx: &mut tokio::sync::broadcast::Receiver<Arc<[u8]
 /// Every reader gets the same prebuilt frames (a reference count each, no copy nor
 /// encoding per reader), so hundreds of readers cost the writer nothing and the runtime
 /// little; a comment line every 15 s keeps idle connections open through proxies.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    summary = "Live incident events (Server-Sent Events)",
+    description = "`event: incident.opened|incident.updated|incident.resolved|incident.closed` with the incident event as `data` (the generic webhook body), sent after their batch commits; `event: lagged` with how many were missed when a reader falls behind; a comment line every 15 s. Best effort: durable delivery is the outbox's (webhook subscriptions).",
+    responses(
+        (status = 200, description = "An endless `text/event-stream`.", content_type = "text/event-stream", body = String),
+    ),
+)]
 pub async fn stream(State(st): State<AppState>) -> Response {
     let rx = st.pipeline.events();
     let halt = stop().subscribe();

@@ -8,21 +8,35 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{Body, JsonBody, Params, parse_json};
+use super::openapi::ErrorBody;
 use crate::alert::{Alert, AlertStatus, Source};
 use crate::cmdb::{Change, Ci, Relation};
-use crate::correlate::IncidentPatch;
-use crate::incident::{IncidentStatus, incident_number};
+use crate::correlate::{AlertRecord, IncidentPatch};
+use crate::incident::{Incident, IncidentStatus, TimelineEntry, incident_number};
 use crate::pipeline::IngestReport;
 use crate::sources::{alertmanager, pagerduty};
 use crate::store::{AlertQuery, ChangeQuery, IncidentQuery};
 
+/// Alertmanager's webhook (`webhook_configs`): the payload of version 4, each alert in
+/// `alerts` deduplicated, mapped to its CI and correlated.
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/alertmanager",
+    tag = "intake",
+    request_body(content = Object, description = "Alertmanager webhook payload (`version` 4): `{\"alerts\": [{\"status\", \"labels\", \"annotations\", \"startsAt\", \"endsAt\", \"generatorURL\", \"fingerprint\"}], ...}`.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored (durable on return): what the request did.", body = IngestReport),
+        (status = 400, description = "Not a valid webhook payload; `detail.path` names the bad field.", body = ErrorBody),
+    ),
+)]
 pub async fn alertmanager_webhook(
     State(st): State<AppState>,
     Body(body): Body,
@@ -59,6 +73,18 @@ async fn store(
     }
 }
 
+/// Prometheus' and Alertmanager's API v2 alert list (`POST /api/v2/alerts`, as Prometheus
+/// sends to an Alertmanager): a JSON list of alerts.
+#[utoipa::path(
+    post,
+    path = "/api/v2/alerts",
+    tag = "intake",
+    request_body(content = Vec<Object>, description = "A list of alerts: `[{\"labels\", \"annotations\", \"startsAt\", \"endsAt\", \"generatorURL\"}]`.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored (durable on return): what the request did.", body = IngestReport),
+        (status = 400, description = "Not a valid alert list; `detail.path` names the bad field.", body = ErrorBody),
+    ),
+)]
 pub async fn alert_list(
     State(st): State<AppState>,
     Body(body): Body,
@@ -69,8 +95,39 @@ pub async fn alert_list(
     Ok(Json(store(&st, alerts, Source::Prometheus).await?))
 }
 
+/// An accepted PagerDuty event, answered as PagerDuty's Events API v2 does.
+#[derive(Serialize, ToSchema)]
+pub struct PagerDutyAccepted {
+    /// `success`
+    status: &'static str,
+    /// `Event processed`
+    message: &'static str,
+    /// The event's dedup key (given, or made up for a trigger without one).
+    dedup_key: String,
+}
+
+/// A refused PagerDuty event, in PagerDuty's own error shape (its senders expect it).
+#[derive(Serialize, ToSchema)]
+pub struct PagerDutyError {
+    /// `invalid event`
+    status: &'static str,
+    message: String,
+    errors: Vec<String>,
+}
+
 /// `POST /api/v1/alerts/pagerduty`: one Events API v2 event. Answers as PagerDuty does:
 /// 202 with the dedup_key, or 400 `{"status":"invalid event","message","errors"}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/pagerduty",
+    tag = "intake",
+    request_body(content = Object, description = "One PagerDuty Events API v2 event: `{\"routing_key\", \"event_action\", \"dedup_key\", \"payload\": {\"summary\", \"source\", \"severity\", ...}}`.", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Stored (durable on return).", body = PagerDutyAccepted),
+        (status = 400, description = "Not a valid event, in PagerDuty's error shape.", body = PagerDutyError),
+        (status = 413, description = "The body is larger than `server.body_limit_bytes`, in PagerDuty's error shape.", body = PagerDutyError),
+    ),
+)]
 pub async fn pagerduty_event(
     State(st): State<AppState>,
     body: Result<Bytes, BytesRejection>,
@@ -81,7 +138,11 @@ pub async fn pagerduty_event(
             let status = e.status();
             return (
                 status,
-                Json(json!({"status": "invalid event", "message": "cannot read request body", "errors": [e.body_text()]})),
+                Json(PagerDutyError {
+                    status: "invalid event",
+                    message: "cannot read request body".into(),
+                    errors: vec![e.body_text()],
+                }),
             )
                 .into_response();
         }
@@ -93,7 +154,11 @@ pub async fn pagerduty_event(
             reject(&st, Source::Pagerduty);
             return (
                 StatusCode::BAD_REQUEST,
-                Json(json!({"status": "invalid event", "message": e.message, "errors": e.errors})),
+                Json(PagerDutyError {
+                    status: "invalid event",
+                    message: e.message,
+                    errors: e.errors,
+                }),
             )
                 .into_response();
         }
@@ -101,7 +166,11 @@ pub async fn pagerduty_event(
     match store(&st, vec![event.alert], Source::Pagerduty).await {
         Ok(_) => (
             StatusCode::ACCEPTED,
-            Json(json!({"status": "success", "message": "Event processed", "dedup_key": event.dedup_key})),
+            Json(PagerDutyAccepted {
+                status: "success",
+                message: "Event processed",
+                dedup_key: event.dedup_key,
+            }),
         )
             .into_response(),
         Err(e) => e.into_response(),
@@ -125,20 +194,47 @@ fn limit(l: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct IncidentParams {
+    /// open, acknowledged, resolved or closed.
     status: Option<String>,
+    /// 1 (critical) .. 5 (planning).
+    #[param(minimum = 1, maximum = 5)]
     priority: Option<u8>,
+    /// Only incidents on this CI id.
     ci: Option<String>,
+    /// Page size, 1..1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+/// A page of incidents, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct IncidentList {
+    incidents: Vec<Incident>,
+    /// The next page's `cursor`; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// Incidents, newest first, paged by `cursor`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents",
+    tag = "incidents",
+    params(IncidentParams),
+    responses(
+        (status = 200, description = "A page of incidents.", body = IncidentList),
+        (status = 400, description = "A bad filter, limit or cursor (named).", body = ErrorBody),
+    ),
+)]
 pub async fn list_incidents(
     State(st): State<AppState>,
     Params(p): Params<IncidentParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IncidentList>, ApiError> {
     let status = p
         .status
         .filter(|s| !s.is_empty())
@@ -177,13 +273,38 @@ pub async fn list_incidents(
     let next = (incidents.len() == limit as usize)
         .then(|| incidents.last().map(|i| i.id.clone()))
         .flatten();
-    Ok(Json(json!({"incidents": incidents, "next_cursor": next})))
+    Ok(Json(IncidentList {
+        incidents,
+        next_cursor: next,
+    }))
 }
 
+/// An incident with its alerts and its timeline.
+#[derive(Serialize, ToSchema)]
+pub struct IncidentDetail {
+    #[serde(flatten)]
+    incident: Incident,
+    /// Its alerts (at most 1000), newest first.
+    alerts: Vec<AlertRecord>,
+    /// What happened to it, oldest first.
+    timeline: Vec<TimelineEntry>,
+}
+
+/// One incident, with its alerts and timeline.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id, e.g. INC0000042.")),
+    responses(
+        (status = 200, description = "The incident.", body = IncidentDetail),
+        (status = 404, description = "No such incident.", body = ErrorBody),
+    ),
+)]
 pub async fn get_incident(
     State(st): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IncidentDetail>, ApiError> {
     let inc = st
         .store
         .get_incident(&id)
@@ -199,22 +320,26 @@ pub async fn get_incident(
         .await?
         .alerts;
     let timeline = st.store.timeline(&id).await?;
-    let mut v = serde_json::to_value(&inc).unwrap_or_default();
-    if let Value::Object(m) = &mut v {
-        m.insert("alerts".into(), json!(alerts));
-        m.insert("timeline".into(), json!(timeline));
-    }
-    Ok(Json(v))
+    Ok(Json(IncidentDetail {
+        incident: inc,
+        alerts,
+        timeline,
+    }))
 }
 
-#[derive(Deserialize)]
+/// What to change on an incident: at least one field.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchBody {
+    /// The new status (a legal move: open → acknowledged → resolved → closed, resolve
+    /// from open, reopen from resolved).
     #[serde(default)]
     status: Option<IncidentStatus>,
     /// Absent: unchanged; `null`: cleared.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     assignee: Option<Option<String>>,
+    /// A comment for the timeline.
     #[serde(default)]
     comment: Option<String>,
     /// How it was fixed; shown on similar incidents later.
@@ -226,12 +351,27 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
+/// Acknowledge, resolve, close, reopen, assign, comment or note the resolution; the
+/// caller is the actor in the timeline.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id, e.g. INC0000042.")),
+    request_body(content = PatchBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The incident as changed.", body = Incident),
+        (status = 400, description = "Nothing to change, an empty comment, or a bad field (named).", body = ErrorBody),
+        (status = 404, description = "No such incident.", body = ErrorBody),
+        (status = 409, description = "An illegal status move (e.g. out of closed).", body = ErrorBody),
+    ),
+)]
 pub async fn patch_incident(
     State(st): State<AppState>,
     Path(id): Path<String>,
     Extension(caller): Extension<Caller>,
     JsonBody(body): JsonBody<PatchBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Incident>, ApiError> {
     if body.status.is_none()
         && body.assignee.is_none()
         && body.comment.is_none()
@@ -258,23 +398,49 @@ pub async fn patch_incident(
         resolution_note: body.resolution_note,
     };
     let inc = st.pipeline.patch(id, patch, caller.0, Utc::now()).await?;
-    Ok(Json(serde_json::to_value(inc).unwrap_or_default()))
+    Ok(Json(inc))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AlertParams {
+    /// firing or resolved.
     status: Option<String>,
+    /// Only alerts mapped to this CI id.
     ci: Option<String>,
+    /// Only alerts of this incident.
     incident: Option<String>,
+    /// Page size, 1..1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+/// A page of alerts, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct AlertList {
+    alerts: Vec<AlertRecord>,
+    /// The next page's `cursor`; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// Deduplicated alerts, newest first, paged by `cursor`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    tag = "alerts",
+    params(AlertParams),
+    responses(
+        (status = 200, description = "A page of alerts.", body = AlertList),
+        (status = 400, description = "A bad filter, limit or cursor (named).", body = ErrorBody),
+    ),
+)]
 pub async fn list_alerts(
     State(st): State<AppState>,
     Params(p): Params<AlertParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AlertList>, ApiError> {
     let status = p
         .status
         .filter(|s| !s.is_empty())
@@ -309,7 +475,10 @@ pub async fn list_alerts(
         }
         _ => None,
     };
-    Ok(Json(json!({"alerts": alerts, "next_cursor": next})))
+    Ok(Json(AlertList {
+        alerts,
+        next_cursor: next,
+    }))
 }
 
 /// A bulk body: either a bare list or `{"<key>": [...]}` (the CMDB file's own shape).
@@ -338,38 +507,93 @@ fn list_body<T: serde::de::DeserializeOwned>(bytes: &[u8], key: &str) -> Result<
     })
 }
 
+/// How many records a bulk write stored (new or replaced).
+#[derive(Serialize, ToSchema)]
+pub struct Upserted {
+    upserted: usize,
+}
+
+/// Creates or replaces CIs by id (the topology is rebuilt).
+#[utoipa::path(
+    put,
+    path = "/api/v1/cmdb/cis",
+    tag = "cmdb",
+    request_body(content = Vec<Ci>, description = "A list of CIs, or `{\"cis\": [...]}` (the CMDB file's shape).", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored.", body = Upserted),
+        (status = 400, description = "Not a list of CIs; the bad field is named.", body = ErrorBody),
+        (status = 422, description = "CIs that cannot stand (e.g. an empty id).", body = ErrorBody),
+    ),
+)]
 pub async fn put_cis(
     State(st): State<AppState>,
     Body(body): Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Upserted>, ApiError> {
     let cis: Vec<Ci> = list_body(&body, "cis")?;
     let n = st.pipeline.upsert_cis(cis).await?;
-    Ok(Json(json!({"upserted": n})))
+    Ok(Json(Upserted { upserted: n }))
 }
 
+/// Creates or replaces dependency relations (`source` depends on `target`).
+#[utoipa::path(
+    put,
+    path = "/api/v1/cmdb/relations",
+    tag = "cmdb",
+    request_body(content = Vec<Relation>, description = "A list of relations, or `{\"relations\": [...]}`.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored.", body = Upserted),
+        (status = 400, description = "Not a list of relations; the bad field is named.", body = ErrorBody),
+        (status = 422, description = "Relations that cannot stand (e.g. an unknown CI, a cycle).", body = ErrorBody),
+    ),
+)]
 pub async fn put_relations(
     State(st): State<AppState>,
     Body(body): Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Upserted>, ApiError> {
     let rels: Vec<Relation> = list_body(&body, "relations")?;
     let n = st.pipeline.upsert_relations(rels).await?;
-    Ok(Json(json!({"upserted": n})))
+    Ok(Json(Upserted { upserted: n }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CiParams {
     /// Most direct dependents and dependencies listed (default 1000, at most 10000).
     limit: Option<usize>,
 }
 
+/// A CI with its direct dependencies and dependents.
+#[derive(Serialize, ToSchema)]
+pub struct CiDetail {
+    #[serde(flatten)]
+    ci: Ci,
+    /// CI ids it depends on (at most `limit`).
+    depends_on: Vec<String>,
+    depends_on_total: usize,
+    /// CI ids that depend on it (at most `limit`).
+    dependents: Vec<String>,
+    dependents_total: usize,
+}
+
 /// A CI with its direct dependencies and dependents, each list cut at `limit` with its
 /// full count beside it (a hub can have a million dependents).
+#[utoipa::path(
+    get,
+    path = "/api/v1/cmdb/cis/{id}",
+    tag = "cmdb",
+    params(("id" = String, Path, description = "CI id."), CiParams),
+    responses(
+        (status = 200, description = "The CI.", body = CiDetail),
+        (status = 400, description = "A bad parameter (named).", body = ErrorBody),
+        (status = 404, description = "No such CI.", body = ErrorBody),
+    ),
+)]
 pub async fn get_ci(
     State(st): State<AppState>,
     Path(id): Path<String>,
     Params(p): Params<CiParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CiDetail>, ApiError> {
     let limit = p.limit.unwrap_or(1000).clamp(1, 10_000);
     let topo = st
         .pipeline
@@ -379,36 +603,72 @@ pub async fn get_ci(
     let node = topo
         .node(&id)
         .ok_or_else(|| ApiError::not_found(format!("CI {id} not found")))?;
-    let mut v = serde_json::to_value(topo.ci(node)).unwrap_or_default();
     let ids = |ns: &[u32]| {
         ns.iter()
             .take(limit)
             .map(|&n| topo.ci(n).id.clone())
             .collect::<Vec<_>>()
     };
-    if let Value::Object(m) = &mut v {
-        let (up, down) = (topo.depends_on(node), topo.dependents(node));
-        m.insert("depends_on".into(), json!(ids(up)));
-        m.insert("depends_on_total".into(), json!(up.len()));
-        m.insert("dependents".into(), json!(ids(down)));
-        m.insert("dependents_total".into(), json!(down.len()));
-    }
-    Ok(Json(v))
+    let (up, down) = (topo.depends_on(node), topo.dependents(node));
+    Ok(Json(CiDetail {
+        ci: topo.ci(node).clone(),
+        depends_on: ids(up),
+        depends_on_total: up.len(),
+        dependents: ids(down),
+        dependents_total: down.len(),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ImpactParams {
+    /// How far to follow dependents (default 16, at most 64).
     max_hops: Option<u32>,
+    /// Most CIs listed (default 10000, at most 100000).
     limit: Option<usize>,
 }
 
+/// A CI reached from the impacted one.
+#[derive(Serialize, ToSchema)]
+pub struct ImpactedCi {
+    id: String,
+    #[serde(rename = "type")]
+    ci_type: Option<String>,
+    /// Dependency hops from the CI asked about.
+    hops: u32,
+    /// From this CI back to the one asked about.
+    path: Vec<String>,
+}
+
+/// What a fault on a CI reaches.
+#[derive(Serialize, ToSchema)]
+pub struct Impact {
+    ci: String,
+    impacted: Vec<ImpactedCi>,
+    /// The business services among them.
+    impacted_services: Vec<String>,
+    /// `limit` cut the list.
+    truncated: bool,
+}
+
 /// What depends on a CI, transitively: each with its distance and the path back to the CI.
+#[utoipa::path(
+    get,
+    path = "/api/v1/cmdb/cis/{id}/impact",
+    tag = "cmdb",
+    params(("id" = String, Path, description = "CI id."), ImpactParams),
+    responses(
+        (status = 200, description = "What depends on the CI.", body = Impact),
+        (status = 400, description = "A bad parameter (named).", body = ErrorBody),
+        (status = 404, description = "No such CI.", body = ErrorBody),
+    ),
+)]
 pub async fn ci_impact(
     State(st): State<AppState>,
     Path(id): Path<String>,
     Params(p): Params<ImpactParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Impact>, ApiError> {
     let topo = st
         .pipeline
         .topology()
@@ -422,7 +682,7 @@ pub async fn ci_impact(
     let reached = topo.impact(node, max_hops, limit);
     let via: std::collections::HashMap<u32, u32> =
         reached.iter().map(|r| (r.node, r.via)).collect();
-    let impacted: Vec<Value> = reached
+    let impacted: Vec<ImpactedCi> = reached
         .iter()
         .map(|r| {
             let mut path = vec![topo.ci(r.node).id.clone()];
@@ -435,53 +695,93 @@ pub async fn ci_impact(
                 path.push(id.clone());
             }
             let ci = topo.ci(r.node);
-            json!({"id": ci.id, "type": ci.ci_type, "hops": r.hops, "path": path})
+            ImpactedCi {
+                id: ci.id.clone(),
+                ci_type: ci.ci_type.clone(),
+                hops: r.hops,
+                path,
+            }
         })
         .collect();
-    let services: Vec<&str> = reached
+    let services: Vec<String> = reached
         .iter()
         .map(|r| topo.ci(r.node))
         .filter(|c| c.is_business_service())
-        .map(|c| c.id.as_str())
+        .map(|c| c.id.clone())
         .collect();
-    Ok(Json(json!({
-        "ci": id,
-        "impacted": impacted,
-        "impacted_services": services,
-        "truncated": reached.len() >= limit,
-    })))
+    Ok(Json(Impact {
+        ci: id,
+        impacted,
+        impacted_services: services,
+        truncated: reached.len() >= limit,
+    }))
 }
 
 /// `POST /api/v1/changes`: one change, a list, or `{"changes": [...]}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/changes",
+    tag = "changes",
+    request_body(content = Vec<Change>, description = "One change, a list of changes, or `{\"changes\": [...]}`; stored by id (idempotent).", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored.", body = Upserted),
+        (status = 400, description = "Not a change or a list of changes; the bad field is named.", body = ErrorBody),
+        (status = 422, description = "A change that cannot stand (empty id, end not after start).", body = ErrorBody),
+    ),
+)]
 pub async fn post_changes(
     State(st): State<AppState>,
     Body(body): Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Upserted>, ApiError> {
     let v: Value = parse_json(&body)?;
     let changes: Vec<Change> = match &v {
         Value::Object(m) if !m.contains_key("changes") => vec![parse_json(&body)?],
         _ => list_body(&body, "changes")?,
     };
     let n = st.pipeline.upsert_changes(changes).await?;
-    Ok(Json(json!({"upserted": n})))
+    Ok(Json(Upserted { upserted: n }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ChangeParams {
+    /// Only changes on this CI id.
     ci: Option<String>,
+    /// Only changes whose window contains this instant (RFC 3339).
     active_at: Option<chrono::DateTime<Utc>>,
+    /// Most changes listed, 1..1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
+/// Change records.
+#[derive(Serialize, ToSchema)]
+pub struct ChangeList {
+    changes: Vec<Change>,
+}
+
+/// Change records, filtered by CI and by the instant they cover.
+#[utoipa::path(
+    get,
+    path = "/api/v1/changes",
+    tag = "changes",
+    params(ChangeParams),
+    responses(
+        (status = 200, description = "The changes.", body = ChangeList),
+        (status = 400, description = "A bad parameter (named).", body = ErrorBody),
+    ),
+)]
 pub async fn list_changes(
     State(st): State<AppState>,
     Params(p): Params<ChangeParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ChangeList>, ApiError> {
     let q = ChangeQuery {
         ci: p.ci.filter(|c| !c.is_empty()),
         active_at: p.active_at,
         limit: limit(p.limit)?,
     };
-    Ok(Json(json!({"changes": st.store.list_changes(&q).await?})))
+    Ok(Json(ChangeList {
+        changes: st.store.list_changes(&q).await?,
+    }))
 }

@@ -4,6 +4,12 @@
 //! Handlers parse at the edge and hand typed values to the pipeline or the store; they
 //! never decide correlation. Every error is `{"error", "detail"}` with a 4xx/5xx status,
 //! except the PagerDuty route's 400, which has PagerDuty's own shape for its senders.
+//!
+//! Every route here is added through `OpenApiRouter::routes(routes!(handler))`, so it is in
+//! the OpenAPI document (`GET /api/openapi.json`, see `openapi`); roles are put on groups
+//! of routes with `openapi::guarded`. Plain `.route(`/`.nest(` calls are refused in this
+//! directory by tests/openapi.rs. The one exception is the operator console's HTML pages,
+//! which are not the API: they come in through `router_with` as a plain axum router.
 
 pub mod auth;
 pub mod causality;
@@ -13,26 +19,29 @@ pub mod events;
 pub mod extract;
 mod handlers;
 pub mod notify;
+pub mod openapi;
 pub mod problems;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use utoipa_axum::routes;
 
-use crate::config::Role;
+use crate::config::{ProblemsConfig, Role};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::sources::Normalize;
 use crate::store::Store;
 
-use auth::{Auth, Need};
+use auth::Auth;
 use error::ApiError;
+use openapi::{ApiRouter, ErrorBody, guarded};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -58,55 +67,76 @@ pub struct ApiSettings {
     pub causality: Arc<causality::Learner>,
 }
 
+/// Every route of the API, each documented, each group behind its role.
+fn api(auth: &Auth, problems: ProblemsConfig, learner: Arc<causality::Learner>) -> ApiRouter {
+    let intake = ApiRouter::new()
+        .routes(routes!(handlers::alertmanager_webhook))
+        .routes(routes!(handlers::alert_list))
+        .routes(routes!(handlers::pagerduty_event));
+    let read = ApiRouter::new()
+        .routes(routes!(handlers::list_incidents))
+        .routes(routes!(handlers::get_incident))
+        .routes(routes!(handlers::list_alerts))
+        .routes(routes!(handlers::get_ci))
+        .routes(routes!(handlers::ci_impact))
+        .routes(routes!(handlers::list_changes))
+        .routes(routes!(edit::list_feedback))
+        .routes(routes!(events::stream));
+    let operate = ApiRouter::new()
+        .routes(routes!(handlers::patch_incident))
+        .routes(routes!(edit::merge))
+        .routes(routes!(edit::split));
+    let admin = ApiRouter::new()
+        .routes(routes!(handlers::put_cis))
+        .routes(routes!(handlers::put_relations))
+        .routes(routes!(handlers::post_changes));
+    let open = ApiRouter::new()
+        .routes(routes!(metrics))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz));
+    ApiRouter::new()
+        .merge(guarded(intake, auth, Role::Operator, true))
+        .merge(guarded(read, auth, Role::Viewer, false))
+        .merge(guarded(operate, auth, Role::Operator, false))
+        .merge(guarded(admin, auth, Role::Admin, false))
+        .merge(problems::routes(auth, problems))
+        .merge(notify::routes(auth))
+        .merge(causality::routes(auth, learner))
+        .merge(openapi::open(open))
+}
+
+/// The document route itself (open), apart so it can carry the finished document.
+fn document_route() -> ApiRouter {
+    openapi::open(ApiRouter::new().routes(routes!(openapi::document)))
+}
+
+/// The OpenAPI 3.1 document of every route `router` serves (as `GET /api/openapi.json`
+/// serves it). Roles and routes do not depend on the settings, so any will do.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let learner = causality::Learner::new(crate::config::CausalityConfig::default());
+    let mut doc = api(&Auth::default(), ProblemsConfig::default(), learner).into_openapi();
+    doc.merge(document_route().into_openapi());
+    openapi::finish(doc)
+}
+
 pub fn router(state: AppState, s: ApiSettings) -> Router {
-    let guard = |role: Role, basic_ok: bool| {
-        middleware::from_fn_with_state((s.auth.clone(), Need { role, basic_ok }), auth::require)
-    };
-    let intake = Router::new()
-        .route(
-            "/api/v1/alerts/alertmanager",
-            post(handlers::alertmanager_webhook),
-        )
-        .route("/api/v2/alerts", post(handlers::alert_list))
-        .route("/api/v1/alerts/pagerduty", post(handlers::pagerduty_event))
-        .layer(guard(Role::Operator, true));
-    let read = Router::new()
-        .route("/api/v1/incidents", get(handlers::list_incidents))
-        .route("/api/v1/incidents/{id}", get(handlers::get_incident))
-        .route("/api/v1/alerts", get(handlers::list_alerts))
-        .route("/api/v1/cmdb/cis/{id}", get(handlers::get_ci))
-        .route("/api/v1/cmdb/cis/{id}/impact", get(handlers::ci_impact))
-        .route("/api/v1/changes", get(handlers::list_changes))
-        .route("/api/v1/feedback", get(edit::list_feedback))
-        .route("/api/v1/events", get(events::stream))
-        .layer(guard(Role::Viewer, false));
-    let operate = Router::new()
-        .route(
-            "/api/v1/incidents/{id}",
-            axum::routing::patch(handlers::patch_incident),
-        )
-        .route("/api/v1/incidents/{id}/merge", post(edit::merge))
-        .route("/api/v1/incidents/{id}/split", post(edit::split))
-        .layer(guard(Role::Operator, false));
-    let admin = Router::new()
-        .route("/api/v1/cmdb/cis", put(handlers::put_cis))
-        .route("/api/v1/cmdb/relations", put(handlers::put_relations))
-        .route("/api/v1/changes", post(handlers::post_changes))
-        .layer(guard(Role::Admin, false));
-    let open = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz));
+    router_with(state, s, Router::new())
+}
+
+/// The API plus `html`: the operator console's pages (plain axum routes, merged with
+/// `.merge(html)`). They are HTML, not the API, so they are exempt from the OpenAPI
+/// document; they must not serve anything under `/api/`, `/metrics`, `/healthz` or
+/// `/readyz`.
+pub fn router_with(state: AppState, s: ApiSettings, html: Router<AppState>) -> Router {
+    let (api, mut doc) = api(&s.auth, s.problems.clone(), s.causality.clone()).split_for_parts();
+    let (doc_route, doc_part) = document_route().split_for_parts();
+    doc.merge(doc_part);
+    // Built once: every request for it is a reference count, not a serialization.
+    let json = serde_json::to_vec(&openapi::finish(doc)).unwrap_or_default();
+    let doc_route = doc_route.layer(axum::Extension(openapi::Document(Bytes::from(json))));
     let timeout = s.request_timeout;
-    Router::new()
-        .merge(intake)
-        .merge(read)
-        .merge(operate)
-        .merge(admin)
-        .merge(problems::routes(&s.auth, s.problems.clone()))
-        .merge(notify::routes(&s.auth))
-        .merge(causality::routes(&s.auth, s.causality.clone()))
-        .merge(open)
+    api.merge(doc_route)
+        .merge(html)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(s.body_limit))
@@ -168,6 +198,13 @@ async fn method_not_allowed(req: Request) -> ApiError {
     )
 }
 
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((status = 200, description = "Metrics (text format 0.0.4).", content_type = "text/plain", body = String)),
+)]
 async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     (
         [(
@@ -178,9 +215,29 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// Alive: the process answers HTTP.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String)),
+)]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
 /// Ready when the store answers a read within two seconds and the writer's last write
 /// transaction succeeded (a full disk or a database refusing writes is not ready, though
 /// reads still work).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "`ready`", content_type = "text/plain", body = String),
+        (status = 503, description = "The store does not answer, or its writes are failing.", body = ErrorBody),
+    ),
+)]
 async fn readyz(State(st): State<AppState>) -> Result<&'static str, ApiError> {
     if let Some(e) = st.pipeline.write_failure() {
         return Err(

@@ -3,72 +3,108 @@
 //! `[[notify.webhooks]]`; a config subscription cannot be deleted here (it would come back
 //! at the next start), change the config instead.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::middleware;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::{self, Auth, Need};
+use super::auth::{self, Auth};
 use super::error::ApiError;
 use super::extract::{JsonBody, Params};
+use super::openapi::{ApiRouter, ErrorBody, guarded};
 use crate::config::Role;
-use crate::outbox::Subscription;
+use crate::outbox::{EventKind, OutboxEntry, Preset, Subscription};
 use crate::store::RetryOutcome;
 
-pub fn routes(auth: &Auth) -> Router<AppState> {
-    let guard = |role: Role| {
-        middleware::from_fn_with_state(
-            (
-                auth.clone(),
-                Need {
-                    role,
-                    basic_ok: false,
-                },
-            ),
-            auth::require,
-        )
-    };
-    let read = Router::new()
-        .route("/api/v1/outbox", get(list_outbox))
-        .layer(guard(Role::Viewer));
-    let operate = Router::new()
-        .route(
-            "/api/v1/outbox/{id}/retry",
-            axum::routing::post(retry_outbox),
-        )
-        .layer(guard(Role::Operator));
-    let admin = Router::new()
-        .route(
-            "/api/v1/subscriptions",
-            get(list_subscriptions).post(post_subscription),
-        )
-        .route(
-            "/api/v1/subscriptions/{name}",
-            axum::routing::delete(delete_subscription),
-        )
-        .layer(guard(Role::Admin));
-    read.merge(operate).merge(admin)
+pub fn routes(auth: &Auth) -> ApiRouter {
+    let read = ApiRouter::new().routes(routes!(list_outbox));
+    let operate = ApiRouter::new().routes(routes!(retry_outbox));
+    let admin = ApiRouter::new()
+        .routes(routes!(list_subscriptions, post_subscription))
+        .routes(routes!(delete_subscription));
+    guarded(read, auth, Role::Viewer, false)
+        .merge(guarded(operate, auth, Role::Operator, false))
+        .merge(guarded(admin, auth, Role::Admin, false))
 }
 
-async fn list_subscriptions(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let subs: Vec<Value> = st
+/// A subscription as the API shows it: without its secret, with where it comes from.
+#[derive(Serialize, ToSchema)]
+pub struct SubscriptionView {
+    name: String,
+    url: String,
+    /// Empty: every event.
+    events: Vec<EventKind>,
+    preset: Preset,
+    /// Per-request timeout, e.g. `10s`.
+    timeout: String,
+    max_attempts: u32,
+    /// Bodies are signed (`X-Sift-Signature`); the secret itself is never shown.
+    has_secret: bool,
+    /// `config` (`[[notify.webhooks]]`, changed only there) or `api`.
+    origin: String,
+}
+
+impl SubscriptionView {
+    fn new(s: &Subscription, origin: &str) -> Self {
+        Self {
+            name: s.name.clone(),
+            url: s.url.clone(),
+            events: s.events.clone(),
+            preset: s.preset,
+            timeout: s.timeout.to_string(),
+            max_attempts: s.max_attempts,
+            has_secret: s.secret.is_some(),
+            origin: origin.to_string(),
+        }
+    }
+}
+
+/// Webhook subscriptions.
+#[derive(Serialize, ToSchema)]
+pub struct SubscriptionList {
+    subscriptions: Vec<SubscriptionView>,
+}
+
+/// Every webhook subscription, from the config and from the API.
+#[utoipa::path(
+    get,
+    path = "/api/v1/subscriptions",
+    tag = "notify",
+    responses((status = 200, description = "The subscriptions.", body = SubscriptionList)),
+)]
+async fn list_subscriptions(
+    State(st): State<AppState>,
+) -> Result<Json<SubscriptionList>, ApiError> {
+    let subscriptions = st
         .store
         .list_subscriptions()
         .await?
         .iter()
-        .map(|(s, origin)| s.redacted(origin))
+        .map(|(s, origin)| SubscriptionView::new(s, origin))
         .collect();
-    Ok(Json(json!({ "subscriptions": subs })))
+    Ok(Json(SubscriptionList { subscriptions }))
 }
 
+/// Creates or replaces a webhook subscription (by name).
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscriptions",
+    tag = "notify",
+    request_body(content = Subscription, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Stored.", body = SubscriptionView),
+        (status = 400, description = "Not a subscription; the bad field is named.", body = ErrorBody),
+        (status = 409, description = "A subscription of that name is defined in the config file.", body = ErrorBody),
+        (status = 422, description = "A bad name or URL, a blocked destination (`notify.allow_networks`), or `notify.max_subscriptions` reached.", body = ErrorBody),
+    ),
+)]
 async fn post_subscription(
     State(st): State<AppState>,
     JsonBody(sub): JsonBody<Subscription>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SubscriptionView>), ApiError> {
     sub.validate()
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     if let Ok(u) = reqwest::Url::parse(&sub.url) {
@@ -99,9 +135,24 @@ async fn post_subscription(
         ));
     }
     st.store.put_subscription(&sub, "api").await?;
-    Ok((StatusCode::CREATED, Json(sub.redacted("api"))))
+    Ok((
+        StatusCode::CREATED,
+        Json(SubscriptionView::new(&sub, "api")),
+    ))
 }
 
+/// Deletes a subscription made through the API.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/subscriptions/{name}",
+    tag = "notify",
+    params(("name" = String, Path, description = "Subscription name.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such subscription.", body = ErrorBody),
+        (status = 409, description = "It is defined in the config file; remove it there.", body = ErrorBody),
+    ),
+)]
 async fn delete_subscription(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -122,18 +173,39 @@ async fn delete_subscription(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxParams {
+    /// pending, delivered or dead.
     status: Option<String>,
+    /// Most events listed, 1..1000 (default 100).
     limit: Option<u32>,
 }
 
+/// Outbox events.
+#[derive(Serialize, ToSchema)]
+pub struct OutboxList {
+    events: Vec<OutboxEntry>,
+}
+
+/// The outbox: events per subscription with their delivery state. Below admin,
+/// `last_error` is only its class (a receiver's raw error tells what listens where).
+#[utoipa::path(
+    get,
+    path = "/api/v1/outbox",
+    tag = "notify",
+    params(OutboxParams),
+    responses(
+        (status = 200, description = "The events.", body = OutboxList),
+        (status = 400, description = "A bad status (named).", body = ErrorBody),
+    ),
+)]
 async fn list_outbox(
     State(st): State<AppState>,
     axum::Extension(auth::CallerRole(role)): axum::Extension<auth::CallerRole>,
     Params(p): Params<OutboxParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OutboxList>, ApiError> {
     if let Some(s) = p.status.as_deref()
         && !matches!(s, "pending" | "delivered" | "dead")
     {
@@ -152,7 +224,7 @@ async fn list_outbox(
             }
         }
     }
-    Ok(Json(json!({ "events": rows })))
+    Ok(Json(OutboxList { events: rows }))
 }
 
 /// What a viewer is told of a delivery error.
@@ -168,12 +240,32 @@ fn error_class(error: &str) -> &'static str {
     }
 }
 
+/// A dead letter queued again.
+#[derive(Serialize, ToSchema)]
+pub struct Requeued {
+    id: i64,
+    /// `pending`
+    status: &'static str,
+}
+
 /// A dead-lettered event goes back in its queue with a fresh attempt budget (the
 /// receiver is fixed now); 409 for a row that is not dead.
+#[utoipa::path(
+    post,
+    path = "/api/v1/outbox/{id}/retry",
+    tag = "notify",
+    params(("id" = i64, Path, description = "Outbox event id.")),
+    responses(
+        (status = 202, description = "Queued again.", body = Requeued),
+        (status = 400, description = "The id is not a number.", body = ErrorBody),
+        (status = 404, description = "No such event.", body = ErrorBody),
+        (status = 409, description = "The event is not dead, or a later event of its incident was delivered since.", body = ErrorBody),
+    ),
+)]
 async fn retry_outbox(
     State(st): State<AppState>,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Requeued>), ApiError> {
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("outbox id must be a number, not {id:?}")))?;
@@ -181,7 +273,10 @@ async fn retry_outbox(
         RetryOutcome::NotFound => Err(ApiError::not_found(format!("outbox event {id} not found"))),
         RetryOutcome::Queued => Ok((
             StatusCode::ACCEPTED,
-            Json(json!({"id": id, "status": "pending"})),
+            Json(Requeued {
+                id,
+                status: "pending",
+            }),
         )),
         RetryOutcome::NotDead(other) => Err(ApiError::new(
             StatusCode::CONFLICT,

@@ -15,54 +15,50 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router, middleware};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::{self, Auth, Need};
+use super::auth::Auth;
 use super::error::ApiError;
 use super::extract::{Body, JsonBody, Params};
+use super::openapi::{ApiRouter, ErrorBody, guarded};
 use crate::config::{ProblemsConfig, Role};
-use crate::problem::{self, HistoryRecord, ProblemCandidate, ProblemStatus};
+use crate::problem::{self, BadRecord, HistoryRecord, ProblemCandidate, ProblemStatus};
 use crate::store::StoreError;
 
 /// The problem routes, each behind its role; `cfg` is `[problems]`.
-pub fn routes(auth: &Auth, cfg: ProblemsConfig) -> Router<AppState> {
-    let guard = |role: Role| {
-        middleware::from_fn_with_state(
-            (
-                auth.clone(),
-                Need {
-                    role,
-                    basic_ok: false,
-                },
-            ),
-            auth::require,
-        )
-    };
+pub fn routes(auth: &Auth, cfg: ProblemsConfig) -> ApiRouter {
     let cfg = Arc::new(cfg);
-    let read = Router::new()
-        .route("/api/v1/problems", get(list))
-        .route("/api/v1/problems/{id}", get(get_one))
-        .layer(guard(Role::Viewer));
-    let operate = Router::new()
-        .route("/api/v1/incidents/import", post(import))
-        .route("/api/v1/problems/{id}", axum::routing::patch(patch))
-        .route("/api/v1/problems/recluster", post(recluster_now))
-        .layer(axum::Extension(cfg))
-        .layer(guard(Role::Operator));
-    read.merge(operate)
+    let read = ApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get_one));
+    let operate = ApiRouter::new()
+        .routes(routes!(import))
+        .routes(routes!(patch))
+        .routes(routes!(recluster_now))
+        .layer(axum::Extension(cfg));
+    guarded(read, auth, Role::Viewer, false).merge(guarded(operate, auth, Role::Operator, false))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// candidate, accepted or rejected.
     status: Option<String>,
+}
+
+/// Problems, highest score first.
+#[derive(Serialize, ToSchema)]
+struct ProblemList {
+    problems: Vec<ProblemCandidate>,
 }
 
 fn parse_status(s: &str) -> Result<ProblemStatus, ApiError> {
@@ -73,18 +69,40 @@ fn parse_status(s: &str) -> Result<ProblemStatus, ApiError> {
     })
 }
 
+/// Problem candidates and decided problems, highest score first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/problems",
+    tag = "problems",
+    params(ListParams),
+    responses(
+        (status = 200, description = "The problems.", body = ProblemList),
+        (status = 400, description = "A bad status (named).", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(st): State<AppState>,
     Params(p): Params<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProblemList>, ApiError> {
     let status = match p.status.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => Some(parse_status(s)?),
         None => None,
     };
     let problems = st.store.list_problems(status).await?;
-    Ok(Json(json!({ "problems": problems })))
+    Ok(Json(ProblemList { problems }))
 }
 
+/// One problem, with its incidents, signature, recurrence, score and why.
+#[utoipa::path(
+    get,
+    path = "/api/v1/problems/{id}",
+    tag = "problems",
+    params(("id" = String, Path, description = "Problem id.")),
+    responses(
+        (status = 200, description = "The problem.", body = ProblemCandidate),
+        (status = 404, description = "No such problem.", body = ErrorBody),
+    ),
+)]
 async fn get_one(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -96,16 +114,32 @@ async fn get_one(
         .ok_or_else(|| ApiError::not_found(format!("problem {id} not found")))
 }
 
-#[derive(Deserialize)]
+/// The problem manager's decision.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchBody {
+struct ProblemPatch {
+    /// accepted or rejected.
+    #[schema(example = "accepted")]
     status: String,
 }
 
+/// Accepts or rejects a problem candidate (later clustering runs keep the decision).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/problems/{id}",
+    tag = "problems",
+    params(("id" = String, Path, description = "Problem id.")),
+    request_body(content = ProblemPatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The problem as decided.", body = ProblemCandidate),
+        (status = 400, description = "status is not accepted or rejected.", body = ErrorBody),
+        (status = 404, description = "No such problem.", body = ErrorBody),
+    ),
+)]
 async fn patch(
     State(st): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<PatchBody>,
+    JsonBody(body): JsonBody<ProblemPatch>,
 ) -> Result<Json<ProblemCandidate>, ApiError> {
     let status = parse_status(&body.status)?;
     if status == ProblemStatus::Candidate {
@@ -123,10 +157,49 @@ async fn patch(
     Ok(Json(p))
 }
 
+/// A record naming a CI the CMDB does not know (stored all the same).
+#[derive(Serialize, ToSchema)]
+struct UnknownCi {
+    id: String,
+    ci: String,
+}
+
+/// What an import stored.
+#[derive(Serialize, ToSchema)]
+struct Imported {
+    received: u64,
+    new: u64,
+    /// Records that replaced a stored record with the same id.
+    updated: u64,
+    unknown_cis: Vec<UnknownCi>,
+}
+
+/// The 422 detail of an import with bad records (documentation of `ErrorBody.detail`).
+#[derive(Serialize, ToSchema)]
+struct ImportRejected {
+    /// The first bad records, each with its 1-based position and reason.
+    rejected: Vec<BadRecord>,
+    rejected_total: usize,
+    reported: String,
+}
+
+/// Imports incident history for problem clustering: a JSON list of records or JSON lines.
+/// All or nothing: any bad record and nothing is stored.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/import",
+    tag = "problems",
+    request_body(content = Vec<HistoryRecord>, description = "A JSON list of history records, or JSON lines (one record a line).", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Every record stored (idempotent by id).", body = Imported),
+        (status = 400, description = "Not UTF-8, or no records.", body = ErrorBody),
+        (status = 422, description = "Bad records, nothing stored; `detail` is an `ImportRejected`.", body = ErrorBody),
+    ),
+)]
 async fn import(
     State(st): State<AppState>,
     Body(body): Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Imported>), ApiError> {
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
     let batch = problem::parse_batch(text);
@@ -138,10 +211,10 @@ async fn import(
                 batch.bad_total
             ),
         )
-        .with_detail(json!({
-            "rejected": batch.bad,
-            "rejected_total": batch.bad_total,
-            "reported": format!("the first {} with their reasons", batch.bad.len()),
+        .with_detail(json!(ImportRejected {
+            reported: format!("the first {} with their reasons", batch.bad.len()),
+            rejected: batch.bad,
+            rejected_total: batch.bad_total,
         })));
     }
     if batch.records.is_empty() {
@@ -149,7 +222,7 @@ async fn import(
             "no records: send a JSON list of history records or JSON lines",
         ));
     }
-    let unknown: Vec<Value> = {
+    let unknown: Vec<UnknownCi> = {
         let topo = st
             .pipeline
             .topology()
@@ -160,9 +233,10 @@ async fn import(
             .iter()
             .filter_map(|r| {
                 let ci = r.ci.as_deref()?;
-                topo.resolve(ci)
-                    .is_none()
-                    .then(|| json!({"id": r.id, "ci": ci}))
+                topo.resolve(ci).is_none().then(|| UnknownCi {
+                    id: r.id.clone(),
+                    ci: ci.to_string(),
+                })
             })
             .collect()
     };
@@ -173,19 +247,37 @@ async fn import(
     let n = batch.records.len() as u64;
     Ok((
         StatusCode::OK,
-        Json(json!({
-            "received": n,
-            "new": new,
-            "updated": n - new,
-            "unknown_cis": unknown,
-        })),
+        Json(Imported {
+            received: n,
+            new,
+            updated: n - new,
+            unknown_cis: unknown,
+        }),
     ))
 }
 
+/// The result of a clustering run.
+#[derive(Serialize, ToSchema)]
+struct Reclustered {
+    /// Every stored problem, highest score first.
+    problems: Vec<ProblemCandidate>,
+    duration_seconds: f64,
+}
+
+/// Clusters now (as the `[problems] interval` schedule does) and answers with the result.
+#[utoipa::path(
+    post,
+    path = "/api/v1/problems/recluster",
+    tag = "problems",
+    responses(
+        (status = 200, description = "Clustered and stored.", body = Reclustered),
+        (status = 500, description = "Clustering itself failed.", body = ErrorBody),
+    ),
+)]
 async fn recluster_now(
     State(st): State<AppState>,
     axum::Extension(cfg): axum::Extension<Arc<ProblemsConfig>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Reclustered>, ApiError> {
     let t = Instant::now();
     let problems = recluster(&st, &cfg, Utc::now())
         .await
@@ -193,10 +285,10 @@ async fn recluster_now(
             ReclusterError::Store(s) => ApiError::from(s),
             other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         })?;
-    Ok(Json(json!({
-        "problems": problems,
-        "duration_seconds": t.elapsed().as_secs_f64(),
-    })))
+    Ok(Json(Reclustered {
+        problems,
+        duration_seconds: t.elapsed().as_secs_f64(),
+    }))
 }
 
 #[derive(Debug, thiserror::Error)]

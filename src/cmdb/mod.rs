@@ -18,7 +18,18 @@ pub use topology::{CiMapper, Topology};
 
 /// How much a CI matters to the business; the root CI's criticality drives ITIL impact.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    Default,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Criticality {
@@ -50,7 +61,7 @@ impl Criticality {
 }
 
 /// One configuration item, as in the CMDB file and `PUT /api/v1/cmdb/cis`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ci {
     pub id: String,
@@ -65,6 +76,7 @@ pub struct Ci {
     #[serde(default)]
     pub aliases: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub attributes: BTreeMap<String, serde_json::Value>,
 }
 
@@ -79,7 +91,9 @@ impl Ci {
 }
 
 /// `source` depends on `target`: a fault on `target` can cause alerts on `source`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Relation {
     pub source: String,

@@ -46,7 +46,7 @@ pub enum EditError {
 }
 
 /// Which edit made a feedback pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EditKind {
     Merge,
@@ -70,7 +70,7 @@ impl EditKind {
 }
 
 /// What an operator said about two alerts: they belong in one incident, or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Label {
     Together,
@@ -97,7 +97,7 @@ impl Label {
 /// and when. `incident_id` is the incident the edit was made on (merge: the one merged
 /// away; split: the one split), `other_incident_id` the other one (merge: the target;
 /// split: the new incident).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FeedbackPair {
     /// The store's row id (0 before it is stored): a cursor for readers.
     #[serde(default)]

@@ -172,7 +172,7 @@ impl AssignmentRule {
 }
 
 /// What the core knows of one deduplicated alert.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlertRecord {
     pub fingerprint: Fingerprint,
     pub status: AlertStatus,
@@ -182,10 +182,13 @@ pub struct AlertRecord {
     pub ends_at: Option<DateTime<Utc>>,
     // Rare and never edited: boxed text (16 bytes, not 24) keeps the record at 256 bytes,
     // an allocator size class below 272 (which costs 320).
+    #[schema(value_type = Option<String>)]
     pub generator_url: Option<Box<str>>,
     pub source: Source,
     // Compact: CI and incident ids are short, held inline (no allocation per alert).
+    #[schema(value_type = Option<String>)]
     pub ci_id: Option<CompactString>,
+    #[schema(value_type = Option<String>)]
     pub incident_id: Option<CompactString>,
     /// Events received for this alert (firing re-sends and resolves included).
     pub count: u64,
@@ -193,6 +196,7 @@ pub struct AlertRecord {
     pub suppressed: bool,
     /// The maintenance change that suppresses this alert, while it does.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub suppressed_by: Option<Box<str>>,
     /// When it last changed state (firing ↔ resolved), within the flap window.
     #[serde(default)]

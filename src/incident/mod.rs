@@ -17,7 +17,7 @@ use crate::cmdb::Criticality;
 /// default, was a tenth of the cost of an alert joining).
 pub type Members<T> = IndexSet<T, foldhash::fast::RandomState>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum IncidentStatus {
     Open,
@@ -76,7 +76,7 @@ pub fn incident_number(id: &str) -> Option<u64> {
 }
 
 /// One incident, in the JSON shape of CONTRACT.md.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Incident {
     pub id: String,
     pub title: String,
@@ -90,6 +90,7 @@ pub struct Incident {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_cause: Option<RootCause>,
     /// CIs its alerts are on, in the order they joined (a set: checked on every join).
+    #[schema(value_type = Vec<String>)]
     pub ci_ids: Members<String>,
     pub impacted_services: Vec<String>,
     pub assignment_group: Option<String>,
@@ -97,6 +98,7 @@ pub struct Incident {
     /// Member alerts in the order they joined (a set: joining twice is a no-op). The
     /// store keeps them as rows of `incident_alerts`, not in the document (see `store_doc`).
     #[serde(default, skip_serializing_if = "members_omitted")]
+    #[schema(value_type = Vec<Fingerprint>)]
     pub alert_fingerprints: Members<Fingerprint>,
     pub alert_count: u64,
     pub opened_at: DateTime<Utc>,
@@ -106,6 +108,7 @@ pub struct Incident {
     pub closed_at: Option<DateTime<Utc>>,
     /// The grouping key that brought these alerts together (`ci:<id>` or `group:<hash>`).
     pub correlation_key: String,
+    #[schema(value_type = Object)]
     pub enrichment: serde_json::Map<String, serde_json::Value>,
     /// Response and resolution deadlines of its priority, and whether they were missed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,7 +148,7 @@ impl Incident {
 
 /// An incident's SLA: deadlines from `incident.sla` for its priority, set at open and moved
 /// when the priority changes; a breached flag never goes back.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Sla {
     pub respond_by: DateTime<Utc>,
     pub resolve_by: DateTime<Utc>,
@@ -160,16 +163,22 @@ impl Incident {
 }
 
 /// One line of an incident's timeline: who or what did what, when.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     // Compact strings: ids, actors and kinds are short and held inline, so the entry the
     // core writes for every alert that joins an incident costs no allocation for them.
+    #[schema(value_type = String)]
     pub incident_id: CompactString,
     pub at: DateTime<Utc>,
     /// `sift` for the pipeline's own decisions, else the API caller's role/name.
+    #[schema(value_type = String)]
     pub actor: CompactString,
+    #[schema(value_type = String)]
     pub kind: CompactString,
+    /// What the entry records beyond its kind (any JSON; an alert joining gives
+    /// `alertname`, `fingerprint` and `reason`).
     #[serde(default)]
+    #[schema(value_type = serde_json::Value)]
     pub detail: Detail,
 }
 
@@ -235,7 +244,7 @@ impl Reason {
 
 /// An incident's root cause: the CI, whether it is alerting itself (false: a suspected
 /// root inferred from the alerting CIs that all depend on it), how sure sift is, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RootCause {
     pub ci_id: String,
     pub alerting: bool,

@@ -21,7 +21,7 @@ use crate::incident::{Incident, IncidentStatus, TimelineEntry};
 use crate::store::{StoreError, WriteTx};
 
 /// The incident events a subscription can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum EventKind {
     #[serde(rename = "incident.opened")]
     Opened,
@@ -51,7 +51,7 @@ impl EventKind {
 }
 
 /// How a subscription's request body is shaped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
     /// The CONTRACT incident plus `event` and `event_id`.
@@ -72,7 +72,7 @@ fn default_max_attempts() -> u32 {
 }
 
 /// One webhook subscription (`[[notify.webhooks]]` or `POST /api/v1/subscriptions`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Subscription {
     pub name: String,
@@ -87,6 +87,7 @@ pub struct Subscription {
     pub secret: Option<String>,
     /// Per-request timeout: a hanging receiver costs at most this per attempt.
     #[serde(default = "default_timeout")]
+    #[schema(value_type = String, example = "10s")]
     pub timeout: Dur,
     /// Attempts before the event is dead-lettered.
     #[serde(default = "default_max_attempts")]
@@ -292,7 +293,7 @@ pub async fn enqueue(
 }
 
 /// One outbox row, as the delivery task and `GET /api/v1/outbox` see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OutboxEntry {
     pub id: i64,
     pub subscription: String,

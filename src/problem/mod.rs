@@ -67,7 +67,7 @@ impl Default for ProblemConfig {
 /// One incident of the history, as imported (`POST /api/v1/incidents/import`, or one line
 /// of `sift problems cluster --incidents`). Only `id` and `opened_at` are required; a
 /// record needs a non-empty `title` or at least one alertname to say what happened.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryRecord {
     pub id: String,
@@ -138,7 +138,7 @@ pub enum RecordError {
 
 /// A refused record: its 1-based position (line of a JSON-lines file, or element of a
 /// JSON list) and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BadRecord {
     pub record: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -397,7 +397,7 @@ pub fn parse_batch(text: &str) -> ParsedBatch {
 }
 
 /// Review state of a candidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProblemStatus {
     Candidate,
@@ -423,7 +423,7 @@ impl ProblemStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SuggestedRootCause {
     pub ci_id: Option<String>,
     pub signature: String,
@@ -431,7 +431,7 @@ pub struct SuggestedRootCause {
     pub confidence: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Recurrence {
     pub count: usize,
     pub first_seen: DateTime<Utc>,
@@ -441,21 +441,23 @@ pub struct Recurrence {
     /// weekly | daily | burst | irregular
     pub kind: recurrence::PatternKind,
     /// Incidents per weekday, Monday first (UTC).
+    #[schema(value_type = Vec<u32>, min_items = 7, max_items = 7)]
     pub weekdays: [u32; 7],
     /// Incidents per hour of day (UTC).
+    #[schema(value_type = Vec<u32>, min_items = 24, max_items = 24)]
     pub hours: [u32; 24],
     /// Median time between incidents, in hours.
     pub median_interval_hours: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CiCount {
     pub ci_id: String,
     pub incidents: usize,
 }
 
 /// A problem candidate, in the JSON shape of CONTRACT.md (plus evidence fields).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProblemCandidate {
     pub id: String,
     pub status: ProblemStatus,
@@ -492,7 +494,7 @@ fn one() -> f64 {
 }
 
 /// Why a candidate is one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Explanation {
     /// Where the base rate was taken: `ci:<id>`, `svc:<service>`, `loc:<location>`,
     /// `sig:<signature>`.

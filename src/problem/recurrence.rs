@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Recurrence;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PatternKind {
     Weekly,
