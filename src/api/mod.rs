@@ -103,6 +103,7 @@ pub fn router(state: AppState, s: ApiSettings) -> Router {
         .merge(problems::routes(&s.auth, s.problems.clone()))
         .merge(notify::routes(&s.auth))
         .merge(open)
+        .merge(crate::console::router(&s.auth))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(s.body_limit))
