@@ -72,7 +72,7 @@ impl ListParams {
     }
 
     fn matches(&self, inc: &Incident) -> bool {
-        if !self.service.is_empty() && !inc.impacted_services.iter().any(|s| *s == self.service) {
+        if !self.service.is_empty() && !inc.impacted_services.contains(&self.service) {
             return false;
         }
         if !self.group.is_empty() && inc.assignment_group.as_deref() != Some(self.group.as_str()) {
@@ -567,7 +567,7 @@ pub async fn set_status(
 ) -> Response {
     let form = match checked_form(&v, &body, Role::Operator) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let s = form.get("status").unwrap_or("");
     let Some(status) = IncidentStatus::parse(s) else {
@@ -592,7 +592,7 @@ pub async fn assign(
 ) -> Response {
     let form = match checked_form(&v, &body, Role::Operator) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     // An empty assignee clears it, as `null` does in the API.
     let who = form
@@ -607,14 +607,14 @@ pub async fn assign(
     apply_patch(v, &st, id, patch).await
 }
 
-fn required(v: &Viewer, form: &super::Form, field: &str) -> Result<String, Response> {
+fn required(v: &Viewer, form: &super::Form, field: &str) -> Result<String, super::Refused> {
     match form.get(field).map(str::trim).filter(|s| !s.is_empty()) {
         Some(s) => Ok(s.to_string()),
-        None => Err(error_page(
+        None => Err(Box::new(error_page(
             Some(v),
             StatusCode::BAD_REQUEST,
             &format!("{field} is empty"),
-        )),
+        ))),
     }
 }
 
@@ -627,7 +627,7 @@ pub async fn comment(
     let c = match checked_form(&v, &body, Role::Operator).and_then(|f| required(&v, &f, "comment"))
     {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let patch = IncidentPatch {
         comment: Some(c),
@@ -646,7 +646,7 @@ pub async fn note(
         .and_then(|f| required(&v, &f, "resolution_note"))
     {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let patch = IncidentPatch {
         resolution_note: Some(n),
@@ -664,7 +664,7 @@ pub async fn merge(
     let into = match checked_form(&v, &body, Role::Operator).and_then(|f| required(&v, &f, "into"))
     {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if incident_number(&into).is_none() {
         return error_page(
@@ -691,7 +691,7 @@ pub async fn split(
 ) -> Response {
     let form = match checked_form(&v, &body, Role::Operator) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let picked = form.all("alert");
     if picked.is_empty() {

@@ -234,19 +234,22 @@ pub(crate) fn encode(s: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The page a refused form post answers with (boxed: a `Response` is large).
+pub(crate) type Refused = Box<Response>;
+
 /// A posted form: its fields in order (a field may repeat, like checked checkboxes).
 pub(crate) struct Form(Vec<(String, String)>);
 
 impl Form {
-    fn parse(body: &[u8]) -> Result<Form, Response> {
+    fn parse(body: &[u8]) -> Result<Form, Refused> {
         serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
             .map(Form)
             .map_err(|e| {
-                error_page(
+                Box::new(error_page(
                     None,
                     StatusCode::BAD_REQUEST,
                     &format!("the form could not be read: {e}"),
-                )
+                ))
             })
     }
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -266,20 +269,20 @@ impl Form {
 
 /// Reads a state-changing form: its CSRF token must be the session's (403 when missing
 /// or wrong), and the viewer must hold `role` (403 otherwise, whatever the page showed).
-pub(crate) fn checked_form(v: &Viewer, body: &[u8], role: Role) -> Result<Form, Response> {
+pub(crate) fn checked_form(v: &Viewer, body: &[u8], role: Role) -> Result<Form, Refused> {
     let form = Form::parse(body)?;
     let ok = form
         .get("csrf")
         .is_some_and(|t| constant_time_eq(t.as_bytes(), v.csrf.as_bytes()));
     if !ok {
-        return Err(error_page(
+        return Err(Box::new(error_page(
             Some(v),
             StatusCode::FORBIDDEN,
             "the form's CSRF token is missing or wrong: reload the page and try again",
-        ));
+        )));
     }
     if v.role < role {
-        return Err(error_page(
+        return Err(Box::new(error_page(
             Some(v),
             StatusCode::FORBIDDEN,
             &format!(
@@ -287,7 +290,7 @@ pub(crate) fn checked_form(v: &Viewer, body: &[u8], role: Role) -> Result<Form, 
                 v.role.as_str(),
                 role.as_str()
             ),
-        ));
+        )));
     }
     Ok(form)
 }
@@ -433,7 +436,7 @@ async fn signin(Extension(c): Extension<Console>, body: Bytes) -> Response {
     }
     let form = match Form::parse(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let next = safe_next(form.get("next"));
     let token = form.get("token").unwrap_or("").trim();
@@ -465,7 +468,7 @@ async fn signin(Extension(c): Extension<Console>, body: Bytes) -> Response {
 
 async fn signout(Extension(c): Extension<Console>, v: Viewer, body: Bytes) -> Response {
     if let Err(r) = checked_form(&v, &body, Role::Viewer) {
-        return r;
+        return *r;
     }
     if let Some(id) = &v.session {
         c.sessions.close(id);

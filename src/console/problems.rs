@@ -130,7 +130,7 @@ pub async fn decide(
 ) -> Response {
     let form = match checked_form(&v, &body, Role::Operator) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let s = form.get("status").unwrap_or("");
     let Some(status) = ProblemStatus::parse(s) else {
