@@ -173,3 +173,44 @@ pub fn evidence(inc: &Incident, reasons: &HashMap<String, Value>, topo: &Topolog
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incident(evidence: serde_json::Value, cis: Vec<String>) -> Incident {
+        serde_json::from_value(serde_json::json!({
+            "id": "INC0000001", "title": "t", "status": "open", "priority": 1, "impact": 1,
+            "urgency": 1, "root_cause_ci": "db", "ci_ids": cis, "impacted_services": [],
+            "assignment_group": null, "assignee": null, "alert_count": 1,
+            "opened_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+            "acknowledged_at": null, "resolved_at": null, "closed_at": null,
+            "correlation_key": "ci:db", "enrichment": {"evidence": evidence},
+        }))
+        .expect("incident")
+    }
+
+    #[test]
+    fn a_huge_incident_is_summarised_and_names_are_escaped() {
+        let mut ev = serde_json::Map::new();
+        let mut cis = vec!["db".to_string()];
+        for i in 0..500 {
+            let c = format!("app-{i}<script>");
+            ev.insert(c.clone(), serde_json::json!([c, "pool", "db"]));
+            cis.push(c);
+        }
+        let html = evidence(
+            &incident(serde_json::Value::Object(ev), cis),
+            &HashMap::new(),
+            &Topology::new(),
+        )
+        .into_string();
+        let drawn = html.matches("<g class=\"node").count();
+        assert_eq!(drawn, MAX_NODES, "drawn nodes");
+        assert!(html.contains("more not drawn"));
+        assert!(html.contains(r#"class="node root" data-ci="db""#));
+        assert!(html.contains(r#"class="node silent" data-ci="pool""#));
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("&lt;script&gt;"));
+    }
+}
