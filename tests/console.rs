@@ -328,6 +328,15 @@ async fn merge_split_and_decisions_from_the_console_reach_the_store(backend: Bac
         )
         .await;
     assert_eq!(p.status, 409, "{}", p.text);
+    let every = [
+        ("alert", "fp-db"),
+        ("alert", "fp-api"),
+        ("alert", "fp-checkout"),
+        ("alert", "fp-cache"),
+    ];
+    let p = op.submit(&format!("/incidents/{id}/split"), &every).await;
+    assert_eq!(p.status, 409, "splitting every alert out: {}", p.text);
+    assert!(p.text.contains("would leave it empty"));
     let p = op
         .submit(&format!("/incidents/{id}/split"), &[("alert", "fp-cache")])
         .await;
