@@ -161,7 +161,7 @@ pub async fn page_body(st: &AppState) -> Result<Markup, ApiError> {
     let top_list = |t: Vec<(String, u64)>, ci: bool| {
         html! { ol { @for (k, n) in t { li {
         @if ci && k != "(no CI)" { a href={ "/cmdb/" (encode(&k)) } { (k) } } @else { (k) }
-        ": " (n) " events" } } } }
+        ": " (n) @if n == 1 { " event" } @else { " events" } } } } }
     };
     Ok(html! {
         h1 { "Noise" }
