@@ -6,6 +6,7 @@ pub mod causality;
 pub mod cli;
 pub mod cmdb;
 pub mod config;
+pub mod console;
 pub mod correlate;
 pub mod eval;
 pub mod incident;

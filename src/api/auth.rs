@@ -36,6 +36,13 @@ impl Auth {
         !self.tokens.is_empty()
     }
 
+    /// The configured token equal to `presented` (the console's sign-in form).
+    pub fn lookup(&self, presented: &str) -> Option<&Token> {
+        self.tokens
+            .iter()
+            .find(|t| constant_time_eq(t.token.as_bytes(), presented.as_bytes()))
+    }
+
     fn identify(&self, req: &Request, basic_ok: bool) -> Option<&Token> {
         let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
         let (scheme, cred) = value.split_once(' ')?;
@@ -50,15 +57,13 @@ impl Auth {
         } else {
             return None;
         };
-        self.tokens
-            .iter()
-            .find(|t| constant_time_eq(t.token.as_bytes(), presented.as_bytes()))
+        self.lookup(&presented)
     }
 }
 
 /// Compares SHA-256 digests, so the time taken says nothing about where the two differ,
 /// nor about the configured token's length.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use sha2::Digest;
     let (x, y) = (sha2::Sha256::digest(a), sha2::Sha256::digest(b));
     x.iter()

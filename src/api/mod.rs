@@ -119,8 +119,10 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     openapi::finish(doc)
 }
 
+/// The API and the operator console (`crate::console`).
 pub fn router(state: AppState, s: ApiSettings) -> Router {
-    router_with(state, s, Router::new())
+    let console = crate::console::router(&s.auth);
+    router_with(state, s, console)
 }
 
 /// The API plus `html`: the operator console's pages (plain axum routes, merged with

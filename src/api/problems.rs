@@ -142,19 +142,29 @@ async fn patch(
     JsonBody(body): JsonBody<ProblemPatch>,
 ) -> Result<Json<ProblemCandidate>, ApiError> {
     let status = parse_status(&body.status)?;
+    Ok(Json(decide(&st, &id, status).await?))
+}
+
+/// The problem manager's decision on a problem (the API's PATCH and the console's
+/// accept / reject buttons): `accepted` or `rejected`, stored at once.
+pub async fn decide(
+    st: &AppState,
+    id: &str,
+    status: ProblemStatus,
+) -> Result<ProblemCandidate, ApiError> {
     if status == ProblemStatus::Candidate {
         return Err(ApiError::bad_request(
             "status must be accepted or rejected (a decision)",
         ));
     }
     let mut tx = st.store.begin().await?;
-    let Some(p) = tx.set_problem_status(&id, status).await? else {
+    let Some(p) = tx.set_problem_status(id, status).await? else {
         return Err(ApiError::not_found(format!("problem {id} not found")));
     };
     let next = tx.state().next_incident;
     tx.commit(next, false).await?;
-    refresh_gauge(&st).await;
-    Ok(Json(p))
+    refresh_gauge(st).await;
+    Ok(p)
 }
 
 /// A record naming a CI the CMDB does not know (stored all the same).
