@@ -1,7 +1,8 @@
-//! The console in a real browser: headless Chromium driven through chromedriver
-//! (WebDriver, `CHROMEDRIVER_URL`, default `http://127.0.0.1:9515`). Ignored by a plain
-//! `cargo test` (it needs the browser); `tests/e2e/console.sh` starts chromedriver and runs
-//! it with `cargo test --test console_browser -- --ignored`.
+//! The console in a real browser: headless Chromium through chromedriver, or headless
+//! Firefox through geckodriver with `CONSOLE_BROWSER=firefox` (WebDriver at
+//! `WEBDRIVER_URL`, default `http://127.0.0.1:9515`). Ignored by a plain `cargo test` (it
+//! needs the browser); `tests/e2e/console.sh` starts each driver and runs it with
+//! `cargo test --test console_browser -- --ignored`.
 //!
 //! One operator's night, step by step: sign in; alerts posted through the API appear in
 //! the open list without a reload; the incident's evidence graph names the root; it is
@@ -26,20 +27,30 @@ use serde_json::json;
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn browser() -> Client {
-    let url = std::env::var("CHROMEDRIVER_URL").unwrap_or_else(|_| "http://127.0.0.1:9515".into());
+    let url = std::env::var("WEBDRIVER_URL")
+        .or_else(|_| std::env::var("CHROMEDRIVER_URL"))
+        .unwrap_or_else(|_| "http://127.0.0.1:9515".into());
+    let firefox = std::env::var("CONSOLE_BROWSER").is_ok_and(|b| b == "firefox");
     let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                        "--disable-dev-shm-usage", "--window-size=1280,1600"]}),
-    );
+    if firefox {
+        caps.insert(
+            "moz:firefoxOptions".into(),
+            json!({"args": ["-headless", "--width=1280", "--height=1600"]}),
+        );
+    } else {
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                            "--disable-dev-shm-usage", "--window-size=1280,1600"]}),
+        );
+    }
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     ClientBuilder::new(connector)
         .capabilities(caps)
         .connect(&url)
         .await
         .unwrap_or_else(|e| {
-            panic!("cannot open a browser session at {url} (is chromedriver running?): {e}")
+            panic!("cannot open a browser session at {url} (is the WebDriver server running?): {e}")
         })
 }
 
@@ -134,7 +145,7 @@ async fn wait_text(c: &Client, what: &str) -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs chromium and chromedriver: run tests/e2e/console.sh"]
+#[ignore = "needs a browser and its WebDriver server: run tests/e2e/console.sh"]
 async fn an_operators_night_in_the_browser() {
     let db = Db::new(Backend::Sqlite).await.expect("sqlite");
     let s = start(&db);

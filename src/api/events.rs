@@ -57,13 +57,14 @@ fn coalesce(first: Arc<[u8]>, rx: &mut tokio::sync::broadcast::Receiver<Arc<[u8]
 
 /// Every reader gets the same prebuilt frames (a reference count each, no copy nor
 /// encoding per reader), so hundreds of readers cost the writer nothing and the runtime
-/// little; a comment line every 15 s keeps idle connections open through proxies.
+/// little; a comment line at once, then every 15 s, keeps idle connections open through
+/// proxies.
 #[utoipa::path(
     get,
     path = "/api/v1/events",
     tag = "events",
     summary = "Live incident events (Server-Sent Events)",
-    description = "`event: incident.opened|incident.updated|incident.resolved|incident.closed` with the incident event as `data` (the generic webhook body), sent after their batch commits; `event: lagged` with how many were missed when a reader falls behind; a comment line every 15 s. Best effort: durable delivery is the outbox's (webhook subscriptions).",
+    description = "`event: incident.opened|incident.updated|incident.resolved|incident.closed` with the incident event as `data` (the generic webhook body), sent after their batch commits; `event: lagged` with how many were missed when a reader falls behind; a comment line at once and every 15 s. Best effort: durable delivery is the outbox's (webhook subscriptions).",
     responses(
         (status = 200, description = "An endless `text/event-stream`.", content_type = "text/event-stream", body = String),
     ),
@@ -73,7 +74,8 @@ pub async fn stream(State(st): State<AppState>) -> Response {
     let halt = stop().subscribe();
     let mut keep_alive = tokio::time::interval(Duration::from_secs(15));
     keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    keep_alive.reset();
+    // The first tick is immediate: a comment at once tells the reader the stream is open
+    // (Firefox's EventSource reports it open only on the first bytes, not on the headers).
     let frames = futures_util::stream::unfold(
         (rx, halt, keep_alive),
         |(mut rx, mut halt, mut keep_alive)| async move {

@@ -80,6 +80,19 @@ tansu_bin() {
   echo "$tools/bin/tansu"
 }
 
+# geckodriver (Mozilla's WebDriver server for Firefox; Debian does not package it),
+# installed once into the tools cache outside the clone (a few minutes on 2 cores).
+geckodriver_bin() {
+  local tools="${SIFT_TOOLS:-$HOME/.cache/sift-tools}"
+  if [ ! -x "$tools/bin/geckodriver" ]; then
+    log "installing geckodriver into $tools" >&2
+    local t0=$SECONDS
+    CARGO_TARGET_DIR="$tools/target" cargo install --quiet geckodriver --root "$tools" >&2
+    log "geckodriver installed in $((SECONDS - t0))s" >&2
+  fi
+  echo "$tools/bin/geckodriver"
+}
+
 # start_sift NAME PORT [ENV=VALUE...]: runs `sift serve` in $E2E_DIR, logs to NAME.log,
 # waits until it answers /healthz. Sets SIFT_PID.
 start_sift() {
