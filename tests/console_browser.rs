@@ -6,7 +6,8 @@
 //!
 //! One operator's night, step by step: sign in; alerts posted through the API appear in
 //! the open list without a reload; the incident's evidence graph names the root; it is
-//! acknowledged; two incidents are merged; an alert is split out and both incidents show
+//! acknowledged; it is reached and opened by keyboard, and no page scrolls sideways at
+//! 200% zoom; two incidents are merged; an alert is split out and both incidents show
 //! it; a problem candidate is accepted; a viewer sees no action and a forged form post as
 //! the viewer gets 403. A failing step leaves a screenshot and the page's HTML in
 //! `CONSOLE_SCREENSHOTS` (default: the system temp dir).
@@ -240,6 +241,50 @@ async fn an_operators_night_in_the_browser() {
         if incident(&s, &id).await["status"] != "acknowledged" {
             bail!("the store does not say acknowledged");
         }
+        Ok(())
+    })
+    .await;
+
+    step(&c, "usable by keyboard and at 200% zoom", async {
+        // Keyboard: from the top of the list, Tab reaches the incident's link and Enter
+        // opens it (real links and buttons, no mouse-only controls).
+        c.goto(&url("/")).await?;
+        let href = format!("/incidents/{id}");
+        let mut reached = false;
+        for _ in 0..80 {
+            c.active_element().await?.send_keys("\u{E004}").await?;
+            let now = c
+                .execute("return document.activeElement.getAttribute('href');", vec![])
+                .await?;
+            if now == json!(href) {
+                reached = true;
+                break;
+            }
+        }
+        if !reached {
+            bail!("Tab never reached the link to {id}");
+        }
+        c.active_element().await?.send_keys("\u{E007}").await?;
+        until("Enter to open the incident", || async {
+            Ok(c.current_url().await?.path().ends_with(&href).then_some(()))
+        })
+        .await?;
+        // 200% zoom is a viewport half as wide: no page may need horizontal scrolling.
+        c.set_window_size(640, 900).await?;
+        for page in [href.as_str(), "/", "/problems", "/noise"] {
+            c.goto(&url(page)).await?;
+            let wide = c
+                .execute(
+                    "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+                    vec![],
+                )
+                .await?;
+            if wide.as_i64().unwrap_or(i64::MAX) > 1 {
+                bail!("{page} scrolls sideways by {wide} px at 200% zoom");
+            }
+        }
+        c.set_window_size(1280, 1600).await?;
+        c.goto(&url(&href)).await?;
         Ok(())
     })
     .await;
