@@ -624,16 +624,11 @@ pub async fn comment(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let c = match checked_form(&v, &body, Role::Operator).and_then(|f| required(&v, &f, "comment"))
-    {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let patch = IncidentPatch {
+    one_field(v, &st, id, &body, "comment", |c| IncidentPatch {
         comment: Some(c),
         ..Default::default()
-    };
-    apply_patch(v, &st, id, patch).await
+    })
+    .await
 }
 
 pub async fn note(
@@ -642,17 +637,26 @@ pub async fn note(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let n = match checked_form(&v, &body, Role::Operator)
-        .and_then(|f| required(&v, &f, "resolution_note"))
-    {
-        Ok(n) => n,
-        Err(r) => return *r,
-    };
-    let patch = IncidentPatch {
+    one_field(v, &st, id, &body, "resolution_note", |n| IncidentPatch {
         resolution_note: Some(n),
         ..Default::default()
-    };
-    apply_patch(v, &st, id, patch).await
+    })
+    .await
+}
+
+/// A form of one required text `field` that becomes an incident patch.
+async fn one_field(
+    v: Viewer,
+    st: &AppState,
+    id: String,
+    body: &Bytes,
+    field: &str,
+    patch: fn(String) -> IncidentPatch,
+) -> Response {
+    match checked_form(&v, body, Role::Operator).and_then(|f| required(&v, &f, field)) {
+        Ok(x) => apply_patch(v, st, id, patch(x)).await,
+        Err(r) => *r,
+    }
 }
 
 pub async fn merge(
