@@ -941,6 +941,30 @@ mod tests {
     }
 
     #[test]
+    fn sift_toml_documents_exactly_the_built_in_defaults() {
+        // The shipped file is the defaults written out: loading it must change nothing, or
+        // a user reading it is told a default the daemon does not have.
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sift.toml");
+        let from_file = Config::load_from(Some(&file), &[]).unwrap();
+        let built_in = Config::default();
+        let (a, b) = (
+            serde_json::to_value(&from_file).unwrap(),
+            serde_json::to_value(&built_in).unwrap(),
+        );
+        let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+            panic!("config is not an object");
+        };
+        for (section, v) in b {
+            assert_eq!(
+                a.get(section),
+                Some(v),
+                "[{section}] in config/sift.toml differs from the built-in defaults"
+            );
+        }
+        assert_eq!(a.len(), b.len());
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let e = Config::load_from(
             None,

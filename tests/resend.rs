@@ -63,8 +63,16 @@ async fn sqlite_a_full_journal_is_folded_in_whatever_its_age() {
     for end in [later(1), later(2)] {
         post(&s, body("firing", "backlog", &end)).await;
     }
-    // One entry: under the bound, it stays (the flush age is an hour).
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // One entry: under the bound, it stays (the flush age is an hour). Stays through what:
+    // at least three writer batches (ticks, every 100 ms) after the posts, counted by the
+    // writer's own metric, not a guess at how long that takes.
+    let seen = batches(&s).await;
+    s.eventually(
+        std::time::Duration::from_secs(10),
+        "three more writer batches",
+        || async { (batches(&s).await >= seen + 3).then_some(()) },
+    )
+    .await;
     assert_eq!(journal_rows(&db).await, 1);
     for end in [later(3), later(4)] {
         post(&s, body("firing", "backlog", &end)).await;
@@ -77,6 +85,18 @@ async fn sqlite_a_full_journal_is_folded_in_whatever_its_age() {
     .await;
     let a = s.alerts().await;
     assert_eq!(a[0]["count"], 4, "{a:#?}");
+}
+
+/// How many batches the writer has run (`sift_store_duration_seconds{op="batch"}`): each
+/// tick is one, so it counts ticks that have really happened.
+async fn batches(s: &Sift) -> u64 {
+    let r = s.get("/metrics").await;
+    r.text
+        .lines()
+        .find(|l| l.starts_with("sift_store_duration_seconds_count{op=\"batch\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Two daemons on one PostgreSQL: rows one daemon read and another folded and deleted
