@@ -286,6 +286,14 @@ pub fn host_of(labels: &Labels) -> Option<&str> {
         .find_map(|k| labels.get(k))
 }
 
+/// Where an alert that maps to no CI is grouped: its host (`host:<h>`, see `host_of`);
+/// `None` when it names no host (then its alertname decides). Correlation files such an
+/// alert's incident under this key and the Kafka forwarder partitions by it, so alerts on
+/// one unknown host always meet on one daemon.
+pub fn unmapped_key(labels: &Labels) -> Option<compact_str::CompactString> {
+    host_of(labels).map(|h| compact_str::format_compact!("host:{h}"))
+}
+
 /// `host:9100` → `host`, `[::1]:9100` → `::1`; `None` when there is no port to strip.
 fn strip_port(v: &str) -> Option<&str> {
     if let Some(rest) = v.strip_prefix('[') {

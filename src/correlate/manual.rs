@@ -670,8 +670,7 @@ fn add_apart(enrichment: &mut serde_json::Map<String, serde_json::Value>, other:
 fn index_key(a: &super::AlertRecord) -> Option<CompactString> {
     match &a.ci_id {
         Some(ci) => Some(ci.clone()),
-        None => crate::cmdb::topology::host_of(&a.labels)
-            .map(|h| compact_str::format_compact!("host:{h}")),
+        None => crate::cmdb::topology::unmapped_key(&a.labels),
     }
 }
 

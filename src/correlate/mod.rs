@@ -1511,8 +1511,7 @@ impl Engine {
                 }
                 Some(ci.as_str().into())
             }
-            None => crate::cmdb::topology::host_of(&rec.labels)
-                .map(|h| compact_str::format_compact!("host:{h}")),
+            None => crate::cmdb::topology::unmapped_key(&rec.labels),
         };
         if !self.pending_resolve.is_empty() {
             self.pending_resolve.remove(id);

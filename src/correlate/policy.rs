@@ -889,9 +889,9 @@ pub(super) fn place(
 fn place_unknown(view: &View, rec: &AlertRecord, at: DateTime<Utc>) -> Placement {
     let window = view.cfg.window;
     let (earliest, latest) = (at - window, at + window);
-    if let Some(h) = crate::cmdb::topology::host_of(&rec.labels)
+    if let Some(key) = crate::cmdb::topology::unmapped_key(&rec.labels)
         && let Some((id, first)) = view
-            .active_on_ci(&format!("host:{h}"))
+            .active_on_ci(&key)
             .into_iter()
             .find(|(_, f)| earliest <= *f && *f <= latest)
     {

@@ -102,7 +102,10 @@ impl Forwarder {
             .iter()
             .map(|a| match self.mapper.map(&topo, &a.labels) {
                 Some(n) => format!("ci:{}", d.key[n as usize]),
-                None => format!("alertname:{}", a.alertname()),
+                // Grouped as correlation groups it: by its host, else by its name.
+                None => crate::cmdb::topology::unmapped_key(&a.labels)
+                    .map(|k| k.to_string())
+                    .unwrap_or_else(|| format!("alertname:{}", a.alertname())),
             })
             .collect()
     }
@@ -220,5 +223,47 @@ mod tests {
         assert_eq!(key("app"), "app");
         assert_eq!(key("lonely"), "lonely");
         assert_eq!(key("b2"), "a2");
+    }
+
+    fn unmapped(name: &str, labels: &[(&str, &str)]) -> Alert {
+        let mut l = crate::labels::Labels::new();
+        l.insert("alertname".into(), name.into());
+        for (k, v) in labels {
+            l.insert((*k).into(), (*v).into());
+        }
+        Alert {
+            fingerprint: crate::alert::Fingerprint::of_labels(&l),
+            status: crate::alert::AlertStatus::Firing,
+            labels: l,
+            annotations: Default::default(),
+            starts_at: chrono::Utc::now(),
+            ends_at: None,
+            generator_url: None,
+            source: crate::alert::Source::Prometheus,
+        }
+    }
+
+    #[test]
+    fn alerts_on_one_unknown_host_share_a_partition_key_as_correlation_groups_them() {
+        let cfg = KafkaConfig {
+            brokers: Some("127.0.0.1:9".into()),
+            topics: vec![crate::config::KafkaTopic {
+                name: "alerts".into(),
+                format: TopicFormat::AlertList,
+            }],
+            ..Default::default()
+        };
+        let topo = Arc::new(RwLock::new(Topology::new()));
+        let f = Forwarder::new(&cfg, topo, CiMapper::new(vec!["ci".into()])).unwrap();
+        let keys = f.keys(&[
+            unmapped("NodeDiskFull", &[("instance", "10.9.9.9:9100")]),
+            unmapped("NodeHighLoad", &[("host", "10.9.9.9")]),
+            unmapped("NodeHighLoad", &[]),
+        ]);
+        // Correlation files the first two under one key (the host): one daemon must see both.
+        assert_eq!(keys[0], "host:10.9.9.9");
+        assert_eq!(keys[1], keys[0]);
+        // No CI, no host: the alertname decides, as it does in correlation.
+        assert_eq!(keys[2], "alertname:NodeHighLoad");
     }
 }
