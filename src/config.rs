@@ -281,6 +281,12 @@ pub struct CorrelateSection {
     /// flapping: its incident stays open until it has been steady for `flap_window`.
     pub flap_threshold: usize,
     pub flap_window: Dur,
+    /// Per alert name: how long its rule holds an alert back before firing (its `for:`).
+    /// Timing is judged from each alert's start less this. Learned holds (`sift tune`,
+    /// `[causality]`) fill in the names not listed here.
+    pub rule_hold: std::collections::BTreeMap<String, Dur>,
+    /// Use the holds the causality learner finds for alert names `rule_hold` does not list.
+    pub learn_holds: bool,
 }
 
 impl Default for CorrelateSection {
@@ -302,6 +308,8 @@ impl Default for CorrelateSection {
             silent_roots: c.silent_roots,
             flap_threshold: c.flap_threshold,
             flap_window: Dur(c.flap_window),
+            rule_hold: c.rule_hold.into_iter().map(|(k, v)| (k, Dur(v))).collect(),
+            learn_holds: c.learn_holds,
         }
     }
 }
@@ -791,6 +799,13 @@ impl Config {
                     ))
                 })
                 .collect(),
+            rule_hold: self
+                .correlate
+                .rule_hold
+                .iter()
+                .map(|(k, v)| (k.clone(), v.0))
+                .collect(),
+            learn_holds: self.correlate.learn_holds,
         }
     }
 

@@ -206,7 +206,7 @@ pub async fn refresh(st: &AppState, learner: &Learner) -> Result<(), StoreError>
     let effective = if graph.is_none() && c.edges.is_empty() {
         None
     } else {
-        Some(c.to_learned(graph.as_ref().map(|g| &g.learned.summary)))
+        Some(c.to_learned(graph.as_ref().map(|g| &g.learned)))
     };
     // Unchanged (the minutely look found nothing new): the slot and its version stay, so
     // readers do not pick up the same graph again.

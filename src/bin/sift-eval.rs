@@ -248,7 +248,14 @@ fn run_grid(first: u64, per_cell: u64) -> anyhow::Result<()> {
     let dep = ROW_NAMES.len() - 1;
     let win = 3;
     let mut results = Vec::new();
+    // GRID_CELLS=3,6 (env) runs only those cells, to look into one.
+    let only: Option<Vec<usize>> = std::env::var("GRID_CELLS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect());
     for (i, cell) in cells.iter().enumerate() {
+        if only.as_ref().is_some_and(|o| !o.contains(&i)) {
+            continue;
+        }
         let r = grid::run_cell(cell, &seeds).with_context(|| format!("cell {}", cell.name()))?;
         let s = &r.scorers[sift];
         println!(

@@ -52,6 +52,7 @@ use crate::alert::{Alert, AlertStatus};
 use crate::cmdb::{CiMapper, Topology};
 use crate::problem::significance::{bh, poisson_sf};
 
+pub mod holds;
 pub mod overrides;
 
 /// Counters of the lag histogram per pair (linear over the window).
@@ -168,6 +169,9 @@ pub struct Summary {
 pub struct Learned {
     pub edges: Vec<Edge>,
     pub summary: Summary,
+    /// Rule hold-backs (`holds`), learned when alert types are alert names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<holds::Hold>,
 }
 
 /// A history of occurrences over interned types and CIs, with each CI's neighbours.
@@ -178,6 +182,8 @@ pub struct History {
     cis: Vec<String>,
     ci_ix: HashMap<String, u32>,
     neighbours: Vec<Vec<u32>>,
+    /// What each CI depends on directly (one relation up).
+    upstream: Vec<Vec<u32>>,
     /// (type, ci, start in seconds)
     occ: Vec<(u32, u32, i64)>,
     unusable: usize,
@@ -196,6 +202,7 @@ impl History {
         self.cis.push(id.to_string());
         self.ci_ix.insert(id.to_string(), i);
         self.neighbours.push(Vec::new());
+        self.upstream.push(Vec::new());
         i
     }
 
@@ -210,10 +217,11 @@ impl History {
                 if a != b {
                     self.neighbours[a as usize].push(b);
                     self.neighbours[b as usize].push(a);
+                    self.upstream[a as usize].push(b);
                 }
             }
         }
-        for n in &mut self.neighbours {
+        for n in self.neighbours.iter_mut().chain(self.upstream.iter_mut()) {
             n.sort_unstable();
             n.dedup();
         }
@@ -312,8 +320,17 @@ struct Pair {
     lags: Option<Box<[u32; LAG_BINS]>>,
 }
 
-/// Judges every type pair of `h` (see the module doc).
+/// Judges every type pair of `h` (see the module doc), and learns the rules' holds
+/// (`holds`) when alert types are alert names, the key `[correlate.rule_hold]` uses.
 pub fn learn(h: &History, cfg: &LearnConfig) -> Result<Learned, LearnError> {
+    let mut learned = learn_edges(h, cfg)?;
+    if cfg.type_labels == ["alertname"] {
+        learned.holds = holds::learn_holds(h, holds::HORIZON_S, holds::SPREAD);
+    }
+    Ok(learned)
+}
+
+fn learn_edges(h: &History, cfg: &LearnConfig) -> Result<Learned, LearnError> {
     cfg.validate()?;
     let w = cfg.window_s;
     let mut summary = Summary {
@@ -356,6 +373,7 @@ pub fn learn(h: &History, cfg: &LearnConfig) -> Result<Learned, LearnError> {
         return Ok(Learned {
             edges: Vec::new(),
             summary,
+            holds: Vec::new(),
         });
     };
     summary.span_seconds = last - first;
@@ -367,6 +385,7 @@ pub fn learn(h: &History, cfg: &LearnConfig) -> Result<Learned, LearnError> {
         return Ok(Learned {
             edges: Vec::new(),
             summary,
+            holds: Vec::new(),
         });
     }
     // The time the history covers: days with at least one occurrence. A gap (sift was
@@ -517,7 +536,11 @@ pub fn learn(h: &History, cfg: &LearnConfig) -> Result<Learned, LearnError> {
             summary.pairs_tested, summary.occurrences
         ));
     }
-    Ok(Learned { edges, summary })
+    Ok(Learned {
+        edges,
+        summary,
+        holds: Vec::new(),
+    })
 }
 
 fn round2(x: f64) -> f64 {

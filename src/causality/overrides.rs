@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Edge, Lag, Learned, Scope, Summary};
+use super::{Edge, Lag, Learned, Scope};
 
 /// Longest alert type an override may name (a type is label values joined with `/`).
 pub const MAX_TYPE_LEN: usize = 1024;
@@ -127,11 +127,13 @@ pub struct Composed {
 
 impl Composed {
     /// The effective graph as a `Learned` (what correlation reads): its edges, with the
-    /// summary of the learning run (default when nothing was learned yet).
-    pub fn to_learned(&self, summary: Option<&Summary>) -> Learned {
+    /// summary and rule holds of the learning run `run` (none when nothing was learned
+    /// yet).
+    pub fn to_learned(&self, run: Option<&Learned>) -> Learned {
         Learned {
             edges: self.edges.iter().map(|e| e.edge.clone()).collect(),
-            summary: summary.cloned().unwrap_or_default(),
+            summary: run.map(|l| l.summary.clone()).unwrap_or_default(),
+            holds: run.map(|l| l.holds.clone()).unwrap_or_default(),
         }
     }
 }

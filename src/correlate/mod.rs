@@ -100,6 +100,13 @@ pub struct CorrelateConfig {
     pub assignment_rules: Vec<AssignmentRule>,
     /// Response and resolution targets by priority (1..5); a priority without one has no SLA.
     pub sla: std::collections::BTreeMap<u8, SlaTarget>,
+    /// How long each alert rule (by alert name) holds an alert back before it fires, its
+    /// `for:`: timing is judged from an alert's start less this (its onset). Empty: every
+    /// hold-back taken as zero.
+    pub rule_hold: std::collections::BTreeMap<String, Duration>,
+    /// Whether holds learned from history (`Engine::set_learned`) fill in the alert names
+    /// `rule_hold` does not list.
+    pub learn_holds: bool,
 }
 
 impl Default for CorrelateConfig {
@@ -145,6 +152,8 @@ impl Default for CorrelateConfig {
                 group: None,
             }],
             sla: std::collections::BTreeMap::new(),
+            rule_hold: std::collections::BTreeMap::new(),
+            learn_holds: true,
         }
     }
 }
@@ -398,7 +407,10 @@ const CI_INDEX_SWEEP: Duration = Duration::minutes(1);
 /// The correlation state machine.
 #[derive(Debug)]
 pub struct Engine {
+    /// The settings; `cfg.rule_hold` is the configured holds plus the learned ones.
     cfg: CorrelateConfig,
+    /// `[correlate.rule_hold]` as configured: what learned holds are added to.
+    configured_holds: std::collections::BTreeMap<String, Duration>,
     alerts: alert_map::AlertMap,
     incidents: HashMap<String, Incident>,
     /// Active incident per correlation key.
@@ -460,6 +472,7 @@ impl Engine {
         }
         Engine {
             priorities,
+            configured_holds: cfg.rule_hold.clone(),
             cfg,
             alerts: Default::default(),
             incidents: HashMap::default(),
@@ -495,12 +508,25 @@ impl Engine {
     }
 
     /// `set_causality` from a learned graph, alert types made from `type_labels` (the
-    /// learner's `[causality] type_labels`).
+    /// learner's `[causality] type_labels`), and its rule holds for the alert names the
+    /// configured `rule_hold` does not list (with `learn_holds`; `None` leaves only the
+    /// configured ones).
     pub fn set_learned(
         &mut self,
         learned: Option<&crate::causality::Learned>,
         type_labels: &[String],
     ) {
+        let mut holds = self.configured_holds.clone();
+        if self.cfg.learn_holds {
+            for h in learned.iter().flat_map(|l| l.holds.iter()) {
+                if h.hold_seconds > 0 {
+                    holds
+                        .entry(h.kind.clone())
+                        .or_insert(Duration::seconds(h.hold_seconds));
+                }
+            }
+        }
+        self.cfg.rule_hold = holds;
         self.set_causality(learned.map(|l| std::sync::Arc::new(CausalIndex::new(l, type_labels))));
     }
 
@@ -1324,7 +1350,8 @@ impl Engine {
         }
         self.assess_root(topo, id, s, &name, false);
         let sid = topo.ci(s).id.clone();
-        self.index_ci(&sid, id, at);
+        let onset = at - self.cfg.rule_hold.get(&name).copied().unwrap_or_default();
+        self.index_ci(&sid, id, onset);
         if let Some(ci) = old.clone() {
             // Re-records the old root's own path (now ending at `s`) with the confidence.
             let p = self
@@ -1501,6 +1528,8 @@ impl Engine {
             return;
         };
         let (sev, name) = (rec.severity(), CompactString::from(rec.alertname()));
+        // A CI is filed under when its trouble began: the alert's onset (see `policy`).
+        let onset = at - self.cfg.rule_hold.get(rec.alertname()).copied().unwrap_or_default();
         let mut runbooks = Vec::new();
         enrich::runbooks_of_alert(topo, rec, &mut runbooks);
         // What `index_ci` files the incident under: the CI, or the unknown host.
@@ -1549,7 +1578,7 @@ impl Engine {
         set_related_count(&mut inc.title, inc.alert_count.saturating_sub(1));
         self.mark_incident(id);
         if let Some(key) = &index_key {
-            self.index_ci(key, id, at);
+            self.index_ci(key, id, onset);
         }
         let joined = Detail::AlertJoined {
             alertname: name,

@@ -223,6 +223,30 @@ impl<'a> View<'a> {
         lists(a, b) || lists(b, a)
     }
 
+    /// How long the rule that raised `rec` holds an alert back before it fires (its
+    /// `for:`), as configured or learned (`[correlate.rule_hold]`, `sift tune`): zero
+    /// when unknown.
+    pub fn hold(&self, rec: &AlertRecord) -> Duration {
+        if self.cfg.rule_hold.is_empty() {
+            return Duration::zero();
+        }
+        self.cfg
+            .rule_hold
+            .get(rec.alertname())
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// When incident `i`'s trouble began: the onset its root CI was filed under (see
+    /// `Engine::index_ci`), else when it opened.
+    fn incident_onset(&self, i: &Incident) -> DateTime<Utc> {
+        i.root_cause_ci
+            .as_deref()
+            .and_then(|r| self.ci_state.get(r))
+            .and_then(|s| s.incidents.iter().find(|(id, _)| *id == i.id.as_str()))
+            .map_or(i.opened_at, |(_, t)| t.min(i.opened_at))
+    }
+
     /// Alerts firing on CI `ci` now.
     pub fn firing_on(&self, ci: &str) -> u32 {
         self.ci_state.get(ci).map_or(0, |c| c.firing)
@@ -660,13 +684,17 @@ pub(super) fn place(
         }
     }
     let window = cfg.window;
+    // Timing is judged on onsets: when the trouble behind an alert began, its start less
+    // its rule's hold-back (`for:`). A rule that waits 15 minutes before firing does not
+    // make its alert a fault of its own. With no holds known, the onset is the start.
+    let onset = at - view.hold(rec);
     // Effects follow their cause within a propagation window, measured from when the
     // explaining CI first alerted in that incident, longer for a cause more hops away.
     let in_window = |first: DateTime<Utc>, silent: u32| {
-        at - view.window(silent) <= first && first <= at + window
+        onset - view.window(silent) <= first && first <= onset + window
     };
     let Some(c) = node else {
-        return place_unknown(view, rec, at);
+        return place_unknown(view, rec, at, onset);
     };
     let cid = topo.ci(c).id.as_str();
 
@@ -736,8 +764,8 @@ pub(super) fn place(
             // With no alert on the path to show the fault passing, the cause must also
             // have come first.
             let timely = in_window(first, r.silent)
-                && !(r.silent > 0 && first > at)
-                && !(unrelated && first < at - window);
+                && !(r.silent > 0 && first > onset)
+                && !(unrelated && first < onset - window);
             let learned_timely = edge.is_some_and(|e| e.allows_from(first, at, window));
             if !timely && !learned_timely {
                 continue;
@@ -777,11 +805,13 @@ pub(super) fn place(
             .open_by_key
             .values()
             .filter_map(|id| view.incidents.get(id))
-            .filter(|i| at <= i.opened_at + late + slack && i.root_cause_ci.as_deref() != Some(cid))
+            .filter(|i| {
+                onset <= i.opened_at + late + slack && i.root_cause_ci.as_deref() != Some(cid)
+            })
             .filter(|i| up.as_ref().is_none_or(|u| u.id != i.id))
             .filter_map(|i| {
                 Some((
-                    i.opened_at,
+                    view.incident_onset(i),
                     i.id.as_str(),
                     topo.node(i.root_cause_ci.as_deref()?)?,
                 ))
@@ -794,7 +824,7 @@ pub(super) fn place(
         for (opened, id, root) in roots {
             let from_root = link_walk(view, topo, root);
             if let Some(s) = from_root.iter().find(|s| s.node == c)
-                && at <= opened + late + (view.window(s.silent) - window)
+                && onset <= opened + late + (view.window(s.silent) - window)
                 && (s.silent == 0 || s.score * view.fan(topo, c) >= cfg.min_link_score)
             {
                 let (path, silent) = link_path(view, topo, &from_root, root, c);
@@ -809,7 +839,7 @@ pub(super) fn place(
                             s.score * view.fan(topo, c)
                         },
                         path,
-                        lag_seconds: Some((at - opened).num_seconds()),
+                        lag_seconds: Some((onset - opened).num_seconds()),
                         silent,
                         learned: None,
                     },
@@ -834,7 +864,7 @@ pub(super) fn place(
                 },
                 score: u.score,
                 path: path.clone(),
-                lag_seconds: Some((at - u.first).num_seconds()),
+                lag_seconds: Some((onset - u.first).num_seconds()),
                 silent,
                 learned: u.learned.map(|e| e.link.text.clone()),
             };
@@ -872,7 +902,7 @@ pub(super) fn place(
                 reason,
             }
         }
-        None => match silent_root(view, topo, c, at) {
+        None => match silent_root(view, topo, c, onset) {
             Some(p) => p,
             None => Placement {
                 action: Action::Open {
@@ -886,9 +916,14 @@ pub(super) fn place(
 
 /// An alert on no CI: alerts on the same unknown host belong together (the host stands
 /// in for the CI it would be); else the same alert on many instances is one incident.
-fn place_unknown(view: &View, rec: &AlertRecord, at: DateTime<Utc>) -> Placement {
+fn place_unknown(
+    view: &View,
+    rec: &AlertRecord,
+    at: DateTime<Utc>,
+    onset: DateTime<Utc>,
+) -> Placement {
     let window = view.cfg.window;
-    let (earliest, latest) = (at - window, at + window);
+    let (earliest, latest) = (onset - window, onset + window);
     if let Some(key) = crate::cmdb::topology::unmapped_key(&rec.labels)
         && let Some((id, first)) = view
             .active_on_ci(&key)
@@ -896,7 +931,7 @@ fn place_unknown(view: &View, rec: &AlertRecord, at: DateTime<Utc>) -> Placement
             .find(|(_, f)| earliest <= *f && *f <= latest)
     {
         let mut reason = Reason::rule(Rule::UnknownHost);
-        reason.lag_seconds = Some((at - first).num_seconds());
+        reason.lag_seconds = Some((onset - first).num_seconds());
         return join(id.into(), Vec::new(), reason);
     }
     let ignore = &view.cfg.fallback_ignore_labels;
@@ -927,7 +962,7 @@ type Siblings<'a> = Vec<(DateTime<Utc>, &'a Incident)>;
 /// Silent-root inference for an alert on `c` that nothing alerting explains: incidents
 /// opened within the propagation window whose roots share with `c` a dependency that is
 /// not alerting. The nearest such CI of each is a candidate; the best-supported candidate
-/// (see the module docs) becomes the suspected root of them all.
+/// (see the module docs) becomes the suspected root of them all. `at` is the alert's onset.
 fn silent_root(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Option<Placement> {
     let cfg = view.cfg;
     if !cfg.silent_roots {
@@ -942,8 +977,10 @@ fn silent_root(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Opti
         .open_by_key
         .values()
         .filter_map(|id| view.incidents.get(id))
-        .filter(|i| horizon <= i.opened_at && i.opened_at <= at)
-        .filter_map(|i| Some((i.opened_at, i, topo.node(i.root_cause_ci.as_deref()?)?)))
+        .filter(|i| horizon <= i.opened_at)
+        .map(|i| (view.incident_onset(i), i))
+        .filter(|(o, _)| horizon <= *o && *o <= at)
+        .filter_map(|(o, i)| Some((o, i, topo.node(i.root_cause_ci.as_deref()?)?)))
         .filter(|(_, _, r)| *r != c)
         .collect();
     let hops_from_c: HashMap<Node, u32> = mine.iter().map(|r| (r.node, r.hops)).collect();

@@ -94,7 +94,7 @@ fn edge(cause: &str, effect: &str, support: u64, median: f64, p90: f64, scope: S
 fn graph(edges: Vec<Edge>) -> Option<Arc<CausalIndex>> {
     let learned = Learned {
         edges,
-        summary: Default::default(),
+        ..Default::default()
     };
     Some(Arc::new(CausalIndex::new(
         &learned,

@@ -148,7 +148,7 @@ impl Knobs {
     /// rules (down, unreachable, crash-looping, failed probes) wait 0–2 minutes, as common
     /// rule sets have them; degradation rules (latency, errors, lag, saturation, burn
     /// rates) anything up to `for_max_min`. Fixed per name and scenario.
-    fn for_clause(&self, seed: u64, alertname: &str) -> Duration {
+    pub fn for_clause(&self, seed: u64, alertname: &str) -> Duration {
         if self.for_max_min == 0 {
             return Duration::zero();
         }

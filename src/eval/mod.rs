@@ -279,6 +279,32 @@ pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
     {
         cfg.late_root_window = chrono::Duration::seconds(s);
     }
+    if std::env::var_os("EVAL_HOLD_ORACLE").is_some() {
+        for a in &alerts {
+            let name = a.labels.get("alertname").unwrap_or_default();
+            let hold = scn.knobs.for_clause(scn.seed, name);
+            if hold > chrono::Duration::zero() {
+                cfg.rule_hold.insert(name.to_string(), hold);
+            }
+        }
+    }
+    if std::env::var_os("EVAL_HOLD_LEARN").is_some() {
+        let lc = crate::causality::LearnConfig::default();
+        let mut h = crate::causality::History::new().with_topology(&topo);
+        for a in &alerts {
+            h.push_alert(&topo, &mapper, &lc, a);
+        }
+        let env = |k: &str, d: f64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+        for x in crate::causality::holds::learn_holds(&h, env("EVAL_HOLD_H", 3600.0) as i64, env("EVAL_HOLD_SPREAD", crate::causality::holds::SPREAD)) {
+            if std::env::var_os("EVAL_HOLD_DEBUG").is_some() {
+                let truth = scn.knobs.for_clause(scn.seed, &x.kind).num_seconds();
+                eprintln!("{} {} learned {} true {} n={} p25={} p75={}", scn.seed, x.kind, x.hold_seconds, truth, x.samples, x.lag_p25, x.lag_p75);
+            }
+            if x.hold_seconds > 0 {
+                cfg.rule_hold.insert(x.kind, chrono::Duration::seconds(x.hold_seconds));
+            }
+        }
+    }
     let out = crate::replay::run(&topo, &mapper, cfg, Vec::new(), alerts);
     let incidents: Vec<Vec<Fingerprint>> = out
         .incidents

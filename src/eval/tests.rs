@@ -493,7 +493,7 @@ fn with_no_graph_or_a_graph_about_other_types_the_harness_scenarios_correlate_id
             },
             scope: Scope::Neighbour,
         }],
-        summary: Default::default(),
+        ..Default::default()
     };
     let elsewhere = Arc::new(CausalIndex::new(&elsewhere, &labels));
     for g in [None, Some(empty), Some(elsewhere)] {

@@ -1,0 +1,229 @@
+//! Rule hold-backs learned from history: how long after the trouble around it each alert
+//! rule (alert type) typically starts firing.
+//!
+//! What it is for: a Prometheus rule with `for: 15m` fires 15 minutes after the fault it
+//! reports began, so its alert starts long after the alerts of faster rules on the same
+//! fault. Correlation judges timing on onsets (an alert's start less its rule's hold, see
+//! `correlate::policy`); these are the holds it subtracts when no `[correlate.rule_hold]`
+//! names them. What it must not do: I/O, the wall clock, or guess from too little: a type
+//! with fewer than `MIN_SAMPLES` occurrences, or whose typical lag is under a minute, gets
+//! no hold.
+//!
+//! # The rule
+//!
+//! For each occurrence `a` (type `k`, CI `c`, start `t`), its *lag* is `t - t'` for the
+//! earliest occurrence of another alert that started in `[t - horizon, t]` on `c` or a CI
+//! one relation away (either direction), or 0 when there is none: `a` then started its
+//! burst. A CI with more than `MAX_NEIGHBOURS` relations (a hub) looks at itself only: among
+//! hundreds of neighbours some unrelated alert always started shortly before. A type's hold
+//! is the median of its lags, rounded down to whole minutes (the unit `for:` clauses are
+//! written in). The median needs most of a type's occurrences to be effects of a common
+//! cause seen nearby, as they are for a rule that fires on faults; a rule usually first in
+//! its burst gets 0. Taking the earliest alert around, not the nearest cause, makes a hold
+//! at most the rule's real `for:` plus propagation when a faster rule saw the fault, and
+//! less when only slower ones did: judged too early is harmless, as a hold only moves an
+//! alert's onset towards alerts that came before it.
+
+use serde::{Deserialize, Serialize};
+
+use super::History;
+
+/// Fewest occurrences of a type for a hold to be learned.
+pub const MIN_SAMPLES: usize = 5;
+/// A hold shorter than this is ordinary propagation, which the window absorbs: none.
+pub const MIN_HOLD_S: i64 = 120;
+/// The default least ratio of a type's lag quartiles (p25 / p75) for a hold.
+pub const SPREAD: f64 = 0.6;
+/// How far back the lags look: holds up to half of it can be learned (see `hold_of`).
+pub const HORIZON_S: i64 = 2400;
+/// Passes over the history: the first measures from starts, the others from onsets.
+pub const PASSES: usize = 1;
+/// How many relations up from an alert's CI its lag looks.
+pub const UP_HOPS: usize = 3;
+/// Most CIs one lag looks at.
+pub const MAX_NEIGHBOURS: usize = 64;
+
+/// A learned hold: what `type` waits, and the lags it was learned from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Hold {
+    /// The alert type (its alert name with the default `type_labels`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The hold, in seconds (whole minutes).
+    pub hold_seconds: i64,
+    /// Occurrences the lags came from.
+    pub samples: usize,
+    /// Lags' quartiles and 90th percentile, in seconds.
+    pub lag_p25: i64,
+    pub lag_median: i64,
+    pub lag_p75: i64,
+    pub lag_p90: i64,
+}
+
+/// Learns a hold for every type of `h` seen at least `MIN_SAMPLES` times, looking back
+/// `horizon_s` seconds for the earliest alert around each occurrence (see the module
+/// doc). Types whose hold is 0 are listed too (with their lags): `sift tune` shows them.
+pub fn learn_holds(h: &History, horizon_s: i64, spread: f64) -> Vec<Hold> {
+    let mut occ = h.occ.clone();
+    occ.sort_unstable_by_key(|&(k, c, t)| (c, t, k));
+    occ.dedup();
+    let ncis = h.cis.len();
+    let mut start = vec![0usize; ncis + 1];
+    for &(_, c, _) in &occ {
+        start[c as usize + 1] += 1;
+    }
+    for i in 0..ncis {
+        start[i + 1] += start[i];
+    }
+    let of_ci = |c: u32| &occ[start[c as usize]..start[c as usize + 1]];
+    // Per CI: itself and what it depends on within `UP_HOPS` relations, at most
+    // `MAX_NEIGHBOURS` of them (a monitoring gap may hide the CI between).
+    let up: Vec<Vec<u32>> = (0..ncis as u32)
+        .map(|c| {
+            let mut seen = vec![c];
+            let mut frontier = vec![c];
+            for _ in 0..UP_HOPS {
+                let mut next = Vec::new();
+                for &x in &frontier {
+                    for &p in &h.upstream[x as usize] {
+                        if !seen.contains(&p) && seen.len() <= MAX_NEIGHBOURS {
+                            seen.push(p);
+                            next.push(p);
+                        }
+                    }
+                }
+                frontier = next;
+            }
+            seen
+        })
+        .collect();
+    // Pass 1 measures lags from starts; each later pass from onsets (starts less the
+    // holds found so far), so an alert after a slow cause is measured from when that
+    // cause began, not from when its rule fired.
+    let mut hold = vec![0i64; h.types.len()];
+    let mut lags: Vec<Vec<i64>> = Vec::new();
+    for _ in 0..PASSES {
+        lags = vec![Vec::new(); h.types.len()];
+        for &(k, c, t) in &occ {
+            let mut earliest: Option<i64> = None;
+            for &x in &up[c as usize] {
+                let list = of_ci(x);
+                // Occurrences on `x` starting within the horizon either side of `t`
+                // (a slower cause may start after its effect) whose onset is not after t.
+                let i = list.partition_point(|o| o.2 < t - horizon_s);
+                for o in list[i..].iter().take_while(|o| o.2 <= t + horizon_s) {
+                    if o.0 == k && o.1 == c {
+                        continue;
+                    }
+                    let onset = o.2 - hold[o.0 as usize];
+                    if onset <= t && t - onset <= horizon_s && earliest.is_none_or(|e| onset < e) {
+                        earliest = Some(onset);
+                    }
+                }
+            }
+            // An alert with nothing before it says nothing of its rule's hold: its cause
+            // may not have alerted at all.
+            if let Some(e) = earliest {
+                lags[k as usize].push(t - e);
+            }
+        }
+        for (k, l) in lags.iter_mut().enumerate() {
+            l.sort_unstable();
+            hold[k] = if l.len() >= MIN_SAMPLES {
+                hold_of(l, spread, horizon_s)
+            } else {
+                0
+            };
+        }
+    }
+    let mut out: Vec<Hold> = lags
+        .into_iter()
+        .enumerate()
+        .filter(|(_, l)| l.len() >= MIN_SAMPLES)
+        .map(|(k, l)| Hold {
+            kind: h.types[k].clone(),
+            hold_seconds: hold[k],
+            samples: l.len(),
+            lag_p25: quantile(&l, 0.25),
+            lag_median: quantile(&l, 0.5),
+            lag_p75: quantile(&l, 0.75),
+            lag_p90: quantile(&l, 0.9),
+        })
+        .collect();
+    out.sort_by(|a, b| a.kind.cmp(&b.kind));
+    out
+}
+
+/// `q`-quantile of sorted, non-empty `l`.
+fn quantile(l: &[i64], q: f64) -> i64 {
+    l[((l.len() - 1) as f64 * q).round() as usize]
+}
+
+/// The hold sorted lags `l` show: their lower quartile in whole minutes, when it is at
+/// least `MIN_HOLD_S` and at least `spread` times the upper quartile (lags bunched
+/// around one delay, as a rule's `for:` makes them; lags spread from zero to the horizon
+/// are coincidences); else 0.
+fn hold_of(l: &[i64], spread: f64, horizon_s: i64) -> i64 {
+    let (p25, p75) = (quantile(l, 0.25), quantile(l, 0.75));
+    if p25 >= MIN_HOLD_S && p25 as f64 >= spread * p75 as f64 && p75 <= horizon_s / 2 {
+        p25 / 60 * 60
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmdb::{CmdbFile, Topology};
+
+    fn topo() -> Topology {
+        let cmdb: CmdbFile = serde_json::from_value(serde_json::json!({
+            "cis": [
+                {"id": "db", "type": "database"},
+                {"id": "app1", "type": "application"},
+                {"id": "app2", "type": "application"},
+                {"id": "lonely", "type": "application"}
+            ],
+            "relations": [
+                {"source": "app1", "target": "db"},
+                {"source": "app2", "target": "db"}
+            ]
+        }))
+        .unwrap();
+        Topology::from_file(&cmdb)
+    }
+
+    #[test]
+    fn a_slow_rule_gets_its_for_a_fast_one_none() {
+        let mut h = History::new().with_topology(&topo());
+        for i in 0..20 {
+            let t = i * 7200;
+            h.push("DbDown", "db", t);
+            // A latency rule with `for: 10m` fires 10-11 minutes after the database fails.
+            h.push("LatencyHigh", "app1", t + 600 + i % 2 * 60);
+            h.push("ErrorsHigh", "app2", t + 30);
+        }
+        // Unrelated, alone: its own burst each time.
+        for i in 0..10 {
+            h.push("LatencyHigh", "lonely", i * 7200 + 3600);
+        }
+        let holds = learn_holds(&h, 1800, SPREAD);
+        let of = |k: &str| holds.iter().find(|x| x.kind == k).unwrap().hold_seconds;
+        assert_eq!(of("DbDown"), 0);
+        assert_eq!(of("ErrorsHigh"), 0);
+        // 20 of 30 LatencyHigh occurrences came 10-11 minutes after the database.
+        assert_eq!(of("LatencyHigh"), 600);
+    }
+
+    #[test]
+    fn too_few_samples_no_hold_and_nothing_from_nothing() {
+        let mut h = History::new().with_topology(&topo());
+        for i in 0..4 {
+            h.push("DbDown", "db", i * 7200);
+            h.push("LatencyHigh", "app1", i * 7200 + 900);
+        }
+        assert!(learn_holds(&h, 1800, SPREAD).is_empty());
+        assert!(learn_holds(&History::new(), 1800).is_empty());
+    }
+}
