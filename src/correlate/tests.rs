@@ -1,9 +1,12 @@
 //! Unit tests of the core on small hand-drawn estates.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::*;
+use crate::alert::{Alert, AlertStatus, Fingerprint, Labels, Source};
 use crate::cmdb::{Change, Ci, CmdbFile, Relation};
+use crate::cmdb::{CiMapper, Topology};
+use crate::incident::{Incident, IncidentStatus};
 
 pub(super) fn t(min: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap() + Duration::minutes(min)

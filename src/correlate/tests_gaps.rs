@@ -2,12 +2,14 @@
 //! CIs that are not alerting, suspected (silent) roots, slow deep propagation, the
 //! reasons placements record, and the policy as a pure function.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::tests::incident_of;
 use super::*;
+use crate::alert::{Alert, AlertStatus, Fingerprint, Labels, Source};
 use crate::cmdb::{Ci, CmdbFile, Relation};
-use crate::incident::Rule;
+use crate::cmdb::{CiMapper, Topology};
+use crate::incident::{Detail, Incident, Rule};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap()

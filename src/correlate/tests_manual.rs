@@ -3,6 +3,9 @@
 
 use super::tests::{alert, estate, incident_of, t};
 use super::*;
+use crate::alert::{Alert, AlertStatus};
+use crate::cmdb::{CiMapper, Topology};
+use crate::incident::IncidentStatus;
 
 fn firing(name: &str, host: &str, start: i64) -> Alert {
     alert(name, host, AlertStatus::Firing, start, None)
