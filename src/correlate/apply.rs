@@ -15,7 +15,10 @@ use super::{AlertRecord, Engine, enrich, policy};
 use crate::alert::Fingerprint;
 use crate::cmdb::Topology;
 use crate::cmdb::topology::Node;
-use crate::incident::{Detail, Incident, IncidentStatus, impact_of, incident_id, urgency_of};
+use crate::incident::{
+    CorrelationKey, Detail, Incident, IncidentStatus, TimelineKind, impact_of, incident_id,
+    urgency_of,
+};
 
 /// Ends `title` with " (+N related alerts)" (none for 0), replacing the count it had.
 /// Rewritten in place, with no formatting machinery: this runs for every joining alert.
@@ -168,7 +171,7 @@ impl Engine {
         &mut self,
         topo: &Topology,
         node: Option<Node>,
-        key: String,
+        key: CorrelationKey,
         rec: &AlertRecord,
         at: DateTime<Utc>,
     ) -> String {
@@ -207,7 +210,13 @@ impl Engine {
         self.open_by_key.insert(key.clone(), id.clone());
         self.incidents.insert(id.clone(), inc);
         self.changes.opened += 1;
-        self.timeline(&id, at, "sift", "opened", serde_json::json!({"key": key}));
+        self.timeline(
+            &id,
+            at,
+            "sift",
+            TimelineKind::Opened,
+            serde_json::json!({"key": key}),
+        );
         if let Some(n) = node {
             self.assess_root(topo, &id, n, rec.alertname(), true);
             let cid = topo.ci(n).id.clone();
@@ -289,13 +298,13 @@ impl Engine {
             fingerprint: fp.clone(),
             reason,
         };
-        self.timeline(id, at, "sift", "alert_joined", joined);
+        self.timeline(id, at, "sift", TimelineKind::AlertJoined, joined);
         if priority != old_priority {
             self.timeline(
                 id,
                 at,
                 "sift",
-                "priority_changed",
+                TimelineKind::PriorityChanged,
                 serde_json::json!({"from": old_priority, "to": priority}),
             );
         }

@@ -18,7 +18,9 @@ use super::{
 };
 use crate::alert::{AlertStatus, Fingerprint, FingerprintSet};
 use crate::cmdb::Change;
-use crate::incident::{Detail, Incident, PriorityMatrix, TimelineEntry};
+use crate::incident::{
+    CorrelationKey, Detail, Incident, PriorityMatrix, TimelineEntry, TimelineKind,
+};
 
 /// The ITIL priority for `impact` and `urgency`: from the engine's table, else the matrix.
 pub(super) fn priority_of(
@@ -46,7 +48,7 @@ pub struct Engine {
     pub(super) alerts: alert_map::AlertMap,
     pub(super) incidents: HashMap<String, Incident>,
     /// Active incident per correlation key.
-    pub(super) open_by_key: HashMap<String, String>,
+    pub(super) open_by_key: HashMap<CorrelationKey, String>,
     /// Firing alerts that expire at their `ends_at` unless refreshed.
     pub(super) expiry: schedule::Schedule,
     /// Incidents whose alerts have all resolved, and since when.
@@ -420,7 +422,7 @@ impl Engine {
         id: &str,
         at: DateTime<Utc>,
         actor: &str,
-        kind: &str,
+        kind: TimelineKind,
         detail: impl Into<Detail>,
     ) {
         if !self.record {
@@ -430,7 +432,7 @@ impl Engine {
             incident_id: id.into(),
             at,
             actor: actor.into(),
-            kind: kind.into(),
+            kind,
             detail: detail.into(),
         });
     }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::{Engine, IncidentPatch, PatchError};
 use crate::alert::{AlertStatus, Fingerprint};
 use crate::cmdb::Topology;
-use crate::incident::IncidentStatus;
+use crate::incident::{IncidentStatus, TimelineKind};
 
 impl Engine {
     /// Moves event time forward to `now` (a tick from the daemon's clock): alerts past
@@ -95,7 +95,7 @@ impl Engine {
             id,
             at,
             "sift",
-            "reopened",
+            TimelineKind::Reopened,
             serde_json::json!({"resolved_at": was}),
         );
     }
@@ -122,7 +122,7 @@ impl Engine {
             &id,
             end,
             "sift",
-            "alert_resolved",
+            TimelineKind::AlertResolved,
             serde_json::json!({"fingerprint": fp_s}),
         );
         let Some(inc) = self.incidents.get(id.as_str()) else {
@@ -181,7 +181,7 @@ impl Engine {
         if let Some(id) = incident {
             self.pending_resolve.remove(id.as_str());
             let detail = serde_json::json!({"fingerprint": fp.0, "changes": threshold + 1});
-            self.timeline(&id, at, "sift", "flapping_started", detail);
+            self.timeline(&id, at, "sift", TimelineKind::FlappingStarted, detail);
         }
     }
 
@@ -213,7 +213,7 @@ impl Engine {
                     &id,
                     since,
                     "sift",
-                    "flapping_stopped",
+                    TimelineKind::FlappingStopped,
                     serde_json::json!({"fingerprint": fp.0}),
                 );
                 if resolved {
@@ -247,7 +247,7 @@ impl Engine {
             id,
             at,
             "sift",
-            "resolved",
+            TimelineKind::Resolved,
             serde_json::json!({"reason": "all alerts resolved"}),
         );
         self.remember_finished(id);
@@ -294,7 +294,7 @@ impl Engine {
                 IncidentStatus::Open => inc.resolved_at = None,
             }
             notes.push((
-                to.as_str().to_string(),
+                TimelineKind::of_status(to),
                 serde_json::json!({"from": from.as_str(), "to": to.as_str()}),
             ));
         }
@@ -302,14 +302,17 @@ impl Engine {
             && *assignee != inc.assignee
         {
             inc.assignee = assignee.clone();
-            notes.push(("assigned".into(), serde_json::json!({"assignee": assignee})));
+            notes.push((
+                TimelineKind::Assigned,
+                serde_json::json!({"assignee": assignee}),
+            ));
         }
         if let Some(c) = &patch.comment {
-            notes.push(("comment".into(), serde_json::json!({"text": c})));
+            notes.push((TimelineKind::Comment, serde_json::json!({"text": c})));
         }
         if let Some(n) = &patch.resolution_note {
             inc.resolution_note = Some(n.clone());
-            notes.push(("resolution_note".into(), serde_json::json!({"text": n})));
+            notes.push((TimelineKind::ResolutionNote, serde_json::json!({"text": n})));
         }
         inc.updated_at = inc.updated_at.max(at);
         let active = inc.status.is_active();
@@ -325,7 +328,7 @@ impl Engine {
         }
         self.mark_incident(id);
         for (kind, detail) in notes {
-            self.timeline(id, at, actor, &kind, detail);
+            self.timeline(id, at, actor, kind, detail);
         }
         self.evaluate_sla(id, at);
         if self

@@ -16,6 +16,8 @@
 //! - `apply`: applying a placement (open / reopen / join), and `roots`: the root changes
 //!   it brings (reroot, merge, suspect, confirm) and the evidence paths.
 //! - `lifecycle`: resolving, auto-resolve, flapping, reopening, ticks, operator patches.
+//! - `enrichment`: the typed accessors of the enrichment keys the core reads back
+//!   (evidence paths, root support, kept apart, merged into).
 //! - `manual` (operator merge and split), `enrich`, `similar`, `sla`, `causal` (the
 //!   learned causality graph placement consults); `ci_index`, `alert_map`, `schedule`
 //!   (the state's indexes).
@@ -31,6 +33,7 @@ mod config;
 mod dedup;
 mod engine;
 mod enrich;
+mod enrichment;
 mod lifecycle;
 mod manual;
 mod policy;
@@ -55,7 +58,6 @@ pub use sla::SlaTarget;
 // Helpers the engine's parts share (`super::…` from `manual` and the tests).
 use apply::set_related_count;
 use engine::priority_of;
-use roots::extend_evidence;
 
 #[cfg(test)]
 mod tests;

@@ -9,11 +9,11 @@
 use chrono::{DateTime, Utc};
 
 use super::engine::priority_of;
-use super::{Engine, policy};
+use super::{Engine, enrichment, policy};
 use crate::alert::{AlertStatus, Fingerprint};
 use crate::cmdb::Topology;
 use crate::cmdb::topology::Node;
-use crate::incident::{Incident, IncidentStatus, RootCause, impact_of};
+use crate::incident::{IncidentStatus, RootCause, TimelineKind, impact_of};
 
 impl Engine {
     /// Sets what follows from an incident's root CI: its id, owner group, impacted
@@ -81,10 +81,7 @@ impl Engine {
             0 | 1 => base,
             n => format!("{base} (+{} related alerts)", n - 1),
         };
-        inc.enrichment.insert(
-            "root_ci".into(),
-            serde_json::to_value(ci).unwrap_or(serde_json::Value::Null),
-        );
+        enrichment::set_root_ci(&mut inc.enrichment, ci);
         self.mark_incident(id);
         self.enrich(topo, id);
         self.similar(id);
@@ -93,27 +90,13 @@ impl Engine {
 
     /// Records the dependency path from `ci` to the incident's root (evidence): `path`
     /// runs from `ci` to a CI already in the incident, whose own path completes it.
-    pub(super) fn record_path(&mut self, id: &str, ci: &str, mut path: Vec<String>) {
+    pub(super) fn record_path(&mut self, id: &str, ci: &str, path: Vec<String>) {
         let Some(inc) = self.incidents.get_mut(id) else {
             return;
         };
-        let ev = inc
-            .enrichment
-            .entry("evidence")
-            .or_insert_with(|| serde_json::Value::Object(Default::default()));
-        let Some(ev) = ev.as_object_mut() else { return };
-        if let Some(last) = path.last().cloned()
-            && last != ci
-            && let Some(rest) = ev.get(&last).and_then(|v| v.as_array())
-        {
-            path.extend(
-                rest.iter()
-                    .skip(1)
-                    .filter_map(|v| v.as_str().map(String::from)),
-            );
-        }
-        ev.insert(ci.to_string(), serde_json::json!(path));
-        let explained = ev.len();
+        let Some(explained) = enrichment::record_evidence(&mut inc.enrichment, ci, path) else {
+            return;
+        };
         let total = inc.ci_ids.len().max(1);
         let share = explained.min(total) as f64 / total as f64;
         let Some(root) = inc.root_cause.as_mut() else {
@@ -125,11 +108,11 @@ impl Engine {
                 "the alerting CI that every other alerting CI of this incident depends on".into();
         } else {
             // Inferred, not seen: at most half as sure, scaled by the inference's support.
-            root.confidence = share * 0.5 * inc_support(&inc.enrichment);
+            let support = enrichment::root_support(&inc.enrichment).unwrap_or(1.0);
+            root.confidence = share * 0.5 * support;
             root.reason = "suspected: not alerting itself, but every alerting CI of this incident depends on it and they started within the propagation window".into();
         }
-        let json = serde_json::to_value(&*root).unwrap_or_default();
-        inc.enrichment.insert("root_cause".into(), json);
+        enrichment::set_root_cause(&mut inc.enrichment, root);
     }
 
     /// `s`, a CI that is not alerting, is the suspected root of incident `id`: every
@@ -159,9 +142,8 @@ impl Engine {
             .map(|a| a.alertname().to_string())
             .unwrap_or_default();
         if let Some(inc) = self.incidents.get_mut(id) {
-            inc.enrichment
-                .insert("root_support".into(), serde_json::json!(support));
-            extend_evidence(inc, &ext);
+            enrichment::set_root_support(&mut inc.enrichment, support);
+            enrichment::extend_evidence(&mut inc.enrichment, &ext);
         }
         self.assess_root(topo, id, s, &name, false);
         let sid = topo.ci(s).id.clone();
@@ -171,14 +153,7 @@ impl Engine {
             let p = self
                 .incidents
                 .get(id)
-                .and_then(|i| i.enrichment.get("evidence"))
-                .and_then(|e| e.get(&ci))
-                .and_then(|v| v.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(String::from))
-                        .collect::<Vec<_>>()
-                });
+                .and_then(|i| enrichment::evidence_path(&i.enrichment, &ci));
             if let Some(p) = p {
                 self.record_path(id, &ci, p);
             }
@@ -187,7 +162,7 @@ impl Engine {
             id,
             at,
             "sift",
-            "root_suspected",
+            TimelineKind::RootSuspected,
             serde_json::json!({"from": old, "to": sid, "support": support}),
         );
     }
@@ -213,7 +188,7 @@ impl Engine {
             id,
             at,
             "sift",
-            "root_confirmed",
+            TimelineKind::RootConfirmed,
             serde_json::json!({"ci_id": cid}),
         );
     }
@@ -242,7 +217,7 @@ impl Engine {
             .map(|a| a.alertname().to_string())
             .unwrap_or_default();
         if let Some(inc) = self.incidents.get_mut(id) {
-            extend_evidence(inc, &ext);
+            enrichment::extend_evidence(&mut inc.enrichment, &ext);
         }
         self.assess_root(topo, id, c, &name, true);
         let cid = topo.ci(c).id.clone();
@@ -251,7 +226,7 @@ impl Engine {
             id,
             at,
             "sift",
-            "root_changed",
+            TimelineKind::RootChanged,
             serde_json::json!({"from": old, "to": cid}),
         );
     }
@@ -288,20 +263,12 @@ impl Engine {
             }
             self.join(topo, into, fp, at, None);
         }
-        if let Some(ev) = src.enrichment.get("evidence").and_then(|v| v.as_object()) {
-            for (ci, path) in ev {
-                let mut p: Vec<String> = path
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect();
-                p.extend(ext.iter().skip(1).cloned());
-                if p.last() != Some(&cid) {
-                    p.push(cid.clone());
-                }
-                self.record_path(into, ci, p);
+        for (ci, mut p) in enrichment::evidence_paths(&src.enrichment) {
+            p.extend(ext.iter().skip(1).cloned());
+            if p.last() != Some(&cid) {
+                p.push(cid.clone());
             }
+            self.record_path(into, &ci, p);
         }
         let all_resolved = self
             .incidents
@@ -322,8 +289,7 @@ impl Engine {
             f.status = IncidentStatus::Closed;
             f.closed_at = Some(at);
             f.updated_at = f.updated_at.max(at);
-            f.enrichment
-                .insert("merged_into".into(), serde_json::json!(into));
+            enrichment::set_merged_into(&mut f.enrichment, into);
             if self.open_by_key.get(&f.correlation_key).map(String::as_str) == Some(from) {
                 self.open_by_key.remove(&f.correlation_key);
             }
@@ -333,39 +299,15 @@ impl Engine {
             from,
             at,
             "sift",
-            "merged",
+            TimelineKind::Merged,
             serde_json::json!({"into": into, "explained_by": cid}),
         );
         self.timeline(
             into,
             at,
             "sift",
-            "merged",
+            TimelineKind::Merged,
             serde_json::json!({"from": from, "explained_by": cid}),
         );
     }
-}
-
-/// Extends every evidence path of `inc` past its old root along `ext` (the path from the
-/// old root to the new one; its first entry, the old root, ends each path already).
-pub(super) fn extend_evidence(inc: &mut Incident, ext: &[String]) {
-    if let Some(ev) = inc
-        .enrichment
-        .get_mut("evidence")
-        .and_then(|v| v.as_object_mut())
-    {
-        for path in ev.values_mut() {
-            if let Some(p) = path.as_array_mut() {
-                p.extend(ext.iter().skip(1).map(|x| serde_json::json!(x)));
-            }
-        }
-    }
-}
-
-/// The support of an incident's suspected root, as inferred (1 when not recorded).
-pub(super) fn inc_support(enrichment: &serde_json::Map<String, serde_json::Value>) -> f64 {
-    enrichment
-        .get("root_support")
-        .and_then(|v| v.as_f64())
-        .unwrap_or(1.0)
 }

@@ -9,7 +9,7 @@ use super::*;
 use crate::alert::{Alert, AlertStatus, Fingerprint, Labels, Source};
 use crate::cmdb::{Ci, CmdbFile, Relation};
 use crate::cmdb::{CiMapper, Topology};
-use crate::incident::{Detail, Incident, Rule};
+use crate::incident::{Detail, Incident, Rule, TimelineKind};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap()
@@ -143,7 +143,11 @@ fn a_silent_host_under_alerting_apps_is_the_suspected_root_and_confirmed_when_it
     assert_eq!(r.rule, Rule::SilentRoot);
     assert_eq!(r.path, vec!["web-2", "host-7"]);
     assert_eq!(r.silent, vec!["host-7"]);
-    assert!(ch.timeline.iter().any(|t| t.kind == "root_suspected"));
+    assert!(
+        ch.timeline
+            .iter()
+            .any(|t| t.kind == TimelineKind::RootSuspected)
+    );
     // The third app links to the suspected root directly (it is filed in the incident).
     assert_eq!(reason_of(&ch, &a1).rule, Rule::Upstream);
 
@@ -159,7 +163,11 @@ fn a_silent_host_under_alerting_apps_is_the_suspected_root_and_confirmed_when_it
     assert!(rc.alerting, "{rc:?}");
     assert!(!inc.title.contains("suspected"), "{}", inc.title);
     assert_eq!(reason_of(&ch, &h).rule, Rule::ConfirmedRoot);
-    assert!(ch.timeline.iter().any(|t| t.kind == "root_confirmed"));
+    assert!(
+        ch.timeline
+            .iter()
+            .any(|t| t.kind == TimelineKind::RootConfirmed)
+    );
 }
 
 #[test]
