@@ -1,14 +1,16 @@
-//! The keys the core itself reads back from `Incident::enrichment`, typed: evidence paths,
-//! the suspected root's support, the incidents an operator kept apart, the incident a
-//! merge folded this one into, and the root's details. One place that knows their names
-//! and JSON shapes, so the rest of the core handles paths, numbers and ids, not JSON.
+//! The keys the core keeps in `Incident::enrichment`, typed: evidence paths, the
+//! suspected root's support, the incidents an operator kept apart, the incident a merge
+//! folded this one into, the root's details, and the display-only lists (`runbooks`,
+//! `recent_changes`, `probably_change_related`, `similar_incidents`). One place that
+//! knows their names and JSON shapes, so the rest of the core handles paths, numbers and
+//! ids, not JSON.
 //!
 //! The stored JSON is what it always was (the incident document, the API and webhooks
 //! show it as is): `evidence` {ci: [ci, …, root]}, `root_support` number, `kept_apart`
 //! [incident id], `merged_into` incident id, `root_cause` and `root_ci` objects. The map
-//! stays a JSON map (`enrich` and `similar` write display-only keys beside these), so
-//! values this version did not write are read leniently: what is not of the expected
-//! shape reads as absent, as before. Accessors only: nothing here decides anything.
+//! itself stays a JSON map (`Incident` is the public, stored shape), so what this version
+//! did not write is read leniently: a value not of the expected shape reads as absent,
+//! as before. Accessors only: nothing here decides anything.
 
 use serde_json::{Value, json};
 

@@ -16,8 +16,8 @@
 //! - `apply`: applying a placement (open / reopen / join), and `roots`: the root changes
 //!   it brings (reroot, merge, suspect, confirm) and the evidence paths.
 //! - `lifecycle`: resolving, auto-resolve, flapping, reopening, ticks, operator patches.
-//! - `enrichment`: the typed accessors of the enrichment keys the core reads back
-//!   (evidence paths, root support, kept apart, merged into).
+//! - `enrichment`: typed accessors of every `Incident::enrichment` key the core writes
+//!   (evidence paths, root support, kept apart, merged into, runbooks, changes...).
 //! - `manual` (operator merge and split), `enrich`, `similar`, `sla`, `causal` (the
 //!   learned causality graph placement consults); `ci_index`, `alert_map`, `schedule`
 //!   (the state's indexes).
