@@ -50,4 +50,7 @@ pub mod metrics;
 
 pub mod replay;
 
+// `sift tune`: the lags a history shows and the settings they recommend.
+pub mod tune;
+
 pub mod eval;

@@ -74,6 +74,16 @@ fn main() -> anyhow::Result<()> {
                     skip_bad,
                 );
             }
+            Cmd::Tune {
+                cmdb,
+                alerts,
+                incidents,
+                config,
+                json,
+            } => {
+                let cfg = load(config.config.as_deref(), level)?;
+                return tune(&cfg, &cmdb, &alerts, incidents.as_deref(), json);
+            }
             Cmd::Problems {
                 cmd:
                     ProblemsCmd::Cluster {
@@ -521,6 +531,39 @@ fn replay(
         }
         None => Vec::new(),
     };
+    let parsed = read_alerts(cfg, alerts, skip_bad)?;
+    let events = parsed.len();
+    let mapper = CiMapper::new(cfg.mapping.labels.clone());
+    // As a daemon that has seen this history would: the rules' holds learned from it
+    // fill in those `[correlate.rule_hold]` does not name.
+    let (ccfg, added) = sift::replay::with_learned_holds(cfg.correlate(), &topo, &mapper, &parsed);
+    for (name, hold) in &added {
+        eprintln!(
+            "learned: {name} fires {}s after the trouble it reports (its for:)",
+            hold.num_seconds()
+        );
+    }
+    let out = sift::replay::run(&topo, &mapper, ccfg, changes, parsed);
+    let json = serde_json::to_string_pretty(&serde_json::json!({"incidents": out.incidents}))?;
+    match output {
+        Some(p) => std::fs::write(p, json + "\n")
+            .with_context(|| format!("cannot write {}", p.display()))?,
+        None => println!("{json}"),
+    }
+    eprintln!(
+        "replayed {events} alert events into {} incidents",
+        out.incidents.len()
+    );
+    Ok(())
+}
+
+/// Alertmanager alert objects, one per line of `alerts`. Bad lines are named; with
+/// `skip_bad` the rest are read, else nothing is.
+fn read_alerts(
+    cfg: &Config,
+    alerts: &Path,
+    skip_bad: bool,
+) -> anyhow::Result<Vec<sift::alert::Alert>> {
     let text = std::fs::read_to_string(alerts)
         .with_context(|| format!("cannot read {}", alerts.display()))?;
     let n = cfg.normalize();
@@ -554,29 +597,79 @@ fn replay(
     }
     if bad > 0 && !skip_bad {
         bail!(
-            "{bad} bad lines in {}; nothing replayed (--skip-bad replays the rest)",
+            "{bad} bad lines in {}; nothing read (--skip-bad reads the rest)",
             alerts.display()
         );
     }
-    let events = parsed.len();
-    let out = sift::replay::run(
+    Ok(parsed)
+}
+
+fn tune(
+    cfg: &Config,
+    cmdb: &Path,
+    alerts: &Path,
+    incidents: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let doc = read_cmdb(cmdb)?;
+    doc.validate(|_| false)
+        .with_context(|| format!("{} rejected", cmdb.display()))?;
+    let topo = Topology::from_file(&doc);
+    let parsed = read_alerts(cfg, alerts, false)?;
+    let truth = match incidents {
+        Some(p) => Some(read_groups(p)?),
+        None => None,
+    };
+    let report = sift::tune::tune(
         &topo,
         &CiMapper::new(cfg.mapping.labels.clone()),
-        cfg.correlate(),
-        changes,
-        parsed,
+        &cfg.correlate(),
+        &parsed,
+        truth.as_deref(),
     );
-    let json = serde_json::to_string_pretty(&serde_json::json!({"incidents": out.incidents}))?;
-    match output {
-        Some(p) => std::fs::write(p, json + "\n")
-            .with_context(|| format!("cannot write {}", p.display()))?,
-        None => println!("{json}"),
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", sift::tune::render(&report));
     }
-    eprintln!(
-        "replayed {events} alert events into {} incidents",
-        out.incidents.len()
-    );
     Ok(())
+}
+
+/// Incidents' alert lists: `{"incidents": [{"alert_fingerprints": [...]}, ...]}` (what
+/// `sift replay` writes) or JSON lines of such objects.
+fn read_groups(p: &Path) -> anyhow::Result<Vec<Vec<sift::alert::Fingerprint>>> {
+    #[derive(serde::Deserialize)]
+    struct Group {
+        alert_fingerprints: Vec<sift::alert::Fingerprint>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        incidents: Vec<Group>,
+    }
+    let text =
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+    if let Ok(d) = serde_json::from_str::<Doc>(&text) {
+        return Ok(d
+            .incidents
+            .into_iter()
+            .map(|g| g.alert_fingerprints)
+            .collect());
+    }
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let g: Group = serde_json::from_str(line).map_err(|e| {
+            anyhow::anyhow!(
+                "{}:{}: {e} (expected {{\"incidents\": [...]}} or one object with \"alert_fingerprints\" per line)",
+                p.display(),
+                i + 1
+            )
+        })?;
+        out.push(g.alert_fingerprints);
+    }
+    Ok(out)
 }
 
 fn problems_cluster(

@@ -6,6 +6,8 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::incident::TimelineKind;
+
 pub struct Metrics {
     registry: Registry,
     /// by `source` and `outcome` (new, duplicate, resolved, rejected)
@@ -260,26 +262,26 @@ impl Metrics {
             let since_open = |t: Option<chrono::DateTime<chrono::Utc>>| {
                 t.map(|t| (t - inc.opened_at).num_milliseconds().max(0) as f64 / 1000.0)
             };
-            match e.kind.as_str() {
-                "acknowledged" => {
+            match e.kind {
+                TimelineKind::Acknowledged => {
                     if let Some(s) = since_open(inc.acknowledged_at) {
                         self.time_to_acknowledge
                             .with_label_values(&[p.as_str()])
                             .observe(s);
                     }
                 }
-                "resolved" => {
+                TimelineKind::Resolved => {
                     if let Some(s) = since_open(inc.resolved_at) {
                         self.time_to_resolve
                             .with_label_values(&[p.as_str()])
                             .observe(s);
                     }
                 }
-                "sla_respond_breached" => self
+                TimelineKind::SlaRespondBreached => self
                     .sla_breaches
                     .with_label_values(&[p.as_str(), "respond"])
                     .inc(),
-                "sla_resolve_breached" => self
+                TimelineKind::SlaResolveBreached => self
                     .sla_breaches
                     .with_label_values(&[p.as_str(), "resolve"])
                     .inc(),

@@ -42,3 +42,42 @@ pub fn run(
     alerts.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
     ReplayOutput { incidents, alerts }
 }
+
+/// The rule holds (`causality::holds`) `alerts` show over `topo`, as the daemon's learner
+/// would find them in its stored history.
+pub fn learn_holds(
+    topo: &Topology,
+    mapper: &CiMapper,
+    alerts: &[Alert],
+) -> Vec<crate::causality::holds::Hold> {
+    use crate::causality::{History, LearnConfig, holds};
+    let lc = LearnConfig::default();
+    let mut h = History::new().with_topology(topo);
+    for a in alerts {
+        h.push_alert(topo, mapper, &lc, a);
+    }
+    holds::learn_holds(&h, holds::HORIZON_S, holds::SPREAD)
+}
+
+/// `cfg` with the holds `alerts` show (`learn_holds`) added for the alert names its
+/// `rule_hold` does not list, when `cfg.learn_holds`; and the holds added. What `sift
+/// replay` runs with: a daemon that had seen this history would have learned them.
+pub fn with_learned_holds(
+    mut cfg: CorrelateConfig,
+    topo: &Topology,
+    mapper: &CiMapper,
+    alerts: &[Alert],
+) -> (CorrelateConfig, Vec<(String, chrono::Duration)>) {
+    let mut added = Vec::new();
+    if !cfg.learn_holds {
+        return (cfg, added);
+    }
+    for h in learn_holds(topo, mapper, alerts) {
+        if h.hold_seconds > 0 && !cfg.rule_hold.contains_key(&h.kind) {
+            let d = chrono::Duration::seconds(h.hold_seconds);
+            cfg.rule_hold.insert(h.kind.clone(), d);
+            added.push((h.kind, d));
+        }
+    }
+    (cfg, added)
+}

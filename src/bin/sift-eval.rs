@@ -413,7 +413,7 @@ fn run_nezha(args: &Args) -> anyhow::Result<()> {
         k: args.nezha_k,
         window_min: args.nezha_window_min,
     };
-    let cfg = CorrelateConfig::default();
+    let cfg = eval_config();
     let mut faults = Vec::new();
     let mut base_faults: Vec<(&'static str, Vec<nezha::FaultResult>)> = Vec::new();
     println!(
@@ -530,7 +530,7 @@ fn run_telecom(args: &Args) -> anyhow::Result<()> {
     let Some(dir) = data_dir(args, "telecom-24v") else {
         return Ok(());
     };
-    let r = telecom::run_dir(&dir, args.telecom_hold_s, &CorrelateConfig::default())
+    let r = telecom::run_dir(&dir, args.telecom_hold_s, &eval_config())
         .with_context(|| format!("telecom data in {}", dir.display()))?;
     println!(
         "telecom storm ({}): {} alarms, {} alerts (alarms of a type on a device within {} s folded), \
@@ -739,4 +739,12 @@ fn run_learn_causality(args: &Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The default `[correlate]`, without learned holds when `EVAL_NO_HOLDS` is set.
+fn eval_config() -> CorrelateConfig {
+    CorrelateConfig {
+        learn_holds: std::env::var_os("EVAL_NO_HOLDS").is_none(),
+        ..CorrelateConfig::default()
+    }
 }

@@ -100,6 +100,27 @@ pub enum Cmd {
         #[arg(long)]
         skip_bad: bool,
     },
+    /// Measure a history of alerts (offline): each alert rule's hold-back (its `for:`), the
+    /// lags per relation type, the `[correlate]` settings they recommend, and a backtest of
+    /// each against the current config (against the operators' incidents with
+    /// `--incidents`).
+    Tune {
+        /// CMDB file (YAML or JSON).
+        #[arg(long, value_name = "FILE")]
+        cmdb: PathBuf,
+        /// JSON lines, one Alertmanager alert object per line, in arrival order.
+        #[arg(long, value_name = "FILE")]
+        alerts: PathBuf,
+        /// How operators grouped these alerts: `{"incidents": [...]}` as `sift replay`
+        /// writes it, or JSON lines, each an object with `alert_fingerprints`.
+        #[arg(long, value_name = "FILE")]
+        incidents: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Problem management: cluster a history file (offline); list, show, accept or reject
     /// the daemon's problem candidates (online).
     Problems {

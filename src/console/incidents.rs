@@ -19,7 +19,7 @@ use crate::api::AppState;
 use crate::api::error::ApiError;
 use crate::config::Role;
 use crate::correlate::{AlertRecord, IncidentPatch};
-use crate::incident::{Incident, IncidentStatus, TimelineEntry, incident_number};
+use crate::incident::{Incident, IncidentStatus, TimelineEntry, TimelineKind, incident_number};
 use crate::pipeline::Edit;
 use crate::store::{AlertQuery, IncidentQuery};
 
@@ -286,7 +286,10 @@ fn reasons_by_ci(timeline: &[TimelineEntry], alerts: &[AlertRecord]) -> HashMap<
         .filter_map(|a| Some((a.fingerprint.0.as_str(), a.ci_id.as_deref()?)))
         .collect();
     let mut out = HashMap::new();
-    for e in timeline.iter().filter(|e| e.kind == "alert_joined") {
+    for e in timeline
+        .iter()
+        .filter(|e| e.kind == TimelineKind::AlertJoined)
+    {
         let d = e.detail.to_json();
         let (Some(fp), Some(reason)) = (d["fingerprint"].as_str(), d.get("reason")) else {
             continue;

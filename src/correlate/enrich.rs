@@ -12,7 +12,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Engine, policy};
+use super::{Engine, enrichment, policy};
 use crate::cmdb::Topology;
 
 impl Engine {
@@ -35,17 +35,7 @@ impl Engine {
         let Some(inc) = self.incidents.get_mut(id) else {
             return;
         };
-        let list = inc
-            .enrichment
-            .entry("runbooks")
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if let Value::Array(list) = list {
-            for r in found {
-                if !list.iter().any(|x| x.as_str() == Some(r.as_str())) {
-                    list.push(Value::String(r));
-                }
-            }
-        }
+        enrichment::add_runbooks(&mut inc.enrichment, found);
     }
 
     /// Recomputes the whole enrichment of incident `id`.
@@ -115,11 +105,7 @@ impl Engine {
         let Some(inc) = self.incidents.get_mut(id) else {
             return;
         };
-        inc.enrichment
-            .insert("recent_changes".into(), Value::Array(changes));
-        inc.enrichment
-            .insert("probably_change_related".into(), json!(related));
-        inc.enrichment.insert("runbooks".into(), json!(runbooks));
+        enrichment::set_changes_and_runbooks(&mut inc.enrichment, changes, related, &runbooks);
     }
 }
 

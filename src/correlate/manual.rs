@@ -16,11 +16,14 @@ use chrono::{DateTime, Utc};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-use super::{Engine, policy};
+use super::{Engine, enrichment, policy};
 use crate::alert::{AlertStatus, Fingerprint, FingerprintSet};
 use crate::cmdb::Topology;
 use crate::cmdb::topology::Node;
-use crate::incident::{IncidentStatus, Members, Reason, Rule, impact_of, incident_id, urgency_of};
+use crate::incident::{
+    CorrelationKey, IncidentStatus, Members, Reason, Rule, TimelineKind, impact_of, incident_id,
+    urgency_of,
+};
 
 /// Most feedback pairs one edit records: merging two incidents of 10,000 alerts each
 /// would otherwise write 100 million rows. The timeline says when pairs were left out.
@@ -198,15 +201,13 @@ impl Engine {
             }
             self.join(topo, into, fp, at, reason.clone());
         }
-        let src_paths = evidence_paths(&src.enrichment);
+        let src_paths = enrichment::evidence_paths(&src.enrichment);
         let explained = match (source_root, ext) {
             (Some((s, p)), _) => {
                 // The source's root is upstream of the target's: it becomes the root.
                 if let Some(inc) = self.incidents.get_mut(into) {
-                    super::extend_evidence(inc, &p);
-                    if let Some(v) = src.enrichment.get("root_support") {
-                        inc.enrichment.insert("root_support".into(), v.clone());
-                    }
+                    enrichment::extend_evidence(&mut inc.enrichment, &p);
+                    enrichment::copy_root_support(&src.enrichment, &mut inc.enrichment);
                 }
                 let alerting = src.root_cause.as_ref().is_none_or(|r| r.alerting);
                 let name = self.alertname_on(into, topo.ci(s).id.as_str());
@@ -244,11 +245,9 @@ impl Engine {
         };
         if let Some(inc) = self.incidents.get_mut(into) {
             // What the source was kept apart from, the merged incident is too.
-            if let Some(l) = src.enrichment.get("kept_apart").and_then(|v| v.as_array()) {
-                for other in l.iter().filter_map(|v| v.as_str()) {
-                    if other != into {
-                        add_apart(&mut inc.enrichment, other);
-                    }
+            for other in enrichment::kept_apart(&src.enrichment) {
+                if other != into {
+                    enrichment::add_kept_apart(&mut inc.enrichment, other);
                 }
             }
             let mut services = inc.impacted_services.clone();
@@ -278,8 +277,7 @@ impl Engine {
             f.status = IncidentStatus::Closed;
             f.closed_at = Some(at);
             f.updated_at = f.updated_at.max(at);
-            f.enrichment
-                .insert("merged_into".into(), serde_json::json!(into));
+            enrichment::set_merged_into(&mut f.enrichment, into);
             if self.open_by_key.get(&f.correlation_key).map(String::as_str) == Some(from) {
                 self.open_by_key.remove(&f.correlation_key);
             }
@@ -304,14 +302,14 @@ impl Engine {
             from,
             at,
             actor,
-            "merged",
+            TimelineKind::Merged,
             serde_json::json!({"into": into, "alerts": n}),
         );
         self.timeline(
             into,
             at,
             actor,
-            "merged",
+            TimelineKind::Merged,
             serde_json::json!({"from": from, "alerts": n, "root_cause_ci": root,
                 "explained_cis": explained, "priority": {"from": old_priority, "to": new_priority},
                 "feedback_pairs": pairs, "feedback_pairs_left_out": total - pairs}),
@@ -369,7 +367,13 @@ impl Engine {
         let old_priority = inc.priority;
         let was_resolved = inc.status == IncidentStatus::Resolved;
         let new_id = incident_id(self.next_number);
-        let opened = self.open_incident(topo, None, format!("split:{new_id}"), &first, at);
+        let opened = self.open_incident(
+            topo,
+            None,
+            CorrelationKey::Split(new_id.clone()),
+            &first,
+            at,
+        );
         debug_assert_eq!(opened, new_id);
         // The new incident was not resolved by anyone: it starts open (and resolves below
         // if all its alerts have).
@@ -410,7 +414,7 @@ impl Engine {
         // The rules must not fold one back into the other (`policy`: kept apart).
         for (a, b) in [(id, new_id.as_str()), (new_id.as_str(), id)] {
             if let Some(inc) = self.incidents.get_mut(a) {
-                add_apart(&mut inc.enrichment, b);
+                enrichment::add_kept_apart(&mut inc.enrichment, b);
             }
         }
         let ctx = PairOf {
@@ -445,7 +449,7 @@ impl Engine {
             id,
             at,
             actor,
-            "split",
+            TimelineKind::Split,
             serde_json::json!({"alerts": alerts, "to": new_id,
                 "priority": {"from": old_priority, "to": new_priority},
                 "feedback_pairs": apart + together,
@@ -455,7 +459,7 @@ impl Engine {
             &new_id,
             at,
             actor,
-            "split",
+            TimelineKind::Split,
             serde_json::json!({"alerts": alerts, "from": id}),
         );
         if !was_resolved {
@@ -530,11 +534,7 @@ impl Engine {
         inc.ci_ids = ci_ids;
         inc.urgency = urgency;
         inc.updated_at = inc.updated_at.max(at);
-        inc.enrichment.remove("evidence");
-        inc.enrichment.remove("root_cause");
-        if kept.is_none() {
-            inc.enrichment.remove("root_support");
-        }
+        enrichment::clear_root(&mut inc.enrichment, kept.is_some());
         match root {
             Some((r, alerting)) => {
                 let rid = topo.ci(r).id.clone();
@@ -554,7 +554,7 @@ impl Engine {
             None => {
                 inc.root_cause_ci = None;
                 inc.root_cause = None;
-                inc.enrichment.remove("root_ci");
+                enrichment::clear_root_ci(&mut inc.enrichment);
                 inc.impacted_services.clear();
                 inc.impact = impact_of(None);
                 inc.priority = super::priority_of(
@@ -581,7 +581,7 @@ impl Engine {
         let Some(root) = inc.root_cause_ci.clone() else {
             return;
         };
-        let path = evidence_paths(&inc.enrichment)
+        let path = enrichment::evidence_paths(&inc.enrichment)
             .into_iter()
             .find(|(ci, _)| *ci == root)
             .map(|(_, p)| p);
@@ -589,7 +589,10 @@ impl Engine {
             Some(p) => self.record_path(id, &root, p),
             None => {
                 // Any recorded path: rewriting it recomputes the share.
-                if let Some((ci, p)) = evidence_paths(&inc.enrichment).into_iter().next() {
+                if let Some((ci, p)) = enrichment::evidence_paths(&inc.enrichment)
+                    .into_iter()
+                    .next()
+                {
                     self.record_path(id, &ci, p);
                 }
             }
@@ -654,45 +657,10 @@ impl Engine {
     }
 }
 
-/// Adds `other` to an incident's `kept_apart` list (once).
-fn add_apart(enrichment: &mut serde_json::Map<String, serde_json::Value>, other: &str) {
-    let list = enrichment
-        .entry("kept_apart")
-        .or_insert_with(|| serde_json::Value::Array(Vec::new()));
-    if let Some(l) = list.as_array_mut()
-        && !l.iter().any(|v| v.as_str() == Some(other))
-    {
-        l.push(serde_json::json!(other));
-    }
-}
-
 /// What `join` files an alert's incident under in the CI index: its CI, or its host.
 fn index_key(a: &super::AlertRecord) -> Option<CompactString> {
     match &a.ci_id {
         Some(ci) => Some(ci.clone()),
         None => crate::cmdb::topology::unmapped_key(&a.labels),
     }
-}
-
-/// An incident's evidence paths, CI → path to the root.
-fn evidence_paths(
-    enrichment: &serde_json::Map<String, serde_json::Value>,
-) -> Vec<(String, Vec<String>)> {
-    enrichment
-        .get("evidence")
-        .and_then(|v| v.as_object())
-        .map(|ev| {
-            ev.iter()
-                .map(|(ci, p)| {
-                    let path = p
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect();
-                    (ci.clone(), path)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }

@@ -80,7 +80,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::alert::Fingerprint;
 use crate::cmdb::Topology;
 use crate::cmdb::topology::{Node, Reached};
-use crate::incident::{Incident, Reason, Rule};
+use crate::incident::{CorrelationKey, Incident, Reason, Rule};
 
 use super::causal::{CausalIndex, LearnedLink};
 use super::{AlertRecord, CorrelateConfig, ci_index::CiState};
@@ -122,7 +122,7 @@ pub enum Action {
         id: CompactString,
     },
     Open {
-        key: String,
+        key: CorrelationKey,
     },
     /// Reopen incident `id` (resolved within the reopen window) and join it.
     Reopen {
@@ -180,7 +180,7 @@ pub(super) fn ancestors(
 pub(super) struct View<'a> {
     pub cfg: &'a CorrelateConfig,
     pub incidents: &'a HashMap<String, Incident>,
-    pub open_by_key: &'a HashMap<String, String>,
+    pub open_by_key: &'a HashMap<CorrelationKey, String>,
     pub ci_state: &'a HashMap<CompactString, CiState>,
     /// While placing a re-fired alert: the incident its previous occurrence was in, and
     /// when that occurrence ended.
@@ -216,9 +216,7 @@ impl<'a> View<'a> {
         let lists = |x: &str, y: &str| {
             self.incidents
                 .get(x)
-                .and_then(|i| i.enrichment.get("kept_apart"))
-                .and_then(|v| v.as_array())
-                .is_some_and(|l| l.iter().any(|v| v.as_str() == Some(y)))
+                .is_some_and(|i| super::enrichment::is_kept_apart(&i.enrichment, y))
         };
         lists(a, b) || lists(b, a)
     }
@@ -906,7 +904,7 @@ pub(super) fn place(
             Some(p) => p,
             None => Placement {
                 action: Action::Open {
-                    key: format!("ci:{cid}"),
+                    key: CorrelationKey::Ci(cid.to_string()),
                 },
                 reason: Reason::rule(Rule::Opened),
             },
@@ -936,7 +934,7 @@ fn place_unknown(
     }
     let ignore = &view.cfg.fallback_ignore_labels;
     let fp = Fingerprint::of_selected(&rec.labels, |k| !ignore.iter().any(|i| i == k));
-    let key = format!("group:{fp}");
+    let key = CorrelationKey::Group(fp);
     // The group's incident is joined while it saw an alert within the window.
     let recent = |id: &String| {
         view.incidents

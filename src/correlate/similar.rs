@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::Engine;
+use super::{Engine, enrichment};
 use crate::incident::Incident;
 
 /// Finished incidents kept per root CI.
@@ -31,7 +31,7 @@ pub struct PastIncident {
 /// without a root or folded into another one.
 fn past_of(inc: &Incident) -> Option<(String, PastIncident)> {
     let root = inc.root_cause_ci.clone()?;
-    if inc.enrichment.contains_key("merged_into") {
+    if enrichment::is_merged(&inc.enrichment) {
         return None;
     }
     Some((
@@ -116,12 +116,7 @@ impl Engine {
             })
             .collect();
         if let Some(inc) = self.incidents.get_mut(id) {
-            if list.is_empty() {
-                inc.enrichment.remove("similar_incidents");
-            } else {
-                inc.enrichment
-                    .insert("similar_incidents".into(), Value::Array(list));
-            }
+            enrichment::set_similar(&mut inc.enrichment, list);
         }
     }
 }

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::Engine;
-use crate::incident::Sla;
+use crate::incident::{Sla, TimelineKind};
 
 /// Response and resolution targets of one priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +86,7 @@ impl Engine {
             };
             if late {
                 sla.respond_breached = true;
-                notes.push(("respond", sla.respond_by));
+                notes.push(("respond", TimelineKind::SlaRespondBreached, sla.respond_by));
             }
         }
         if !sla.resolve_breached {
@@ -96,7 +96,7 @@ impl Engine {
             };
             if late {
                 sla.resolve_breached = true;
-                notes.push(("resolve", sla.resolve_by));
+                notes.push(("resolve", TimelineKind::SlaResolveBreached, sla.resolve_by));
             }
         }
         if notes.is_empty() {
@@ -105,12 +105,12 @@ impl Engine {
         let priority = inc.priority;
         inc.sla = Some(sla);
         self.mark_incident(id);
-        for (target, due) in notes {
+        for (target, kind, due) in notes {
             self.timeline(
                 id,
                 due,
                 "sift",
-                &format!("sla_{target}_breached"),
+                kind,
                 serde_json::json!({"target": target, "due": due, "priority": priority}),
             );
         }

@@ -1,9 +1,12 @@
 //! Unit tests of the core on small hand-drawn estates.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::*;
+use crate::alert::{Alert, AlertStatus, Fingerprint, Labels, Source};
 use crate::cmdb::{Change, Ci, CmdbFile, Relation};
+use crate::cmdb::{CiMapper, Topology};
+use crate::incident::{CorrelationKey, Incident, IncidentStatus, TimelineKind};
 
 pub(super) fn t(min: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap() + Duration::minutes(min)
@@ -131,7 +134,7 @@ fn one_incident_per_ci_and_fallback_groups() {
     );
     let mut incs: Vec<_> = e
         .incidents()
-        .map(|i| (i.correlation_key.clone(), i.alert_count))
+        .map(|i| (i.correlation_key.to_string(), i.alert_count))
         .collect();
     incs.sort();
     assert_eq!(incs.len(), 2, "{incs:?}");
@@ -522,7 +525,7 @@ fn an_upstream_ci_alerting_shortly_after_becomes_the_root() {
         e.take_changes()
             .timeline
             .iter()
-            .any(|t| t.kind == "root_changed")
+            .any(|t| t.kind == TimelineKind::RootChanged)
     );
     // long after the window, an unrelated dependent alert is its own incident
     let late = on("orders-api", "SlowQueries", 3 * 3600);
@@ -555,7 +558,8 @@ fn unknown_cis_fall_back_and_cycles_do_not_hang() {
     e.ingest(&topo, &m, x.clone());
     let inc = incident_of(&e, &x);
     assert_eq!(inc.root_cause_ci, None);
-    assert!(inc.correlation_key.starts_with("group:"));
+    assert!(matches!(inc.correlation_key, CorrelationKey::Group(_)));
+    assert!(inc.correlation_key.to_string().starts_with("group:"));
 }
 
 #[test]

@@ -4,12 +4,15 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::tests::incident_of;
 use super::*;
+use crate::alert::{Alert, AlertStatus, Fingerprint, Labels, Source};
 use crate::causality::{Edge, Lag, Learned, Scope};
 use crate::cmdb::{Ci, CmdbFile, Relation};
+use crate::cmdb::{CiMapper, Topology};
+use crate::incident::Incident;
 use crate::incident::Rule;
 
 fn t0() -> DateTime<Utc> {

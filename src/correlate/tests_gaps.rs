@@ -2,12 +2,14 @@
 //! CIs that are not alerting, suspected (silent) roots, slow deep propagation, the
 //! reasons placements record, and the policy as a pure function.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::tests::incident_of;
 use super::*;
+use crate::alert::{Alert, AlertStatus, Fingerprint, Labels, Source};
 use crate::cmdb::{Ci, CmdbFile, Relation};
-use crate::incident::Rule;
+use crate::cmdb::{CiMapper, Topology};
+use crate::incident::{Detail, Incident, Rule, TimelineKind};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap()
@@ -141,7 +143,11 @@ fn a_silent_host_under_alerting_apps_is_the_suspected_root_and_confirmed_when_it
     assert_eq!(r.rule, Rule::SilentRoot);
     assert_eq!(r.path, vec!["web-2", "host-7"]);
     assert_eq!(r.silent, vec!["host-7"]);
-    assert!(ch.timeline.iter().any(|t| t.kind == "root_suspected"));
+    assert!(
+        ch.timeline
+            .iter()
+            .any(|t| t.kind == TimelineKind::RootSuspected)
+    );
     // The third app links to the suspected root directly (it is filed in the incident).
     assert_eq!(reason_of(&ch, &a1).rule, Rule::Upstream);
 
@@ -157,7 +163,11 @@ fn a_silent_host_under_alerting_apps_is_the_suspected_root_and_confirmed_when_it
     assert!(rc.alerting, "{rc:?}");
     assert!(!inc.title.contains("suspected"), "{}", inc.title);
     assert_eq!(reason_of(&ch, &h).rule, Rule::ConfirmedRoot);
-    assert!(ch.timeline.iter().any(|t| t.kind == "root_confirmed"));
+    assert!(
+        ch.timeline
+            .iter()
+            .any(|t| t.kind == TimelineKind::RootConfirmed)
+    );
 }
 
 #[test]
@@ -558,4 +568,85 @@ fn a_recurring_symptom_follows_a_newer_cause_upstream() {
     let ch = e.take_changes();
     assert_eq!(incident_of(&e, &web).id, second);
     assert_eq!(reason_of(&ch, &web).rule, Rule::Upstream);
+}
+
+/// db-1 ← app-1 ← web-1: the database fails at 0; app-1's `ErrorRateHigh` rule has
+/// `for: 12m`, so its alert starts 12.5 minutes later, after web-1's (fast) one.
+fn slow_rule_case(cfg: CorrelateConfig) -> (Engine, Alert, Alert, Alert) {
+    let topo = estate(
+        &[
+            ("db-1", "database"),
+            ("app-1", "application"),
+            ("web-1", "application"),
+        ],
+        &[("app-1", "db-1"), ("web-1", "app-1")],
+    );
+    let m = CiMapper::default();
+    let mut e = Engine::new(cfg);
+    let db = on("db-1", "MySQLDown", 0);
+    let web = on("web-1", "ProbeFailed", 60);
+    let app = on("app-1", "ErrorRateHigh", 750);
+    for a in [&db, &web, &app] {
+        e.ingest(&topo, &m, a.clone());
+    }
+    (e, db, web, app)
+}
+
+#[test]
+fn an_alert_from_a_slow_rule_joins_its_cause_when_the_rule_hold_is_known() {
+    // Unknown hold: 12.5 minutes after the database's alert is past the window.
+    let (e, db, _, app) = slow_rule_case(CorrelateConfig::default());
+    assert_ne!(incident_of(&e, &app).id, incident_of(&e, &db).id);
+
+    // Known hold (configured or learned): its onset is 30 s after the database's.
+    let mut cfg = CorrelateConfig::default();
+    cfg.rule_hold
+        .insert("ErrorRateHigh".into(), Duration::minutes(12));
+    let (mut e, db, web, app) = slow_rule_case(cfg);
+    assert_eq!(live(&e).len(), 1);
+    let inc = incident_of(&e, &db);
+    assert_eq!(inc.alert_count, 3);
+    assert_eq!(incident_of(&e, &web).id, inc.id);
+    assert_eq!(inc.root_cause_ci.as_deref(), Some("db-1"));
+    // The reason's lag is between onsets.
+    let r = reason_of(&e.take_changes(), &app);
+    assert_eq!(r.lag_seconds, Some(30), "{r:?}");
+}
+
+#[test]
+fn learned_holds_fill_in_what_config_does_not_name_and_config_wins() {
+    use crate::causality::{Learned, holds::Hold};
+    let hold = |k: &str, s: i64| Hold {
+        kind: k.into(),
+        hold_seconds: s,
+        samples: 20,
+        lag_p25: s,
+        lag_median: s,
+        lag_p75: s,
+        lag_p90: s,
+    };
+    let learned = Learned {
+        holds: vec![hold("ErrorRateHigh", 720), hold("ProbeFailed", 600)],
+        ..Default::default()
+    };
+    let mut cfg = CorrelateConfig::default();
+    cfg.rule_hold.insert("ProbeFailed".into(), Duration::zero());
+    let mut e = Engine::new(cfg.clone());
+    e.set_learned(Some(&learned), &["alertname".to_string()]);
+    assert_eq!(
+        e.config().rule_hold.get("ErrorRateHigh"),
+        Some(&Duration::minutes(12))
+    );
+    assert_eq!(
+        e.config().rule_hold.get("ProbeFailed"),
+        Some(&Duration::zero())
+    );
+    // A new graph without holds leaves the configured ones only.
+    e.set_learned(None, &["alertname".to_string()]);
+    assert_eq!(e.config().rule_hold.len(), 1);
+    // learn_holds = false: learned ones are ignored.
+    cfg.learn_holds = false;
+    let mut e = Engine::new(cfg);
+    e.set_learned(Some(&learned), &["alertname".to_string()]);
+    assert!(!e.config().rule_hold.contains_key("ErrorRateHigh"));
 }

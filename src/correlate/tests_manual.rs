@@ -3,6 +3,9 @@
 
 use super::tests::{alert, estate, incident_of, t};
 use super::*;
+use crate::alert::{Alert, AlertStatus};
+use crate::cmdb::{CiMapper, Topology};
+use crate::incident::{IncidentStatus, TimelineKind};
 
 fn firing(name: &str, host: &str, start: i64) -> Alert {
     alert(name, host, AlertStatus::Firing, start, None)
@@ -47,9 +50,9 @@ fn a_merge_moves_every_alert_and_closes_the_source_with_merged_into() {
     let ch = e.take_changes();
     for id in [&from, &into] {
         assert!(
-            ch.timeline
-                .iter()
-                .any(|x| x.incident_id == id.as_str() && x.kind == "merged" && x.actor == "alice"),
+            ch.timeline.iter().any(|x| x.incident_id == id.as_str()
+                && x.kind == TimelineKind::Merged
+                && x.actor == "alice"),
             "{id}: {:?}",
             ch.timeline
         );

@@ -279,7 +279,10 @@ pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
     {
         cfg.late_root_window = chrono::Duration::seconds(s);
     }
+    // `EVAL_HOLD_ORACLE=1`: the generator's own `for:` per rule instead (what learning
+    // holds could reach at best).
     if std::env::var_os("EVAL_HOLD_ORACLE").is_some() {
+        cfg.learn_holds = false;
         for a in &alerts {
             let name = a.labels.get("alertname").unwrap_or_default();
             let hold = scn.knobs.for_clause(scn.seed, name);
@@ -288,23 +291,19 @@ pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
             }
         }
     }
-    if std::env::var_os("EVAL_HOLD_LEARN").is_some() {
-        let lc = crate::causality::LearnConfig::default();
-        let mut h = crate::causality::History::new().with_topology(&topo);
-        for a in &alerts {
-            h.push_alert(&topo, &mapper, &lc, a);
-        }
-        let env = |k: &str, d: f64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-        for x in crate::causality::holds::learn_holds(&h, env("EVAL_HOLD_H", 3600.0) as i64, env("EVAL_HOLD_SPREAD", crate::causality::holds::SPREAD)) {
-            if std::env::var_os("EVAL_HOLD_DEBUG").is_some() {
-                let truth = scn.knobs.for_clause(scn.seed, &x.kind).num_seconds();
-                eprintln!("{} {} learned {} true {} n={} p25={} p75={}", scn.seed, x.kind, x.hold_seconds, truth, x.samples, x.lag_p25, x.lag_p75);
-            }
-            if x.hold_seconds > 0 {
-                cfg.rule_hold.insert(x.kind, chrono::Duration::seconds(x.hold_seconds));
-            }
+    // As `sift replay` runs: with the rules' holds learned from the history itself
+    // (`EVAL_NO_HOLDS=1`: none; `EVAL_HOLD_DEBUG=1` prints each against the generator's).
+    cfg.learn_holds &= std::env::var_os("EVAL_NO_HOLDS").is_none();
+    if std::env::var_os("EVAL_HOLD_DEBUG").is_some() {
+        for x in crate::replay::learn_holds(&topo, &mapper, &alerts) {
+            let truth = scn.knobs.for_clause(scn.seed, &x.kind).num_seconds();
+            eprintln!(
+                "{} {} learned {} true {truth} n={} p25={} p75={}",
+                scn.seed, x.kind, x.hold_seconds, x.samples, x.lag_p25, x.lag_p75
+            );
         }
     }
+    let (cfg, _) = crate::replay::with_learned_holds(cfg, &topo, &mapper, &alerts);
     let out = crate::replay::run(&topo, &mapper, cfg, Vec::new(), alerts);
     let incidents: Vec<Vec<Fingerprint>> = out
         .incidents

@@ -709,13 +709,10 @@ pub fn score_day_with(
     let mapper = CiMapper::default();
     let events = alert_events(eps);
     let episode_of: Vec<usize> = events.iter().map(|e| e.0).collect();
-    let out = replay_tracked_with(
-        &topo,
-        &mapper,
-        cfg.clone(),
-        causal,
-        events.into_iter().map(|e| e.1).collect(),
-    );
+    let alerts: Vec<Alert> = events.into_iter().map(|e| e.1).collect();
+    // As `sift replay` runs: with the rules' holds this history shows.
+    let (cfg, _) = crate::replay::with_learned_holds(cfg.clone(), &topo, &mapper, &alerts);
+    let out = replay_tracked_with(&topo, &mapper, cfg, causal, alerts);
     // Each episode's incident: where its firing event landed.
     let mut inc_of_ep: Vec<Option<String>> = vec![None; eps.len()];
     for (k, inc) in out.incident_of.iter().enumerate() {

@@ -362,13 +362,11 @@ pub fn run_with(
     let t0 = 1_609_459_200;
     let events = alert_events(alarms, &eps, t0);
     let ep_of: Vec<usize> = events.iter().map(|e| e.0).collect();
-    let out = replay_tracked_with(
-        &topo,
-        &CiMapper::default(),
-        cfg.clone(),
-        causal,
-        events.into_iter().map(|e| e.1).collect(),
-    );
+    let alerts: Vec<crate::alert::Alert> = events.into_iter().map(|e| e.1).collect();
+    // As `sift replay` runs: with the rules' holds this history shows.
+    let (cfg, _) =
+        crate::replay::with_learned_holds(cfg.clone(), &topo, &CiMapper::default(), &alerts);
+    let out = replay_tracked_with(&topo, &CiMapper::default(), cfg, causal, alerts);
     let mut inc_of_ep: Vec<Option<&str>> = vec![None; eps.len()];
     for (k, inc) in out.incident_of.iter().enumerate() {
         if let Some(inc) = inc

@@ -107,7 +107,8 @@ pub struct Incident {
     pub resolved_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
     /// The grouping key that brought these alerts together (`ci:<id>` or `group:<hash>`).
-    pub correlation_key: String,
+    #[schema(value_type = String)]
+    pub correlation_key: CorrelationKey,
     #[schema(value_type = Object)]
     pub enrichment: serde_json::Map<String, serde_json::Value>,
     /// Response and resolution deadlines of its priority, and whether they were missed.
@@ -146,6 +147,68 @@ impl Incident {
     }
 }
 
+/// The key an incident is filed under while active: what brought its alerts together.
+/// Written (the incident document, API, webhooks) as `ci:<id>`, `group:<fingerprint>` or
+/// `split:<id>`, exactly the strings sift always wrote; a key of another form (older
+/// versions wrote `alertname:<name>`) is read as `Other`, kept and written back as is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CorrelationKey {
+    /// `ci:<id>`: opened by an alert on CI `id`.
+    Ci(String),
+    /// `group:<fingerprint>`: alerts on no CI, by their labels minus instance-like ones.
+    Group(Fingerprint),
+    /// `split:<id>`: incident `id`, split out of another by an operator.
+    Split(String),
+    /// A key of a form this version does not write, as it was written. Made by `parse`
+    /// only, so a key of a known form is never held here.
+    Other(String),
+}
+
+impl CorrelationKey {
+    /// The key a written string stands for; never fails (unknown forms are `Other`).
+    pub fn parse(s: &str) -> Self {
+        if let Some(id) = s.strip_prefix("ci:") {
+            Self::Ci(id.into())
+        } else if let Some(fp) = s.strip_prefix("group:") {
+            Self::Group(Fingerprint(fp.into()))
+        } else if let Some(id) = s.strip_prefix("split:") {
+            Self::Split(id.into())
+        } else {
+            Self::Other(s.into())
+        }
+    }
+}
+
+impl std::fmt::Display for CorrelationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ci(id) => write!(f, "ci:{id}"),
+            Self::Group(fp) => write!(f, "group:{}", fp.0),
+            Self::Split(id) => write!(f, "split:{id}"),
+            Self::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<&str> for CorrelationKey {
+    fn from(s: &str) -> Self {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for CorrelationKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for CorrelationKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(Self::parse(&s))
+    }
+}
+
 /// An incident's SLA: deadlines from `incident.sla` for its priority, set at open and moved
 /// when the priority changes; a breached flag never goes back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -174,12 +237,173 @@ pub struct TimelineEntry {
     #[schema(value_type = String)]
     pub actor: CompactString,
     #[schema(value_type = String)]
-    pub kind: CompactString,
+    pub kind: TimelineKind,
     /// What the entry records beyond its kind (any JSON; an alert joining gives
     /// `alertname`, `fingerprint` and `reason`).
     #[serde(default)]
     #[schema(value_type = serde_json::Value)]
     pub detail: Detail,
+}
+
+/// What a timeline entry records. Written (store rows, API, webhooks, the outbox's
+/// choice of event) as its snake_case name, exactly the strings sift always wrote; a name
+/// sift does not know (an entry written by another version) is read as `Other`, kept
+/// as written and written back the same.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TimelineKind {
+    /// `opened`: the incident opened (detail: its correlation `key`).
+    Opened,
+    /// `alert_joined`: an alert joined, with why (`Detail::AlertJoined`).
+    AlertJoined,
+    /// `alert_resolved`: one of its alerts resolved.
+    AlertResolved,
+    /// `priority_changed`: a joining alert changed its priority.
+    PriorityChanged,
+    /// `reopened`: an alert of the resolved incident fired again.
+    Reopened,
+    /// `resolved`: all its alerts resolved, or an operator resolved it.
+    Resolved,
+    /// `root_changed`: a late root became its root.
+    RootChanged,
+    /// `root_suspected`: a silent CI became its suspected root.
+    RootSuspected,
+    /// `root_confirmed`: the suspected root alerted.
+    RootConfirmed,
+    /// `merged`: folded into another incident, or another folded into it.
+    Merged,
+    /// `split`: an operator split alerts out of it, or it was split out.
+    Split,
+    /// `flapping_started`: one of its alerts is flapping.
+    FlappingStarted,
+    /// `flapping_stopped`: a flapping alert has been steady for the flap window.
+    FlappingStopped,
+    /// `sla_respond_breached`: the response deadline passed.
+    SlaRespondBreached,
+    /// `sla_resolve_breached`: the resolution deadline passed.
+    SlaResolveBreached,
+    /// `open`: an operator set it open again.
+    Open,
+    /// `acknowledged`: an operator acknowledged it.
+    Acknowledged,
+    /// `closed`: an operator closed it.
+    Closed,
+    /// `assigned`: an operator (re)assigned it.
+    Assigned,
+    /// `comment`: an operator's comment.
+    Comment,
+    /// `resolution_note`: how it was fixed, as the resolver wrote it.
+    ResolutionNote,
+    /// A kind this version does not know, as it was written. Made by `parse` only, so a
+    /// known name is never held here.
+    Other(CompactString),
+}
+
+impl TimelineKind {
+    /// Every kind this version writes, for `parse` (in no particular order).
+    const KNOWN: [TimelineKind; 21] = [
+        Self::Opened,
+        Self::AlertJoined,
+        Self::AlertResolved,
+        Self::PriorityChanged,
+        Self::Reopened,
+        Self::Resolved,
+        Self::RootChanged,
+        Self::RootSuspected,
+        Self::RootConfirmed,
+        Self::Merged,
+        Self::Split,
+        Self::FlappingStarted,
+        Self::FlappingStopped,
+        Self::SlaRespondBreached,
+        Self::SlaResolveBreached,
+        Self::Open,
+        Self::Acknowledged,
+        Self::Closed,
+        Self::Assigned,
+        Self::Comment,
+        Self::ResolutionNote,
+    ];
+
+    /// The wire name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Opened => "opened",
+            Self::AlertJoined => "alert_joined",
+            Self::AlertResolved => "alert_resolved",
+            Self::PriorityChanged => "priority_changed",
+            Self::Reopened => "reopened",
+            Self::Resolved => "resolved",
+            Self::RootChanged => "root_changed",
+            Self::RootSuspected => "root_suspected",
+            Self::RootConfirmed => "root_confirmed",
+            Self::Merged => "merged",
+            Self::Split => "split",
+            Self::FlappingStarted => "flapping_started",
+            Self::FlappingStopped => "flapping_stopped",
+            Self::SlaRespondBreached => "sla_respond_breached",
+            Self::SlaResolveBreached => "sla_resolve_breached",
+            Self::Open => "open",
+            Self::Acknowledged => "acknowledged",
+            Self::Closed => "closed",
+            Self::Assigned => "assigned",
+            Self::Comment => "comment",
+            Self::ResolutionNote => "resolution_note",
+            Self::Other(s) => s.as_str(),
+        }
+    }
+
+    /// The kind a wire name stands for; never fails (unknown names are `Other`).
+    pub fn parse(s: &str) -> Self {
+        Self::KNOWN
+            .iter()
+            .find(|k| k.as_str() == s)
+            .cloned()
+            .unwrap_or_else(|| Self::Other(s.into()))
+    }
+
+    /// The entry an operator's status change writes: the status's own name.
+    pub fn of_status(status: IncidentStatus) -> Self {
+        match status {
+            IncidentStatus::Open => Self::Open,
+            IncidentStatus::Acknowledged => Self::Acknowledged,
+            IncidentStatus::Resolved => Self::Resolved,
+            IncidentStatus::Closed => Self::Closed,
+        }
+    }
+}
+
+/// Compares by wire name (`kind == "alert_joined"`), as code written when kinds were
+/// strings does.
+impl PartialEq<str> for TimelineKind {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for TimelineKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for TimelineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for TimelineKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for TimelineKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Compact: a kind's name is held inline, no allocation.
+        let s = CompactString::deserialize(d)?;
+        Ok(Self::parse(&s))
+    }
 }
 
 /// Which grouping rule placed an alert (see `correlate::policy`).
@@ -399,6 +623,49 @@ mod tests {
         assert!(!Open.can_move_to(Closed));
         assert_eq!(incident_id(42), "INC0000042");
         assert_eq!(incident_number("INC0000042"), Some(42));
+    }
+
+    #[test]
+    fn correlation_keys_keep_their_form() {
+        let fp = Fingerprint("6f1ed002ab5595ec".into());
+        for (key, text) in [
+            (CorrelationKey::Ci("db-01".into()), "ci:db-01"),
+            (CorrelationKey::Ci("a:b".into()), "ci:a:b"),
+            (CorrelationKey::Group(fp), "group:6f1ed002ab5595ec"),
+            (
+                CorrelationKey::Split("INC0000007".into()),
+                "split:INC0000007",
+            ),
+            (CorrelationKey::Other("alertname:X".into()), "alertname:X"),
+            (CorrelationKey::Other(String::new()), ""),
+        ] {
+            assert_eq!(key.to_string(), text);
+            assert_eq!(CorrelationKey::parse(text), key);
+            let json = serde_json::to_string(&key).unwrap();
+            assert_eq!(json, serde_json::to_string(text).unwrap());
+            assert_eq!(serde_json::from_str::<CorrelationKey>(&json).unwrap(), key);
+        }
+    }
+
+    #[test]
+    fn timeline_kinds_keep_their_names() {
+        for k in TimelineKind::KNOWN {
+            assert_eq!(TimelineKind::parse(k.as_str()), k);
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.as_str()));
+            assert_eq!(serde_json::from_str::<TimelineKind>(&json).unwrap(), k);
+        }
+        let old = TimelineKind::parse("escalated");
+        assert_eq!(old, TimelineKind::Other("escalated".into()));
+        assert_eq!(serde_json::to_string(&old).unwrap(), "\"escalated\"");
+        assert_eq!(
+            TimelineKind::of_status(IncidentStatus::Open).as_str(),
+            "open"
+        );
+        assert_eq!(
+            TimelineKind::of_status(IncidentStatus::Acknowledged).as_str(),
+            IncidentStatus::Acknowledged.as_str()
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use crate::config::Dur;
-use crate::incident::{Incident, IncidentStatus, TimelineEntry};
+use crate::incident::{Incident, IncidentStatus, TimelineEntry, TimelineKind};
 use crate::store::{StoreError, WriteTx};
 
 /// The incident events a subscription can ask for.
@@ -200,14 +200,14 @@ impl Event {
 /// when its timeline moved (alerts joined, priority changed, acknowledged, reopened...).
 pub fn events_of(seq: i64, incidents: &[&Incident], timeline: &[TimelineEntry]) -> Vec<Event> {
     // Per incident: the kinds of its timeline entries in this batch, and the latest time.
-    let mut moved: std::collections::HashMap<&str, (Vec<&str>, DateTime<Utc>)> =
+    let mut moved: std::collections::HashMap<&str, (Vec<&TimelineKind>, DateTime<Utc>)> =
         std::collections::HashMap::new();
     for e in timeline {
         let m = moved
             .entry(e.incident_id.as_str())
             .or_insert_with(|| (Vec::new(), e.at));
-        if !m.0.contains(&e.kind.as_str()) {
-            m.0.push(e.kind.as_str());
+        if !m.0.contains(&&e.kind) {
+            m.0.push(&e.kind);
         }
         m.1 = m.1.max(e.at);
     }
@@ -217,10 +217,16 @@ pub fn events_of(seq: i64, incidents: &[&Incident], timeline: &[TimelineEntry]) 
             continue; // a refresh (re-sent alert, counters) is not news
         };
         let at = *at;
-        let opened = kinds.contains(&"opened");
+        let opened = kinds.contains(&&TimelineKind::Opened);
         let ended = match inc.status {
-            IncidentStatus::Resolved if kinds.contains(&"resolved") => Some(EventKind::Resolved),
-            IncidentStatus::Closed if kinds.iter().any(|k| matches!(*k, "closed" | "merged")) => {
+            IncidentStatus::Resolved if kinds.contains(&&TimelineKind::Resolved) => {
+                Some(EventKind::Resolved)
+            }
+            IncidentStatus::Closed
+                if kinds
+                    .iter()
+                    .any(|k| matches!(k, TimelineKind::Closed | TimelineKind::Merged)) =>
+            {
                 Some(EventKind::Closed)
             }
             _ => None,
@@ -365,7 +371,7 @@ mod tests {
             incident_id: "INC0000001".into(),
             at: "2026-11-23T10:00:00Z".parse().unwrap(),
             actor: "sift".into(),
-            kind: kind.into(),
+            kind: TimelineKind::parse(kind),
             detail: Value::Null.into(),
         }
     }

@@ -25,7 +25,7 @@ use crate::causality::overrides::{LearnedGraph, Override};
 use crate::cmdb::{Change, Ci, CmdbFile, Relation};
 use crate::config::StoreConfig;
 use crate::correlate::{AlertRecord, EditKind, FeedbackPair, Label};
-use crate::incident::{Incident, TimelineEntry};
+use crate::incident::{Incident, TimelineEntry, TimelineKind};
 use crate::outbox::{Event, OutboxEntry, Outcome, Subscription};
 use crate::problem::{HistoryRecord, ProblemCandidate, ProblemStatus};
 
@@ -459,7 +459,7 @@ macro_rules! sql_store {
                             incident_id: id.into(),
                             at: from_ms(r.try_get(0)?),
                             actor: r.try_get::<String, _>(1)?.into(),
-                            kind: r.try_get::<String, _>(2)?.into(),
+                            kind: TimelineKind::parse(&r.try_get::<String, _>(2)?),
                             detail: decode("timeline entry", &r.try_get::<String, _>(3)?)?,
                         })
                     })

@@ -1,0 +1,361 @@
+//! `sift tune`: what a history says about the correlation settings.
+//!
+//! What it is for: an SRE hands sift a CMDB and a history of alerts (and, if they have
+//! it, how operators grouped those alerts into incidents) and gets back the lags sift
+//! measured (per alert rule: its hold-back, the `for:` that makes it fire late; per
+//! relation type: how long after the CI it depends on a CI starts alerting), the
+//! settings it recommends, and a backtest of each recommendation against the current
+//! configuration. What it must not do: recommend from too little (a rule needs
+//! `holds::MIN_SAMPLES` occurrences with an alert before them; an empty or tiny history
+//! recommends nothing and says so), or change anything: it prints, the operator decides.
+//!
+//! Pure: no I/O, no clock; the CLI reads the files and prints the report.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::Duration;
+use serde::Serialize;
+
+use crate::alert::{Alert, AlertStatus, Fingerprint};
+use crate::causality::holds::{self, Hold};
+use crate::cmdb::{CiMapper, Topology};
+use crate::correlate::CorrelateConfig;
+
+/// Lags measured across one relation type.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RelationLag {
+    pub relation: String,
+    /// Alert onsets (starts less their rule's hold) on a CI with an onset on the CI it
+    /// depends on by this relation within the horizon before.
+    pub samples: usize,
+    pub lag_median_s: i64,
+    pub lag_p90_s: i64,
+}
+
+/// One replay of the history.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Backtest {
+    pub name: String,
+    pub incidents: usize,
+    pub alerts_per_incident: f64,
+    pub largest_incident: usize,
+    /// Against the operators' incidents, when given: pair F1 and B-cubed F1.
+    pub pair_f1: Option<f64>,
+    pub bcubed_f1: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TuneReport {
+    pub alerts: usize,
+    pub firing_starts: usize,
+    pub holds: Vec<Hold>,
+    pub relations: Vec<RelationLag>,
+    /// `[correlate.rule_hold]` entries recommended (holds learned and not configured).
+    pub recommended_holds: BTreeMap<String, i64>,
+    pub backtests: Vec<Backtest>,
+    /// Why nothing is recommended, when so.
+    pub note: Option<String>,
+}
+
+/// Tunes on `alerts` (in arrival order) over `topo`, against `cfg`; `truth`, when given,
+/// is the operators' grouping: each inner list one incident's alert fingerprints.
+pub fn tune(
+    topo: &Topology,
+    mapper: &CiMapper,
+    cfg: &CorrelateConfig,
+    alerts: &[Alert],
+    truth: Option<&[Vec<Fingerprint>]>,
+) -> TuneReport {
+    let found = crate::replay::learn_holds(topo, mapper, alerts);
+    let recommended: BTreeMap<String, i64> = found
+        .iter()
+        .filter(|x| x.hold_seconds > 0 && !cfg.rule_hold.contains_key(&x.kind))
+        .map(|x| (x.kind.clone(), x.hold_seconds))
+        .collect();
+    let mut with_holds = cfg.clone();
+    for (k, v) in &recommended {
+        with_holds
+            .rule_hold
+            .insert(k.clone(), Duration::seconds(*v));
+    }
+    let relations = relation_lags(topo, mapper, &with_holds, alerts);
+    let firing_starts = alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Firing)
+        .map(|a| (&a.fingerprint, a.starts_at))
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    let note = if found.is_empty() {
+        Some(format!(
+            "{firing_starts} firing alert starts: no alert rule has {} occurrences with an \
+             alert before them on its CI or what it depends on; nothing recommended",
+            holds::MIN_SAMPLES
+        ))
+    } else if recommended.is_empty() {
+        Some("no rule holds its alerts back long enough to matter: nothing to change".into())
+    } else {
+        None
+    };
+    let mut backtests = vec![backtest("current config", topo, mapper, cfg, alerts, truth)];
+    if !recommended.is_empty() {
+        backtests.push(backtest(
+            "with the recommended holds",
+            topo,
+            mapper,
+            &with_holds,
+            alerts,
+            truth,
+        ));
+    }
+    TuneReport {
+        alerts: alerts.len(),
+        firing_starts,
+        holds: found,
+        relations,
+        recommended_holds: recommended,
+        backtests,
+        note,
+    }
+}
+
+/// Per relation type: how long after the onset of the first alert on the CI depended on
+/// (within the horizon before) an alert's onset comes.
+fn relation_lags(
+    topo: &Topology,
+    mapper: &CiMapper,
+    cfg: &CorrelateConfig,
+    alerts: &[Alert],
+) -> Vec<RelationLag> {
+    let onset = |a: &Alert| {
+        let name = a.labels.get("alertname").unwrap_or_default();
+        a.starts_at - cfg.rule_hold.get(name).copied().unwrap_or_default()
+    };
+    let mut by_node: HashMap<crate::cmdb::topology::Node, Vec<i64>> = HashMap::new();
+    let mut mapped = Vec::new();
+    for a in alerts.iter().filter(|a| a.status == AlertStatus::Firing) {
+        if let Some(n) = mapper.map(topo, &a.labels) {
+            let t = onset(a).timestamp();
+            by_node.entry(n).or_default().push(t);
+            mapped.push((n, t));
+        }
+    }
+    for v in by_node.values_mut() {
+        v.sort_unstable();
+        v.dedup();
+    }
+    let mut lags: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    mapped.sort_unstable();
+    mapped.dedup();
+    for (n, t) in mapped {
+        for &p in topo.depends_on(n) {
+            let Some(list) = by_node.get(&p) else {
+                continue;
+            };
+            let i = list.partition_point(|&x| x < t - holds::HORIZON_S);
+            if let Some(&first) = list.get(i).filter(|&&x| x <= t) {
+                let rel = topo.relation_type(n, p).unwrap_or("depends_on").to_string();
+                lags.entry(rel).or_default().push(t - first);
+            }
+        }
+    }
+    lags.into_iter()
+        .map(|(relation, mut l)| {
+            l.sort_unstable();
+            let q = |p: f64| l[((l.len() - 1) as f64 * p).round() as usize];
+            RelationLag {
+                relation,
+                samples: l.len(),
+                lag_median_s: q(0.5),
+                lag_p90_s: q(0.9),
+            }
+        })
+        .collect()
+}
+
+fn backtest(
+    name: &str,
+    topo: &Topology,
+    mapper: &CiMapper,
+    cfg: &CorrelateConfig,
+    alerts: &[Alert],
+    truth: Option<&[Vec<Fingerprint>]>,
+) -> Backtest {
+    let out = crate::replay::run(topo, mapper, cfg.clone(), Vec::new(), alerts.to_vec());
+    let sizes: Vec<usize> = out
+        .incidents
+        .iter()
+        .map(|i| i.alert_fingerprints.len())
+        .collect();
+    let total: usize = sizes.iter().sum();
+    let (pair_f1, bcubed_f1) = match truth {
+        Some(t) => {
+            let groups: Vec<Vec<Fingerprint>> = out
+                .incidents
+                .iter()
+                .map(|i| i.alert_fingerprints.iter().cloned().collect())
+                .collect();
+            let (p, b) = agreement(t, &groups);
+            (Some(p), Some(b))
+        }
+        None => (None, None),
+    };
+    Backtest {
+        name: name.into(),
+        incidents: sizes.len(),
+        alerts_per_incident: if sizes.is_empty() {
+            0.0
+        } else {
+            total as f64 / sizes.len() as f64
+        },
+        largest_incident: sizes.iter().copied().max().unwrap_or(0),
+        pair_f1,
+        bcubed_f1,
+    }
+}
+
+/// Pair F1 and B-cubed F1 of `predicted` against `truth`, over the alerts `truth` lists
+/// (an alert in no predicted group is a group of its own; in several, the first).
+pub fn agreement(truth: &[Vec<Fingerprint>], predicted: &[Vec<Fingerprint>]) -> (f64, f64) {
+    let mut true_of: HashMap<&Fingerprint, usize> = HashMap::new();
+    for (g, fps) in truth.iter().enumerate() {
+        for fp in fps {
+            true_of.entry(fp).or_insert(g);
+        }
+    }
+    let mut pred_of: HashMap<&Fingerprint, usize> = HashMap::new();
+    for (g, fps) in predicted.iter().enumerate() {
+        for fp in fps.iter().filter(|f| true_of.contains_key(f)) {
+            pred_of.entry(fp).or_insert(g);
+        }
+    }
+    let mut next = predicted.len();
+    let mut cells: HashMap<(usize, usize), u64> = HashMap::new();
+    for (&fp, &t) in &true_of {
+        let p = *pred_of.entry(fp).or_insert_with(|| {
+            next += 1;
+            next
+        });
+        *cells.entry((t, p)).or_default() += 1;
+    }
+    let mut t_size: HashMap<usize, u64> = HashMap::new();
+    let mut p_size: HashMap<usize, u64> = HashMap::new();
+    for (&(t, p), &n) in &cells {
+        *t_size.entry(t).or_default() += n;
+        *p_size.entry(p).or_default() += n;
+    }
+    let pairs = |n: u64| (n * n.saturating_sub(1) / 2) as f64;
+    let both: f64 = cells.values().map(|&n| pairs(n)).sum();
+    let tp: f64 = t_size.values().map(|&n| pairs(n)).sum();
+    let pp: f64 = p_size.values().map(|&n| pairs(n)).sum();
+    let f1 = |p: f64, r: f64| {
+        if p + r > 0.0 {
+            2.0 * p * r / (p + r)
+        } else {
+            0.0
+        }
+    };
+    let precision = if pp > 0.0 { both / pp } else { 1.0 };
+    let recall = if tp > 0.0 { both / tp } else { 1.0 };
+    let total = true_of.len().max(1) as f64;
+    let (mut bp, mut br) = (0.0, 0.0);
+    for (&(t, p), &n) in &cells {
+        bp += n as f64 * n as f64 / p_size[&p] as f64;
+        br += n as f64 * n as f64 / t_size[&t] as f64;
+    }
+    (f1(precision, recall), f1(bp / total, br / total))
+}
+
+/// The report as text: lags, recommendations (as TOML to paste), backtests.
+pub fn render(r: &TuneReport) -> String {
+    let mut s = format!(
+        "{} alert events, {} firing alert starts\n\nalert rules (hold = the lower quartile of \
+         the lags, when they bunch; lags are from the earliest alert before on the CI or what \
+         it depends on):\n",
+        r.alerts, r.firing_starts
+    );
+    s.push_str(&format!(
+        "  {:<40} {:>7} {:>6} {:>6} {:>6} {:>6}\n",
+        "rule", "samples", "p25", "p50", "p75", "hold"
+    ));
+    for h in &r.holds {
+        s.push_str(&format!(
+            "  {:<40} {:>7} {:>5}s {:>5}s {:>5}s {:>5}s\n",
+            h.kind, h.samples, h.lag_p25, h.lag_median, h.lag_p75, h.hold_seconds
+        ));
+    }
+    s.push_str("\nrelation types (lag of an alert's onset after the first onset on the CI it depends on):\n");
+    for l in &r.relations {
+        s.push_str(&format!(
+            "  {:<20} {:>7} samples  median {:>5}s  p90 {:>5}s\n",
+            l.relation, l.samples, l.lag_median_s, l.lag_p90_s
+        ));
+    }
+    if let Some(n) = &r.note {
+        s.push_str(&format!("\n{n}\n"));
+    }
+    if !r.recommended_holds.is_empty() {
+        s.push_str("\nrecommended (config file):\n[correlate.rule_hold]\n");
+        for (k, v) in &r.recommended_holds {
+            s.push_str(&format!("{} = \"{}m\"\n", toml_key(k), v / 60));
+        }
+    }
+    s.push_str("\nbacktest (replaying this history):\n");
+    for b in &r.backtests {
+        s.push_str(&format!(
+            "  {:<28} {:>6} incidents  {:>6.2} alerts each  largest {:>5}",
+            b.name, b.incidents, b.alerts_per_incident, b.largest_incident
+        ));
+        if let (Some(p), Some(c)) = (b.pair_f1, b.bcubed_f1) {
+            s.push_str(&format!("  pair F1 {p:.3}  B-cubed F1 {c:.3}"));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// A TOML key: bare when it can be, else quoted.
+fn toml_key(k: &str) -> String {
+    if !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        k.to_string()
+    } else {
+        format!("{k:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(s: &str) -> Fingerprint {
+        Fingerprint::from(s)
+    }
+
+    #[test]
+    fn agreement_is_one_for_the_same_grouping_and_falls_when_split() {
+        let t = vec![vec![fp("a"), fp("b")], vec![fp("c")]];
+        assert_eq!(agreement(&t, &t), (1.0, 1.0));
+        let split = vec![vec![fp("a")], vec![fp("b")], vec![fp("c")]];
+        let (p, b) = agreement(&t, &split);
+        assert_eq!(p, 0.0);
+        assert!(b > 0.5 && b < 1.0, "{b}");
+    }
+
+    #[test]
+    fn an_empty_history_recommends_nothing_and_says_why() {
+        let topo = Topology::default();
+        let r = tune(
+            &topo,
+            &CiMapper::default(),
+            &CorrelateConfig::default(),
+            &[],
+            None,
+        );
+        assert!(r.recommended_holds.is_empty());
+        assert!(r.note.as_deref().unwrap().contains("nothing recommended"));
+        assert_eq!(r.backtests.len(), 1);
+        assert!(render(&r).contains("nothing recommended"));
+    }
+}
