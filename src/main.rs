@@ -6,25 +6,19 @@
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
-use sift::api::{self, ApiSettings, AppState, auth::Auth};
+use sift::app::open_store;
 use sift::cli::{
     self,
     args::{CausalityCmd, Cli, Cmd, CmdbCmd, IncidentsCmd, ProblemsCmd},
 };
 use sift::cmdb::{CiMapper, CmdbFile, Topology};
 use sift::config::Config;
-use sift::metrics::Metrics;
-use sift::pipeline::{Pipeline, Settings};
 use sift::sources::alertmanager;
-use sift::sources::forward::Forwarder;
-use sift::sources::kafka::KafkaSource;
-use sift::store::{self, Store};
 
 fn main() -> anyhow::Result<()> {
     let matches = Cli::command()
@@ -46,7 +40,9 @@ fn main() -> anyhow::Result<()> {
     let remote = cli.remote;
     rt.block_on(async move {
         let online = match cli.cmd {
-            Cmd::Serve { config } => return serve(load(config.config.as_deref(), level)?).await,
+            Cmd::Serve { config } => {
+                return sift::app::serve(load(config.config.as_deref(), level)?).await;
+            }
             Cmd::Migrate { config } => {
                 let cfg = load(config.config.as_deref(), level)?;
                 let store = open_store(&cfg).await?;
@@ -199,265 +195,6 @@ fn load(path: Option<&Path>, level: LogLevel) -> anyhow::Result<Config> {
 fn colour() -> bool {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
-async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let store: Arc<dyn Store> = Arc::from(
-        store::open(&cfg.store)
-            .await
-            .with_context(|| format!("cannot open store {}", redact(&cfg.store.url)))?,
-    );
-    store.migrate().await.context("cannot apply migrations")?;
-    Ok(store)
-}
-
-/// The store URL without its password, for logs.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
-/// Serves HTTP/1.1 like `axum::serve`, plus a header read timeout (axum sets no timer, so
-/// hyper's own would never fire): a connection that does not deliver a request's headers
-/// within `header_read_timeout` is closed. When `shutdown` completes: stop accepting, let
-/// open connections finish their in-flight request, then return.
-async fn serve_http(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    header_read_timeout: std::time::Duration,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-}
-
-async fn serve(cfg: Config) -> anyhow::Result<()> {
-    let store = open_store(&cfg).await?;
-    tracing::info!(store = %redact(&cfg.store.url), backend = store.backend(), "store ready");
-    let metrics = Arc::new(Metrics::new());
-    let settings = Settings {
-        queue_capacity: cfg.ingest.queue_capacity,
-        max_batch_alerts: cfg.ingest.max_batch_alerts,
-        // Under the request timeout, so a write that cannot finish is answered by the
-        // pipeline, which knows whether it was withdrawn or may have been stored.
-        reply_deadline: {
-            let t = cfg.server.request_timeout.std();
-            t.saturating_sub(std::time::Duration::from_secs(1))
-                .max(t / 2)
-        },
-        tick_interval: cfg
-            .ingest
-            .tick_interval
-            .std()
-            .max(std::time::Duration::from_millis(100)),
-        resend_flush: cfg.ingest.resend_flush.std(),
-        resend_journal_max: cfg.ingest.resend_journal_max,
-        correlate: cfg.correlate(),
-        mapper: CiMapper::new(cfg.mapping.labels.clone()),
-        similar_history: cfg.incident.similar_history,
-        causality_types: cfg.causality.type_labels.clone(),
-    };
-    store
-        .sync_config_subscriptions(&cfg.notify.webhooks)
-        .await
-        .context("cannot store the notify.webhooks subscriptions")?;
-    let (pipeline, writer) = Pipeline::start(store.clone(), settings, metrics.clone()).await?;
-    let destinations = Arc::new(
-        sift::outbox::guard::Destinations::new(&cfg.notify.allow_networks)
-            .context("notify.allow_networks")?,
-    );
-    let delivery = sift::outbox::deliver::spawn(
-        store.clone(),
-        metrics.clone(),
-        sift::outbox::deliver::DeliverySettings {
-            poll_interval: cfg.notify.poll_interval.std(),
-            backoff_base: cfg.notify.backoff_base.0,
-            backoff_max: cfg.notify.backoff_max.0,
-            concurrency: cfg.notify.concurrency,
-            ca_file: cfg.notify.ca_file.clone(),
-            retention: cfg.notify.retention.0,
-            destinations: destinations.clone(),
-        },
-    )
-    .context("cannot start webhook delivery")?;
-    let auth = Auth::new(cfg.auth.tokens.clone());
-    if !auth.enabled() {
-        tracing::warn!("auth is OFF: no auth.tokens configured, every API call is allowed");
-    }
-    let normalize = Arc::new(cfg.normalize());
-    let (kafka_stop, kafka_stop_rx) = tokio::sync::watch::channel(false);
-    let kafka = match cfg
-        .kafka
-        .brokers
-        .as_deref()
-        .filter(|b| !b.trim().is_empty())
-    {
-        Some(brokers) => {
-            let source = KafkaSource::new(
-                &cfg.kafka,
-                pipeline.clone(),
-                metrics.clone(),
-                normalize.clone(),
-            )
-            .with_context(|| format!("cannot start the Kafka consumer on {brokers}"))?;
-            Some(tokio::spawn(source.run(kafka_stop_rx)))
-        }
-        None => None,
-    };
-    let forward = if cfg.kafka.forward_http {
-        let f = Forwarder::new(
-            &cfg.kafka,
-            pipeline.topology().clone(),
-            CiMapper::new(cfg.mapping.labels.clone()),
-        )
-        .context("cannot start forwarding HTTP intake to Kafka")?;
-        tracing::info!("kafka.forward_http: HTTP intake is produced to Kafka");
-        Some(Arc::new(f))
-    } else {
-        None
-    };
-    let state = AppState {
-        pipeline,
-        store: store.clone(),
-        metrics,
-        normalize,
-        forward,
-        destinations,
-        max_subscriptions: cfg.notify.max_subscriptions,
-    };
-    let scheduler = api::problems::spawn_scheduler(state.clone(), cfg.problems.clone());
-    let learner = api::causality::Learner::new(cfg.causality.clone());
-    let causality = api::causality::spawn(state.clone(), learner.clone()).await;
-    let app = api::router(
-        state,
-        ApiSettings {
-            auth,
-            body_limit: cfg.server.body_limit_bytes,
-            request_timeout: cfg.server.request_timeout.std(),
-            problems: cfg.problems.clone(),
-            causality: learner,
-        },
-    );
-    let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
-    let addr = listener.local_addr()?;
-    tracing::info!("listening on http://{addr}");
-    // When the stop signal came: `shutdown_grace` from then bounds the whole exit.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None::<tokio::time::Instant>);
-    let server = serve_http(
-        listener,
-        app,
-        cfg.server.header_read_timeout.std(),
-        async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: no new connections, finishing in-flight requests");
-            api::events::stop_streams();
-            let _ = stop_tx.send(Some(tokio::time::Instant::now()));
-        },
-    );
-    let grace = cfg.server.shutdown_grace.std();
-    // The last part of the grace period is kept for closing the store.
-    let close_budget = (grace / 10).min(std::time::Duration::from_secs(2));
-    let mut stop_rx2 = stop_rx.clone();
-    tokio::select! {
-        () = server => {},
-        _ = async move {
-            let _ = stop_rx2.wait_for(Option::is_some).await;
-            tokio::time::sleep(grace.saturating_sub(close_budget)).await;
-        } => tracing::warn!("in-flight requests did not finish within {grace:?}; stopping anyway"),
-    }
-    let stopped_at = stop_rx.borrow().unwrap_or_else(tokio::time::Instant::now);
-    let deadline = stopped_at + grace.saturating_sub(close_budget);
-    if let Some(s) = scheduler {
-        s.abort();
-    }
-    causality.abort();
-    // Undelivered events stay in the outbox; the next start delivers them.
-    delivery.abort();
-    // The consumer stores what it holds, commits, leaves its group and drops its handle.
-    let _ = kafka_stop.send(true);
-    if let Some(k) = kafka
-        && tokio::time::timeout_at(deadline, k).await.is_err()
-    {
-        tracing::warn!("kafka consumer did not stop within the grace period");
-    }
-    // The router and the consumer (and with them every pipeline handle) are gone: the
-    // writer drains and ends. Stopped part way, nothing acknowledged is lost: re-sends
-    // not yet folded stay in the durable journal, and an unfinished batch rolls back
-    // without having been acknowledged.
-    let mut writer = writer;
-    if tokio::time::timeout_at(deadline, &mut writer)
-        .await
-        .is_err()
-    {
-        tracing::warn!("writer did not drain within the grace period; stopping it");
-        writer.abort();
-        let _ = tokio::time::timeout(close_budget / 2, writer).await;
-    }
-    if tokio::time::timeout(close_budget / 2, store.close())
-        .await
-        .is_err()
-    {
-        tracing::warn!("store connections did not close in time; exiting anyway");
-    }
-    tracing::info!("stopped");
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
 fn read_cmdb(path: &Path) -> anyhow::Result<CmdbFile> {
