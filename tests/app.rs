@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, Db};
+use common::{Backend, Db, Sift};
 use sift::app::App;
 use sift::config::Config;
 use tokio_util::sync::CancellationToken;
@@ -106,4 +106,24 @@ async fn an_app_dropped_before_run_frees_its_port_and_store() {
         .await
         .expect("an app whose token is already cancelled stops at once")
         .expect("run");
+}
+
+/// The harness's in-process daemon: served on its own port, its log captured, stopped by
+/// its token like SIGTERM stops the binary, and started again on the same store.
+#[tokio::test]
+async fn spawn_app_serves_logs_and_restarts() {
+    let Some(db) = Db::new(Backend::Sqlite).await else {
+        return;
+    };
+    let mut s = Sift::spawn_app(&db, &[]);
+    let r = s.get("/readyz").await;
+    s.expect(&r, 200, "readyz");
+    s.restart();
+    let r = s.get("/readyz").await;
+    s.expect(&r, 200, "readyz after the restart");
+    s.stop();
+    let log = s.log();
+    for line in ["listening on http://127.0.0.1:", "shutting down", "stopped"] {
+        assert!(log.contains(line), "the log has {line:?}:\n{log}");
+    }
 }
