@@ -16,7 +16,7 @@ use sift::cli::{
     args::{CausalityCmd, Cli, Cmd, CmdbCmd, IncidentsCmd, ProblemsCmd},
     offline,
 };
-use sift::config::Config;
+use sift::config::{Config, LogFormat};
 
 fn main() -> anyhow::Result<()> {
     let matches = Cli::command()
@@ -170,10 +170,9 @@ fn load(path: Option<&Path>, level: LogLevel) -> anyhow::Result<Config> {
         .with_env_filter(filter)
         .with_ansi(colour())
         .with_writer(std::io::stderr);
-    if cfg.log.format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+    match cfg.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
     }
     Ok(cfg)
 }
