@@ -13,6 +13,7 @@
 //! `sift` binary does), and decides nothing about alerts, incidents or deliveries.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,7 +52,7 @@ pub struct App {
     kafka: Option<KafkaSource>,
     auth: Auth,
     listener: TcpListener,
-    port: u16,
+    addr: SocketAddr,
 }
 
 impl App {
@@ -120,7 +121,7 @@ impl App {
         let listener = TcpListener::bind(&cfg.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
-        let port = listener.local_addr()?.port();
+        let addr = listener.local_addr()?;
         Ok(App {
             cfg,
             store,
@@ -134,13 +135,13 @@ impl App {
             kafka,
             auth,
             listener,
-            port,
+            addr,
         })
     }
 
     /// The bound HTTP port (the one the system chose when `server.listen` names port 0).
     pub fn port(&self) -> u16 {
-        self.port
+        self.addr.port()
     }
 
     /// Serves until `shutdown` is cancelled, then stops: `server.shutdown_grace` from the
@@ -162,7 +163,7 @@ impl App {
             kafka,
             auth,
             listener,
-            port: _,
+            addr,
         } = self;
         let state = AppState {
             pipeline,
@@ -213,7 +214,6 @@ impl App {
                 causality: learner,
             },
         );
-        let addr = listener.local_addr()?;
         tracing::info!("listening on http://{addr}");
         let server = serve_http(
             listener,
