@@ -503,7 +503,8 @@ pub struct IncidentConfig {
     /// Labels left out of the fallback group key of alerts that map to no CI.
     pub fallback_ignore_labels: Vec<String>,
     /// ITIL matrix: key `"<impact><urgency>"` (each 1..3) → priority 1..5. Unset: the
-    /// ITIL default (priority = impact + urgency - 1). When set, all nine cells are needed.
+    /// ITIL default (priority = impact + urgency - 1). When set, all nine cells are needed
+    /// (`PriorityMatrix` parses and checks them).
     pub priority_matrix: Option<PriorityMatrix>,
     /// Changes on the root CI or what it depends on that ended within this long before an
     /// incident opened are listed in its enrichment (`recent_changes`).
@@ -771,26 +772,6 @@ impl Config {
                 ));
             }
         }
-        for i in 1..=3u8 {
-            for u in 1..=3u8 {
-                let Some(m) = &self.incident.priority_matrix else {
-                    break;
-                };
-                match m.0.get(&format!("{i}{u}")) {
-                    Some(p) if (1..=5).contains(p) => {}
-                    Some(p) => {
-                        return bad(format!(
-                            "incident.priority_matrix.{i}{u} = {p} is not a priority 1..5"
-                        ));
-                    }
-                    None => {
-                        return bad(format!(
-                            "incident.priority_matrix has no entry \"{i}{u}\" (impact {i}, urgency {u})"
-                        ));
-                    }
-                }
-            }
-        }
         Ok(())
     }
 
@@ -799,7 +780,7 @@ impl Config {
             resolve_hold_off: self.incident.resolve_hold_off.0,
             alert_retention: self.incident.memory_retention.0,
             fallback_ignore_labels: self.incident.fallback_ignore_labels.clone(),
-            priority_matrix: self.incident.priority_matrix.clone().unwrap_or_default(),
+            priority_matrix: self.incident.priority_matrix.unwrap_or_default(),
             max_hops: self.correlate.max_hops,
             window: self.correlate.window.0,
             late_root_window: self.correlate.late_root_window.0,
