@@ -350,7 +350,15 @@ pub struct StoreConfig {
     pub max_connections: u32,
     /// SQLite only: `full` fsyncs every commit (a 2xx survives power loss), `normal`
     /// survives a crash of sift but not of the machine.
-    pub sqlite_synchronous: String,
+    pub sqlite_synchronous: SqliteSync,
+}
+
+/// `store.sqlite_synchronous`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    Full,
+    Normal,
 }
 
 impl Default for StoreConfig {
@@ -358,7 +366,7 @@ impl Default for StoreConfig {
         Self {
             url: "sqlite://sift.db".into(),
             max_connections: 8,
-            sqlite_synchronous: "full".into(),
+            sqlite_synchronous: SqliteSync::Full,
         }
     }
 }
@@ -410,16 +418,24 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
-    /// `text` or `json`.
-    pub format: String,
+    pub format: LogFormat,
     /// A tracing filter, e.g. `info` or `sift=debug,info`. `RUST_LOG` wins when set.
     pub level: String,
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
-            format: "text".into(),
+            format: LogFormat::Text,
             level: "info".into(),
         }
     }
@@ -495,7 +511,8 @@ pub struct IncidentConfig {
     /// Labels left out of the fallback group key of alerts that map to no CI.
     pub fallback_ignore_labels: Vec<String>,
     /// ITIL matrix: key `"<impact><urgency>"` (each 1..3) → priority 1..5. Unset: the
-    /// ITIL default (priority = impact + urgency - 1). When set, all nine cells are needed.
+    /// ITIL default (priority = impact + urgency - 1). When set, all nine cells are needed
+    /// (`PriorityMatrix` parses and checks them).
     pub priority_matrix: Option<PriorityMatrix>,
     /// Changes on the root CI or what it depends on that ended within this long before an
     /// incident opened are listed in its enrichment (`recent_changes`).
@@ -506,10 +523,51 @@ pub struct IncidentConfig {
     pub assignment_rules: Vec<crate::correlate::AssignmentRule>,
     /// `[incident.sla] p1 = {respond = "15m", resolve = "4h"}`: targets per priority
     /// (`p1`..`p5`). A priority without an entry has no SLA. Default: none.
-    pub sla: std::collections::BTreeMap<String, SlaConfig>,
+    pub sla: std::collections::BTreeMap<SlaPriority, SlaConfig>,
     /// How many finished incidents (the newest) are read at start as the history that
     /// `similar_incidents` draws on; later ones join it as they finish.
     pub similar_history: u32,
+}
+
+/// A key of `incident.sla`: `p1` (the highest priority) .. `p5`, as written in TOML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SlaPriority(u8);
+
+impl SlaPriority {
+    /// The priority, 1..=5.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl fmt::Display for SlaPriority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p{}", self.0)
+    }
+}
+
+impl std::str::FromStr for SlaPriority {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.strip_prefix('p').and_then(|n| n.parse::<u8>().ok()) {
+            Some(p @ 1..=5) if s.len() == 2 => Ok(SlaPriority(p)),
+            _ => Err(format!("incident.sla: key {s:?} must be one of p1..p5")),
+        }
+    }
+}
+
+impl Serialize for SlaPriority {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SlaPriority {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// Response (acknowledge) and resolution targets of one priority.
@@ -631,22 +689,7 @@ impl Config {
         if self.causality.max_occurrences == 0 {
             return bad("causality.max_occurrences must be at least 1".into());
         }
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            return bad(format!(
-                "log.format must be text or json, not {:?}",
-                self.log.format
-            ));
-        }
-        if !matches!(self.store.sqlite_synchronous.as_str(), "full" | "normal") {
-            return bad(format!(
-                "store.sqlite_synchronous must be full or normal, not {:?}",
-                self.store.sqlite_synchronous
-            ));
-        }
         for (k, v) in &self.incident.sla {
-            if !matches!(k.as_str(), "p1" | "p2" | "p3" | "p4" | "p5") {
-                return bad(format!("incident.sla: key {k:?} must be one of p1..p5"));
-            }
             if v.respond.0 <= chrono::Duration::zero() || v.resolve.0 < v.respond.0 {
                 return bad(format!(
                     "incident.sla.{k}: respond must be more than zero and resolve at least respond"
@@ -737,26 +780,6 @@ impl Config {
                 ));
             }
         }
-        for i in 1..=3u8 {
-            for u in 1..=3u8 {
-                let Some(m) = &self.incident.priority_matrix else {
-                    break;
-                };
-                match m.0.get(&format!("{i}{u}")) {
-                    Some(p) if (1..=5).contains(p) => {}
-                    Some(p) => {
-                        return bad(format!(
-                            "incident.priority_matrix.{i}{u} = {p} is not a priority 1..5"
-                        ));
-                    }
-                    None => {
-                        return bad(format!(
-                            "incident.priority_matrix has no entry \"{i}{u}\" (impact {i}, urgency {u})"
-                        ));
-                    }
-                }
-            }
-        }
         Ok(())
     }
 
@@ -765,7 +788,7 @@ impl Config {
             resolve_hold_off: self.incident.resolve_hold_off.0,
             alert_retention: self.incident.memory_retention.0,
             fallback_ignore_labels: self.incident.fallback_ignore_labels.clone(),
-            priority_matrix: self.incident.priority_matrix.clone().unwrap_or_default(),
+            priority_matrix: self.incident.priority_matrix.unwrap_or_default(),
             max_hops: self.correlate.max_hops,
             window: self.correlate.window.0,
             late_root_window: self.correlate.late_root_window.0,
@@ -788,15 +811,14 @@ impl Config {
                 .incident
                 .sla
                 .iter()
-                .filter_map(|(k, v)| {
-                    let p = k.strip_prefix('p')?.parse::<u8>().ok()?;
-                    Some((
-                        p,
+                .map(|(k, v)| {
+                    (
+                        k.get(),
                         crate::correlate::SlaTarget {
                             respond: v.respond.0,
                             resolve: v.resolve.0,
                         },
-                    ))
+                    )
                 })
                 .collect(),
             rule_hold: self
@@ -995,6 +1017,52 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("no entry"), "{e}");
+    }
+
+    #[test]
+    fn closed_sets_of_words_are_parsed_at_load() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("SIFT_LOG__FORMAT", "json"),
+                ("SIFT_STORE__SQLITE_SYNCHRONOUS", "normal"),
+                (
+                    "SIFT_INCIDENT__SLA",
+                    r#"{"p1":{"respond":"15m","resolve":"4h"},"p5":{"respond":"1d","resolve":"7d"}}"#,
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.store.sqlite_synchronous, SqliteSync::Normal);
+        let keys: Vec<String> = c.incident.sla.keys().map(|k| k.to_string()).collect();
+        assert_eq!(keys, ["p1", "p5"]);
+        assert_eq!(
+            c.correlate().sla.keys().copied().collect::<Vec<_>>(),
+            [1, 5]
+        );
+        // Written back as they were read.
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["log"]["format"], "json");
+        assert_eq!(v["store"]["sqlite_synchronous"], "normal");
+        assert!(v["incident"]["sla"]["p5"].is_object());
+        for (k, v, named) in [
+            ("SIFT_LOG__FORMAT", "xml", "xml"),
+            ("SIFT_STORE__SQLITE_SYNCHRONOUS", "off", "off"),
+            (
+                "SIFT_INCIDENT__SLA",
+                r#"{"p6":{"respond":"1m","resolve":"1h"}}"#,
+                "p1..p5",
+            ),
+            (
+                "SIFT_INCIDENT__SLA",
+                r#"{"p01":{"respond":"1m","resolve":"1h"}}"#,
+                "p01",
+            ),
+        ] {
+            let e = Config::load_from(None, &env(&[(k, v)])).unwrap_err();
+            assert!(e.to_string().contains(named), "{k}={v}: {e}");
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! learned graph when there is one; `incident` is the ITIL record); the writer drives the
 //! core and commits each batch (`pipeline`) to the store (`store`); changes go out as
 //! webhooks (`outbox`); recurring incidents become problem candidates (`problem`). Around
-//! it: the HTTP API and the console (`api`, `console`), the command line (`cli`),
+//! it: the daemon assembled from these parts, with its one shutdown token (`app`), the
+//! HTTP API and the console (`api`, `console`), the command line (`cli`),
 //! configuration (`config`), metrics (`metrics`), replay of recorded alerts (`replay`) and
 //! the evaluation harnesses (`eval`).
 
@@ -38,6 +39,8 @@ pub mod outbox;
 pub mod problem;
 
 // Serving and operating it.
+pub mod app;
+
 pub mod api;
 
 pub mod console;

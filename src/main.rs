@@ -1,30 +1,22 @@
-//! The `sift` command line: parses (the tree is `sift::cli::args`) and dispatches. The
-//! offline commands (serve, migrate, cmdb import, replay, problems cluster, causality learn, incidents
-//! import) run here; the online ones are `sift::cli`.
+//! The `sift` command line: parses (the tree is `sift::cli::args`), sets up logging and
+//! dispatches: `serve` to the daemon (`sift::app`), the offline commands (migrate, cmdb
+//! import, replay, problems cluster, causality learn, incidents import) to
+//! `sift::cli::offline`, the online ones to `sift::cli`. Nothing else lives here.
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::Path;
-use std::sync::Arc;
 
-use anyhow::{Context, bail};
 use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
-use sift::api::{self, ApiSettings, AppState, auth::Auth};
 use sift::cli::{
     self,
     args::{CausalityCmd, Cli, Cmd, CmdbCmd, IncidentsCmd, ProblemsCmd},
+    offline,
 };
-use sift::cmdb::{CiMapper, CmdbFile, Topology};
-use sift::config::Config;
-use sift::metrics::Metrics;
-use sift::pipeline::{Pipeline, Settings};
-use sift::sources::alertmanager;
-use sift::sources::forward::Forwarder;
-use sift::sources::kafka::KafkaSource;
-use sift::store::{self, Store};
+use sift::config::{Config, LogFormat};
 
 fn main() -> anyhow::Result<()> {
     let matches = Cli::command()
@@ -46,17 +38,15 @@ fn main() -> anyhow::Result<()> {
     let remote = cli.remote;
     rt.block_on(async move {
         let online = match cli.cmd {
-            Cmd::Serve { config } => return serve(load(config.config.as_deref(), level)?).await,
+            Cmd::Serve { config } => {
+                return sift::app::serve(load(config.config.as_deref(), level)?).await;
+            }
             Cmd::Migrate { config } => {
-                let cfg = load(config.config.as_deref(), level)?;
-                let store = open_store(&cfg).await?;
-                store.close().await;
-                println!("migrations applied to {}", store.backend());
-                return Ok(());
+                return offline::migrate(&load(config.config.as_deref(), level)?).await;
             }
             Cmd::Cmdb {
                 cmd: CmdbCmd::Import { file, config },
-            } => return import(&load(config.config.as_deref(), level)?, &file).await,
+            } => return offline::cmdb_import(&load(config.config.as_deref(), level)?, &file).await,
             Cmd::Replay {
                 cmdb,
                 alerts,
@@ -65,7 +55,7 @@ fn main() -> anyhow::Result<()> {
                 output,
                 skip_bad,
             } => {
-                return replay(
+                return offline::replay(
                     &load(config.config.as_deref(), level)?,
                     &cmdb,
                     &alerts,
@@ -82,7 +72,7 @@ fn main() -> anyhow::Result<()> {
                 json,
             } => {
                 let cfg = load(config.config.as_deref(), level)?;
-                return tune(&cfg, &cmdb, &alerts, incidents.as_deref(), json);
+                return offline::tune(&cfg, &cmdb, &alerts, incidents.as_deref(), json);
             }
             Cmd::Problems {
                 cmd:
@@ -96,7 +86,7 @@ fn main() -> anyhow::Result<()> {
                         mapping,
                     },
             } => {
-                return problems_cluster(
+                return offline::problems_cluster(
                     &load(config.config.as_deref(), level)?,
                     &incidents,
                     cmdb.as_deref(),
@@ -114,7 +104,7 @@ fn main() -> anyhow::Result<()> {
                         skip_bad,
                     },
             } => {
-                return incidents_import(
+                return offline::incidents_import(
                     &load(config.config.as_deref(), level)?,
                     &file,
                     mapping.as_deref(),
@@ -131,7 +121,7 @@ fn main() -> anyhow::Result<()> {
                         output,
                     },
             } => {
-                return causality_learn(
+                return offline::causality_learn(
                     &load(config.config.as_deref(), level)?,
                     &alerts,
                     &cmdb,
@@ -162,12 +152,6 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// Bad lines of an input file listed one by one on stderr; the rest are counted. The rule
-/// for every command reading a file of records (replay, problems cluster, incidents
-/// import): each bad line named as FILE:LINE: reason, and the file refused unless
-/// `--skip-bad`.
-const MAX_BAD_LISTED: usize = 50;
-
 /// Where the log filter comes from.
 #[derive(Clone, Copy)]
 enum LogLevel {
@@ -196,10 +180,9 @@ fn load(path: Option<&Path>, level: LogLevel) -> anyhow::Result<Config> {
         .with_env_filter(filter)
         .with_ansi(colour())
         .with_writer(std::io::stderr);
-    if cfg.log.format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+    match cfg.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
     }
     Ok(cfg)
 }
@@ -209,761 +192,4 @@ fn load(path: Option<&Path>, level: LogLevel) -> anyhow::Result<Config> {
 fn colour() -> bool {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
-async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let store: Arc<dyn Store> = Arc::from(
-        store::open(&cfg.store)
-            .await
-            .with_context(|| format!("cannot open store {}", redact(&cfg.store.url)))?,
-    );
-    store.migrate().await.context("cannot apply migrations")?;
-    Ok(store)
-}
-
-/// The store URL without its password, for logs.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
-/// Serves HTTP/1.1 like `axum::serve`, plus a header read timeout (axum sets no timer, so
-/// hyper's own would never fire): a connection that does not deliver a request's headers
-/// within `header_read_timeout` is closed. When `shutdown` completes: stop accepting, let
-/// open connections finish their in-flight request, then return.
-async fn serve_http(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    header_read_timeout: std::time::Duration,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-}
-
-async fn serve(cfg: Config) -> anyhow::Result<()> {
-    let store = open_store(&cfg).await?;
-    tracing::info!(store = %redact(&cfg.store.url), backend = store.backend(), "store ready");
-    let metrics = Arc::new(Metrics::new());
-    let settings = Settings {
-        queue_capacity: cfg.ingest.queue_capacity,
-        max_batch_alerts: cfg.ingest.max_batch_alerts,
-        // Under the request timeout, so a write that cannot finish is answered by the
-        // pipeline, which knows whether it was withdrawn or may have been stored.
-        reply_deadline: {
-            let t = cfg.server.request_timeout.std();
-            t.saturating_sub(std::time::Duration::from_secs(1))
-                .max(t / 2)
-        },
-        tick_interval: cfg
-            .ingest
-            .tick_interval
-            .std()
-            .max(std::time::Duration::from_millis(100)),
-        resend_flush: cfg.ingest.resend_flush.std(),
-        resend_journal_max: cfg.ingest.resend_journal_max,
-        correlate: cfg.correlate(),
-        mapper: CiMapper::new(cfg.mapping.labels.clone()),
-        similar_history: cfg.incident.similar_history,
-        causality_types: cfg.causality.type_labels.clone(),
-    };
-    store
-        .sync_config_subscriptions(&cfg.notify.webhooks)
-        .await
-        .context("cannot store the notify.webhooks subscriptions")?;
-    let (pipeline, writer) = Pipeline::start(store.clone(), settings, metrics.clone()).await?;
-    let destinations = Arc::new(
-        sift::outbox::guard::Destinations::new(&cfg.notify.allow_networks)
-            .context("notify.allow_networks")?,
-    );
-    let delivery = sift::outbox::deliver::spawn(
-        store.clone(),
-        metrics.clone(),
-        sift::outbox::deliver::DeliverySettings {
-            poll_interval: cfg.notify.poll_interval.std(),
-            backoff_base: cfg.notify.backoff_base.0,
-            backoff_max: cfg.notify.backoff_max.0,
-            concurrency: cfg.notify.concurrency,
-            ca_file: cfg.notify.ca_file.clone(),
-            retention: cfg.notify.retention.0,
-            destinations: destinations.clone(),
-        },
-    )
-    .context("cannot start webhook delivery")?;
-    let auth = Auth::new(cfg.auth.tokens.clone());
-    if !auth.enabled() {
-        tracing::warn!("auth is OFF: no auth.tokens configured, every API call is allowed");
-    }
-    let normalize = Arc::new(cfg.normalize());
-    let (kafka_stop, kafka_stop_rx) = tokio::sync::watch::channel(false);
-    let kafka = match cfg
-        .kafka
-        .brokers
-        .as_deref()
-        .filter(|b| !b.trim().is_empty())
-    {
-        Some(brokers) => {
-            let source = KafkaSource::new(
-                &cfg.kafka,
-                pipeline.clone(),
-                metrics.clone(),
-                normalize.clone(),
-            )
-            .with_context(|| format!("cannot start the Kafka consumer on {brokers}"))?;
-            Some(tokio::spawn(source.run(kafka_stop_rx)))
-        }
-        None => None,
-    };
-    let forward = if cfg.kafka.forward_http {
-        let f = Forwarder::new(
-            &cfg.kafka,
-            pipeline.topology().clone(),
-            CiMapper::new(cfg.mapping.labels.clone()),
-        )
-        .context("cannot start forwarding HTTP intake to Kafka")?;
-        tracing::info!("kafka.forward_http: HTTP intake is produced to Kafka");
-        Some(Arc::new(f))
-    } else {
-        None
-    };
-    let state = AppState {
-        pipeline,
-        store: store.clone(),
-        metrics,
-        normalize,
-        forward,
-        destinations,
-        max_subscriptions: cfg.notify.max_subscriptions,
-    };
-    let scheduler = api::problems::spawn_scheduler(state.clone(), cfg.problems.clone());
-    let learner = api::causality::Learner::new(cfg.causality.clone());
-    let causality = api::causality::spawn(state.clone(), learner.clone()).await;
-    let app = api::router(
-        state,
-        ApiSettings {
-            auth,
-            body_limit: cfg.server.body_limit_bytes,
-            request_timeout: cfg.server.request_timeout.std(),
-            problems: cfg.problems.clone(),
-            causality: learner,
-        },
-    );
-    let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
-    let addr = listener.local_addr()?;
-    tracing::info!("listening on http://{addr}");
-    // When the stop signal came: `shutdown_grace` from then bounds the whole exit.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None::<tokio::time::Instant>);
-    let server = serve_http(
-        listener,
-        app,
-        cfg.server.header_read_timeout.std(),
-        async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: no new connections, finishing in-flight requests");
-            api::events::stop_streams();
-            let _ = stop_tx.send(Some(tokio::time::Instant::now()));
-        },
-    );
-    let grace = cfg.server.shutdown_grace.std();
-    // The last part of the grace period is kept for closing the store.
-    let close_budget = (grace / 10).min(std::time::Duration::from_secs(2));
-    let mut stop_rx2 = stop_rx.clone();
-    tokio::select! {
-        () = server => {},
-        _ = async move {
-            let _ = stop_rx2.wait_for(Option::is_some).await;
-            tokio::time::sleep(grace.saturating_sub(close_budget)).await;
-        } => tracing::warn!("in-flight requests did not finish within {grace:?}; stopping anyway"),
-    }
-    let stopped_at = stop_rx.borrow().unwrap_or_else(tokio::time::Instant::now);
-    let deadline = stopped_at + grace.saturating_sub(close_budget);
-    if let Some(s) = scheduler {
-        s.abort();
-    }
-    causality.abort();
-    // Undelivered events stay in the outbox; the next start delivers them.
-    delivery.abort();
-    // The consumer stores what it holds, commits, leaves its group and drops its handle.
-    let _ = kafka_stop.send(true);
-    if let Some(k) = kafka
-        && tokio::time::timeout_at(deadline, k).await.is_err()
-    {
-        tracing::warn!("kafka consumer did not stop within the grace period");
-    }
-    // The router and the consumer (and with them every pipeline handle) are gone: the
-    // writer drains and ends. Stopped part way, nothing acknowledged is lost: re-sends
-    // not yet folded stay in the durable journal, and an unfinished batch rolls back
-    // without having been acknowledged.
-    let mut writer = writer;
-    if tokio::time::timeout_at(deadline, &mut writer)
-        .await
-        .is_err()
-    {
-        tracing::warn!("writer did not drain within the grace period; stopping it");
-        writer.abort();
-        let _ = tokio::time::timeout(close_budget / 2, writer).await;
-    }
-    if tokio::time::timeout(close_budget / 2, store.close())
-        .await
-        .is_err()
-    {
-        tracing::warn!("store connections did not close in time; exiting anyway");
-    }
-    tracing::info!("stopped");
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-}
-
-fn read_cmdb(path: &Path) -> anyhow::Result<CmdbFile> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    CmdbFile::parse(&text).with_context(|| format!("{}", path.display()))
-}
-
-async fn import(cfg: &Config, file: &Path) -> anyhow::Result<()> {
-    let doc = read_cmdb(file)?;
-    let store = open_store(cfg).await?;
-    let mut tx = store.begin().await?;
-    let in_file: std::collections::HashSet<&str> = doc.cis.iter().map(|c| c.id.as_str()).collect();
-    let mut outside: Vec<String> = doc
-        .relations
-        .iter()
-        .flat_map(|r| [r.source.clone(), r.target.clone()])
-        .filter(|id| !in_file.contains(id.as_str()))
-        .collect();
-    outside.sort();
-    outside.dedup();
-    let known = tx.existing_cis(&outside).await?;
-    doc.validate(|id| known.contains(id))
-        .with_context(|| format!("{} rejected, nothing imported", file.display()))?;
-    tx.upsert_cis(&doc.cis).await?;
-    tx.upsert_relations(&doc.relations).await?;
-    let next = tx.state().next_incident;
-    tx.commit(next, true).await?;
-    store.close().await;
-    println!(
-        "imported {} CIs and {} relations from {}",
-        doc.cis.len(),
-        doc.relations.len(),
-        file.display()
-    );
-    Ok(())
-}
-
-fn replay(
-    cfg: &Config,
-    cmdb: &Path,
-    alerts: &Path,
-    changes: Option<&Path>,
-    output: Option<&Path>,
-    skip_bad: bool,
-) -> anyhow::Result<()> {
-    let doc = read_cmdb(cmdb)?;
-    doc.validate(|_| false)
-        .with_context(|| format!("{} rejected", cmdb.display()))?;
-    let topo = Topology::from_file(&doc);
-    let changes: Vec<sift::cmdb::Change> = match changes {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
-            let mut de = serde_json::Deserializer::from_str(&text);
-            let list: Vec<sift::cmdb::Change> = serde_path_to_error::deserialize(&mut de)
-                .map_err(|e| anyhow::anyhow!("{}: {}: {}", p.display(), e.path(), e.inner()))?;
-            sift::cmdb::change::validate(&list, |id| topo.node(id).is_some())
-                .with_context(|| format!("{} rejected", p.display()))?;
-            list
-        }
-        None => Vec::new(),
-    };
-    let parsed = read_alerts(cfg, alerts, skip_bad)?;
-    let events = parsed.len();
-    let mapper = CiMapper::new(cfg.mapping.labels.clone());
-    // As a daemon that has seen this history would: the rules' holds learned from it
-    // fill in those `[correlate.rule_hold]` does not name.
-    let (ccfg, added) = sift::replay::with_learned_holds(cfg.correlate(), &topo, &mapper, &parsed);
-    for (name, hold) in &added {
-        eprintln!(
-            "learned: {name} fires {}s after the trouble it reports (its for:)",
-            hold.num_seconds()
-        );
-    }
-    let out = sift::replay::run(&topo, &mapper, ccfg, changes, parsed);
-    let json = serde_json::to_string_pretty(&serde_json::json!({"incidents": out.incidents}))?;
-    match output {
-        Some(p) => std::fs::write(p, json + "\n")
-            .with_context(|| format!("cannot write {}", p.display()))?,
-        None => println!("{json}"),
-    }
-    eprintln!(
-        "replayed {events} alert events into {} incidents",
-        out.incidents.len()
-    );
-    Ok(())
-}
-
-/// Alertmanager alert objects, one per line of `alerts`. Bad lines are named; with
-/// `skip_bad` the rest are read, else nothing is.
-fn read_alerts(
-    cfg: &Config,
-    alerts: &Path,
-    skip_bad: bool,
-) -> anyhow::Result<Vec<sift::alert::Alert>> {
-    let text = std::fs::read_to_string(alerts)
-        .with_context(|| format!("cannot read {}", alerts.display()))?;
-    let n = cfg.normalize();
-    let mut parsed = Vec::new();
-    let mut bad = 0usize;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match alertmanager::parse_line(line, &n) {
-            Ok(a) => parsed.push(a),
-            Err(e) => {
-                bad += 1;
-                if bad <= MAX_BAD_LISTED {
-                    eprintln!(
-                        "{}:{}: {e} ({})",
-                        alerts.display(),
-                        i + 1,
-                        if skip_bad { "skipped" } else { "refused" }
-                    );
-                }
-            }
-        }
-    }
-    if bad > MAX_BAD_LISTED {
-        eprintln!(
-            "{}: {} more bad lines not listed",
-            alerts.display(),
-            bad - MAX_BAD_LISTED
-        );
-    }
-    if bad > 0 && !skip_bad {
-        bail!(
-            "{bad} bad lines in {}; nothing read (--skip-bad reads the rest)",
-            alerts.display()
-        );
-    }
-    Ok(parsed)
-}
-
-fn tune(
-    cfg: &Config,
-    cmdb: &Path,
-    alerts: &Path,
-    incidents: Option<&Path>,
-    json: bool,
-) -> anyhow::Result<()> {
-    let doc = read_cmdb(cmdb)?;
-    doc.validate(|_| false)
-        .with_context(|| format!("{} rejected", cmdb.display()))?;
-    let topo = Topology::from_file(&doc);
-    let parsed = read_alerts(cfg, alerts, false)?;
-    let truth = match incidents {
-        Some(p) => Some(read_groups(p)?),
-        None => None,
-    };
-    let report = sift::tune::tune(
-        &topo,
-        &CiMapper::new(cfg.mapping.labels.clone()),
-        &cfg.correlate(),
-        &parsed,
-        truth.as_deref(),
-    );
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", sift::tune::render(&report));
-    }
-    Ok(())
-}
-
-/// Incidents' alert lists: `{"incidents": [{"alert_fingerprints": [...]}, ...]}` (what
-/// `sift replay` writes) or JSON lines of such objects.
-fn read_groups(p: &Path) -> anyhow::Result<Vec<Vec<sift::alert::Fingerprint>>> {
-    #[derive(serde::Deserialize)]
-    struct Group {
-        alert_fingerprints: Vec<sift::alert::Fingerprint>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Doc {
-        incidents: Vec<Group>,
-    }
-    let text =
-        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-    if let Ok(d) = serde_json::from_str::<Doc>(&text) {
-        return Ok(d
-            .incidents
-            .into_iter()
-            .map(|g| g.alert_fingerprints)
-            .collect());
-    }
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let g: Group = serde_json::from_str(line).map_err(|e| {
-            anyhow::anyhow!(
-                "{}:{}: {e} (expected {{\"incidents\": [...]}} or one object with \"alert_fingerprints\" per line)",
-                p.display(),
-                i + 1
-            )
-        })?;
-        out.push(g.alert_fingerprints);
-    }
-    Ok(out)
-}
-
-fn problems_cluster(
-    cfg: &Config,
-    incidents: &Path,
-    cmdb: Option<&Path>,
-    output: Option<&Path>,
-    skip_bad: bool,
-    mapping: Option<&str>,
-) -> anyhow::Result<()> {
-    let topo = match cmdb {
-        Some(p) => {
-            let doc = read_cmdb(p)?;
-            doc.validate(|_| false)
-                .with_context(|| format!("{} rejected", p.display()))?;
-            Some(Topology::from_file(&doc))
-        }
-        None => None,
-    };
-    let batch = read_history(incidents, mapping)?;
-    for b in &batch.bad {
-        eprintln!(
-            "{}:{}: {}{} ({})",
-            incidents.display(),
-            b.record,
-            b.id.as_deref()
-                .map(|i| format!("record {i}: "))
-                .unwrap_or_default(),
-            b.reason,
-            if skip_bad { "skipped" } else { "refused" }
-        );
-    }
-    if batch.bad_total > batch.bad.len() {
-        eprintln!(
-            "{}: {} more bad records not listed",
-            incidents.display(),
-            batch.bad_total - batch.bad.len()
-        );
-    }
-    if let Some(t) = &topo {
-        for r in &batch.records {
-            if let Some(ci) = &r.ci
-                && t.resolve(ci).is_none()
-            {
-                eprintln!(
-                    "{}: record {}: unknown CI {ci:?} (kept, without topology)",
-                    incidents.display(),
-                    r.id
-                );
-            }
-        }
-    }
-    if !skip_bad && batch.bad_total > 0 {
-        bail!(
-            "{} bad records in {}; nothing written (--skip-bad clusters the rest)",
-            batch.bad_total,
-            incidents.display()
-        );
-    }
-    if batch.records.is_empty() {
-        bail!("no usable history record in {}", incidents.display());
-    }
-    let report =
-        sift::problem::cluster_report(&batch.records, topo.as_ref(), &cfg.problems.cluster(), &[])?;
-    let problems = &report.candidates;
-    let json = serde_json::to_string_pretty(&serde_json::json!({
-        "problems": problems,
-        "features": report.features,
-        "features_used": report.features_used,
-        "clusters_tested": report.tested,
-        "not_significant": report.not_significant,
-        "too_broad": report.too_broad,
-        "max_candidate_size": report.max_size,
-    }))?;
-    match output {
-        Some(p) => std::fs::write(p, json + "\n")
-            .with_context(|| format!("cannot write {}", p.display()))?,
-        None => println!("{json}"),
-    }
-    eprintln!(
-        "clustered {} incidents into {} problem candidates ({} records skipped)",
-        batch.records.len(),
-        problems.len(),
-        batch.bad_total
-    );
-    eprintln!(
-        "features used: {}; {} clusters tested, {} explained by their base rate, {} too broad (> {} incidents)",
-        if report.features_used.is_empty() {
-            "none".to_string()
-        } else {
-            report.features_used.join(", ")
-        },
-        report.tested,
-        report.not_significant,
-        report.too_broad,
-        report.max_size
-    );
-    Ok(())
-}
-
-/// A `--mapping` argument: a preset name or a mapping file.
-fn csv_mapping(arg: &str) -> anyhow::Result<sift::problem::import::Mapping> {
-    use sift::problem::import::{Mapping, PRESETS};
-    if let Some(m) = Mapping::preset(arg) {
-        return Ok(m);
-    }
-    let path = Path::new(arg);
-    if !path.exists() {
-        bail!(
-            "--mapping {arg:?} is neither a preset ({}) nor a file",
-            PRESETS.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
-        );
-    }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Mapping::parse(&text).with_context(|| format!("{}", path.display()))
-}
-
-/// The records of a history file: JSON lines (or a JSON list), or CSV through a mapping,
-/// streamed. A CSV without `--mapping` is refused rather than misread.
-fn read_history(path: &Path, mapping: Option<&str>) -> anyhow::Result<sift::problem::ParsedBatch> {
-    let Some(m) = mapping else {
-        if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
-        {
-            bail!(
-                "{} looks like CSV: say how to read it with --mapping (servicenow, jira, bpi2014 or a mapping file)",
-                path.display()
-            );
-        }
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        return Ok(sift::problem::parse_batch(&text));
-    };
-    let m = csv_mapping(m)?;
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut batch = sift::problem::ParsedBatch::default();
-    let summary = sift::problem::import::read_csv(std::io::BufReader::new(file), &m, |r| match r {
-        Ok(r) => batch.records.push(r),
-        Err(b) => batch.refuse(b),
-    })
-    .with_context(|| format!("{}", path.display()))?;
-    for c in &summary.missing_columns {
-        eprintln!(
-            "{}: mapped column not in the file, left empty: {c}",
-            path.display()
-        );
-    }
-    if summary.empty_rows > 0 {
-        eprintln!("{}: {} empty rows", path.display(), summary.empty_rows);
-    }
-    Ok(batch)
-}
-
-async fn incidents_import(
-    cfg: &Config,
-    path: &Path,
-    mapping: Option<&str>,
-    skip_bad: bool,
-) -> anyhow::Result<()> {
-    const CHUNK: usize = 1000;
-    let store = open_store(cfg).await?;
-    let mut tx = store.begin().await?;
-    let (send, mut recv) = tokio::sync::mpsc::channel::<Vec<sift::problem::HistoryRecord>>(4);
-    let path_owned = path.to_path_buf();
-    let mapping_owned = mapping.map(str::to_string);
-    // The file is read on a blocking thread and handed over in chunks: a large export is
-    // never held whole.
-    let reader =
-        tokio::task::spawn_blocking(move || -> anyhow::Result<sift::problem::ParsedBatch> {
-            // Only the bad rows are kept here (reasons capped, all counted).
-            let mut bad = sift::problem::ParsedBatch::default();
-            match mapping_owned {
-                Some(m) => {
-                    let m = csv_mapping(&m)?;
-                    let file = std::fs::File::open(&path_owned)
-                        .with_context(|| format!("cannot open {}", path_owned.display()))?;
-                    let mut chunk = Vec::with_capacity(CHUNK);
-                    let mut closed = false;
-                    sift::problem::import::read_csv(
-                        std::io::BufReader::new(file),
-                        &m,
-                        |r| match r {
-                            Ok(r) => {
-                                chunk.push(r);
-                                if chunk.len() == CHUNK && !closed {
-                                    closed =
-                                        send.blocking_send(std::mem::take(&mut chunk)).is_err();
-                                }
-                            }
-                            Err(b) => bad.refuse(b),
-                        },
-                    )
-                    .with_context(|| format!("{}", path_owned.display()))?;
-                    if !chunk.is_empty() && !closed {
-                        let _ = send.blocking_send(chunk);
-                    }
-                }
-                None => {
-                    let batch = read_history(&path_owned, None)?;
-                    bad.bad = batch.bad;
-                    bad.bad_total = batch.bad_total;
-                    for c in batch.records.chunks(CHUNK) {
-                        if send.blocking_send(c.to_vec()).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-            Ok(bad)
-        });
-    let (mut received, mut new) = (0u64, 0u64);
-    while let Some(chunk) = recv.recv().await {
-        received += chunk.len() as u64;
-        new += tx.upsert_history(&chunk).await?;
-    }
-    let bad = reader.await.context("reading the history failed")??;
-    for b in bad.bad.iter().take(MAX_BAD_LISTED) {
-        eprintln!(
-            "{}:{}: {}{}",
-            path.display(),
-            b.record,
-            b.id.as_deref()
-                .map(|i| format!("record {i}: "))
-                .unwrap_or_default(),
-            b.reason
-        );
-    }
-    if bad.bad_total > MAX_BAD_LISTED {
-        eprintln!("... and {} more bad rows", bad.bad_total - MAX_BAD_LISTED);
-    }
-    if bad.bad_total > 0 && !skip_bad {
-        bail!(
-            "{} bad rows in {}; nothing imported (--skip-bad stores the rest)",
-            bad.bad_total,
-            path.display()
-        );
-    }
-    if received == 0 {
-        bail!("no usable history record in {}", path.display());
-    }
-    let next = tx.state().next_incident;
-    tx.commit(next, false).await?;
-    println!(
-        "imported {received} records from {} ({new} new, {} updated, {} bad rows skipped)",
-        path.display(),
-        received - new,
-        bad.bad_total
-    );
-    Ok(())
-}
-
-fn causality_learn(
-    cfg: &Config,
-    alerts: &Path,
-    cmdb: &Path,
-    output: Option<&Path>,
-) -> anyhow::Result<()> {
-    let doc = read_cmdb(cmdb)?;
-    doc.validate(|_| false)
-        .with_context(|| format!("{} rejected", cmdb.display()))?;
-    let topo = Topology::from_file(&doc);
-    let text = std::fs::read_to_string(alerts)
-        .with_context(|| format!("cannot read {}", alerts.display()))?;
-    let learn = cfg.causality.learn();
-    let h = sift::causality::history_from_lines(
-        &alerts.display().to_string(),
-        &text,
-        &cfg.normalize(),
-        &topo,
-        &CiMapper::new(cfg.mapping.labels.clone()),
-        &learn,
-    )
-    .map_err(anyhow::Error::msg)?;
-    let learned = sift::causality::learn(&h, &learn)?;
-    let json = serde_json::to_string_pretty(&learned)?;
-    match output {
-        Some(p) => std::fs::write(p, json + "\n")
-            .with_context(|| format!("cannot write {}", p.display()))?,
-        None => println!("{json}"),
-    }
-    let s = &learned.summary;
-    eprintln!(
-        "learned {} edges from {} occurrences of {} alert types on {} CIs{}",
-        learned.edges.len(),
-        s.occurrences,
-        s.types,
-        s.cis,
-        s.note
-            .as_deref()
-            .map(|n| format!(" ({n})"))
-            .unwrap_or_default()
-    );
-    Ok(())
 }

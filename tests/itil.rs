@@ -1,6 +1,7 @@
-//! Incidents the ITIL way, black-box: priority from a configured matrix, the
-//! change-related flag, reopen within the window versus a new incident after it.
-//! SQLite and PostgreSQL (`TEST_DATABASE_URL`).
+//! Incidents the ITIL way, black-box over HTTP against the daemon started in process
+//! (`Sift::spawn_app`): priority from a configured matrix, the change-related flag, reopen
+//! within the window versus a new incident after it. SQLite and PostgreSQL
+//! (`TEST_DATABASE_URL`).
 
 mod common;
 
@@ -76,7 +77,7 @@ async fn priority_follows_the_configured_matrix(backend: Backend) {
     db.cmdb_import(&db.write("cmdb.yaml", CMDB));
     // Stricter than the ITIL default in one cell: impact 1 x urgency 2 is P1, not P2.
     let matrix = r#"{"11":1,"12":1,"13":2,"21":2,"22":3,"23":4,"31":3,"32":4,"33":5}"#;
-    let s = Sift::start(&db, &[("SIFT_INCIDENT__PRIORITY_MATRIX", matrix)]);
+    let s = Sift::spawn_app(&db, &[("SIFT_INCIDENT__PRIORITY_MATRIX", matrix)]);
     send(
         &s,
         vec![
@@ -116,7 +117,7 @@ async fn a_change_in_progress_flags_the_incident(backend: Backend) {
         return;
     };
     db.cmdb_import(&db.write("cmdb.yaml", CMDB));
-    let s = Sift::start(&db, &[]);
+    let s = Sift::spawn_app(&db, &[]);
     // A (non-maintenance) change on db-01, which orders-api depends on, in progress now.
     let change = json!({"id": "CHG0000077", "ci_id": "db-01", "summary": "index rebuild",
                         "start": ts(-900), "end": ts(900)});
@@ -161,7 +162,7 @@ async fn reopen_within_the_window_new_incident_after(backend: Backend) {
         return;
     };
     db.cmdb_import(&db.write("cmdb.yaml", CMDB));
-    let s = Sift::start(
+    let s = Sift::spawn_app(
         &db,
         &[
             ("SIFT_INCIDENT__REOPEN_WINDOW", "10m"),
@@ -231,7 +232,7 @@ async fn sla_breached_when_not_acknowledged_in_time(backend: Backend) {
     let sla = r#"{"p1": {"respond": "15m", "resolve": "4h"}, "p2": {"respond": "15m", "resolve": "4h"},
                   "p3": {"respond": "15m", "resolve": "4h"}, "p4": {"respond": "15m", "resolve": "4h"},
                   "p5": {"respond": "15m", "resolve": "4h"}}"#;
-    let s = Sift::start(&db, &[("SIFT_INCIDENT__SLA", sla)]);
+    let s = Sift::spawn_app(&db, &[("SIFT_INCIDENT__SLA", sla)]);
     // Opened 30 minutes ago (event time) and nobody acknowledged it.
     send(
         &s,
@@ -303,7 +304,7 @@ async fn similar_incidents_show_how_the_last_one_was_fixed(backend: Backend) {
         return;
     };
     db.cmdb_import(&db.write("cmdb.yaml", CMDB));
-    let mut s = Sift::start(&db, &[]);
+    let mut s = Sift::spawn_app(&db, &[]);
     send(
         &s,
         vec![alert(

@@ -1,6 +1,6 @@
-//! PagerDuty Events API v2 intake, black-box against the real binary (SQLite, and
-//! PostgreSQL when `TEST_DATABASE_URL` is set): what a PagerDuty sender sees, and the
-//! alerts and incidents it leads to.
+//! PagerDuty Events API v2 intake, black-box over HTTP against the daemon started in
+//! process (`Sift::spawn_app`; SQLite, and PostgreSQL when `TEST_DATABASE_URL` is set):
+//! what a PagerDuty sender sees, and the alerts and incidents it leads to.
 
 mod common;
 
@@ -84,7 +84,7 @@ async fn trigger_retrigger_acknowledge_resolve(backend: Backend) {
     let Some(db) = Db::new(backend).await else {
         return;
     };
-    let s = Sift::start(&db, &[]);
+    let s = Sift::spawn_app(&db, &[]);
 
     assert_eq!(accepted(&s, &trigger(Some("pd-lag-1"))).await, "pd-lag-1");
     let alerts = s.alerts().await;
@@ -138,7 +138,7 @@ async fn generated_dedup_key_is_returned_and_resolves(backend: Backend) {
     let Some(db) = Db::new(backend).await else {
         return;
     };
-    let s = Sift::start(&db, &[]);
+    let s = Sift::spawn_app(&db, &[]);
     let k1 = accepted(&s, &trigger(None)).await;
     let k2 = accepted(&s, &trigger(None)).await;
     assert_eq!(k1.len(), 32, "{k1}");
@@ -164,7 +164,7 @@ async fn invalid_events_get_pagerduty_errors(backend: Backend) {
     let Some(db) = Db::new(backend).await else {
         return;
     };
-    let s = Sift::start(&db, &[]);
+    let s = Sift::spawn_app(&db, &[]);
     let bad = |mutate: fn(&mut Value)| {
         let mut ev = trigger(Some("k"));
         mutate(&mut ev);
@@ -231,7 +231,7 @@ async fn basic_auth_and_roles(backend: Backend) {
         {"token": VIEWER, "role": "viewer"},
     ])
     .to_string();
-    let s = Sift::start(&db, &[("SIFT_AUTH__TOKENS", tokens.as_str())]);
+    let s = Sift::spawn_app(&db, &[("SIFT_AUTH__TOKENS", tokens.as_str())]);
     let ev = trigger(Some("pd-auth"));
     let r = s.post(PD, &ev).await;
     s.expect(&r, 401, "no credentials");

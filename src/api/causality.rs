@@ -1,6 +1,7 @@
-//! Learned causality in the daemon: learning from the alert occurrences it stored (on a
-//! schedule and on request), the learned graph and the operators' pins and vetoes over
-//! HTTP, and the effective graph handed to the pipeline (`Pipeline::set_causality_graph`).
+//! Learned causality in the daemon: learning from the alert occurrences it stored (on
+//! request; the schedule in `crate::app` runs `refresh` and `relearn` too), the learned
+//! graph and the operators' pins and vetoes over HTTP, and the effective graph handed to
+//! the pipeline (`Pipeline::set_causality_graph`).
 //!
 //! Roles: viewers read the graph; admins relearn and pin or veto (the graph changes how
 //! every later alert is grouped, as the CMDB does, which is admin-only too).
@@ -293,48 +294,4 @@ pub async fn relearn(
         "causality learning done"
     );
     Ok(g)
-}
-
-/// How often the background task looks at the store: picks up a graph or overrides
-/// another daemon on the same store changed, and relearns when `interval` has passed
-/// since the stored run (so a restart neither repeats nor postpones a run).
-const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Loads the stored graph into the pipeline now, then keeps it fresh and relearns every
-/// `interval` (never on a schedule when it is zero; the first scheduled run comes at the
-/// earliest a minute after start). A stored graph that cannot be read does not stop the
-/// daemon: correlation goes on without one (as with nothing learned), the log says why,
-/// and the next run replaces it.
-pub async fn spawn(st: AppState, learner: Arc<Learner>) -> tokio::task::JoinHandle<()> {
-    if let Err(e) = refresh(&st, &learner).await {
-        tracing::error!(error = %e, "cannot load the learned causality graph; going on without it");
-    }
-    tokio::spawn(async move {
-        let first = tokio::time::Instant::now() + CHECK_EVERY;
-        let mut tick = tokio::time::interval_at(first, CHECK_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let every = learner.cfg.interval.0;
-        loop {
-            tick.tick().await;
-            let due = if every <= chrono::Duration::zero() {
-                false
-            } else {
-                match st.store.load_causality().await {
-                    Ok(Some(g)) => Utc::now() - g.learned_at >= every,
-                    Ok(None) => true,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the stored causality graph");
-                        false
-                    }
-                }
-            };
-            if due {
-                if let Err(e) = relearn(&st, &learner, Utc::now()).await {
-                    tracing::warn!(error = %e, "scheduled causality learning failed");
-                }
-            } else if let Err(e) = refresh(&st, &learner).await {
-                tracing::warn!(error = %e, "cannot refresh the causality graph");
-            }
-        }
-    })
 }

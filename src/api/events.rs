@@ -5,8 +5,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::OnceLock;
-
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -16,17 +14,6 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::AppState;
-
-/// Set at shutdown: open streams end, so graceful shutdown does not wait for readers.
-fn stop() -> &'static tokio::sync::watch::Sender<bool> {
-    static STOP: OnceLock<tokio::sync::watch::Sender<bool>> = OnceLock::new();
-    STOP.get_or_init(|| tokio::sync::watch::channel(false).0)
-}
-
-/// Ends every open event stream (called when the daemon starts shutting down).
-pub fn stop_streams() {
-    stop().send_replace(true);
-}
 
 /// Most bytes of frames written to a reader at once.
 const COALESCE_BYTES: usize = 256 * 1024;
@@ -58,7 +45,8 @@ fn coalesce(first: Arc<[u8]>, rx: &mut tokio::sync::broadcast::Receiver<Arc<[u8]
 /// Every reader gets the same prebuilt frames (a reference count each, no copy nor
 /// encoding per reader), so hundreds of readers cost the writer nothing and the runtime
 /// little; a comment line at once, then every 15 s, keeps idle connections open through
-/// proxies.
+/// proxies. A stream ends when the daemon's shutdown token is cancelled, so a graceful
+/// shutdown does not wait for its readers.
 #[utoipa::path(
     get,
     path = "/api/v1/events",
@@ -71,15 +59,15 @@ fn coalesce(first: Arc<[u8]>, rx: &mut tokio::sync::broadcast::Receiver<Arc<[u8]
 )]
 pub async fn stream(State(st): State<AppState>) -> Response {
     let rx = st.pipeline.events();
-    let halt = stop().subscribe();
+    let halt = st.shutdown.clone();
     let mut keep_alive = tokio::time::interval(Duration::from_secs(15));
     keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick is immediate: a comment at once tells the reader the stream is open
     // (Firefox's EventSource reports it open only on the first bytes, not on the headers).
     let frames = futures_util::stream::unfold(
         (rx, halt, keep_alive),
-        |(mut rx, mut halt, mut keep_alive)| async move {
-            if *halt.borrow() {
+        |(mut rx, halt, mut keep_alive)| async move {
+            if halt.is_cancelled() {
                 return None;
             }
             let frame = tokio::select! {
@@ -89,7 +77,7 @@ pub async fn stream(State(st): State<AppState>) -> Response {
                     Err(RecvError::Closed) => return None,
                 },
                 _ = keep_alive.tick() => Bytes::from_static(b":\n\n"),
-                _ = halt.changed() => return None,
+                () = halt.cancelled() => return None,
             };
             Some((Ok::<_, Infallible>(frame), (rx, halt, keep_alive)))
         },

@@ -31,6 +31,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use tokio_util::sync::CancellationToken;
 use utoipa_axum::routes;
 
 use crate::config::{ProblemsConfig, Role};
@@ -55,6 +56,9 @@ pub struct AppState {
     pub destinations: Arc<crate::outbox::guard::Destinations>,
     /// `notify.max_subscriptions`.
     pub max_subscriptions: usize,
+    /// The daemon's one shutdown token (`crate::app`): open event streams end when it is
+    /// cancelled.
+    pub shutdown: CancellationToken,
 }
 
 pub struct ApiSettings {
@@ -63,7 +67,7 @@ pub struct ApiSettings {
     pub request_timeout: Duration,
     /// `[problems]`: the problem routes' clustering settings.
     pub problems: crate::config::ProblemsConfig,
-    /// `[causality]` and its run locks, shared with the schedule (`causality::spawn`).
+    /// `[causality]` and its run locks, shared with the schedule (`crate::app`).
     pub causality: Arc<causality::Learner>,
 }
 

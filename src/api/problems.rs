@@ -1,5 +1,6 @@
 //! Problem management over HTTP: history import, problem candidates, the problem
-//! manager's accept / reject, reclustering on demand and on a schedule.
+//! manager's accept / reject, reclustering on demand (`recluster`, which the daemon's
+//! schedule in `crate::app` runs too).
 //!
 //! Roles: viewers read problems; operators (problem managers work with operator tokens)
 //! import history, accept or reject, and recluster — none of it touches the CMDB or
@@ -379,26 +380,4 @@ async fn refresh_gauge(st: &AppState) {
     if let Ok(c) = st.store.list_problems(Some(ProblemStatus::Candidate)).await {
         st.metrics.problem_candidates_open.set(c.len() as i64);
     }
-}
-
-/// Reclusters every `interval` (at least a minute; first run a minute after start, so a
-/// daemon restarted more often than `interval` still reclusters); nothing when
-/// `interval` is zero.
-pub fn spawn_scheduler(st: AppState, cfg: ProblemsConfig) -> Option<tokio::task::JoinHandle<()>> {
-    let period = cfg.interval.std();
-    if period.is_zero() {
-        return None;
-    }
-    let period = period.max(std::time::Duration::from_secs(60));
-    Some(tokio::spawn(async move {
-        let first = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-        let mut tick = tokio::time::interval_at(first, period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = recluster(&st, &cfg, Utc::now()).await {
-                tracing::warn!(error = %e, "scheduled problem clustering failed");
-            }
-        }
-    }))
 }

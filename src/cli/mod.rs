@@ -1,14 +1,15 @@
-//! The operator's side of the `sift` command line: the command tree (`args`) and the
-//! online commands, which ask a running daemon over its HTTP API, as `amtool` does for
-//! Alertmanager.
+//! The operator's side of the `sift` command line: the command tree (`args`), the online
+//! commands here, which ask a running daemon over its HTTP API, as `amtool` does for
+//! Alertmanager, and the offline ones (`offline`), which work on the store and files.
 //!
 //! An online command is one request (two for `cmdb show --impact`) and prints the answer
 //! as a table, or as the daemon sent it with `--json`. Failures say what went wrong and
-//! what to do, and map to exit codes a script can test (`CliError::exit_code`). This module
-//! never opens the store nor reads the daemon's configuration: what it knows comes from the
-//! API, so it sees exactly what the daemon serves.
+//! what to do, and map to exit codes a script can test (`CliError::exit_code`). The online
+//! commands never open the store nor read the daemon's configuration: what they know
+//! comes from the API, so they see exactly what the daemon serves.
 
 pub mod args;
+pub mod offline;
 mod render;
 
 use std::time::Duration;

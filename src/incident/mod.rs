@@ -579,16 +579,19 @@ pub fn urgency_of(severity: Severity) -> u8 {
     }
 }
 
-/// The ITIL default matrix: priority = impact + urgency - 1, so 1 (critical) .. 5 (planning).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PriorityMatrix(pub BTreeMap<String, u8>);
+/// `incident.priority_matrix`: the priority (1 critical .. 5 planning) of each impact and
+/// urgency (1..=3 each), written `"<impact><urgency>" = priority` for all nine cells, and
+/// parsed so at load: a missing cell, a key that is not a cell or a priority outside 1..5
+/// is refused there, named. The default is ITIL's: impact + urgency - 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PriorityMatrix([[u8; 3]; 3]);
 
 impl Default for PriorityMatrix {
     fn default() -> Self {
-        let mut m = BTreeMap::new();
-        for i in 1..=3u8 {
-            for u in 1..=3u8 {
-                m.insert(format!("{i}{u}"), i + u - 1);
+        let mut m = [[0u8; 3]; 3];
+        for (i, row) in (1u8..).zip(m.iter_mut()) {
+            for (u, cell) in (1u8..).zip(row.iter_mut()) {
+                *cell = i + u - 1;
             }
         }
         PriorityMatrix(m)
@@ -597,16 +600,58 @@ impl Default for PriorityMatrix {
 
 impl PriorityMatrix {
     pub fn priority(&self, impact: u8, urgency: u8) -> u8 {
-        // Looked up on every alert that joins: the two-digit key without an allocation.
-        let found = if impact < 10 && urgency < 10 {
-            let key = [b'0' + impact, b'0' + urgency];
-            std::str::from_utf8(&key).ok().and_then(|k| self.0.get(k))
-        } else {
-            self.0.get(&format!("{impact}{urgency}"))
-        };
-        found
-            .copied()
-            .unwrap_or_else(|| (impact + urgency).saturating_sub(1).clamp(1, 5))
+        match (impact, urgency) {
+            (1..=3, 1..=3) => self.0[usize::from(impact - 1)][usize::from(urgency - 1)],
+            _ => (impact + urgency).saturating_sub(1).clamp(1, 5),
+        }
+    }
+}
+
+impl Serialize for PriorityMatrix {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = BTreeMap::new();
+        for (i, row) in (1u8..).zip(self.0) {
+            for (u, p) in (1u8..).zip(row) {
+                m.insert(format!("{i}{u}"), p);
+            }
+        }
+        m.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for PriorityMatrix {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let written = BTreeMap::<String, u8>::deserialize(d)?;
+        let mut m = [[0u8; 3]; 3];
+        for (k, &p) in &written {
+            let cell = match k.as_bytes() {
+                [i @ b'1'..=b'3', u @ b'1'..=b'3'] => {
+                    (usize::from(i - b'1'), usize::from(u - b'1'))
+                }
+                _ => {
+                    return Err(D::Error::custom(format!(
+                        "incident.priority_matrix: key {k:?} is not \"<impact><urgency>\" with both 1..3"
+                    )));
+                }
+            };
+            if !(1..=5).contains(&p) {
+                return Err(D::Error::custom(format!(
+                    "incident.priority_matrix.{k} = {p} is not a priority 1..5"
+                )));
+            }
+            m[cell.0][cell.1] = p;
+        }
+        for (i, row) in (1u8..).zip(m) {
+            for (u, p) in (1u8..).zip(row) {
+                if p == 0 {
+                    return Err(D::Error::custom(format!(
+                        "incident.priority_matrix has no entry \"{i}{u}\" (impact {i}, urgency {u})"
+                    )));
+                }
+            }
+        }
+        Ok(PriorityMatrix(m))
     }
 }
 
@@ -674,5 +719,27 @@ mod tests {
         assert_eq!(m.priority(1, 1), 1);
         assert_eq!(m.priority(2, 2), 3);
         assert_eq!(m.priority(3, 3), 5);
+    }
+
+    #[test]
+    fn priority_matrix_is_parsed_as_written() {
+        let text = r#"{"11":1,"12":1,"13":2,"21":2,"22":3,"23":4,"31":3,"32":4,"33":5}"#;
+        let m: PriorityMatrix = serde_json::from_str(text).unwrap();
+        assert_eq!(m.priority(1, 2), 1);
+        assert_eq!(m.priority(1, 3), 2);
+        assert_eq!(m.priority(4, 4), 5, "outside the matrix: ITIL's rule");
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            text,
+            "written back the same"
+        );
+        for (bad, named) in [
+            (r#"{"11":1}"#.to_string(), "no entry \"12\""),
+            (text.replace(r#""33":5"#, r#""33":6"#), "33 = 6"),
+            (text.replace(r#""33":5"#, r#""33":5,"44":5"#), "\"44\""),
+        ] {
+            let e = serde_json::from_str::<PriorityMatrix>(&bad).unwrap_err();
+            assert!(e.to_string().contains(named), "{bad}: {e}");
+        }
     }
 }

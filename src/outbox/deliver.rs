@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::guard::{Destinations, Resolver};
 use super::{OutboxEntry, Outcome, Subscription, preset};
@@ -91,14 +92,44 @@ pub fn client(
     Ok(builder.build()?)
 }
 
-/// Starts the delivery loop; it runs until aborted.
-pub fn spawn(
+/// The delivery loop, ready to run. Made before the daemon serves, so a bad
+/// `notify.ca_file` stops it at start rather than after it took traffic.
+pub struct Delivery {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     settings: DeliverySettings,
-) -> Result<tokio::task::JoinHandle<()>, StartError> {
-    let client = client(settings.ca_file.as_deref(), settings.destinations.clone())?;
-    Ok(tokio::spawn(run(store, metrics, settings, client)))
+    client: reqwest::Client,
+}
+
+impl Delivery {
+    pub fn new(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        settings: DeliverySettings,
+    ) -> Result<Self, StartError> {
+        let client = client(settings.ca_file.as_deref(), settings.destinations.clone())?;
+        Ok(Self {
+            store,
+            metrics,
+            settings,
+            client,
+        })
+    }
+
+    /// Delivers until `shutdown` is cancelled, then stops where it is, requests in flight
+    /// included: what was not recorded as delivered stays in the outbox (a claimed row's
+    /// lease runs out), and the next start delivers it; receivers dedupe on `event_id`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let Self {
+            store,
+            metrics,
+            settings,
+            client,
+        } = self;
+        shutdown
+            .run_until_cancelled(run(store, metrics, settings, client))
+            .await;
+    }
 }
 
 /// How often delivered rows past retention are swept (more often when retention is

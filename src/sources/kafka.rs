@@ -25,7 +25,7 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::{Normalize, SourceError, alertmanager, pagerduty};
 use crate::alert::{Alert, Fingerprint, Source};
@@ -232,7 +232,7 @@ struct Received {
     payload: Option<Vec<u8>>,
 }
 
-/// The consumer: built from config, run until `stop` turns true.
+/// The consumer: built from config, run until the shutdown token is cancelled.
 pub struct KafkaSource {
     consumer: StreamConsumer<Context>,
     producer: FutureProducer,
@@ -290,14 +290,14 @@ impl KafkaSource {
         })
     }
 
-    /// Consumes until `stop` is true, then commits and leaves the group.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    /// Consumes until `stop` is cancelled, then commits and leaves the group.
+    pub async fn run(self, stop: CancellationToken) {
         let linger = self.cfg.batch_linger.std();
         tracing::info!(group = %self.cfg.group_id, topics = ?self.formats.keys().collect::<Vec<_>>(), "kafka consumer started");
         loop {
             let first = tokio::select! {
                 m = self.consumer.recv() => m,
-                _ = stop.wait_for(|s| *s) => break,
+                () = stop.cancelled() => break,
             };
             let mut batch = Vec::new();
             match first {
@@ -336,7 +336,7 @@ impl KafkaSource {
 
     /// Parses, dead-letters, stores and commits one batch. `false`: stop was asked while
     /// the batch could not be stored (its offsets stay uncommitted; it will be redelivered).
-    async fn handle(&self, batch: Vec<Received>, stop: &watch::Receiver<bool>) -> bool {
+    async fn handle(&self, batch: Vec<Received>, stop: &CancellationToken) -> bool {
         let n = self.normalize.as_ref().clone().at(Utc::now());
         let mut alerts = Vec::new();
         let mut last: BTreeMap<(String, i32), i64> = BTreeMap::new();
@@ -386,7 +386,7 @@ impl KafkaSource {
     }
 
     /// Stores alerts, retrying the same batch while the pipeline is busy or the store fails.
-    async fn ingest(&self, alerts: Vec<Alert>, stop: &watch::Receiver<bool>) -> bool {
+    async fn ingest(&self, alerts: Vec<Alert>, stop: &CancellationToken) -> bool {
         let mut wait = Duration::from_millis(50);
         loop {
             match self.pipeline.ingest(alerts.clone(), Source::Kafka).await {
@@ -396,7 +396,7 @@ impl KafkaSource {
                     tracing::warn!(error = %e, retry_in = ?wait, "kafka: batch not stored; retrying the same batch");
                 }
             }
-            if *stop.borrow() {
+            if stop.is_cancelled() {
                 return false;
             }
             tokio::time::sleep(wait).await;
@@ -406,12 +406,7 @@ impl KafkaSource {
 
     /// Produces the message unchanged (or, when over the size limit, without payload) to the
     /// dead-letter topic with the reason and its origin in headers; retries until the broker acknowledges (or stop is asked).
-    async fn dead_letter(
-        &self,
-        r: &Received,
-        e: &SourceError,
-        stop: &watch::Receiver<bool>,
-    ) -> bool {
+    async fn dead_letter(&self, r: &Received, e: &SourceError, stop: &CancellationToken) -> bool {
         tracing::warn!(topic = %r.origin.topic, partition = r.origin.partition, offset = r.origin.offset, error = %e, "kafka: unparsable message to the dead-letter topic");
         let reason = e.to_string();
         let partition = r.origin.partition.to_string();
@@ -460,7 +455,7 @@ impl KafkaSource {
                     tracing::warn!(error = %err, "kafka: dead-letter produce failed; retrying");
                 }
             }
-            if *stop.borrow() {
+            if stop.is_cancelled() {
                 return false;
             }
             tokio::time::sleep(wait).await;

@@ -23,7 +23,7 @@ use super::{
 use crate::alert::Fingerprint;
 use crate::causality::overrides::{LearnedGraph, Override};
 use crate::cmdb::{Change, Ci, CmdbFile, Relation};
-use crate::config::StoreConfig;
+use crate::config::{SqliteSync, StoreConfig};
 use crate::correlate::{AlertRecord, EditKind, FeedbackPair, Label};
 use crate::incident::{Incident, TimelineEntry, TimelineKind};
 use crate::outbox::{Event, OutboxEntry, Outcome, Subscription};
@@ -200,10 +200,9 @@ where
 
 impl SqliteStore {
     pub async fn connect(cfg: &StoreConfig) -> Result<Self, StoreError> {
-        let sync = if cfg.sqlite_synchronous == "normal" {
-            SqliteSynchronous::Normal
-        } else {
-            SqliteSynchronous::Full
+        let sync = match cfg.sqlite_synchronous {
+            SqliteSync::Normal => SqliteSynchronous::Normal,
+            SqliteSync::Full => SqliteSynchronous::Full,
         };
         let opts = SqliteConnectOptions::from_str(&cfg.url)
             .map_err(|_| StoreError::BadUrl(cfg.url.clone()))?

@@ -1,5 +1,8 @@
-//! Black-box harness: runs the real `sift` binary on a fresh store (SQLite file or a fresh
-//! PostgreSQL database) and talks to it over HTTP, as a user would.
+//! Black-box harness: runs the daemon on a fresh store (SQLite file or a fresh PostgreSQL
+//! database) and talks to it over HTTP, as a user would. `Sift::start` runs the real
+//! `sift` binary (for tests of signals, crashes and the process); `Sift::spawn_app` starts
+//! the same daemon in this process (`sift::app::App`, zero2prod's `spawn_app`): no
+//! process to spawn nor log line to scrape for the port, the same HTTP answers.
 
 #![allow(dead_code)]
 
@@ -245,9 +248,12 @@ fn base_command(db: &Db, env: &[(&str, &str)]) -> Command {
     cmd
 }
 
-/// A running `sift serve`.
+/// A running `sift serve`: a child process, or the daemon in this process.
 pub struct Sift {
     child: Option<Child>,
+    /// `spawn_app`: the daemon runs in this process.
+    in_process: bool,
+    app: Option<InProcess>,
     pub base: String,
     log: Arc<Mutex<String>>,
     env: Vec<(String, String)>,
@@ -270,11 +276,25 @@ impl Sift {
         Sift::start_with_store(db, &db.url, env)
     }
 
+    /// As `start`, but the daemon runs in this process (`sift::app::App` on port 0), with
+    /// the same `SIFT_*` settings (read from `env` only, never from this process's
+    /// environment). Everything but `pid`, `peak_rss` and `crash_restart` works as with
+    /// a child process; `log` is what the daemon logged at info and above.
+    pub fn spawn_app(db: &Db, env: &[(&str, &str)]) -> Sift {
+        Sift::new(db, &db.url, env, true)
+    }
+
     /// As `start`, with the daemon's store URL given (a proxy in front of the database).
     pub fn start_with_store(db: &Db, store_url: &str, env: &[(&str, &str)]) -> Sift {
+        Sift::new(db, store_url, env, false)
+    }
+
+    fn new(db: &Db, store_url: &str, env: &[(&str, &str)], in_process: bool) -> Sift {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut s = Sift {
             child: None,
+            in_process,
+            app: None,
             base: String::new(),
             log: Arc::new(Mutex::new(String::new())),
             env: env
@@ -293,6 +313,9 @@ impl Sift {
     }
 
     fn spawn(&mut self) {
+        if self.in_process {
+            return self.spawn_in_process();
+        }
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sift"));
         for (k, _) in std::env::vars() {
             if k.starts_with("SIFT_") || k == "RUST_LOG" {
@@ -346,6 +369,78 @@ impl Sift {
         }
     }
 
+    /// Builds the app here and runs it on a thread and runtime of its own, so the test's
+    /// runtime never has to drive it and a blocking `stop` cannot starve it. Its log goes
+    /// to `log` through a subscriber set for that thread: a current-thread runtime keeps
+    /// every task of the daemon on it (blocking tasks excepted).
+    fn spawn_in_process(&mut self) {
+        let mut env: Vec<(String, String)> = vec![
+            ("SIFT_SERVER__LISTEN".into(), "127.0.0.1:0".into()),
+            ("SIFT_STORE__URL".into(), self.store_url.clone()),
+        ];
+        env.extend(self.env.iter().cloned());
+        // An empty file, so no `config/sift.toml` of the working directory is read.
+        let file = self.dir.join("in-process.toml");
+        std::fs::write(&file, "").expect("write the empty config file");
+        let cfg = sift::config::Config::load_from(Some(&file), &env)
+            .unwrap_or_else(|e| panic!("configuration refused: {e}"));
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let (tx, rx) = mpsc::channel::<Result<u16, String>>();
+        let (token, log) = (shutdown.clone(), self.log.clone());
+        let thread = std::thread::spawn(move || -> Result<(), String> {
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::INFO)
+                .with_ansi(false)
+                .with_writer(move || LogWriter(log.clone()))
+                .finish();
+            let _log = tracing::subscriber::set_default(subscriber);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async move {
+                let app = match sift::app::App::build(cfg).await {
+                    Ok(app) => app,
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("{e:#}")));
+                        return Err(format!("{e:#}"));
+                    }
+                };
+                let _ = tx.send(Ok(app.port()));
+                app.run(token).await.map_err(|e| format!("{e:#}"))
+            })
+        });
+        self.app = Some(InProcess { shutdown, thread });
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(port)) => self.base = format!("http://127.0.0.1:{port}"),
+            Ok(Err(e)) => panic!("sift did not start: {e}; log:\n{}", self.log()),
+            Err(_) => panic!(
+                "sift did not start within {START_TIMEOUT:?}; log:\n{}",
+                self.log()
+            ),
+        }
+    }
+
+    /// Cancels the in-process daemon's token and waits for `run` to return: `Ok` when it
+    /// stopped cleanly within `STOP_TIMEOUT`.
+    fn stop_in_process(&mut self) -> Result<(), String> {
+        let Some(app) = self.app.take() else {
+            return Ok(());
+        };
+        app.shutdown.cancel();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while !app.thread.is_finished() {
+            if Instant::now() > deadline {
+                return Err(format!("sift did not stop within {STOP_TIMEOUT:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        match app.thread.join() {
+            Ok(r) => r,
+            Err(_) => Err("the daemon's thread panicked".into()),
+        }
+    }
+
     /// The daemon's process id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
@@ -365,6 +460,8 @@ impl Sift {
     }
 
     fn kill(&mut self) {
+        // In process there is nothing to kill: the daemon is stopped as on SIGTERM.
+        let _ = self.stop_in_process();
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -380,6 +477,10 @@ impl Sift {
 
     /// SIGKILL (a crash: no graceful shutdown), then start again on the same store.
     pub fn crash_restart(&mut self) {
+        assert!(
+            !self.in_process,
+            "crash_restart needs a process to kill: start this daemon with Sift::start"
+        );
         self.kill();
         self.log
             .lock()
@@ -389,7 +490,14 @@ impl Sift {
     }
 
     /// SIGTERM and wait for the process to exit; panics when it does not exit cleanly.
+    /// In process: the shutdown token instead of SIGTERM, the same wait.
     pub fn stop(&mut self) {
+        if self.in_process {
+            if let Err(e) = self.stop_in_process() {
+                panic!("{e}; log:\n{}", self.log());
+            }
+            return;
+        }
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -536,6 +644,29 @@ impl Sift {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// The daemon of `Sift::spawn_app`: its token and the thread that runs it.
+struct InProcess {
+    shutdown: tokio_util::sync::CancellationToken,
+    thread: std::thread::JoinHandle<Result<(), String>>,
+}
+
+/// Appends the in-process daemon's log lines to `Sift::log`.
+struct LogWriter(Arc<Mutex<String>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_str(&String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
