@@ -74,7 +74,8 @@ sift_bin() {
 # dropped the member but told the survivor its old assignment again, so a killed
 # consumer's partitions waited for its return). No version has KIP-848
 # (group.protocol=consumer): sift uses the classic protocol. Installed once into the tools
-# cache outside the clone (about 10 minutes on 2 busy cores); a cached binary of another
+# cache outside the clone (51 minutes measured with three other builds on the 2 cores;
+# tansu 0.6, of about the same size, took 8 on idle ones); a cached binary of another
 # version is replaced.
 KAFKA_BROKER_VERSION=0.7.0-pre.2
 kafka_broker_installed() {
