@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End to end with a real Kafka-compatible broker (tansu, in-memory storage) and a real
+# End to end with a real Kafka-compatible broker (nisshi, formerly tansu; in-memory storage) and a real
 # producer (examples/kafka_tool.rs, on sift's own librdkafka): alerts in every supported format are written to four topics while
 # sift consumes them; sift is killed with SIGKILL mid-stream and restarted. Afterwards
 # every alert must be stored exactly once (one alert per fingerprint, one incident per
@@ -7,9 +7,9 @@
 # Every wait is bounded (.ci/run adds an outer `timeout`); kills what it started.
 source "$(dirname "$0")/lib.sh"
 
-TANSU=$(tansu_bin)
+KBROKER=$(kafka_broker_bin)
 SIFT=$(sift_bin)
-# Debian's kcat (librdkafka 2.0) fails tansu's ApiVersions exchange; this tool uses the
+# Debian's kcat (librdkafka 2.0) fails the broker's ApiVersions exchange; this tool uses the
 # librdkafka sift is built with. `cargo test` builds examples; build it when missing.
 TOOL="$(dirname "$SIFT")/examples/kafka_tool"
 if [ ! -x "$TOOL" ]; then
@@ -19,15 +19,15 @@ E2E_DIR=$(mktemp -d /tmp/sift-e2e-kafka.XXXXXX)
 KP=$(free_port); SP=$(free_port)
 BROKER="127.0.0.1:$KP"
 
-"$TANSU" broker --listener-url "tcp://$BROKER" --advertised-listener-url "tcp://$BROKER" \
-  --storage-engine memory://tansu/ >"$E2E_DIR/tansu.log" 2>&1 &
+"$KBROKER" broker --listener-url "tcp://$BROKER" --advertised-listener-url "tcp://$BROKER" \
+  --storage-engine memory://nisshi/ >"$E2E_DIR/broker.log" 2>&1 &
 started $!
-wait_for 30 "tansu listening on $BROKER" bash -c "exec 3<>/dev/tcp/127.0.0.1/$KP"
+wait_for 30 "the broker listening on $BROKER" bash -c "exec 3<>/dev/tcp/127.0.0.1/$KP"
 for t in e2e-list e2e-am e2e-pd e2e-ce; do
-  "$TANSU" topic create "$t" --broker "tcp://$BROKER" --partitions 3 >>"$E2E_DIR/tansu.log" 2>&1
+  "$KBROKER" topic create "$t" --broker "tcp://$BROKER" --partitions 3 >>"$E2E_DIR/broker.log" 2>&1
 done
-"$TANSU" topic create e2e-dead-letter --broker "tcp://$BROKER" --partitions 1 >>"$E2E_DIR/tansu.log" 2>&1
-log "tansu on $BROKER with 4 topics of 3 partitions"
+"$KBROKER" topic create e2e-dead-letter --broker "tcp://$BROKER" --partitions 1 >>"$E2E_DIR/broker.log" 2>&1
+log "broker (nisshi $KAFKA_BROKER_VERSION) on $BROKER with 4 topics of 3 partitions"
 
 # N alerts per format, each its own alertname (so each is its own incident), in files of
 # one message per line for the producer.
@@ -108,4 +108,4 @@ done
 dlq=$("$TOOL" dead-letters "$BROKER" e2e-dead-letter 2>>"$E2E_DIR/producer.log" | grep -c . || true)
 log "dead-letter topic: $dlq messages with a sift-error header"
 [ "$dlq" -ge 2 ] || die "expected the 2 poison messages in the dead-letter topic, found $dlq"
-log "PASS kafka (tansu) end to end"
+log "PASS kafka (nisshi) end to end"
