@@ -10,6 +10,8 @@
 //! HTTP API and the console (`api`, `console`), the command line (`cli`),
 //! configuration (`config`), metrics (`metrics`), replay of recorded alerts (`replay`) and
 //! the evaluation harnesses (`eval`).
+//!
+//! The pipeline drawn, and where each kind of change goes: `docs/architecture.md`.
 
 // In.
 pub mod sources;
