@@ -12,17 +12,24 @@
 //! # The rule
 //!
 //! For each occurrence `a` (type `k`, CI `c`, start `t`), its *lag* is `t - t'` for the
-//! earliest occurrence of another alert that started in `[t - horizon, t]` on `c` or a CI
-//! one relation away (either direction), or 0 when there is none: `a` then started its
-//! burst. A CI with more than `MAX_NEIGHBOURS` relations (a hub) looks at itself only: among
-//! hundreds of neighbours some unrelated alert always started shortly before. A type's hold
-//! is the median of its lags, rounded down to whole minutes (the unit `for:` clauses are
-//! written in). The median needs most of a type's occurrences to be effects of a common
-//! cause seen nearby, as they are for a rule that fires on faults; a rule usually first in
-//! its burst gets 0. Taking the earliest alert around, not the nearest cause, makes a hold
-//! at most the rule's real `for:` plus propagation when a faster rule saw the fault, and
-//! less when only slower ones did: judged too early is harmless, as a hold only moves an
-//! alert's onset towards alerts that came before it.
+//! earliest occurrence of another alert that started in `[t - horizon, t]` on `c` or on a
+//! CI `c` depends on (up to `UP_HOPS` relations up, at most `MAX_NEIGHBOURS` CIs: a
+//! monitoring gap may hide the CI between). Only upstream: among a hub's hundreds of
+//! dependents some unrelated alert always started shortly before. An occurrence with
+//! nothing before it gives no lag: its cause may not have alerted at all.
+//!
+//! A type's hold is the lower quartile of its lags in whole minutes (the unit `for:`
+//! clauses are written in) when it has at least `MIN_SAMPLES` lags and they show a hold:
+//! the quartile is at least `MIN_HOLD_S` (less is ordinary propagation, which the window
+//! absorbs), the lags bunch (lower quartile at least `spread` times the upper: a `for:`
+//! delays every alert alike, coincidences spread from zero to the horizon), and the upper
+//! quartile is within half the horizon (lags piled at the horizon only say that something
+//! else always alerted before). Else 0. The lower quartile, because the earliest alert
+//! before is sometimes a slower cause or an unrelated alert, which only lengthens a lag;
+//! a hold learned short only under-corrects.
+//!
+//! Work: one pass over the occurrences, per occurrence at most `MAX_NEIGHBOURS + 1` CIs
+//! and `SCAN` occurrences on each; memory: the occurrences and one lag per occurrence.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,8 +43,8 @@ pub const MIN_HOLD_S: i64 = 120;
 pub const SPREAD: f64 = 0.6;
 /// How far back the lags look: holds up to half of it can be learned (see `hold_of`).
 pub const HORIZON_S: i64 = 2400;
-/// Passes over the history: the first measures from starts, the others from onsets.
-pub const PASSES: usize = 1;
+/// Most occurrences looked at per CI for one lag (bounds the work in an alert storm).
+pub const SCAN: usize = 64;
 /// How many relations up from an alert's CI its lag looks.
 pub const UP_HOPS: usize = 3;
 /// Most CIs one lag looks at.
@@ -76,66 +83,65 @@ pub fn learn_holds(h: &History, horizon_s: i64, spread: f64) -> Vec<Hold> {
         start[i + 1] += start[i];
     }
     let of_ci = |c: u32| &occ[start[c as usize]..start[c as usize + 1]];
-    // Per CI: itself and what it depends on within `UP_HOPS` relations, at most
-    // `MAX_NEIGHBOURS` of them (a monitoring gap may hide the CI between).
-    let up: Vec<Vec<u32>> = (0..ncis as u32)
-        .map(|c| {
-            let mut seen = vec![c];
-            let mut frontier = vec![c];
-            for _ in 0..UP_HOPS {
-                let mut next = Vec::new();
-                for &x in &frontier {
-                    for &p in &h.upstream[x as usize] {
-                        if !seen.contains(&p) && seen.len() <= MAX_NEIGHBOURS {
-                            seen.push(p);
-                            next.push(p);
-                        }
-                    }
-                }
-                frontier = next;
-            }
-            seen
-        })
-        .collect();
-    // Pass 1 measures lags from starts; each later pass from onsets (starts less the
-    // holds found so far), so an alert after a slow cause is measured from when that
-    // cause began, not from when its rule fired.
-    let mut hold = vec![0i64; h.types.len()];
-    let mut lags: Vec<Vec<i64>> = Vec::new();
-    for _ in 0..PASSES {
-        lags = vec![Vec::new(); h.types.len()];
-        for &(k, c, t) in &occ {
-            let mut earliest: Option<i64> = None;
-            for &x in &up[c as usize] {
-                let list = of_ci(x);
-                // Occurrences on `x` starting within the horizon either side of `t`
-                // (a slower cause may start after its effect) whose onset is not after t.
-                let i = list.partition_point(|o| o.2 < t - horizon_s);
-                for o in list[i..].iter().take_while(|o| o.2 <= t + horizon_s) {
-                    if o.0 == k && o.1 == c {
-                        continue;
-                    }
-                    let onset = o.2 - hold[o.0 as usize];
-                    if onset <= t && t - onset <= horizon_s && earliest.is_none_or(|e| onset < e) {
-                        earliest = Some(onset);
+    // Per CI with occurrences (they are sorted by CI): itself and what it depends on
+    // within `UP_HOPS` relations, at most `MAX_NEIGHBOURS` of them (a monitoring gap may
+    // hide the CI between).
+    let upstream_of = |c: u32| {
+        let mut seen = vec![c];
+        let mut frontier = vec![c];
+        for _ in 0..UP_HOPS {
+            let mut next = Vec::new();
+            for &x in &frontier {
+                for &p in &h.upstream[x as usize] {
+                    if !seen.contains(&p) && seen.len() <= MAX_NEIGHBOURS {
+                        seen.push(p);
+                        next.push(p);
                     }
                 }
             }
-            // An alert with nothing before it says nothing of its rule's hold: its cause
-            // may not have alerted at all.
-            if let Some(e) = earliest {
-                lags[k as usize].push(t - e);
+            frontier = next;
+        }
+        seen
+    };
+    let mut lags: Vec<Vec<i64>> = vec![Vec::new(); h.types.len()];
+    let mut up: (Option<u32>, Vec<u32>) = (None, Vec::new());
+    for &(k, c, t) in &occ {
+        if up.0 != Some(c) {
+            up = (Some(c), upstream_of(c));
+        }
+        let mut earliest: Option<i64> = None;
+        for &x in &up.1 {
+            let list = of_ci(x);
+            // The earliest other occurrence on `x` in [t - horizon, t]; a storm of the
+            // alert itself is skipped over at most `SCAN` entries deep.
+            let i = list.partition_point(|o| o.2 < t - horizon_s);
+            if let Some(o) = list[i..]
+                .iter()
+                .take(SCAN)
+                .take_while(|o| o.2 <= t)
+                .find(|o| !(o.0 == k && o.1 == c))
+                && earliest.is_none_or(|e| o.2 < e)
+            {
+                earliest = Some(o.2);
             }
         }
-        for (k, l) in lags.iter_mut().enumerate() {
+        // An alert with nothing before it says nothing of its rule's hold: its cause may
+        // not have alerted at all.
+        if let Some(e) = earliest {
+            lags[k as usize].push(t - e);
+        }
+    }
+    let hold: Vec<i64> = lags
+        .iter_mut()
+        .map(|l| {
             l.sort_unstable();
-            hold[k] = if l.len() >= MIN_SAMPLES {
+            if l.len() >= MIN_SAMPLES {
                 hold_of(l, spread, horizon_s)
             } else {
                 0
-            };
-        }
-    }
+            }
+        })
+        .collect();
     let mut out: Vec<Hold> = lags
         .into_iter()
         .enumerate()
@@ -209,11 +215,33 @@ mod tests {
             h.push("LatencyHigh", "lonely", i * 7200 + 3600);
         }
         let holds = learn_holds(&h, 1800, SPREAD);
-        let of = |k: &str| holds.iter().find(|x| x.kind == k).unwrap().hold_seconds;
-        assert_eq!(of("DbDown"), 0);
-        assert_eq!(of("ErrorsHigh"), 0);
-        // 20 of 30 LatencyHigh occurrences came 10-11 minutes after the database.
-        assert_eq!(of("LatencyHigh"), 600);
+        let of = |k: &str| holds.iter().find(|x| x.kind == k).map(|x| x.hold_seconds);
+        // Nothing alerts before the database: no lag, nothing learned of its rule.
+        assert_eq!(of("DbDown"), None);
+        assert_eq!(of("ErrorsHigh"), Some(0));
+        // On app1, every LatencyHigh came 10-11 minutes after the database; on the
+        // lonely app nothing came before it, which says nothing.
+        assert_eq!(of("LatencyHigh"), Some(600));
+        let l = holds.iter().find(|x| x.kind == "LatencyHigh").unwrap();
+        assert_eq!(l.samples, 20);
+    }
+
+    #[test]
+    fn lags_spread_by_chance_or_piled_at_the_horizon_are_no_hold() {
+        let mut h = History::new().with_topology(&topo());
+        for i in 0..40 {
+            let t = i * 7200;
+            h.push("DbSlow", "db", t);
+            // Unrelated to the database: starts anywhere in the half hour after it.
+            h.push("Flaky", "app1", t + 120 + (i * 397) % 1600);
+            // Always about 28 minutes after: something always alerted before, no `for:`.
+            h.push("Late", "app2", t + 1680 + i % 3 * 20);
+        }
+        let holds = learn_holds(&h, 1800, SPREAD);
+        for k in ["Flaky", "Late"] {
+            let x = holds.iter().find(|x| x.kind == k).unwrap();
+            assert_eq!(x.hold_seconds, 0, "{x:?}");
+        }
     }
 
     #[test]
@@ -224,6 +252,6 @@ mod tests {
             h.push("LatencyHigh", "app1", i * 7200 + 900);
         }
         assert!(learn_holds(&h, 1800, SPREAD).is_empty());
-        assert!(learn_holds(&History::new(), 1800).is_empty());
+        assert!(learn_holds(&History::new(), 1800, SPREAD).is_empty());
     }
 }

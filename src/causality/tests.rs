@@ -137,6 +137,7 @@ fn order_of_arrival_and_resends_do_not_change_what_is_learned() {
         cis: h.cis.clone(),
         ci_ix: h.ci_ix.clone(),
         neighbours: h.neighbours.clone(),
+        upstream: h.upstream.clone(),
         unusable: 0,
     };
     // Every occurrence sent twice (a re-send has the same type, CI and start).

@@ -504,3 +504,65 @@ fn with_no_graph_or_a_graph_about_other_types_the_harness_scenarios_correlate_id
     let r = learned::split_scenario(&scn, &cfg, &crate::causality::LearnConfig::default()).unwrap();
     assert!(r.without.f1 > 0.0 && r.with.f1 > 0.0);
 }
+
+/// `sift tune` on a world whose rules wait up to 15 minutes before firing: it finds holds
+/// near the generator's `for:` (never far above it), recommends them, and the backtest
+/// against the true grouping shows them better than the current config. On the default
+/// world (no `for:`) it recommends nothing.
+#[test]
+fn tune_finds_the_rules_slow_for_clauses_and_the_backtest_shows_the_gain() {
+    let knobs = Knobs {
+        lag: Lag::HeavyTail,
+        for_max_min: 15,
+        ..Knobs::default()
+    };
+    let truth_groups = |scn: &Scenario| {
+        let mut g: BTreeMap<usize, Vec<Fingerprint>> = BTreeMap::new();
+        for (fp, i) in &scn.truth.alerts {
+            g.entry(*i).or_default().push(fp.clone());
+        }
+        g.into_values().collect::<Vec<_>>()
+    };
+    let scn = generate_with(2, EstateSize::Large, &knobs);
+    let topo = Topology::from_file(&scn.cmdb);
+    let alerts = parse_alerts(&scn.alerts).unwrap();
+    let truth = truth_groups(&scn);
+    let r = crate::tune::tune(
+        &topo,
+        &CiMapper::default(),
+        &CorrelateConfig::default(),
+        &alerts,
+        Some(&truth),
+    );
+    assert!(
+        !r.recommended_holds.is_empty(),
+        "{}",
+        crate::tune::render(&r)
+    );
+    for (name, hold) in &r.recommended_holds {
+        let real = knobs.for_clause(scn.seed, name).num_seconds();
+        assert!(*hold <= real + 180, "{name}: {hold}s learned, for: {real}s");
+    }
+    let (now, tuned) = (&r.backtests[0], &r.backtests[1]);
+    assert!(
+        tuned.pair_f1.unwrap() > now.pair_f1.unwrap() + 0.05,
+        "{}",
+        crate::tune::render(&r)
+    );
+
+    let plain = generate(2, EstateSize::Large);
+    let alerts = parse_alerts(&plain.alerts).unwrap();
+    let topo = Topology::from_file(&plain.cmdb);
+    let r = crate::tune::tune(
+        &topo,
+        &CiMapper::default(),
+        &CorrelateConfig::default(),
+        &alerts,
+        None,
+    );
+    assert!(
+        r.recommended_holds.is_empty(),
+        "{}",
+        crate::tune::render(&r)
+    );
+}

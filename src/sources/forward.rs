@@ -6,8 +6,8 @@
 //! A correlation domain is a connected component of the CMDB topology (relations taken
 //! as undirected): alerts that could ever be correlated share it, so they land on one
 //! partition and one daemon. Its key is the smallest CI id in the component (the same on
-//! every daemon); an alert with no CI is keyed by its alertname (the fallback grouping
-//! never crosses alertnames). This module decides no correlation; it only routes.
+//! every daemon); an alert with no CI is keyed by `cmdb::topology::unmapped_key`, the
+//! unknown host it names, else its alertname: the key correlation groups such alerts by. This module decides no correlation; it only routes.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
