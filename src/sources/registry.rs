@@ -202,9 +202,18 @@ impl Serialize for TopicFormat {
 
 impl<'de> Deserialize<'de> for TopicFormat {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
         // The same words serde's derive used for the enum this replaced.
-        Self::named(&name).ok_or_else(|| serde::de::Error::unknown_variant(&name, names()))
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = TopicFormat;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("enum TopicFormat")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<TopicFormat, E> {
+                TopicFormat::named(name).ok_or_else(|| E::unknown_variant(name, names()))
+            }
+        }
+        d.deserialize_str(Name)
     }
 }
 
