@@ -143,7 +143,7 @@ fn from_json<'a, T: Deserialize<'a>>(
 /// Alertmanager's webhook (`webhook_configs`), version 4.
 pub const WEBHOOK: Format = Format {
     name: "alertmanager_webhook",
-    example: r#"{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"FormatExample","instance":"host-1"}}]}"#,
+    example: r#"{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"ExampleWebhook","instance":"host-1"}}]}"#,
     parse: |body, n, _| Ok(Parsed::alerts(parse_webhook(body, n)?)),
     http: Some(Intake {
         path: "/api/v1/alerts/alertmanager",
@@ -163,7 +163,7 @@ pub const WEBHOOK: Format = Format {
 /// The Alertmanager API v2 alert list, as Prometheus sends it to an Alertmanager.
 pub const ALERT_LIST: Format = Format {
     name: "alert_list",
-    example: r#"[{"labels":{"alertname":"FormatExample","instance":"host-1"}}]"#,
+    example: r#"[{"labels":{"alertname":"ExampleAlertList","instance":"host-1"}}]"#,
     parse: |body, n, _| Ok(Parsed::alerts(parse_alert_list(body, n)?)),
     http: Some(Intake {
         path: "/api/v2/alerts",

@@ -11,7 +11,7 @@ use super::{Normalize, SourceError};
 
 pub const ENVELOPE: Format = Format {
     name: "cloudevents",
-    example: r#"{"specversion":"1.0","id":"1","source":"example","type":"t","format":"alert_list","data":[{"labels":{"alertname":"FormatExample","instance":"host-1"}}]}"#,
+    example: r#"{"specversion":"1.0","id":"1","source":"example","type":"t","format":"alert_list","data":[{"labels":{"alertname":"ExampleCloudEvent","instance":"host-1"}}]}"#,
     parse,
     http: None,
 };

@@ -60,7 +60,7 @@ impl Invalid {
 /// PagerDuty's Events API v2: one event per body.
 pub const EVENTS: Format = Format {
     name: "pagerduty",
-    example: r#"{"routing_key":"R0123456789ABCDEF0123456789ABCDE","event_action":"trigger","payload":{"summary":"FormatExample","source":"host-1","severity":"info"}}"#,
+    example: r#"{"routing_key":"R0123456789ABCDEF0123456789ABCDE","event_action":"trigger","payload":{"summary":"ExampleEvent","source":"host-1","severity":"info"}}"#,
     parse: |body, n, key| {
         let e = parse_event(body, n, key)?;
         Ok(Parsed {
