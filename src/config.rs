@@ -14,6 +14,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::alert::Source;
 use crate::correlate::CorrelateConfig;
 use crate::incident::PriorityMatrix;
+use crate::sources::kafka::KafkaConfig;
+use crate::sources::{alertmanager, registry};
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -70,82 +72,6 @@ impl Default for NotifyConfig {
             retention: Dur::secs(7 * 86_400),
             allow_networks: Vec::new(),
             max_subscriptions: 100,
-        }
-    }
-}
-
-/// The wire format of a Kafka topic's messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TopicFormat {
-    /// One Alertmanager webhook body (version 4) per message.
-    AlertmanagerWebhook,
-    /// One Alertmanager API v2 alert list (what Prometheus sends) per message.
-    AlertList,
-    /// One PagerDuty Events API v2 event per message.
-    Pagerduty,
-    /// A CloudEvents JSON envelope whose `data` is one of the above.
-    Cloudevents,
-}
-
-impl TopicFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TopicFormat::AlertmanagerWebhook => "alertmanager_webhook",
-            TopicFormat::AlertList => "alert_list",
-            TopicFormat::Pagerduty => "pagerduty",
-            TopicFormat::Cloudevents => "cloudevents",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaTopic {
-    pub name: String,
-    pub format: TopicFormat,
-}
-
-/// Kafka intake. On when `brokers` is set.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KafkaConfig {
-    /// Bootstrap servers, `host:port[,host:port...]`. Unset: Kafka is off.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub brokers: Option<String>,
-    pub group_id: String,
-    pub dead_letter_topic: String,
-    pub topics: Vec<KafkaTopic>,
-    /// Most messages ingested (and committed) together.
-    pub batch_max_messages: usize,
-    /// How long a batch waits for more messages after its first.
-    pub batch_linger: Dur,
-    /// Messages larger than this go to the dead-letter topic unparsed.
-    pub max_message_bytes: usize,
-    /// Commit offsets after each stored batch. `false` never commits (a dry run that
-    /// re-reads everything on restart; the tests use it to simulate a crash before commit).
-    pub commit_offsets: bool,
-    /// Alerts received over HTTP are produced to the first `alert_list` topic (keyed by
-    /// correlation domain) and answered once the broker acknowledged, instead of stored
-    /// here; the consumer group stores them. The scale-out deployment.
-    pub forward_http: bool,
-    /// Extra librdkafka properties (`security.protocol`, `sasl.*`, ...), passed as given.
-    pub client: std::collections::BTreeMap<String, String>,
-}
-
-impl Default for KafkaConfig {
-    fn default() -> Self {
-        Self {
-            brokers: None,
-            group_id: "sift".into(),
-            dead_letter_topic: "sift-dead-letter".into(),
-            topics: Vec::new(),
-            batch_max_messages: 500,
-            batch_linger: Dur(chrono::Duration::milliseconds(20)),
-            max_message_bytes: 1024 * 1024,
-            commit_offsets: true,
-            forward_http: false,
-            client: Default::default(),
         }
     }
 }
@@ -748,7 +674,7 @@ impl Config {
                     .kafka
                     .topics
                     .iter()
-                    .any(|t| t.format == TopicFormat::AlertList)
+                    .any(|t| t.format.as_str() == alertmanager::ALERT_LIST.name)
             {
                 return bad(
                     "kafka.forward_http needs a kafka.topics entry with format alert_list".into(),
@@ -761,7 +687,8 @@ impl Config {
         for src in self.ingest.dedup_labels.keys() {
             if Source::parse(src).is_none() {
                 return bad(format!(
-                    "ingest.dedup_labels: unknown source {src:?} (alertmanager, prometheus, pagerduty, kafka)"
+                    "ingest.dedup_labels: unknown source {src:?} ({})",
+                    registry::sources().join(", ")
                 ));
             }
         }
@@ -1099,7 +1026,7 @@ mod tests {
         assert_eq!(c.kafka.brokers.as_deref(), Some("127.0.0.1:9092"));
         assert_eq!(c.kafka.group_id, "sift");
         assert_eq!(c.kafka.dead_letter_topic, "sift-dead-letter");
-        assert_eq!(c.kafka.topics[1].format, TopicFormat::Pagerduty);
+        assert_eq!(c.kafka.topics[1].format.as_str(), "pagerduty");
         for (bad, says) in [
             (r#"[{"name":"a","format":"avro"}]"#, "avro"),
             (

@@ -184,6 +184,42 @@ async fn each_format_becomes_alerts_and_incidents() {
     .await;
 }
 
+/// Every format in the registry, by its name in `kafka.topics[].format`, is consumed: one
+/// topic per format, each given the format's example body (a format added to the registry
+/// is covered without editing this test).
+#[tokio::test]
+async fn every_registered_format_is_consumed_from_its_topic() {
+    bounded(async {
+        let Some(db) = Db::new(Backend::Sqlite).await else {
+            return;
+        };
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        let brokers = cluster.bootstrap_servers();
+        let formats = sift::sources::registry::FORMATS;
+        for f in formats {
+            cluster.create_topic(f.name, 1, 1).expect("create topic");
+        }
+        cluster.create_topic("dlq", 1, 1).expect("create topic");
+        let topics: Vec<(&str, &str)> = formats.iter().map(|f| (f.name, f.name)).collect();
+        let s = start(&db, &kafka_env(&brokers, &topics));
+        let p = producer(&brokers);
+        for f in formats {
+            produce(&p, f.name, None, f.example.as_bytes()).await;
+        }
+        let alerts = alerts_until(&s, "one alert from each format's topic", |a| {
+            a.len() == formats.len()
+        })
+        .await;
+        for (fp, a) in &alerts {
+            assert_eq!(a["source"], "kafka", "{fp}: {a}");
+        }
+        let mut s = s;
+        s.stop();
+        drop(p);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn poison_messages_go_to_the_dead_letter_topic_and_consumption_continues() {
     bounded(async {

@@ -2,6 +2,7 @@
 //! axum's plain-text defaults.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -16,19 +17,24 @@ pub struct Body(pub Bytes);
 impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            let status = e.status();
-            if status == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(status, "request body too large").with_detail(json!(e.body_text()))
-            } else {
-                ApiError::new(status, "cannot read request body").with_detail(json!(e.body_text()))
-            }
-        })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad_request("empty request body; expected JSON"));
-        }
-        Ok(Body(bytes))
+        read_body(Bytes::from_request(req, state).await).map(Body)
     }
+}
+
+/// What [`Body`] checks, for handlers that take the body as read (`api::intake`).
+pub fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    let bytes = body.map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(status, "request body too large").with_detail(json!(e.body_text()))
+        } else {
+            ApiError::new(status, "cannot read request body").with_detail(json!(e.body_text()))
+        }
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("empty request body; expected JSON"));
+    }
+    Ok(bytes)
 }
 
 /// A JSON body parsed into `T`; errors carry the JSON path of the bad field.

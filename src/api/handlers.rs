@@ -2,14 +2,10 @@
 
 use axum::Extension;
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
@@ -17,172 +13,11 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{Body, JsonBody, Params, parse_json};
 use super::openapi::ErrorBody;
-use crate::alert::{Alert, AlertStatus, Source};
+use crate::alert::AlertStatus;
 use crate::cmdb::{Change, Ci, Relation};
 use crate::correlate::{AlertRecord, IncidentPatch};
 use crate::incident::{Incident, IncidentStatus, TimelineEntry, incident_number};
-use crate::pipeline::IngestReport;
-use crate::sources::{alertmanager, pagerduty};
 use crate::store::{AlertQuery, ChangeQuery, IncidentQuery};
-
-/// Alertmanager's webhook (`webhook_configs`): the payload of version 4, each alert in
-/// `alerts` deduplicated, mapped to its CI and correlated.
-#[utoipa::path(
-    post,
-    path = "/api/v1/alerts/alertmanager",
-    tag = "intake",
-    request_body(content = Object, description = "Alertmanager webhook payload (`version` 4): `{\"alerts\": [{\"status\", \"labels\", \"annotations\", \"startsAt\", \"endsAt\", \"generatorURL\", \"fingerprint\"}], ...}`.", content_type = "application/json"),
-    responses(
-        (status = 200, description = "Stored (durable on return): what the request did.", body = IngestReport),
-        (status = 400, description = "Not a valid webhook payload; `detail.path` names the bad field.", body = ErrorBody),
-    ),
-)]
-pub async fn alertmanager_webhook(
-    State(st): State<AppState>,
-    Body(body): Body,
-) -> Result<Json<IngestReport>, ApiError> {
-    let n = st.normalize.as_ref().clone().at(Utc::now());
-    let alerts = alertmanager::parse_webhook(&body, &n)
-        .inspect_err(|_| reject(&st, Source::Alertmanager))?;
-    Ok(Json(store(&st, alerts, Source::Alertmanager).await?))
-}
-
-/// Stores the alerts, or with `kafka.forward_http` produces them to Kafka (then only
-/// `accepted` is known here; the consumer decides the rest). Either way, durable on return.
-async fn store(
-    st: &AppState,
-    alerts: Vec<Alert>,
-    source: Source,
-) -> Result<IngestReport, ApiError> {
-    match &st.forward {
-        None => Ok(st.pipeline.ingest(alerts, source).await?),
-        Some(f) => {
-            f.forward(&alerts).await.map_err(|e| {
-                tracing::warn!(error = %e, "forward to kafka failed");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "kafka did not acknowledge the alerts; nothing was stored, retry",
-                )
-                .with_detail(json!(e.to_string()))
-            })?;
-            Ok(IngestReport {
-                accepted: alerts.len() as u64,
-                ..Default::default()
-            })
-        }
-    }
-}
-
-/// Prometheus' and Alertmanager's API v2 alert list (`POST /api/v2/alerts`, as Prometheus
-/// sends to an Alertmanager): a JSON list of alerts.
-#[utoipa::path(
-    post,
-    path = "/api/v2/alerts",
-    tag = "intake",
-    request_body(content = Vec<Object>, description = "A list of alerts: `[{\"labels\", \"annotations\", \"startsAt\", \"endsAt\", \"generatorURL\"}]`.", content_type = "application/json"),
-    responses(
-        (status = 200, description = "Stored (durable on return): what the request did.", body = IngestReport),
-        (status = 400, description = "Not a valid alert list; `detail.path` names the bad field.", body = ErrorBody),
-    ),
-)]
-pub async fn alert_list(
-    State(st): State<AppState>,
-    Body(body): Body,
-) -> Result<Json<IngestReport>, ApiError> {
-    let n = st.normalize.as_ref().clone().at(Utc::now());
-    let alerts = alertmanager::parse_alert_list(&body, &n)
-        .inspect_err(|_| reject(&st, Source::Prometheus))?;
-    Ok(Json(store(&st, alerts, Source::Prometheus).await?))
-}
-
-/// An accepted PagerDuty event, answered as PagerDuty's Events API v2 does.
-#[derive(Serialize, ToSchema)]
-pub struct PagerDutyAccepted {
-    /// `success`
-    status: &'static str,
-    /// `Event processed`
-    message: &'static str,
-    /// The event's dedup key (given, or made up for a trigger without one).
-    dedup_key: String,
-}
-
-/// A refused PagerDuty event, in PagerDuty's own error shape (its senders expect it).
-#[derive(Serialize, ToSchema)]
-pub struct PagerDutyError {
-    /// `invalid event`
-    status: &'static str,
-    message: String,
-    errors: Vec<String>,
-}
-
-/// `POST /api/v1/alerts/pagerduty`: one Events API v2 event. Answers as PagerDuty does:
-/// 202 with the dedup_key, or 400 `{"status":"invalid event","message","errors"}`.
-#[utoipa::path(
-    post,
-    path = "/api/v1/alerts/pagerduty",
-    tag = "intake",
-    request_body(content = Object, description = "One PagerDuty Events API v2 event: `{\"routing_key\", \"event_action\", \"dedup_key\", \"payload\": {\"summary\", \"source\", \"severity\", ...}}`.", content_type = "application/json"),
-    responses(
-        (status = 202, description = "Stored (durable on return).", body = PagerDutyAccepted),
-        (status = 400, description = "Not a valid event, in PagerDuty's error shape.", body = PagerDutyError),
-        (status = 413, description = "The body is larger than `server.body_limit_bytes`, in PagerDuty's error shape.", body = PagerDutyError),
-    ),
-)]
-pub async fn pagerduty_event(
-    State(st): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => {
-            let status = e.status();
-            return (
-                status,
-                Json(PagerDutyError {
-                    status: "invalid event",
-                    message: "cannot read request body".into(),
-                    errors: vec![e.body_text()],
-                }),
-            )
-                .into_response();
-        }
-    };
-    let n = st.normalize.as_ref().clone().at(Utc::now());
-    let event = match pagerduty::parse_event(&body, &n, pagerduty::random_dedup_key) {
-        Ok(e) => e,
-        Err(e) => {
-            reject(&st, Source::Pagerduty);
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(PagerDutyError {
-                    status: "invalid event",
-                    message: e.message,
-                    errors: e.errors,
-                }),
-            )
-                .into_response();
-        }
-    };
-    match store(&st, vec![event.alert], Source::Pagerduty).await {
-        Ok(_) => (
-            StatusCode::ACCEPTED,
-            Json(PagerDutyAccepted {
-                status: "success",
-                message: "Event processed",
-                dedup_key: event.dedup_key,
-            }),
-        )
-            .into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-fn reject(st: &AppState, source: Source) {
-    st.metrics
-        .alerts_received
-        .with_label_values(&[source.as_str(), "rejected"])
-        .inc();
-}
 
 fn limit(l: Option<u32>) -> Result<u32, ApiError> {
     match l {

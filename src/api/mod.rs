@@ -5,8 +5,9 @@
 //! never decide correlation. Every error is `{"error", "detail"}` with a 4xx/5xx status,
 //! except the PagerDuty route's 400, which has PagerDuty's own shape for its senders.
 //!
-//! Every route here is added through `OpenApiRouter::routes(routes!(handler))`, so it is in
-//! the OpenAPI document (`GET /api/openapi.json`, see `openapi`); roles are put on groups
+//! Every route here is added through `OpenApiRouter::routes(routes!(handler))` (the intake
+//! routes through the same call, with operations `intake` builds from the format registry),
+//! so it is in the OpenAPI document (`GET /api/openapi.json`, see `openapi`); roles are put on groups
 //! of routes with `openapi::guarded`. Plain `.route(`/`.nest(` calls are refused in this
 //! directory by tests/openapi.rs. The one exception is the operator console's HTML pages,
 //! which are not the API: they come in through `router_with` as a plain axum router.
@@ -18,6 +19,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 mod handlers;
+mod intake;
 pub mod notify;
 pub mod openapi;
 pub mod problems;
@@ -73,10 +75,7 @@ pub struct ApiSettings {
 
 /// Every route of the API, each documented, each group behind its role.
 fn api(auth: &Auth, problems: ProblemsConfig, learner: Arc<causality::Learner>) -> ApiRouter {
-    let intake = ApiRouter::new()
-        .routes(routes!(handlers::alertmanager_webhook))
-        .routes(routes!(handlers::alert_list))
-        .routes(routes!(handlers::pagerduty_event));
+    let intake = intake::routes();
     let read = ApiRouter::new()
         .routes(routes!(handlers::list_incidents))
         .routes(routes!(handlers::get_incident))

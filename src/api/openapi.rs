@@ -3,7 +3,9 @@
 //! The document is collected while the router is built: every route of `src/api/` is added
 //! with `OpenApiRouter::routes(routes!(handler))`, which takes the handler's
 //! `#[utoipa::path]` (method, path, parameters, body, responses) and the `ToSchema` types it
-//! names, so a route cannot be served without being documented. A group of routes gets
+//! names, so a route cannot be served without being documented. The alert intake routes,
+//! one per registered format, come through the same call with operations `intake` builds
+//! from `sources::registry`. A group of routes gets
 //! its role through [`guarded`], which puts the role middleware on the group and writes the
 //! same role into each operation's security requirement and description: the role is
 //! stated once, where it is enforced. [`finish`] adds what holds for every route (the

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
+use super::registry::{Doc, Format, Intake, Parsed, Reply};
 use super::{Normalize, SourceError, fast_read};
 use crate::alert::{Alert, AlertStatus, Labels, Source};
 
@@ -138,6 +139,46 @@ fn from_json<'a, T: Deserialize<'a>>(
         .map_err(|e| SourceError::new("body", e.to_string()))?;
     Ok(v)
 }
+
+/// Alertmanager's webhook (`webhook_configs`), version 4.
+pub const WEBHOOK: Format = Format {
+    name: "alertmanager_webhook",
+    example: r#"{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"ExampleWebhook","instance":"host-1"}}]}"#,
+    parse: |body, n, _| Ok(Parsed::alerts(parse_webhook(body, n)?)),
+    http: Some(Intake {
+        path: "/api/v1/alerts/alertmanager",
+        source: Source::Alertmanager,
+        content_type: "application/json",
+        reply: Reply::Report,
+        doc: Doc {
+            operation_id: "alertmanager_webhook",
+            summary: "Alertmanager's webhook (`webhook_configs`): the payload of version 4, each alert in\n`alerts` deduplicated, mapped to its CI and correlated.",
+            body: "Alertmanager webhook payload (`version` 4): `{\"alerts\": [{\"status\", \"labels\", \"annotations\", \"startsAt\", \"endsAt\", \"generatorURL\", \"fingerprint\"}], ...}`.",
+            list: false,
+            refused: "Not a valid webhook payload; `detail.path` names the bad field.",
+        },
+    }),
+};
+
+/// The Alertmanager API v2 alert list, as Prometheus sends it to an Alertmanager.
+pub const ALERT_LIST: Format = Format {
+    name: "alert_list",
+    example: r#"[{"labels":{"alertname":"ExampleAlertList","instance":"host-1"}}]"#,
+    parse: |body, n, _| Ok(Parsed::alerts(parse_alert_list(body, n)?)),
+    http: Some(Intake {
+        path: "/api/v2/alerts",
+        source: Source::Prometheus,
+        content_type: "application/json",
+        reply: Reply::Report,
+        doc: Doc {
+            operation_id: "alert_list",
+            summary: "Prometheus' and Alertmanager's API v2 alert list (`POST /api/v2/alerts`, as Prometheus\nsends to an Alertmanager): a JSON list of alerts.",
+            body: "A list of alerts: `[{\"labels\", \"annotations\", \"startsAt\", \"endsAt\", \"generatorURL\"}]`.",
+            list: true,
+            refused: "Not a valid alert list; `detail.path` names the bad field.",
+        },
+    }),
+};
 
 /// `POST /api/v1/alerts/alertmanager`: the webhook body, version 4. All alerts or none.
 pub fn parse_webhook(body: &[u8], n: &Normalize) -> Result<Vec<Alert>, SourceError> {

@@ -18,10 +18,11 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 
+use super::alertmanager;
+use super::kafka::KafkaConfig;
 use crate::alert::{Alert, AlertStatus};
 use crate::cmdb::topology::Node;
 use crate::cmdb::{CiMapper, Topology};
-use crate::config::{KafkaConfig, TopicFormat};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
@@ -64,7 +65,7 @@ impl Forwarder {
         let topic = cfg
             .topics
             .iter()
-            .find(|t| t.format == TopicFormat::AlertList)
+            .find(|t| t.format.as_str() == alertmanager::ALERT_LIST.name)
             .map(|t| t.name.clone())
             .ok_or(ForwardError::NoAlertListTopic)?;
         let mut c = ClientConfig::new();
@@ -247,9 +248,9 @@ mod tests {
     fn alerts_on_one_unknown_host_share_a_partition_key_as_correlation_groups_them() {
         let cfg = KafkaConfig {
             brokers: Some("127.0.0.1:9".into()),
-            topics: vec![crate::config::KafkaTopic {
+            topics: vec![super::super::kafka::KafkaTopic {
                 name: "alerts".into(),
-                format: TopicFormat::AlertList,
+                format: crate::sources::registry::TopicFormat::named("alert_list").unwrap(),
             }],
             ..Default::default()
         };

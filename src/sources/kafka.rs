@@ -8,6 +8,9 @@
 //! (`Busy`), the same batch is retried, never skipped. Consumer lag per partition comes
 //! from librdkafka's statistics (high watermark minus position).
 //!
+//! `[kafka]` is configured here (`KafkaConfig`, a section of `crate::config::Config`). A
+//! topic's format is looked up in `sources::registry`; this module names none.
+//!
 //! This module decodes and moves messages; it must not decide anything about alerts.
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,12 +27,14 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{Normalize, SourceError, alertmanager, pagerduty};
+use serde::{Deserialize, Serialize};
+
+use super::registry::TopicFormat;
+use super::{Normalize, SourceError};
 use crate::alert::{Alert, Fingerprint, Source};
-use crate::config::{KafkaConfig, TopicFormat};
+use crate::config::Dur;
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, PipelineError};
 
@@ -39,6 +44,58 @@ pub enum KafkaSourceError {
     Kafka(#[from] KafkaError),
     #[error("kafka is not configured (kafka.brokers is unset)")]
     NotConfigured,
+}
+
+/// A topic to consume, and the registered format (`sources::registry`) of its messages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaTopic {
+    pub name: String,
+    pub format: TopicFormat,
+}
+
+/// Kafka intake. On when `brokers` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port...]`. Unset: Kafka is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brokers: Option<String>,
+    pub group_id: String,
+    pub dead_letter_topic: String,
+    pub topics: Vec<KafkaTopic>,
+    /// Most messages ingested (and committed) together.
+    pub batch_max_messages: usize,
+    /// How long a batch waits for more messages after its first.
+    pub batch_linger: Dur,
+    /// Messages larger than this go to the dead-letter topic unparsed.
+    pub max_message_bytes: usize,
+    /// Commit offsets after each stored batch. `false` never commits (a dry run that
+    /// re-reads everything on restart; the tests use it to simulate a crash before commit).
+    pub commit_offsets: bool,
+    /// Alerts received over HTTP are produced to the first `alert_list` topic (keyed by
+    /// correlation domain) and answered once the broker acknowledged, instead of stored
+    /// here; the consumer group stores them. The scale-out deployment.
+    pub forward_http: bool,
+    /// Extra librdkafka properties (`security.protocol`, `sasl.*`, ...), passed as given.
+    pub client: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: None,
+            group_id: "sift".into(),
+            dead_letter_topic: "sift-dead-letter".into(),
+            topics: Vec::new(),
+            batch_max_messages: 500,
+            batch_linger: Dur(chrono::Duration::milliseconds(20)),
+            max_message_bytes: 1024 * 1024,
+            commit_offsets: true,
+            forward_http: false,
+            client: Default::default(),
+        }
+    }
 }
 
 /// Where a message came from: also the dead-letter headers and the seed of generated keys.
@@ -71,110 +128,21 @@ pub fn decode(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(SourceError::new("message", "empty message; expected JSON"));
     }
-    let mut alerts = decode_as(format, body, origin, n)?;
+    // A keyless PagerDuty trigger gets a key derived from its position, so a redelivered
+    // message dedups onto the alert it made the first time.
+    let key = || {
+        let mut l = crate::alert::Labels::new();
+        l.insert(
+            "kafka".into(),
+            format!("{}/{}/{}", origin.topic, origin.partition, origin.offset),
+        );
+        Fingerprint::of_labels(&l).0.to_string()
+    };
+    let mut alerts = (format.format().parse)(body, n, &key)?.alerts;
     for a in &mut alerts {
         a.source = Source::Kafka;
     }
     Ok(alerts)
-}
-
-fn decode_as(
-    format: TopicFormat,
-    body: &[u8],
-    origin: &Origin,
-    n: &Normalize,
-) -> Result<Vec<Alert>, SourceError> {
-    match format {
-        TopicFormat::AlertmanagerWebhook => alertmanager::parse_webhook(body, n),
-        TopicFormat::AlertList => alertmanager::parse_alert_list(body, n),
-        TopicFormat::Pagerduty => {
-            // A keyless trigger gets a key derived from its position, so a redelivered
-            // message dedups onto the alert it made the first time.
-            let seed = format!("{}/{}/{}", origin.topic, origin.partition, origin.offset);
-            let key = || {
-                let mut l = crate::alert::Labels::new();
-                l.insert("kafka".into(), seed);
-                Fingerprint::of_labels(&l).0.to_string()
-            };
-            pagerduty::parse_event(body, n, key)
-                .map(|e| vec![e.alert])
-                .map_err(|e| SourceError::new("event", e.to_string()))
-        }
-        TopicFormat::Cloudevents => {
-            let (inner, data) = cloudevent(body)?;
-            decode_as(inner, &data, origin, n)
-        }
-    }
-}
-
-/// A CloudEvents (1.0, structured JSON mode) envelope: which format its `data` is in, and
-/// the data's bytes. The format is the `format` extension attribute when present (one of
-/// `alertmanager_webhook`, `alert_list`, `pagerduty`), else read from `type` or
-/// `datacontenttype`: containing `pagerduty`, `webhook`, or `alert_list`/`alerts`.
-fn cloudevent(body: &[u8]) -> Result<(TopicFormat, Vec<u8>), SourceError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| SourceError::new("body", format!("invalid JSON: {e}")))?;
-    let Value::Object(env) = v else {
-        return Err(SourceError::new(
-            "body",
-            "a CloudEvent must be a JSON object",
-        ));
-    };
-    if env.get("specversion").and_then(Value::as_str).is_none() {
-        return Err(SourceError::new(
-            "specversion",
-            "missing: not a CloudEvents envelope",
-        ));
-    }
-    let attr = |k: &str| {
-        env.get(k)
-            .and_then(Value::as_str)
-            .map(str::to_ascii_lowercase)
-    };
-    let format = match attr("format").as_deref() {
-        Some("alertmanager_webhook") => TopicFormat::AlertmanagerWebhook,
-        Some("alert_list") => TopicFormat::AlertList,
-        Some("pagerduty") => TopicFormat::Pagerduty,
-        Some(other) => {
-            return Err(SourceError::new(
-                "format",
-                format!(
-                    "unknown format {other:?}; expected alertmanager_webhook, alert_list or pagerduty"
-                ),
-            ));
-        }
-        None => {
-            let hints = [attr("type"), attr("datacontenttype")];
-            let has = |w: &str| hints.iter().flatten().any(|h| h.contains(w));
-            if has("pagerduty") {
-                TopicFormat::Pagerduty
-            } else if has("webhook") {
-                TopicFormat::AlertmanagerWebhook
-            } else if has("alert_list") || has("alerts") {
-                TopicFormat::AlertList
-            } else {
-                return Err(SourceError::new(
-                    "type",
-                    format!(
-                        "unknown format: neither a `format` extension nor a recognizable type ({:?})",
-                        attr("type").unwrap_or_default()
-                    ),
-                ));
-            }
-        }
-    };
-    let data = match (env.get("data"), env.get("data_base64")) {
-        (Some(Value::String(s)), _) => s.clone().into_bytes(),
-        (Some(d), _) if !d.is_null() => d.to_string().into_bytes(),
-        (_, Some(Value::String(b))) => {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .map_err(|e| SourceError::new("data_base64", e.to_string()))?
-        }
-        _ => return Err(SourceError::new("data", "missing")),
-    };
-    Ok((format, data))
 }
 
 /// librdkafka callbacks: commit what is stored before partitions are taken away, and
@@ -479,6 +447,10 @@ fn received<M: Message>(m: &M) -> Received {
 mod tests {
     use super::*;
 
+    fn fmt(name: &str) -> TopicFormat {
+        TopicFormat::named(name).expect("a registered format")
+    }
+
     fn origin() -> Origin {
         Origin {
             topic: "alerts".into(),
@@ -501,12 +473,12 @@ mod tests {
     fn formats_and_cloudevents() {
         let list = r#"[{"labels":{"alertname":"A"}}]"#;
         assert_eq!(
-            dec(TopicFormat::AlertList, list).unwrap()[0].source,
+            dec(fmt("alert_list"), list).unwrap()[0].source,
             Source::Kafka
         );
         let pd = r#"{"routing_key":"r","event_action":"trigger","payload":{"summary":"s","source":"h","severity":"info"}}"#;
-        let a = dec(TopicFormat::Pagerduty, pd).unwrap();
-        let b = dec(TopicFormat::Pagerduty, pd).unwrap();
+        let a = dec(fmt("pagerduty"), pd).unwrap();
+        let b = dec(fmt("pagerduty"), pd).unwrap();
         assert_eq!(
             a[0].fingerprint, b[0].fingerprint,
             "same position, same generated key"
@@ -514,34 +486,34 @@ mod tests {
         let ce = format!(
             r#"{{"specversion":"1.0","id":"1","source":"x","type":"com.example.pagerduty.event","data":{pd}}}"#
         );
-        assert_eq!(dec(TopicFormat::Cloudevents, &ce).unwrap().len(), 1);
+        assert_eq!(dec(fmt("cloudevents"), &ce).unwrap().len(), 1);
         let ce = format!(
             r#"{{"specversion":"1.0","id":"1","source":"x","type":"t","format":"alert_list","data":{list}}}"#
         );
-        assert_eq!(dec(TopicFormat::Cloudevents, &ce).unwrap().len(), 1);
+        assert_eq!(dec(fmt("cloudevents"), &ce).unwrap().len(), 1);
     }
 
     #[test]
     fn poison() {
         for (f, body) in [
-            (TopicFormat::AlertList, ""),
-            (TopicFormat::AlertList, "not json"),
-            (TopicFormat::AlertmanagerWebhook, "[1]"),
+            (fmt("alert_list"), ""),
+            (fmt("alert_list"), "not json"),
+            (fmt("alertmanager_webhook"), "[1]"),
             (
-                TopicFormat::Cloudevents,
+                fmt("cloudevents"),
                 r#"{"specversion":"1.0","type":"x","data":[]}"#,
             ),
             (
-                TopicFormat::Cloudevents,
+                fmt("cloudevents"),
                 r#"{"specversion":"1.0","format":"zip","data":[]}"#,
             ),
-            (TopicFormat::AlertList, &"x".repeat(2000)),
+            (fmt("alert_list"), &"x".repeat(2000)),
         ] {
             assert!(dec(f, body).is_err(), "{body:.40}");
         }
         let ten_mb = vec![b'['; 10 * 1024 * 1024];
         let e = decode(
-            TopicFormat::AlertList,
+            fmt("alert_list"),
             Some(&ten_mb),
             &origin(),
             &Normalize::default(),

@@ -1,16 +1,20 @@
-//! Input formats: each turns a sender's bytes into `Alert`s, or says precisely what is
-//! wrong with them (the JSON path and the reason). One file per format
-//! (`alertmanager`, `pagerduty`), plus the transports that carry them: `kafka` (the
-//! consumer, and CloudEvents envelopes) and `forward` (HTTP intake produced to Kafka).
+//! Input formats and the transports that carry them. A format turns a sender's bytes into
+//! `Alert`s, or says precisely what is wrong with them (the JSON path and the reason): one
+//! file per format (`alertmanager`, `pagerduty`, `cloudevents`), each listed once in
+//! `registry`, the table every transport reads. Transports: HTTP (one generic handler in
+//! `api::intake`), `kafka` (the consumer and its config) and `forward` (HTTP intake
+//! produced to Kafka). A transport names no format; a format knows no transport.
 //!
 //! The edge may read the clock (arrival time decides what "endsAt in the past" means for
 //! senders that give no status); nothing past this module does.
 
 pub mod alertmanager;
+pub mod cloudevents;
 mod fast_read;
 pub mod forward;
 pub mod kafka;
 pub mod pagerduty;
+pub mod registry;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;

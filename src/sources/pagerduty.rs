@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::Normalize;
+use super::registry::{Doc, Format, Intake, Parsed, Reply};
 use crate::alert::{Alert, AlertStatus, Fingerprint, Labels, Source};
 
 /// PagerDuty's event actions.
@@ -55,6 +56,32 @@ impl Invalid {
         }
     }
 }
+
+/// PagerDuty's Events API v2: one event per body.
+pub const EVENTS: Format = Format {
+    name: "pagerduty",
+    example: r#"{"routing_key":"R0123456789ABCDEF0123456789ABCDE","event_action":"trigger","payload":{"summary":"ExampleEvent","source":"host-1","severity":"info"}}"#,
+    parse: |body, n, key| {
+        let e = parse_event(body, n, key)?;
+        Ok(Parsed {
+            alerts: vec![e.alert],
+            dedup_key: Some(e.dedup_key),
+        })
+    },
+    http: Some(Intake {
+        path: "/api/v1/alerts/pagerduty",
+        source: Source::Pagerduty,
+        content_type: "application/json",
+        reply: Reply::PagerDuty,
+        doc: Doc {
+            operation_id: "pagerduty_event",
+            summary: "`POST /api/v1/alerts/pagerduty`: one Events API v2 event. Answers as PagerDuty does:\n202 with the dedup_key, or 400 `{\"status\":\"invalid event\",\"message\",\"errors\"}`.",
+            body: "One PagerDuty Events API v2 event: `{\"routing_key\", \"event_action\", \"dedup_key\", \"payload\": {\"summary\", \"source\", \"severity\", ...}}`.",
+            list: false,
+            refused: "Not a valid event, in PagerDuty's error shape.",
+        },
+    }),
+};
 
 /// Largest dedup_key PagerDuty accepts.
 const MAX_DEDUP_KEY: usize = 255;
