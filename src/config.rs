@@ -929,6 +929,27 @@ mod tests {
     }
 
     #[test]
+    fn rule_holds_are_read_from_the_file_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sift.toml");
+        std::fs::write(
+            &file,
+            "[correlate]\nlearn_holds = false\n[correlate.rule_hold]\nSLOBurnRateHigh = \"15m\"\n\"Kube Pod\" = \"90s\"\n",
+        )
+        .unwrap();
+        let c = Config::load_from(Some(&file), &[]).unwrap().correlate();
+        assert!(!c.learn_holds);
+        assert_eq!(
+            c.rule_hold["SLOBurnRateHigh"],
+            chrono::Duration::minutes(15)
+        );
+        assert_eq!(c.rule_hold["Kube Pod"], chrono::Duration::seconds(90));
+        std::fs::write(&file, "[correlate.rule_hold]\nX = \"soon\"\n").unwrap();
+        let e = Config::load_from(Some(&file), &[]).unwrap_err().to_string();
+        assert!(e.contains("rule_hold"), "{e}");
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let e = Config::load_from(
             None,
