@@ -74,14 +74,7 @@ pub fn learn_holds(h: &History, horizon_s: i64, spread: f64) -> Vec<Hold> {
     let mut occ = h.occ.clone();
     occ.sort_unstable_by_key(|&(k, c, t)| (c, t, k));
     occ.dedup();
-    let ncis = h.cis.len();
-    let mut start = vec![0usize; ncis + 1];
-    for &(_, c, _) in &occ {
-        start[c as usize + 1] += 1;
-    }
-    for i in 0..ncis {
-        start[i + 1] += start[i];
-    }
+    let start = super::ci_offsets(&occ, h.cis.len());
     let of_ci = |c: u32| &occ[start[c as usize]..start[c as usize + 1]];
     // Per CI with occurrences (they are sorted by CI): itself and what it depends on
     // within `UP_HOPS` relations, at most `MAX_NEIGHBOURS` of them (a monitoring gap may

@@ -399,13 +399,7 @@ fn learn_edges(h: &History, cfg: &LearnConfig) -> Result<Learned, LearnError> {
 
     // Occurrences of each CI, in time order.
     let ncis = h.cis.len();
-    let mut start = vec![0usize; ncis + 1];
-    for &(_, c, _) in &occ {
-        start[c as usize + 1] += 1;
-    }
-    for i in 0..ncis {
-        start[i + 1] += start[i];
-    }
+    let start = ci_offsets(&occ, ncis);
     summary.cis = (0..ncis).filter(|&c| start[c + 1] > start[c]).count();
     let of_ci = |c: u32| &occ[start[c as usize]..start[c as usize + 1]];
     // (type, count) per CI.
@@ -541,6 +535,19 @@ fn learn_edges(h: &History, cfg: &LearnConfig) -> Result<Learned, LearnError> {
         summary,
         holds: Vec::new(),
     })
+}
+
+/// Where each CI's occurrences begin in `occ` (sorted by CI): CI `c`'s are
+/// `occ[start[c]..start[c + 1]]`.
+fn ci_offsets(occ: &[(u32, u32, i64)], ncis: usize) -> Vec<usize> {
+    let mut start = vec![0usize; ncis + 1];
+    for &(_, c, _) in occ {
+        start[c as usize + 1] += 1;
+    }
+    for i in 0..ncis {
+        start[i + 1] += start[i];
+    }
+    start
 }
 
 fn round2(x: f64) -> f64 {
