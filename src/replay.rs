@@ -68,16 +68,10 @@ pub fn with_learned_holds(
     mapper: &CiMapper,
     alerts: &[Alert],
 ) -> (CorrelateConfig, Vec<(String, chrono::Duration)>) {
-    let mut added = Vec::new();
-    if !cfg.learn_holds {
-        return (cfg, added);
-    }
-    for h in learn_holds(topo, mapper, alerts) {
-        if h.hold_seconds > 0 && !cfg.rule_hold.contains_key(&h.kind) {
-            let d = chrono::Duration::seconds(h.hold_seconds);
-            cfg.rule_hold.insert(h.kind.clone(), d);
-            added.push((h.kind, d));
-        }
-    }
+    let added = if cfg.learn_holds {
+        cfg.fill_holds(&learn_holds(topo, mapper, alerts))
+    } else {
+        Vec::new()
+    };
     (cfg, added)
 }

@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::Duration;
 use serde::Serialize;
 
 use crate::alert::{Alert, AlertStatus, Fingerprint};
@@ -67,17 +66,15 @@ pub fn tune(
     truth: Option<&[Vec<Fingerprint>]>,
 ) -> TuneReport {
     let found = crate::replay::learn_holds(topo, mapper, alerts);
-    let recommended: BTreeMap<String, i64> = found
-        .iter()
-        .filter(|x| x.hold_seconds > 0 && !cfg.rule_hold.contains_key(&x.kind))
-        .map(|x| (x.kind.clone(), x.hold_seconds))
+    let mut with_holds = CorrelateConfig {
+        learn_holds: true,
+        ..cfg.clone()
+    };
+    let recommended: BTreeMap<String, i64> = with_holds
+        .fill_holds(&found)
+        .into_iter()
+        .map(|(k, d)| (k, d.num_seconds()))
         .collect();
-    let mut with_holds = cfg.clone();
-    for (k, v) in &recommended {
-        with_holds
-            .rule_hold
-            .insert(k.clone(), Duration::seconds(*v));
-    }
     let relations = relation_lags(topo, mapper, &with_holds, alerts);
     let firing_starts = alerts
         .iter()
@@ -128,7 +125,7 @@ fn relation_lags(
 ) -> Vec<RelationLag> {
     let onset = |a: &Alert| {
         let name = a.labels.get("alertname").unwrap_or_default();
-        a.starts_at - cfg.rule_hold.get(name).copied().unwrap_or_default()
+        a.starts_at - cfg.hold(name)
     };
     let mut by_node: HashMap<crate::cmdb::topology::Node, Vec<i64>> = HashMap::new();
     let mut mapped = Vec::new();

@@ -244,13 +244,7 @@ impl Engine {
         };
         let (sev, name) = (rec.severity(), CompactString::from(rec.alertname()));
         // A CI is filed under when its trouble began: the alert's onset (see `policy`).
-        let onset = at
-            - self
-                .cfg
-                .rule_hold
-                .get(rec.alertname())
-                .copied()
-                .unwrap_or_default();
+        let onset = at - self.cfg.hold(rec.alertname());
         let mut runbooks = Vec::new();
         enrich::runbooks_of_alert(topo, rec, &mut runbooks);
         // What `index_ci` files the incident under: the CI, or the unknown host.

@@ -80,6 +80,36 @@ pub struct CorrelateConfig {
     pub learn_holds: bool,
 }
 
+impl CorrelateConfig {
+    /// How long the rule raising `alertname` holds its alerts back (zero when unknown).
+    pub fn hold(&self, alertname: &str) -> Duration {
+        if self.rule_hold.is_empty() {
+            return Duration::zero();
+        }
+        self.rule_hold.get(alertname).copied().unwrap_or_default()
+    }
+
+    /// Adds the learned `holds` (non-zero ones) for the alert names `rule_hold` does not
+    /// list, when `learn_holds`; returns what it added.
+    pub fn fill_holds(
+        &mut self,
+        holds: &[crate::causality::holds::Hold],
+    ) -> Vec<(String, Duration)> {
+        let mut added = Vec::new();
+        if !self.learn_holds {
+            return added;
+        }
+        for h in holds.iter().filter(|h| h.hold_seconds > 0) {
+            if !self.rule_hold.contains_key(&h.kind) {
+                let d = Duration::seconds(h.hold_seconds);
+                self.rule_hold.insert(h.kind.clone(), d);
+                added.push((h.kind.clone(), d));
+            }
+        }
+        added
+    }
+}
+
 impl Default for CorrelateConfig {
     fn default() -> Self {
         Self {

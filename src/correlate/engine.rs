@@ -152,17 +152,8 @@ impl Engine {
         learned: Option<&crate::causality::Learned>,
         type_labels: &[String],
     ) {
-        let mut holds = self.configured_holds.clone();
-        if self.cfg.learn_holds {
-            for h in learned.iter().flat_map(|l| l.holds.iter()) {
-                if h.hold_seconds > 0 {
-                    holds
-                        .entry(h.kind.clone())
-                        .or_insert(Duration::seconds(h.hold_seconds));
-                }
-            }
-        }
-        self.cfg.rule_hold = holds;
+        self.cfg.rule_hold = self.configured_holds.clone();
+        self.cfg.fill_holds(learned.map_or(&[], |l| &l.holds));
         self.set_causality(learned.map(|l| std::sync::Arc::new(CausalIndex::new(l, type_labels))));
     }
 

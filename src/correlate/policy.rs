@@ -225,14 +225,7 @@ impl<'a> View<'a> {
     /// `for:`), as configured or learned (`[correlate.rule_hold]`, `sift tune`): zero
     /// when unknown.
     pub fn hold(&self, rec: &AlertRecord) -> Duration {
-        if self.cfg.rule_hold.is_empty() {
-            return Duration::zero();
-        }
-        self.cfg
-            .rule_hold
-            .get(rec.alertname())
-            .copied()
-            .unwrap_or_default()
+        self.cfg.hold(rec.alertname())
     }
 
     /// When incident `i`'s trouble began: the onset its root CI was filed under (see

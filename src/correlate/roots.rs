@@ -147,7 +147,7 @@ impl Engine {
         }
         self.assess_root(topo, id, s, &name, false);
         let sid = topo.ci(s).id.clone();
-        let onset = at - self.cfg.rule_hold.get(&name).copied().unwrap_or_default();
+        let onset = at - self.cfg.hold(&name);
         self.index_ci(&sid, id, onset);
         if let Some(ci) = old.clone() {
             // Re-records the old root's own path (now ending at `s`) with the confidence.
