@@ -38,7 +38,7 @@ use super::{
     CiCount, Explanation, HistoryRecord, ProblemCandidate, ProblemConfig, ProblemStatus,
     SuggestedRootCause,
 };
-use super::{recurrence, significance};
+use super::{bursts, recurrence, significance};
 use crate::cmdb::Topology;
 
 /// Largest block DBSCAN sees at once (the linear neighbour search is quadratic in it).
@@ -200,6 +200,10 @@ pub fn cluster_report(
     let max_size = ((cfg.max_share * records.len() as f64).floor() as usize).max(MIN_CAP);
     let mut too_broad = 0;
     let mut bounded: Vec<(Vec<usize>, bool)> = Vec::new();
+    let mut taken = vec![false; records.len()];
+    for &i in clusters.iter().flatten() {
+        taken[i] = true;
+    }
     for (k, c) in clusters.into_iter().enumerate() {
         let is_accepted = accepted.contains(&k);
         if c.len() <= max_size || is_accepted {
@@ -221,6 +225,16 @@ pub fn cluster_report(
             }
         }
     }
+    // What words could not join: noise incidents pointing at one CI with one set of codes
+    // that come together in time (see `bursts`). They carry their own significance.
+    let (found, burst_others) = bursts::find(records, &feats, &taken, cfg.min_pts);
+    let mut scanned: HashMap<usize, (f64, f64)> = HashMap::new();
+    for b in found {
+        if b.members.len() <= max_size {
+            scanned.insert(bounded.len(), (b.expected, b.p));
+            bounded.push((b.members, false));
+        }
+    }
     let rejected: Vec<&ProblemCandidate> = decided
         .iter()
         .filter(|p| p.status == ProblemStatus::Rejected)
@@ -233,7 +247,7 @@ pub fn cluster_report(
     let stride = (records.len() / SAMPLE).max(1);
     let min_sim = 1.0 - cfg.eps * cfg.eps / 2.0;
     let mut tests: Vec<Test> = Vec::with_capacity(bounded.len());
-    for (c, _) in &bounded {
+    for (k, (c, _)) in bounded.iter().enumerate() {
         let root = suggest_root(c, &feats).map(|(r, _)| r);
         let scope = match &root {
             Some(r) => format!("ci:{r}"),
@@ -289,7 +303,9 @@ pub fn cluster_report(
             .unwrap_or(0);
         let others = scope_n.saturating_sub(n);
         let window = ((others_in_span as f64 + 1.0) / (others as f64 + 1.0)).min(1.0);
-        let (expected, p_test) = if root.is_some() {
+        let (expected, p_test) = if let Some(&pre) = scanned.get(&k) {
+            pre
+        } else if root.is_some() {
             // A CI: how many incidents this alike its volume brings, over the whole
             // history and over the cluster's own span.
             let rate = (hits as f64 + 0.5) / (seen as f64 + 1.0);
@@ -360,7 +376,9 @@ pub fn cluster_report(
             shared: shared_atoms(c, &feats, &df),
         });
     }
-    let q = significance::bh(&tests.iter().map(|t| t.p).collect::<Vec<_>>());
+    let mut ps: Vec<f64> = tests.iter().map(|t| t.p).collect();
+    ps.extend(&burst_others);
+    let q = significance::bh(&ps);
     let tested = tests.len();
     let mut not_significant = 0;
     let mut out: Vec<ProblemCandidate> = Vec::new();

@@ -5,15 +5,17 @@
 //! Input is a list of [`HistoryRecord`]s: incidents imported from the ITSM suite and
 //! sift's own incidents converted with [`HistoryRecord::from_incident`]. The pipeline is
 //! `features` (topology anchor, signature, tokens, time of week) → `cluster` (blocking by
-//! suggested root, DBSCAN inside each block) → `recurrence` (weekly / daily / burst /
-//! irregular) → candidates with stable ids; `reconcile` merges a new run with the
-//! accepted and rejected candidates a problem manager already decided on. `eval` is the
-//! evaluation harness (synthetic histories with known problems, scorer, baseline).
+//! suggested root, DBSCAN inside each block; `bursts` for what words cannot join) →
+//! `recurrence` (weekly / daily / burst / irregular) → candidates with stable ids;
+//! `reconcile` merges a new run with the accepted and rejected candidates a problem
+//! manager already decided on. `eval` is the evaluation harness (synthetic histories with
+//! known problems, scorer, baseline).
 //!
 //! What it must not do: I/O of any kind or clock reads (the caller passes the history,
 //! the topology and "now"), or panic on anything a history record can contain. The store
 //! persists records and candidates; the API and the CLI drive this module.
 
+pub mod bursts;
 pub mod cluster;
 pub mod eval;
 pub mod features;

@@ -40,6 +40,9 @@ const WEEKDAYS: [&str; 7] = [
 /// Share of incidents one slot must hold to call the pattern weekly or daily.
 const SLOT_SHARE: f64 = 0.6;
 
+/// Incidents within this many days of each other are a burst.
+pub const BURST_DAYS: i64 = 3;
+
 fn slot_text(hour: usize) -> String {
     format!("{hour:02}:00-{:02}:00 UTC", (hour + 1) % 24)
 }
@@ -77,7 +80,7 @@ pub fn analyse(times: &[DateTime<Utc>]) -> Recurrence {
     let days: std::collections::HashSet<_> = ts.iter().map(|t| t.date_naive()).collect();
     let (kind, pattern) = if n < 3 {
         (PatternKind::Irregular, "irregular".to_string())
-    } else if last - first <= Duration::days(3) {
+    } else if last - first <= Duration::days(BURST_DAYS) {
         (PatternKind::Burst, "burst".to_string())
     } else if best_week_n >= need && last - first >= Duration::days(13) {
         (

@@ -1,0 +1,312 @@
+//! Bursts along the topology: recurring failures whose incidents share nothing but a
+//! coded category, a CI they all point at, and their timing.
+//!
+//! A small problem whose incidents are worded generically ("users report slow") and raised
+//! on the dependents of the failing CI has no words for DBSCAN to join. What ties it
+//! together is that the incidents point at one CI through the CMDB (raised on it or on CIs
+//! depending on it within `hops`), carry the same codes (category, subcategory, symptom,
+//! closure code) and come together in time: within one burst window, or in one weekly or
+//! daily slot. This pass looks at the incidents clustering left as noise, groups them by
+//! (CI pointed at, codes), and within each group finds the densest burst window, weekly
+//! slot and daily hour.
+//!
+//! Significance: under the null the group's incidents fall in time as the rest of the
+//! history does (the empirical share of the other incidents in the window or slot, so
+//! business hours and thin early months are not mistaken for patterns). The tail is Poisson, and the
+//! scan is paid for with a union bound: a burst window starts at one of the group's `n`
+//! incidents (`n` looks), a weekly slot is one of 168, a daily hour one of 24, and the
+//! best of the three scans is taken (three looks). The result joins the other clusters
+//! in the Benjamini–Hochberg correction, so an unremarkable group is not proposed.
+//!
+//! What it must not do: look at incidents already in a cluster, join incidents without a
+//! CI (nothing ties them to one), or do I/O. Pure.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{Datelike, Timelike};
+
+use super::HistoryRecord;
+use super::features::Features;
+use super::recurrence;
+use super::significance::poisson_sf;
+
+/// A group of noise incidents that point at `ci`, share codes and come together in time.
+#[derive(Debug, Clone)]
+pub struct Burst {
+    /// Indices into the history, sorted.
+    pub members: Vec<usize>,
+    /// The CI they all point at.
+    pub ci: String,
+    /// Incidents the null puts in that window or slot.
+    pub expected: f64,
+    /// Significance after the union bound over the scans (not yet FDR-corrected).
+    pub p: f64,
+}
+
+/// Coded atoms that say what failed (not where): the grouping key.
+const WHAT: &[&str] = &["cat:", "sub:", "sym:", "close:"];
+
+/// The groups found (disjoint, most significant first) and the p-values of every other
+/// group tested (for the false-discovery correction).
+pub fn find(
+    records: &[HistoryRecord],
+    feats: &[Features],
+    taken: &[bool],
+    min_pts: usize,
+) -> (Vec<Burst>, Vec<f64>) {
+    let n_all = records.len();
+    if n_all == 0 {
+        return (Vec::new(), Vec::new());
+    }
+    // The whole history's time profile: the null.
+    let mut all_times: Vec<i64> = records.iter().map(|r| r.opened_at.timestamp()).collect();
+    all_times.sort_unstable();
+    let mut week = [1.0f64; 168];
+    let mut day = [1.0f64; 24];
+    for r in records {
+        let h = r.opened_at.hour() as usize;
+        week[r.opened_at.weekday().num_days_from_monday() as usize * 24 + h] += 1.0;
+        day[h] += 1.0;
+    }
+    let (wsum, dsum): (f64, f64) = (week.iter().sum(), day.iter().sum());
+    let window = recurrence::BURST_DAYS * 86_400;
+    let share_between = |lo: i64, hi: i64| -> f64 {
+        let a = all_times.partition_point(|&t| t < lo);
+        let b = all_times.partition_point(|&t| t <= hi);
+        (b - a) as f64 / n_all as f64
+    };
+
+    let mut groups: BTreeMap<(&str, String), Vec<usize>> = BTreeMap::new();
+    for (i, f) in feats.iter().enumerate() {
+        if taken[i] || f.ci.is_none() {
+            continue;
+        }
+        let mut key: Vec<&str> = f
+            .words
+            .iter()
+            .map(String::as_str)
+            .filter(|w| WHAT.iter().any(|p| w.starts_with(p)))
+            .collect();
+        if key.is_empty() {
+            continue;
+        }
+        key.sort_unstable();
+        key.dedup();
+        let key = key.join(" ");
+        for (ci, _) in &f.neighbourhood {
+            groups.entry((ci.as_str(), key.clone())).or_default().push(i);
+        }
+    }
+
+    let mut found: Vec<(Burst, usize)> = Vec::new();
+    let mut others: Vec<f64> = Vec::new();
+    for ((ci, _), members) in groups {
+        let n = members.len();
+        if n < min_pts {
+            continue;
+        }
+        let mut best: Option<(f64, f64, Vec<usize>)> = None;
+        let mut consider = |p: f64, expected: f64, m: Vec<usize>| {
+            if m.len() >= min_pts && best.as_ref().is_none_or(|b| p < b.0) {
+                best = Some((p, expected, m));
+            }
+        };
+        // Burst: the densest window starting at a member; given a member at its start,
+        // the other n-1 fall in it with the window's share of the history.
+        let mut by_time = members.clone();
+        by_time.sort_by_key(|&i| records[i].opened_at);
+        let ts: Vec<i64> = by_time.iter().map(|&i| records[i].opened_at.timestamp()).collect();
+        for j in 0..n {
+            let end = ts.partition_point(|&t| t <= ts[j] + window);
+            let k = end - j;
+            if k < min_pts {
+                continue;
+            }
+            // The share of the other incidents of the history in that window.
+            let others_in = share_between(ts[j], ts[j] + window) * n_all as f64 - k as f64;
+            let share = (others_in.max(0.0) + 1.0) / (n_all.saturating_sub(n) + 1) as f64;
+            let expected = (n - 1) as f64 * share.min(1.0);
+            let p = (n as f64 * poisson_sf(k - 1, expected)).min(1.0);
+            consider(p, expected + 1.0, by_time[j..end].to_vec());
+        }
+        // Weekly slot and daily hour, each shared as the whole history's are.
+        let mut slots: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        let mut hours: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for &i in &members {
+            let t = records[i].opened_at;
+            let h = t.hour() as usize;
+            slots
+                .entry(t.weekday().num_days_from_monday() as usize * 24 + h)
+                .or_default()
+                .push(i);
+            hours.entry(h).or_default().push(i);
+        }
+        for (s, m) in slots {
+            let expected = n as f64 * (week[s] - m.len() as f64) / (wsum - n as f64);
+            let p = (168.0 * poisson_sf(m.len(), expected)).min(1.0);
+            consider(p, expected, m);
+        }
+        for (h, m) in hours {
+            let expected = n as f64 * (day[h] - m.len() as f64) / (dsum - n as f64);
+            let p = (24.0 * poisson_sf(m.len(), expected)).min(1.0);
+            consider(p, expected, m);
+        }
+        let Some((p, expected, mut m)) = best else {
+            // Tested and found nothing: it still counts in the correction.
+            others.push(1.0);
+            continue;
+        };
+        m.sort_unstable();
+        let on_it = m
+            .iter()
+            .filter(|&&i| feats[i].ci.as_deref() == Some(ci))
+            .count();
+        found.push((
+            Burst {
+                members: m,
+                ci: ci.to_string(),
+                expected,
+                p: (3.0 * p).min(1.0),
+            },
+            on_it,
+        ));
+    }
+    // One incident belongs to one group: the most significant first, then the one with
+    // most incidents raised on its CI (the root rather than what it runs on).
+    found.sort_by(|a, b| {
+        a.0.p
+            .total_cmp(&b.0.p)
+            .then(b.0.members.len().cmp(&a.0.members.len()))
+            .then(b.1.cmp(&a.1))
+            .then(a.0.ci.cmp(&b.0.ci))
+    });
+    let mut used: HashSet<usize> = HashSet::new();
+    let mut out = Vec::new();
+    for (b, _) in found {
+        if b.members.iter().any(|i| used.contains(i)) {
+            others.push(b.p);
+            continue;
+        }
+        used.extend(b.members.iter().copied());
+        out.push(b);
+    }
+    (out, others)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cmdb::{CmdbFile, Topology};
+    use crate::problem::{HistoryRecord, ProblemCandidate, ProblemConfig, cluster};
+
+    /// db-01 with three applications depending on it, and twenty hosts.
+    fn topo() -> Topology {
+        let mut y = String::from(
+            "cis:\n - {id: db-01}\n - {id: orders-api}\n - {id: billing-api}\n - {id: stock-api}\n",
+        );
+        for k in 0..20 {
+            y.push_str(&format!(" - {{id: host-{k:02}}}\n"));
+        }
+        y.push_str("relations:\n");
+        for a in ["orders-api", "billing-api", "stock-api"] {
+            y.push_str(&format!(" - {{source: {a}, target: db-01, type: depends_on}}\n"));
+        }
+        Topology::from_file(&CmdbFile::parse(&y).unwrap())
+    }
+
+    fn rec(n: usize, ci: &str, hours: i64, title: &str, alert: &str, codes: (&str, &str)) -> HistoryRecord {
+        let t0: chrono::DateTime<chrono::Utc> = "2026-03-02T00:00:00Z".parse().unwrap();
+        HistoryRecord {
+            id: format!("INC{n:07}"),
+            opened_at: t0 + chrono::Duration::hours(hours) + chrono::Duration::minutes((n % 50) as i64),
+            resolved_at: None,
+            ci: Some(ci.into()),
+            title: Some(title.into()),
+            alertnames: vec![alert.into()],
+            category: Some(codes.0.into()),
+            subcategory: Some(codes.1.into()),
+            symptom: None,
+            assignment_group: None,
+            priority: Some(3),
+            resolution_note: None,
+            location: None,
+            service: None,
+            ci_class: None,
+            closure_code: None,
+            known_error: None,
+        }
+    }
+
+    /// 300 unrelated one-offs on the hosts over half a year, in various categories.
+    fn background() -> Vec<HistoryRecord> {
+        let modes = [
+            ("disk almost full", "HostDiskFull", ("infrastructure", "storage")),
+            ("certificate expires soon", "CertExpiry", ("security", "certificates")),
+            ("queue consumers lagging", "ConsumerLag", ("middleware", "queues")),
+            ("login page slow", "LoginSlow", ("application", "performance")),
+            ("dns lookups failing", "DnsFailures", ("network", "dns")),
+            ("too many connections", "TooManyConnections", ("database", "connections")),
+        ];
+        (0..300)
+            .map(|k| {
+                let (title, alert, codes) = modes[k % modes.len()];
+                let ci = format!("host-{:02}", k % 20);
+                rec(1000 + k, &ci, (k as i64 * 97) % (180 * 24), title, alert, codes)
+            })
+            .collect()
+    }
+
+    fn on(cands: &[ProblemCandidate], ci: &str) -> Vec<ProblemCandidate> {
+        cands
+            .iter()
+            .filter(|c| {
+                c.suggested_root_cause.ci_id.as_deref() == Some(ci)
+                    || c.cis.iter().any(|x| x.ci_id == ci)
+            })
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn a_generic_burst_on_a_database_and_its_dependents_is_one_candidate_naming_the_database() {
+        // Connection exhaustion on db-01 over a day and a half: the database team and the
+        // teams of three applications using it each file a ticket in their own words.
+        let codes = ("database", "connections");
+        let mut h = background();
+        let day = 70 * 24;
+        h.push(rec(1, "db-01", day, "db-01: users report slow", "PostgresSlow", codes));
+        h.push(rec(2, "orders-api", day + 5, "orders-api: intermittent errors", "HighErrorRate", codes));
+        h.push(rec(3, "billing-api", day + 11, "billing-api not working properly", "HighLatency", codes));
+        h.push(rec(4, "db-01", day + 20, "db-01 degraded, performance issue", "DbDegraded", codes));
+        h.push(rec(5, "stock-api", day + 30, "stock-api: errors reported", "Http5xx", codes));
+        let cands = cluster(&h, Some(&topo()), &ProblemConfig::default()).unwrap();
+        let found = on(&cands, "db-01");
+        assert_eq!(found.len(), 1, "{cands:#?}");
+        assert_eq!(found[0].suggested_root_cause.ci_id.as_deref(), Some("db-01"));
+        let mut ids = found[0].incident_ids.clone();
+        ids.sort();
+        assert_eq!(ids, ["INC0000001", "INC0000002", "INC0000003", "INC0000004", "INC0000005"]);
+    }
+
+    #[test]
+    fn unrelated_one_offs_on_a_database_and_its_dependents_are_not_a_problem() {
+        // The same CIs and the same category, months apart at random hours: ordinary volume.
+        let codes = ("database", "connections");
+        let mut h = background();
+        h.push(rec(1, "db-01", 10 * 24 + 3, "db-01: users report slow", "PostgresSlow", codes));
+        h.push(rec(2, "orders-api", 45 * 24 + 14, "orders-api: intermittent errors", "HighErrorRate", codes));
+        h.push(rec(3, "billing-api", 80 * 24 + 9, "billing-api not working properly", "HighLatency", codes));
+        h.push(rec(4, "db-01", 120 * 24 + 22, "db-01 degraded, performance issue", "DbDegraded", codes));
+        h.push(rec(5, "stock-api", 160 * 24 + 6, "stock-api: errors reported", "Http5xx", codes));
+        // And a busy day of unrelated failures on the same CIs: different categories.
+        let day = 70 * 24;
+        h.push(rec(6, "db-01", day, "db-01: backup late", "BackupLate", ("infrastructure", "backup")));
+        h.push(rec(7, "orders-api", day + 3, "orders-api: pdf render errors", "PdfError", ("application", "errors")));
+        h.push(rec(8, "billing-api", day + 6, "billing-api: ldap bind failed", "LdapBind", ("security", "authentication")));
+        h.push(rec(9, "stock-api", day + 9, "stock-api: export failed", "ExportFailed", ("application", "batch")));
+        let cands = cluster(&h, Some(&topo()), &ProblemConfig::default()).unwrap();
+        assert!(on(&cands, "db-01").is_empty(), "{cands:#?}");
+        for a in ["orders-api", "billing-api", "stock-api"] {
+            assert!(on(&cands, a).is_empty(), "{cands:#?}");
+        }
+    }
+}
