@@ -39,6 +39,8 @@ pub mod store;
 // Out.
 pub mod outbox;
 
+pub mod delivery;
+
 pub mod problem;
 
 // Serving and operating it.
@@ -51,6 +53,8 @@ pub mod console;
 pub mod cli;
 
 pub mod config;
+
+pub mod duration;
 
 pub mod metrics;
 
