@@ -8,8 +8,8 @@
 //! suggested root, DBSCAN inside each block; `bursts` for what words cannot join) →
 //! `recurrence` (weekly / daily / burst / irregular) → candidates with stable ids;
 //! `reconcile` merges a new run with the accepted and rejected candidates a problem
-//! manager already decided on. `eval` is the evaluation harness (synthetic histories with
-//! known problems, scorer, baseline).
+//! manager already decided on. Its evaluation harness (synthetic histories with known
+//! problems, scorer, baseline) is `sift_eval::problem` (crates/sift-eval).
 //!
 //! What it must not do: I/O of any kind or clock reads (the caller passes the history,
 //! the topology and "now"), or panic on anything a history record can contain. The store
@@ -17,7 +17,6 @@
 
 pub mod bursts;
 pub mod cluster;
-pub mod eval;
 pub mod features;
 pub mod import;
 pub mod reconcile;

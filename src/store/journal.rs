@@ -17,6 +17,22 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::StoreError;
 use crate::alert::Fingerprint;
+use crate::correlate::AlertRecord;
+
+/// A digest of the columns the `alerts` table is indexed by (status, CI, incident, start),
+/// for the current values of a record (never 0). When a record's digest equals the one of
+/// its stored row, a write rewrites only the row's document (`WriteTx::refresh_alerts`).
+/// An indexed column that is left out here silently goes stale on re-sends
+/// (`tests/resend.rs`).
+pub fn index_digest(rec: &AlertRecord) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    rec.status.as_str().hash(&mut h);
+    rec.ci_id.hash(&mut h);
+    rec.incident_id.hash(&mut h);
+    rec.starts_at.timestamp_millis().hash(&mut h);
+    h.finish() | 1
+}
 
 /// An alert's count and `ends_at` as of one commit.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,6 +7,7 @@
 //! writes with it, so a daemon that finds the sequence moved re-reads only what changed.
 
 pub mod journal;
+mod settings;
 mod sql;
 
 use std::collections::HashSet;
@@ -17,10 +18,11 @@ use crate::alert::Fingerprint;
 use crate::cmdb::{Change, Ci, CmdbFile, Relation};
 use crate::correlate::{AlertRecord, FeedbackPair, Label};
 use crate::incident::{Incident, IncidentStatus, TimelineEntry};
-use crate::outbox::{Event, OutboxEntry, Outcome, Subscription};
+use crate::outbox::{Event, OutboxEntry, OutboxStatus, Outcome, Subscription};
 use crate::problem::{HistoryRecord, ProblemCandidate, ProblemStatus};
 
 pub use journal::{JournalEntry, JournalRow};
+pub use settings::{SqliteSync, StoreConfig};
 pub use sql::{PostgresStore, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -230,7 +232,7 @@ pub enum RetryOutcome {
     Queued,
     NotFound,
     /// Only dead rows are retried; this is its status.
-    NotDead(String),
+    NotDead(OutboxStatus),
     /// A later event of the same incident was delivered to that subscription (its id):
     /// sending this one now would roll the receiver back to an older state.
     Stale(String),
@@ -316,7 +318,7 @@ pub trait WriteTx: Send {
 }
 
 /// Opens the store named by `url` (`sqlite://…` or `postgres://…`).
-pub async fn open(cfg: &crate::config::StoreConfig) -> Result<Box<dyn Store>, StoreError> {
+pub async fn open(cfg: &StoreConfig) -> Result<Box<dyn Store>, StoreError> {
     let url = cfg.url.as_str();
     if url.starts_with("sqlite:") {
         Ok(Box::new(SqliteStore::connect(cfg).await?))

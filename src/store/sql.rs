@@ -20,13 +20,13 @@ use super::{
     AlertPage, AlertQuery, ChangeQuery, FeedbackQuery, IncidentQuery, OccurrenceHistory, StateRow,
     Store, StoreError, WriteTx,
 };
+use super::{SqliteSync, StoreConfig};
 use crate::alert::Fingerprint;
 use crate::causality::overrides::{LearnedGraph, Override};
 use crate::cmdb::{Change, Ci, CmdbFile, Relation};
-use crate::config::{SqliteSync, StoreConfig};
 use crate::correlate::{AlertRecord, EditKind, FeedbackPair, Label};
 use crate::incident::{Incident, TimelineEntry, TimelineKind};
-use crate::outbox::{Event, OutboxEntry, Outcome, Subscription};
+use crate::outbox::{Event, OutboxEntry, OutboxStatus, Outcome, Subscription};
 use crate::problem::{HistoryRecord, ProblemCandidate, ProblemStatus};
 
 /// Embedded migrations: (version, name, SQLite text, PostgreSQL text).
@@ -950,7 +950,11 @@ macro_rules! sql_store {
                 let Some((status, subscription, incident)) = row else {
                     return Ok(RetryOutcome::NotFound);
                 };
-                if status != "dead" {
+                let status: OutboxStatus = status.parse().map_err(|e: crate::outbox::UnknownStatus| StoreError::Corrupt {
+                    what: format!("outbox row {id}"),
+                    err: e.to_string(),
+                })?;
+                if status != OutboxStatus::Dead {
                     return Ok(RetryOutcome::NotDead(status));
                 }
                 // A later event of the incident already reached the receiver: this one would
@@ -1596,7 +1600,10 @@ where
         event_id: r.try_get(2)?,
         event: r.try_get(3)?,
         incident_id: r.try_get(4)?,
-        status: r.try_get(5)?,
+        status: r
+            .try_get::<String, _>(5)?
+            .parse()
+            .map_err(|e: crate::outbox::UnknownStatus| sqlx::Error::Decode(e.into()))?,
         attempts: r.try_get(6)?,
         next_at: from_ms(r.try_get(7)?),
         created_at: from_ms(r.try_get(8)?),

@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 use sift::cmdb::Topology;
-use sift::problem::eval::{generate_with, grid};
+use sift_eval::problem::{generate_with, grid};
 use sift::problem::{ProblemConfig, cluster};
 
 fn main() {
