@@ -46,6 +46,19 @@ pub struct Burst {
 /// Coded atoms that say what failed (not where): the grouping key.
 const WHAT: &[&str] = &["cat:", "sub:", "sym:", "close:"];
 
+/// The coded atoms of an incident that say what failed, sorted and unique.
+pub fn codes(f: &Features) -> Vec<&str> {
+    let mut key: Vec<&str> = f
+        .words
+        .iter()
+        .map(String::as_str)
+        .filter(|w| WHAT.iter().any(|p| w.starts_with(p)))
+        .collect();
+    key.sort_unstable();
+    key.dedup();
+    key
+}
+
 /// The groups found (disjoint, most significant first) and the p-values of every other
 /// group tested (for the false-discovery correction).
 pub fn find(
@@ -61,19 +74,22 @@ pub fn find(
     // The whole history's time profile: the null.
     let mut all_times: Vec<i64> = records.iter().map(|r| r.opened_at.timestamp()).collect();
     all_times.sort_unstable();
-    let mut week = [1.0f64; 168];
+    // Weekday and hour of day counts; a weekly slot's share is the product of its
+    // weekday's and its hour's (a history holds a few incidents per slot of 168, too few
+    // to estimate one slot's share from its own count: an empty slot would make any
+    // three incidents in it look like a pattern).
+    let mut wday = [1.0f64; 7];
     let mut day = [1.0f64; 24];
     for r in records {
-        let h = r.opened_at.hour() as usize;
-        week[r.opened_at.weekday().num_days_from_monday() as usize * 24 + h] += 1.0;
-        day[h] += 1.0;
+        wday[r.opened_at.weekday().num_days_from_monday() as usize] += 1.0;
+        day[r.opened_at.hour() as usize] += 1.0;
     }
-    let (wsum, dsum): (f64, f64) = (week.iter().sum(), day.iter().sum());
     let window = recurrence::BURST_DAYS * 86_400;
-    let share_between = |lo: i64, hi: i64| -> f64 {
+    let (t_first, t_last) = (all_times[0], all_times[n_all - 1]);
+    let count_between = |lo: i64, hi: i64| -> f64 {
         let a = all_times.partition_point(|&t| t < lo);
         let b = all_times.partition_point(|&t| t <= hi);
-        (b - a) as f64 / n_all as f64
+        (b - a) as f64
     };
 
     let mut groups: BTreeMap<(&str, String), Vec<usize>> = BTreeMap::new();
@@ -81,20 +97,16 @@ pub fn find(
         if taken[i] || f.ci.is_none() {
             continue;
         }
-        let mut key: Vec<&str> = f
-            .words
-            .iter()
-            .map(String::as_str)
-            .filter(|w| WHAT.iter().any(|p| w.starts_with(p)))
-            .collect();
+        let key = codes(f);
         if key.is_empty() {
             continue;
         }
-        key.sort_unstable();
-        key.dedup();
         let key = key.join(" ");
         for (ci, _) in &f.neighbourhood {
-            groups.entry((ci.as_str(), key.clone())).or_default().push(i);
+            groups
+                .entry((ci.as_str(), key.clone()))
+                .or_default()
+                .push(i);
         }
     }
 
@@ -115,16 +127,24 @@ pub fn find(
         // the other n-1 fall in it with the window's share of the history.
         let mut by_time = members.clone();
         by_time.sort_by_key(|&i| records[i].opened_at);
-        let ts: Vec<i64> = by_time.iter().map(|&i| records[i].opened_at.timestamp()).collect();
+        let ts: Vec<i64> = by_time
+            .iter()
+            .map(|&i| records[i].opened_at.timestamp())
+            .collect();
         for j in 0..n {
             let end = ts.partition_point(|&t| t <= ts[j] + window);
             let k = end - j;
             if k < min_pts {
                 continue;
             }
-            // The share of the other incidents of the history in that window.
-            let others_in = share_between(ts[j], ts[j] + window) * n_all as f64 - k as f64;
-            let share = (others_in.max(0.0) + 1.0) / (n_all.saturating_sub(n) + 1) as f64;
+            // The share of the other incidents of the history in that window, from their
+            // density over a span WIDE times as long around it (a window's own count is
+            // too few to tell a quiet week from a thin month).
+            let (lo, hi) = wide_span(ts[j], window, t_first, t_last);
+            let in_wide = count_between(lo, hi) - group_between(&ts, lo, hi);
+            let scale = window as f64 / (hi - lo).max(window) as f64;
+            let others_in = in_wide.max(0.0) * scale;
+            let share = (others_in + 1.0) / (n_all.saturating_sub(n) + 1) as f64;
             let expected = (n - 1) as f64 * share.min(1.0);
             let p = (n as f64 * poisson_sf(k - 1, expected)).min(1.0);
             consider(p, expected + 1.0, by_time[j..end].to_vec());
@@ -141,13 +161,22 @@ pub fn find(
                 .push(i);
             hours.entry(h).or_default().push(i);
         }
+        // The other incidents' weekday and hour counts (the group's own taken out).
+        let (mut wd_o, mut h_o) = (wday, day);
+        for &i in &members {
+            let t = records[i].opened_at;
+            wd_o[t.weekday().num_days_from_monday() as usize] -= 1.0;
+            h_o[t.hour() as usize] -= 1.0;
+        }
+        let (wd_sum, h_sum): (f64, f64) = (wd_o.iter().sum(), h_o.iter().sum());
         for (s, m) in slots {
-            let expected = n as f64 * (week[s] - m.len() as f64) / (wsum - n as f64);
+            let share = wd_o[s / 24] / wd_sum * h_o[s % 24] / h_sum;
+            let expected = n as f64 * share;
             let p = (168.0 * poisson_sf(m.len(), expected)).min(1.0);
             consider(p, expected, m);
         }
         for (h, m) in hours {
-            let expected = n as f64 * (day[h] - m.len() as f64) / (dsum - n as f64);
+            let expected = n as f64 * h_o[h] / h_sum;
             let p = (24.0 * poisson_sf(m.len(), expected)).min(1.0);
             consider(p, expected, m);
         }
@@ -193,6 +222,24 @@ pub fn find(
     (out, others)
 }
 
+/// How many times a burst window's span the density of the other incidents is read over.
+const WIDE: i64 = 5;
+
+/// The span `WIDE` windows long centred on the window starting at `t`, kept inside the
+/// history.
+fn wide_span(t: i64, window: i64, first: i64, last: i64) -> (i64, i64) {
+    let len = window * WIDE;
+    let lo = (t + window / 2 - len / 2).max(first);
+    let hi = (lo + len).min(last.max(lo + window));
+    let lo = (hi - len).max(first).min(t);
+    (lo, hi.max(t + window))
+}
+
+/// How many of the group's (sorted) times fall in `[lo, hi]`.
+fn group_between(ts: &[i64], lo: i64, hi: i64) -> f64 {
+    (ts.partition_point(|&t| t <= hi) - ts.partition_point(|&t| t < lo)) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use crate::cmdb::{CmdbFile, Topology};
@@ -208,16 +255,27 @@ mod tests {
         }
         y.push_str("relations:\n");
         for a in ["orders-api", "billing-api", "stock-api"] {
-            y.push_str(&format!(" - {{source: {a}, target: db-01, type: depends_on}}\n"));
+            y.push_str(&format!(
+                " - {{source: {a}, target: db-01, type: depends_on}}\n"
+            ));
         }
         Topology::from_file(&CmdbFile::parse(&y).unwrap())
     }
 
-    fn rec(n: usize, ci: &str, hours: i64, title: &str, alert: &str, codes: (&str, &str)) -> HistoryRecord {
+    fn rec(
+        n: usize,
+        ci: &str,
+        hours: i64,
+        title: &str,
+        alert: &str,
+        codes: (&str, &str),
+    ) -> HistoryRecord {
         let t0: chrono::DateTime<chrono::Utc> = "2026-03-02T00:00:00Z".parse().unwrap();
         HistoryRecord {
             id: format!("INC{n:07}"),
-            opened_at: t0 + chrono::Duration::hours(hours) + chrono::Duration::minutes((n % 50) as i64),
+            opened_at: t0
+                + chrono::Duration::hours(hours)
+                + chrono::Duration::minutes((n % 50) as i64),
             resolved_at: None,
             ci: Some(ci.into()),
             title: Some(title.into()),
@@ -239,18 +297,45 @@ mod tests {
     /// 300 unrelated one-offs on the hosts over half a year, in various categories.
     fn background() -> Vec<HistoryRecord> {
         let modes = [
-            ("disk almost full", "HostDiskFull", ("infrastructure", "storage")),
-            ("certificate expires soon", "CertExpiry", ("security", "certificates")),
-            ("queue consumers lagging", "ConsumerLag", ("middleware", "queues")),
-            ("login page slow", "LoginSlow", ("application", "performance")),
+            (
+                "disk almost full",
+                "HostDiskFull",
+                ("infrastructure", "storage"),
+            ),
+            (
+                "certificate expires soon",
+                "CertExpiry",
+                ("security", "certificates"),
+            ),
+            (
+                "queue consumers lagging",
+                "ConsumerLag",
+                ("middleware", "queues"),
+            ),
+            (
+                "login page slow",
+                "LoginSlow",
+                ("application", "performance"),
+            ),
             ("dns lookups failing", "DnsFailures", ("network", "dns")),
-            ("too many connections", "TooManyConnections", ("database", "connections")),
+            (
+                "too many connections",
+                "TooManyConnections",
+                ("database", "connections"),
+            ),
         ];
         (0..300)
             .map(|k| {
                 let (title, alert, codes) = modes[k % modes.len()];
                 let ci = format!("host-{:02}", k % 20);
-                rec(1000 + k, &ci, (k as i64 * 97) % (180 * 24), title, alert, codes)
+                rec(
+                    1000 + k,
+                    &ci,
+                    (k as i64 * 97) % (180 * 24),
+                    title,
+                    alert,
+                    codes,
+                )
             })
             .collect()
     }
@@ -273,18 +358,114 @@ mod tests {
         let codes = ("database", "connections");
         let mut h = background();
         let day = 70 * 24;
-        h.push(rec(1, "db-01", day, "db-01: users report slow", "PostgresSlow", codes));
-        h.push(rec(2, "orders-api", day + 5, "orders-api: intermittent errors", "HighErrorRate", codes));
-        h.push(rec(3, "billing-api", day + 11, "billing-api not working properly", "HighLatency", codes));
-        h.push(rec(4, "db-01", day + 20, "db-01 degraded, performance issue", "DbDegraded", codes));
-        h.push(rec(5, "stock-api", day + 30, "stock-api: errors reported", "Http5xx", codes));
+        h.push(rec(
+            1,
+            "db-01",
+            day,
+            "db-01: users report slow",
+            "PostgresSlow",
+            codes,
+        ));
+        h.push(rec(
+            2,
+            "orders-api",
+            day + 5,
+            "orders-api: intermittent errors",
+            "HighErrorRate",
+            codes,
+        ));
+        h.push(rec(
+            3,
+            "billing-api",
+            day + 11,
+            "billing-api not working properly",
+            "HighLatency",
+            codes,
+        ));
+        h.push(rec(
+            4,
+            "db-01",
+            day + 20,
+            "db-01 degraded, performance issue",
+            "DbDegraded",
+            codes,
+        ));
+        h.push(rec(
+            5,
+            "stock-api",
+            day + 30,
+            "stock-api: errors reported",
+            "Http5xx",
+            codes,
+        ));
         let cands = cluster(&h, Some(&topo()), &ProblemConfig::default()).unwrap();
         let found = on(&cands, "db-01");
         assert_eq!(found.len(), 1, "{cands:#?}");
-        assert_eq!(found[0].suggested_root_cause.ci_id.as_deref(), Some("db-01"));
+        assert_eq!(
+            found[0].suggested_root_cause.ci_id.as_deref(),
+            Some("db-01")
+        );
         let mut ids = found[0].incident_ids.clone();
         ids.sort();
-        assert_eq!(ids, ["INC0000001", "INC0000002", "INC0000003", "INC0000004", "INC0000005"]);
+        assert_eq!(
+            ids,
+            [
+                "INC0000001",
+                "INC0000002",
+                "INC0000003",
+                "INC0000004",
+                "INC0000005"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_busy_database_and_its_dependents_full_of_one_offs_are_not_a_problem() {
+        // Twenty unrelated failures on db-01 and the applications using it over half a
+        // year, under four coded categories: a busy corner of the estate, no recurrence.
+        let codes = [
+            ("application", "errors"),
+            ("application", "performance"),
+            ("database", "connections"),
+            ("infrastructure", "storage"),
+        ];
+        let details = [
+            "login page",
+            "nightly export",
+            "pdf invoices",
+            "search results outdated",
+            "mail relay",
+            "ldap bind",
+            "config drift",
+            "backup window",
+            "cron job",
+            "dns lookups",
+            "proxy authentication",
+            "license server",
+            "report queue",
+            "file share",
+            "partner api quota",
+            "session store",
+            "missing translations",
+            "webhook delivery",
+            "cache warmup",
+            "audit log gap",
+        ];
+        let cis = ["db-01", "orders-api", "billing-api", "stock-api"];
+        let mut h = background();
+        for (k, d) in details.iter().enumerate() {
+            let hours = (k as i64 * 211 + 7) % (180 * 24);
+            let title = format!("{}: users report slow, {d}", cis[k % 4]);
+            let alert: String = d
+                .split(' ')
+                .map(|w| w[..1].to_uppercase() + &w[1..])
+                .collect();
+            h.push(rec(k + 1, cis[k % 4], hours, &title, &alert, codes[k % 4]));
+        }
+        let cands = cluster(&h, Some(&topo()), &ProblemConfig::default()).unwrap();
+        for ci in cis {
+            assert!(on(&cands, ci).is_empty(), "{cands:#?}");
+        }
     }
 
     #[test]
@@ -292,17 +473,80 @@ mod tests {
         // The same CIs and the same category, months apart at random hours: ordinary volume.
         let codes = ("database", "connections");
         let mut h = background();
-        h.push(rec(1, "db-01", 10 * 24 + 3, "db-01: users report slow", "PostgresSlow", codes));
-        h.push(rec(2, "orders-api", 45 * 24 + 14, "orders-api: intermittent errors", "HighErrorRate", codes));
-        h.push(rec(3, "billing-api", 80 * 24 + 9, "billing-api not working properly", "HighLatency", codes));
-        h.push(rec(4, "db-01", 120 * 24 + 22, "db-01 degraded, performance issue", "DbDegraded", codes));
-        h.push(rec(5, "stock-api", 160 * 24 + 6, "stock-api: errors reported", "Http5xx", codes));
+        h.push(rec(
+            1,
+            "db-01",
+            10 * 24 + 3,
+            "db-01: users report slow",
+            "PostgresSlow",
+            codes,
+        ));
+        h.push(rec(
+            2,
+            "orders-api",
+            45 * 24 + 14,
+            "orders-api: intermittent errors",
+            "HighErrorRate",
+            codes,
+        ));
+        h.push(rec(
+            3,
+            "billing-api",
+            80 * 24 + 9,
+            "billing-api not working properly",
+            "HighLatency",
+            codes,
+        ));
+        h.push(rec(
+            4,
+            "db-01",
+            120 * 24 + 22,
+            "db-01 degraded, performance issue",
+            "DbDegraded",
+            codes,
+        ));
+        h.push(rec(
+            5,
+            "stock-api",
+            160 * 24 + 6,
+            "stock-api: errors reported",
+            "Http5xx",
+            codes,
+        ));
         // And a busy day of unrelated failures on the same CIs: different categories.
         let day = 70 * 24;
-        h.push(rec(6, "db-01", day, "db-01: backup late", "BackupLate", ("infrastructure", "backup")));
-        h.push(rec(7, "orders-api", day + 3, "orders-api: pdf render errors", "PdfError", ("application", "errors")));
-        h.push(rec(8, "billing-api", day + 6, "billing-api: ldap bind failed", "LdapBind", ("security", "authentication")));
-        h.push(rec(9, "stock-api", day + 9, "stock-api: export failed", "ExportFailed", ("application", "batch")));
+        h.push(rec(
+            6,
+            "db-01",
+            day,
+            "db-01: backup late",
+            "BackupLate",
+            ("infrastructure", "backup"),
+        ));
+        h.push(rec(
+            7,
+            "orders-api",
+            day + 3,
+            "orders-api: pdf render errors",
+            "PdfError",
+            ("application", "errors"),
+        ));
+        h.push(rec(
+            8,
+            "billing-api",
+            day + 6,
+            "billing-api: ldap bind failed",
+            "LdapBind",
+            ("security", "authentication"),
+        ));
+        h.push(rec(
+            9,
+            "stock-api",
+            day + 9,
+            "stock-api: export failed",
+            "ExportFailed",
+            ("application", "batch"),
+        ));
         let cands = cluster(&h, Some(&topo()), &ProblemConfig::default()).unwrap();
         assert!(on(&cands, "db-01").is_empty(), "{cands:#?}");
         for a in ["orders-api", "billing-api", "stock-api"] {

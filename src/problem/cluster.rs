@@ -376,17 +376,50 @@ pub fn cluster_report(
             shared: shared_atoms(c, &feats, &df),
         });
     }
-    let mut ps: Vec<f64> = tests.iter().map(|t| t.p).collect();
-    ps.extend(&burst_others);
-    let q = significance::bh(&ps);
+    // Two families of tests, each corrected on its own: clusters of alike incidents, and
+    // groups joined by codes and time alone (see `bursts`). Pooled, the many strong
+    // clusters of the first would lift a weak coincidence of the second over the bar.
+    let (mut p_alike, mut p_time): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    for (k, t) in tests.iter().enumerate() {
+        if scanned.contains_key(&k) {
+            p_time.push(t.p);
+        } else {
+            p_alike.push(t.p);
+        }
+    }
+    p_time.extend(&burst_others);
+    let (q_alike, q_time) = (significance::bh(&p_alike), significance::bh(&p_time));
+    let (mut a, mut b) = (q_alike.into_iter(), q_time.into_iter());
+    let q: Vec<f64> = (0..tests.len())
+        .map(|k| {
+            let next = if scanned.contains_key(&k) {
+                b.next()
+            } else {
+                a.next()
+            };
+            next.unwrap_or(1.0)
+        })
+        .collect();
     let tested = tests.len();
+    let kept: Vec<bool> = bounded
+        .iter()
+        .zip(&q)
+        .map(|((_, acc), q)| *q <= cfg.fdr || *acc)
+        .collect();
+    let extra = in_pattern(&bounded, &kept, records, &feats);
     let mut not_significant = 0;
     let mut out: Vec<ProblemCandidate> = Vec::new();
-    for (((c, is_accepted), t), q) in bounded.iter().zip(tests).zip(q) {
-        if q > cfg.fdr && !is_accepted {
+    for ((((c, _), t), q), (kept, extra)) in
+        bounded.iter().zip(tests).zip(q).zip(kept.iter().zip(extra))
+    {
+        if !kept {
             not_significant += 1;
             continue;
         }
+        let mut c = c.clone();
+        c.extend(extra);
+        c.sort_unstable();
+        let c = &c;
         let mut cand = candidate(c, records, &feats);
         cand.observed = c.len();
         cand.expected = (t.expected * 1000.0).round() / 1000.0;
@@ -440,6 +473,104 @@ pub fn cluster_report(
         too_broad,
         max_size,
     })
+}
+
+/// Records no candidate holds that fall in a candidate's recurring slot or burst window
+/// with its codes: per cluster of `bounded`, the records it takes (see the module docs).
+/// A record with a CI must point at the candidate's root; one pointing nowhere joins on
+/// codes and time alone. A record that several candidates could take joins the one whose
+/// root is nearest upstream of its CI, and none when that does not decide.
+fn in_pattern(
+    bounded: &[(Vec<usize>, bool)],
+    kept: &[bool],
+    records: &[HistoryRecord],
+    feats: &[Features],
+) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = vec![Vec::new(); bounded.len()];
+    let mut held = vec![false; records.len()];
+    // (cluster, root, codes most members carry, pattern)
+    let mut pats: Vec<(usize, Option<String>, Vec<&str>, super::Recurrence)> = Vec::new();
+    for (k, (c, _)) in bounded.iter().enumerate() {
+        if !kept[k] {
+            continue;
+        }
+        for &i in c {
+            held[i] = true;
+        }
+        let rec = recurrence::analyse(&c.iter().map(|&i| records[i].opened_at).collect::<Vec<_>>());
+        if rec.kind == recurrence::PatternKind::Irregular {
+            continue;
+        }
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for &i in c {
+            for a in bursts::codes(&feats[i]) {
+                *counts.entry(a).or_default() += 1;
+            }
+        }
+        let codes: Vec<&str> = counts
+            .into_iter()
+            .filter(|(_, n)| n * 2 > c.len())
+            .map(|(a, _)| a)
+            .collect();
+        if codes.is_empty() {
+            continue;
+        }
+        pats.push((k, suggest_root(c, feats).map(|(r, _)| r), codes, rec));
+    }
+    let week = chrono::Duration::days(7);
+    let burst = chrono::Duration::days(recurrence::BURST_DAYS);
+    for (i, f) in feats.iter().enumerate() {
+        if held[i] {
+            continue;
+        }
+        let codes = bursts::codes(f);
+        if codes.is_empty() {
+            continue;
+        }
+        let t = records[i].opened_at;
+        // (hops from the record's CI to the root, cluster); u32::MAX without a CI.
+        let mut fits: Vec<(u32, usize)> = Vec::new();
+        for (k, root, pc, rec) in &pats {
+            if *pc != codes {
+                continue;
+            }
+            let hops = match (&f.ci, root) {
+                (None, _) => u32::MAX,
+                (Some(_), Some(r)) => match f.neighbourhood.iter().find(|(c, _)| c == r) {
+                    Some((_, h)) => *h,
+                    None => continue,
+                },
+                (Some(_), None) => continue,
+            };
+            let on_time = match rec.kind {
+                recurrence::PatternKind::Weekly => {
+                    recurrence::in_slot(rec, t)
+                        && t >= rec.first_seen - week
+                        && t <= rec.last_seen + week
+                }
+                recurrence::PatternKind::Daily => {
+                    recurrence::in_slot(rec, t)
+                        && t >= rec.first_seen - chrono::Duration::days(1)
+                        && t <= rec.last_seen + chrono::Duration::days(1)
+                }
+                recurrence::PatternKind::Burst => {
+                    t >= rec.last_seen - burst && t <= rec.first_seen + burst
+                }
+                recurrence::PatternKind::Irregular => false,
+            };
+            if on_time {
+                fits.push((hops, *k));
+            }
+        }
+        fits.sort_unstable();
+        match fits.as_slice() {
+            [] => {}
+            [(_, k)] => out[*k].push(i),
+            [(h0, k), (h1, _), ..] if h0 < h1 => out[*k].push(i),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The cap on a candidate's size never goes below this many incidents: half a year of a
@@ -1091,6 +1222,11 @@ mod tests {
         ));
         h.push(rec(4, "app-01", 120, None, codes));
         h.push(rec(5, "app-01", 150, None, codes));
+        // At different hours of the day: five incidents of one CI and codes at one hour
+        // would be a daily pattern, whatever their words.
+        for (k, r) in h.iter_mut().rev().take(5).enumerate() {
+            r.opened_at += chrono::Duration::hours(5 * k as i64);
+        }
         let cands = cluster(&h, None, &ProblemConfig::default()).unwrap();
         assert!(
             cands
@@ -1098,6 +1234,47 @@ mod tests {
                 .all(|c| c.suggested_root_cause.ci_id.as_deref() != Some("app-01")),
             "{cands:#?}"
         );
+    }
+
+    #[test]
+    fn records_without_ci_or_text_join_a_weekly_problem_in_its_slot_with_its_codes() {
+        // Connection exhaustion on db-01 every Monday at 09:00 for eight weeks. Three more
+        // Mondays at 09:00 were recorded with codes only and no CI: they are the problem's.
+        // The same codes on a Tuesday, or other codes in the slot, are not.
+        let codes = ("database", "connections");
+        let worded = Some((
+            "too many connections, clients refused",
+            "PostgresTooManyConnections",
+        ));
+        let mut h = background();
+        for (n, w) in [0, 1, 3, 5, 7, 8, 9, 10].into_iter().enumerate() {
+            h.push(rec(1 + n, "db-01", w * 7 + 14, worded, codes));
+        }
+        let bare = |n: usize, day: i64, codes: (&str, &str)| {
+            let mut r = rec(n, "x", day, None, codes);
+            r.ci = None;
+            r
+        };
+        for (n, w) in [(20, 2), (21, 4), (22, 6)] {
+            h.push(bare(n, w * 7 + 14, codes));
+        }
+        h.push(bare(30, 5 * 7 + 15, codes));
+        h.push(bare(31, 6 * 7 + 14, ("application", "batch")));
+        let cands = cluster(&h, None, &ProblemConfig::default()).unwrap();
+        let on_db: Vec<&ProblemCandidate> = cands
+            .iter()
+            .filter(|c| c.suggested_root_cause.ci_id.as_deref() == Some("db-01"))
+            .collect();
+        assert_eq!(on_db.len(), 1, "{cands:#?}");
+        assert_eq!(on_db[0].recurrence.kind, recurrence::PatternKind::Weekly);
+        let ids = &on_db[0].incident_ids;
+        for n in [20, 21, 22] {
+            assert!(ids.contains(&format!("INC{n:07}")), "{ids:?}");
+        }
+        for n in [30, 31] {
+            assert!(!ids.contains(&format!("INC{n:07}")), "{ids:?}");
+        }
+        assert_eq!(ids.len(), 11);
     }
 
     #[test]

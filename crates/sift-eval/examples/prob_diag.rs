@@ -1,7 +1,7 @@
-use std::collections::HashMap;
 use sift::cmdb::Topology;
-use sift_eval::problem::{generate_with, grid};
 use sift::problem::{ProblemConfig, cluster};
+use sift_eval::problem::{generate_with, grid};
+use std::collections::HashMap;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -14,36 +14,111 @@ fn main() {
         let h = generate_with(seed, "", &knobs);
         let topo = Topology::from_file(&h.cmdb);
         let cands = cluster(&h.records, Some(&topo), &cfg).unwrap();
-        let idx: HashMap<&str, usize> = h.records.iter().enumerate().map(|(i, r)| (r.id.as_str(), i)).collect();
+        let idx: HashMap<&str, usize> = h
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.as_str(), i))
+            .collect();
         let mut cand_of: HashMap<usize, usize> = HashMap::new();
         for (k, c) in cands.iter().enumerate() {
             for id in &c.incident_ids {
                 cand_of.insert(idx[id.as_str()], k);
             }
         }
-        println!("=== seed {seed}: {} records, {} problems, {} candidates", h.records.len(), h.problems.len(), cands.len());
+        println!(
+            "=== seed {seed}: {} records, {} problems, {} candidates",
+            h.records.len(),
+            h.problems.len(),
+            cands.len()
+        );
         for (p, tp) in h.problems.iter().enumerate() {
-            let mem: Vec<usize> = (0..h.records.len()).filter(|&i| h.truth[i] == Some(p)).collect();
+            let mem: Vec<usize> = (0..h.records.len())
+                .filter(|&i| h.truth[i] == Some(p))
+                .collect();
             let mut per: HashMap<Option<usize>, usize> = HashMap::new();
-            for &i in &mem { *per.entry(cand_of.get(&i).copied()).or_default() += 1; }
-            let best = per.iter().filter(|(k, _)| k.is_some()).max_by_key(|(k, n)| (**n, std::cmp::Reverse(k.unwrap()))).map(|(k, n)| (k.unwrap(), *n));
-            let ok_root = best.map(|(k, _)| cands[k].suggested_root_cause.ci_id.as_deref() == Some(tp.root.as_str())).unwrap_or(false);
+            for &i in &mem {
+                *per.entry(cand_of.get(&i).copied()).or_default() += 1;
+            }
+            let best = per
+                .iter()
+                .filter(|(k, _)| k.is_some())
+                .max_by_key(|(k, n)| (**n, std::cmp::Reverse(k.unwrap())))
+                .map(|(k, n)| (k.unwrap(), *n));
+            let ok_root = best
+                .map(|(k, _)| {
+                    cands[k].suggested_root_cause.ci_id.as_deref() == Some(tp.root.as_str())
+                })
+                .unwrap_or(false);
             let lost = mem.len() - best.map(|b| b.1).unwrap_or(0);
-            if lost == 0 && ok_root { continue; }
-            println!("-- P{p} root {} {} n={} best={:?} root_ok={} split={:?}", tp.root, tp.signature, mem.len(),
-                best.map(|(k, n)| (k, n, cands[k].suggested_root_cause.ci_id.clone(), cands[k].incident_ids.len())), ok_root,
-                per.iter().map(|(k, n)| (*k, *n)).collect::<Vec<_>>());
+            if lost == 0 && ok_root {
+                continue;
+            }
+            println!(
+                "-- P{p} root {} {} n={} best={:?} root_ok={} split={:?}",
+                tp.root,
+                tp.signature,
+                mem.len(),
+                best.map(|(k, n)| (
+                    k,
+                    n,
+                    cands[k].suggested_root_cause.ci_id.clone(),
+                    cands[k].incident_ids.len()
+                )),
+                ok_root,
+                per.iter().map(|(k, n)| (*k, *n)).collect::<Vec<_>>()
+            );
             for &i in &mem {
                 let r = &h.records[i];
-                println!("   {} c={:?} {} ci={:?} t={:?} a={:?} {:?}/{:?}", r.id, cand_of.get(&i), r.opened_at.format("%m-%d %a %H:%M"), r.ci, r.title, r.alertnames, r.category, r.subcategory);
+                println!(
+                    "   {} c={:?} {} ci={:?} t={:?} a={:?} {:?}/{:?}",
+                    r.id,
+                    cand_of.get(&i),
+                    r.opened_at.format("%m-%d %a %H:%M"),
+                    r.ci,
+                    r.title,
+                    r.alertnames,
+                    r.category,
+                    r.subcategory
+                );
             }
         }
         for (k, c) in cands.iter().enumerate() {
-            let one = c.incident_ids.iter().filter(|id| h.truth[idx[id.as_str()]].is_none()).count();
+            let one = c
+                .incident_ids
+                .iter()
+                .filter(|id| h.truth[idx[id.as_str()]].is_none())
+                .count();
             let mut ps: HashMap<Option<usize>, usize> = HashMap::new();
-            for id in &c.incident_ids { *ps.entry(h.truth[idx[id.as_str()]]).or_default() += 1; }
+            for id in &c.incident_ids {
+                *ps.entry(h.truth[idx[id.as_str()]]).or_default() += 1;
+            }
             if one > 0 || ps.len() > 1 {
-                println!("   cand {k} root {:?} sig {} n={} one-offs={} mix={:?} q={:.2e} exp={:.2}", c.suggested_root_cause.ci_id, c.suggested_root_cause.signature, c.incident_ids.len(), one, ps, c.q_value, c.expected);
+                println!(
+                    "   cand {k} root {:?} sig {} n={} one-offs={} mix={:?} q={:.2e} exp={:.2}",
+                    c.suggested_root_cause.ci_id,
+                    c.suggested_root_cause.signature,
+                    c.incident_ids.len(),
+                    one,
+                    ps,
+                    c.q_value,
+                    c.expected
+                );
+                if one * 2 > c.incident_ids.len() {
+                    for id in &c.incident_ids {
+                        let r = &h.records[idx[id.as_str()]];
+                        println!(
+                            "      {} {} ci={:?} t={:?} a={:?} {:?}/{:?}",
+                            r.id,
+                            r.opened_at.format("%m-%d %a %H:%M"),
+                            r.ci,
+                            r.title,
+                            r.alertnames,
+                            r.category,
+                            r.subcategory
+                        );
+                    }
+                }
             }
         }
     }
