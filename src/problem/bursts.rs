@@ -11,12 +11,16 @@
 //! slot and daily hour.
 //!
 //! Significance: under the null the group's incidents fall in time as the rest of the
-//! history does (the empirical share of the other incidents in the window or slot, so
-//! business hours and thin early months are not mistaken for patterns). The tail is Poisson, and the
+//! history does, so business hours and thin early months are not mistaken for patterns.
+//! A burst window's share is the other incidents' density over `WIDE` windows around it;
+//! a weekly slot's is its weekday's share times its hour's (a history has a few
+//! incidents per slot of 168: an emptier slot would make any three incidents in it look
+//! like a pattern); a daily hour's is that hour's share. The tail is Poisson, and the
 //! scan is paid for with a union bound: a burst window starts at one of the group's `n`
 //! incidents (`n` looks), a weekly slot is one of 168, a daily hour one of 24, and the
-//! best of the three scans is taken (three looks). The result joins the other clusters
-//! in the Benjamini–Hochberg correction, so an unremarkable group is not proposed.
+//! best of the three scans is taken (three looks). The caller corrects these p-values for
+//! false discoveries as a family of their own (every group tested, found or not), so an
+//! unremarkable group is not proposed.
 //!
 //! What it must not do: look at incidents already in a cluster, join incidents without a
 //! CI (nothing ties them to one), or do I/O. Pure.

@@ -23,6 +23,13 @@
 //! signature, then in time order, so one pathological CI cannot make a run quadratic in
 //! the whole history.
 //!
+//! What words cannot join is looked for in time (`bursts`): noise incidents pointing at
+//! one CI with one set of codes that come together in a burst window, weekly slot or
+//! daily hour; their p-values are a second family in the false-discovery correction.
+//! Once the candidates are known, one that recurs weekly, daily or in a burst takes the
+//! leftover records carrying its codes that fall in its pattern (`in_pattern`): a record
+//! that lost its CI or its text still has its category and its time.
+//!
 //! Per cluster: the suggested root CI is the CI most of its incidents point at (ties:
 //! the one with most incidents raised on it, then the nearest), with a confidence; the
 //! signature is the commonest signature of its incidents on that CI; the id is

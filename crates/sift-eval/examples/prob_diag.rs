@@ -1,3 +1,8 @@
+//! Where the problem clustering loses a grid cell: per seed, every true problem it splits
+//! or names the wrong root for (with its incidents and the candidate each landed in), and
+//! every candidate holding one-offs (with its incidents when they are most of it):
+//! `cargo run --release -p sift-eval --example prob_diag [CELL] [FIRST_SEED] [SEEDS]`
+//! (defaults `all-hard 0 5`; cells as `sift-problem-eval --grid` names them).
 use sift::cmdb::Topology;
 use sift::problem::{ProblemConfig, cluster};
 use sift_eval::problem::{generate_with, grid};
