@@ -248,7 +248,7 @@ impl Writer {
         let mut changes = self.engine.take_changes();
         ResendJournal::route(&mut changes);
         let due = self.journal.due_rows(&mut *tx, tick.is_some()).await?;
-        let flush = (self.journal).to_flush(&self.engine, due, &changes.alerts);
+        let flush = (self.journal).pick_flush(&self.engine, due, &changes.alerts);
         // While writes are failing, each tick commits even with nothing to write: that
         // probe is how the writer learns the store takes writes again.
         let probe = tick.is_some() && self.shared.health.get().is_some();

@@ -45,7 +45,11 @@ fn rel(topo: &Topology, a: &str, b: &str) -> &'static str {
 /// How `a` relates to `b` in the CMDB sift was given, and in the true one when that differs.
 fn both(given: &Topology, truth: &Topology, a: &str, b: &str) -> String {
     let (g, t) = (rel(given, a, b), rel(truth, a, b));
-    if g == t { g.to_string() } else { format!("{g} (true {t})") }
+    if g == t {
+        g.to_string()
+    } else {
+        format!("{g} (true {t})")
+    }
 }
 
 fn main() {
