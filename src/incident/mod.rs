@@ -422,6 +422,9 @@ pub enum Rule {
     SilentRoot,
     /// It fired on the incident's suspected root, which is now the confirmed root.
     ConfirmedRoot,
+    /// Its CI depends on nothing in the CMDB, unlike most CIs of its type (the CMDB lost
+    /// its uplink), and CIs of its type under the incident's root alerted in it just before.
+    Orphan,
     /// A re-fire of an alert of this incident (maybe reopening it).
     Refire,
     /// No CI: another alert named the same unknown host.
