@@ -925,10 +925,7 @@ impl Writer {
         let live = self.events.receiver_count() > 0;
         let events = crate::outbox::enqueue(&mut *tx, &incidents, &changes.timeline, live).await?;
         let n_alerts = alerts.len();
-        let state = tx
-            .commit(self.engine.next_number() as i64, cmdb_changed)
-            .await
-            .map_err(WriteError::commit)?;
+        let state = tx.commit().await.map_err(WriteError::commit)?;
         self.metrics
             .store_seconds
             .with_label_values(&["commit"])

@@ -307,12 +307,10 @@ pub trait WriteTx: Send {
         id: &str,
         status: ProblemStatus,
     ) -> Result<Option<ProblemCandidate>, StoreError>;
-    /// Writes the new counters (seq is bumped by the implementation) and commits.
-    async fn commit(
-        self: Box<Self>,
-        next_incident: i64,
-        cmdb_changed: bool,
-    ) -> Result<StateRow, StoreError>;
+    /// Commits, with the shared counters moved by what was written: `seq` always,
+    /// `cmdb_version` when CIs or relations were upserted, `next_incident` past the
+    /// highest incident number upserted. Returns them.
+    async fn commit(self: Box<Self>) -> Result<StateRow, StoreError>;
 }
 
 /// Opens the store named by `url` (`sqlite://…` or `postgres://…`).

@@ -312,11 +312,40 @@ impl PostgresStore {
     const PG: bool = true;
 }
 
+/// What a write transaction wrote that the shared counters follow: whether the CMDB
+/// changed (every CMDB write bumps `cmdb_version`, which tells other daemons to reload
+/// their topology) and the highest incident number written (`next_incident` stays above
+/// every stored incident's number, so no daemon hands out a number that is taken).
+#[derive(Debug, Default)]
+struct Written {
+    cmdb: bool,
+    next_incident: i64,
+}
+
+impl Written {
+    fn incidents(&mut self, incs: &[&Incident]) {
+        for i in incs {
+            self.next_incident = self.next_incident.max(i.number() as i64 + 1);
+        }
+    }
+
+    /// The counters as this transaction leaves them (`seq` always moves).
+    fn state_after(&self, before: StateRow) -> StateRow {
+        StateRow {
+            seq: before.seq + 1,
+            cmdb_version: before.cmdb_version + i64::from(self.cmdb),
+            next_incident: self.next_incident.max(before.next_incident),
+        }
+    }
+}
+
 macro_rules! sql_store {
     ($store:ident, $db:ty, $tx:ident) => {
         pub struct $tx {
             tx: Transaction<'static, $db>,
             state: StateRow,
+            /// What `commit` writes: see `Written`.
+            written: Written,
         }
 
         #[async_trait]
@@ -405,7 +434,7 @@ macro_rules! sql_store {
                     cmdb_version: row.try_get(1)?,
                     next_incident: row.try_get(2)?,
                 };
-                Ok(Box::new($tx { tx, state }))
+                Ok(Box::new($tx { tx, state, written: Written::default() }))
             }
 
             async fn load_cmdb(&self) -> Result<CmdbFile, StoreError> {
@@ -1207,6 +1236,7 @@ macro_rules! sql_store {
             }
 
             async fn upsert_incidents(&mut self, incs: &[&Incident]) -> Result<(), StoreError> {
+                self.written.incidents(incs);
                 let seq = self.state.seq + 1;
                 for chunk in incs.chunks(CHUNK) {
                     let mut qb = QueryBuilder::<$db>::new("INSERT INTO incidents (id, number, status, priority, seq, doc) ");
@@ -1354,6 +1384,7 @@ macro_rules! sql_store {
             }
 
             async fn upsert_cis(&mut self, cis: &[Ci]) -> Result<(), StoreError> {
+                self.written.cmdb = true;
                 let seq = self.state.seq + 1;
                 for chunk in cis.chunks(CHUNK) {
                     let mut qb = QueryBuilder::<$db>::new("INSERT INTO cis (id, doc, seq) ");
@@ -1367,6 +1398,7 @@ macro_rules! sql_store {
             }
 
             async fn upsert_relations(&mut self, rels: &[Relation]) -> Result<(), StoreError> {
+                self.written.cmdb = true;
                 for chunk in rels.chunks(CHUNK) {
                     let mut qb = QueryBuilder::<$db>::new("INSERT INTO relations (source, target, type) ");
                     qb.push_values(chunk, |mut b, r| {
@@ -1443,12 +1475,8 @@ macro_rules! sql_store {
                 Ok(Some(p))
             }
 
-            async fn commit(mut self: Box<Self>, next_incident: i64, cmdb_changed: bool) -> Result<StateRow, StoreError> {
-                let new = StateRow {
-                    seq: self.state.seq + 1,
-                    cmdb_version: self.state.cmdb_version + i64::from(cmdb_changed),
-                    next_incident: next_incident.max(self.state.next_incident),
-                };
+            async fn commit(mut self: Box<Self>) -> Result<StateRow, StoreError> {
+                let new = self.written.state_after(self.state);
                 sqlx::query("UPDATE sift_state SET seq = $1, cmdb_version = $2, next_incident = $3 WHERE id = 1")
                     .bind(new.seq)
                     .bind(new.cmdb_version)
@@ -1695,7 +1723,7 @@ mod tests {
                 break;
             }
         }
-        let commit = tx.commit(1, true).await;
+        let commit = tx.commit().await;
         assert!(failed || commit.is_err(), "the page cap never bit");
         // Room again (a new connection has no cap; the old one may keep it).
         sqlx::query("PRAGMA max_page_count = 1073741823")
@@ -1707,7 +1735,7 @@ mod tests {
             .await
             .expect("a write after a full disk must begin");
         tx.upsert_cis(&[ci("after", "after")]).await.unwrap();
-        tx.commit(1, true).await.expect("and commit");
+        tx.commit().await.expect("and commit");
         assert!(
             s.load_cmdb()
                 .await
