@@ -71,15 +71,35 @@ impl PartialEq for Persisted {
     }
 }
 
+/// The values of the columns the store indexes an alert by: the one place that lists
+/// them. The store writes its indexed columns from this (`upsert_alerts`, which
+/// destructures it, so a field added here does not compile there until it is stored), and
+/// `index_key` digests it, so a re-send never leaves an indexed column stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IndexedColumns<'a> {
+    pub status: &'static str,
+    pub ci_id: Option<&'a str>,
+    pub incident_id: Option<&'a str>,
+    /// `starts_at` in ms since the epoch.
+    pub starts_at: i64,
+}
+
 impl AlertRecord {
+    /// What the store's indexed columns should hold for this record.
+    pub fn indexed(&self) -> IndexedColumns<'_> {
+        IndexedColumns {
+            status: self.status.as_str(),
+            ci_id: self.ci_id.as_deref(),
+            incident_id: self.incident_id.as_deref(),
+            starts_at: self.starts_at.timestamp_millis(),
+        }
+    }
+
     /// The digest `Persisted` holds, for the current values (never 0).
     pub fn index_key(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::hash::DefaultHasher::new();
-        self.status.as_str().hash(&mut h);
-        self.ci_id.hash(&mut h);
-        self.incident_id.hash(&mut h);
-        self.starts_at.timestamp_millis().hash(&mut h);
+        self.indexed().hash(&mut h);
         h.finish() | 1
     }
 
