@@ -1,7 +1,7 @@
 //! Replay of 1M alert events end to end over a 10k-CI topology: `sift replay`'s core
 //! (dedup → CI mapping → correlation → resolution, event time only, one thread) over the
 //! huge synthetic estate of seed 10 (10,212 CIs, 17,636 relations) and its alert stream
-//! repeated day after day up to 1M events (`sift::eval::replay_workload`). The target is
+//! repeated day after day up to 1M events (`sift_eval::replay_workload`). The target is
 //! under 5 s.
 //!
 //!     CARGO_TARGET_DIR=… cargo bench --bench replay
@@ -24,7 +24,7 @@ const SEED: u64 = 10;
 const EVENTS: usize = 1_000_000;
 
 fn bench_replay(c: &mut Criterion) {
-    let w = sift::eval::replay_workload(SEED, EVENTS).expect("replay workload");
+    let w = sift_eval::replay_workload(SEED, EVENTS).expect("replay workload");
     let topo = Topology::from_file(&w.cmdb);
     let mapper = CiMapper::default();
     let incidents = sift::replay::run(

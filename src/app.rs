@@ -28,8 +28,8 @@ use crate::api::auth::Auth;
 use crate::api::{self, ApiSettings, AppState};
 use crate::cmdb::CiMapper;
 use crate::config::{Config, ProblemsConfig};
+use crate::delivery::{Delivery, DeliverySettings};
 use crate::metrics::Metrics;
-use crate::outbox::deliver::{Delivery, DeliverySettings};
 use crate::outbox::guard::Destinations;
 use crate::pipeline::{Pipeline, Settings};
 use crate::sources::Normalize;
@@ -204,7 +204,10 @@ impl App {
                 keep_causality(state.clone(), learner.clone()),
             )),
         ));
-        let router = api::router(
+        // The API plus the console's pages (the console calls the API's functions, so the
+        // API does not know the console).
+        let console = crate::console::router(&auth);
+        let router = api::router_with(
             state,
             ApiSettings {
                 auth,
@@ -213,6 +216,7 @@ impl App {
                 problems: cfg.problems.clone(),
                 causality: learner,
             },
+            console,
         );
         tracing::info!("listening on http://{addr}");
         let server = serve_http(

@@ -13,9 +13,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::alert::Source;
 use crate::correlate::CorrelateConfig;
+pub use crate::duration::Dur;
 use crate::incident::PriorityMatrix;
 use crate::sources::kafka::KafkaConfig;
 use crate::sources::{alertmanager, registry};
+pub use crate::store::{SqliteSync, StoreConfig};
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -264,35 +266,6 @@ impl Default for ServerConfig {
             request_timeout: Dur::secs(30),
             header_read_timeout: Dur::secs(10),
             shutdown_grace: Dur::secs(30),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    /// `sqlite://PATH` (created if missing) or `postgres://user@host/db`.
-    pub url: String,
-    pub max_connections: u32,
-    /// SQLite only: `full` fsyncs every commit (a 2xx survives power loss), `normal`
-    /// survives a crash of sift but not of the machine.
-    pub sqlite_synchronous: SqliteSync,
-}
-
-/// `store.sqlite_synchronous`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SqliteSync {
-    Full,
-    Normal,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self {
-            url: "sqlite://sift.db".into(),
-            max_connections: 8,
-            sqlite_synchronous: SqliteSync::Full,
         }
     }
 }
@@ -790,79 +763,6 @@ fn insert_path(tree: &mut figment::value::Dict, path: &[String], val: figment::v
                 insert_path(m, rest, val);
             }
         }
-    }
-}
-
-/// A duration written with a unit: `500ms`, `30s`, `5m`, `2h`, `1d`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub chrono::Duration);
-
-impl Dur {
-    pub const fn secs(s: i64) -> Self {
-        Dur(chrono::Duration::seconds(s))
-    }
-    pub fn std(self) -> std::time::Duration {
-        self.0.to_std().unwrap_or_default()
-    }
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (num, unit) = s.split_at(split);
-        let n: i64 = num.parse().map_err(|_| {
-            format!("invalid duration {s:?}: expected a number and a unit, like 30s or 5m")
-        })?;
-        let ms = match unit {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "" if n == 0 => 0,
-            _ => {
-                return Err(format!(
-                    "invalid duration {s:?}: unit must be ms, s, m, h or d"
-                ));
-            }
-        };
-        // Bounded, so that event time plus any window stays a date: past chrono's range a
-        // sum would panic in the core.
-        const MAX_DAYS: i64 = 3_650_000;
-        if n.saturating_mul(ms) > MAX_DAYS * 86_400_000 {
-            return Err(format!(
-                "invalid duration {s:?}: at most {MAX_DAYS}d (10,000 years)"
-            ));
-        }
-        Ok(Dur(chrono::Duration::milliseconds(n * ms)))
-    }
-}
-
-impl fmt::Display for Dur {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.num_milliseconds();
-        for (unit, size) in [
-            ("d", 86_400_000),
-            ("h", 3_600_000),
-            ("m", 60_000),
-            ("s", 1000),
-        ] {
-            if ms != 0 && ms % size == 0 {
-                return write!(f, "{}{unit}", ms / size);
-            }
-        }
-        write!(f, "{ms}ms")
-    }
-}
-
-impl Serialize for Dur {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Dur::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 

@@ -30,7 +30,7 @@ async fn http_and_replay_give_the_same_incidents() {
         .expect("sqlite always available");
     // Seed 28 starts on 2026-11-22: in the past, so the daemon takes every timestamp as
     // given (timestamps ahead of its clock would be clamped to arrival, by design).
-    let scenario = sift::eval::generate(28, sift::eval::EstateSize::Small);
+    let scenario = sift_eval::generate(28, sift_eval::EstateSize::Small);
     let cmdb = db.write(
         "cmdb.json",
         &serde_json::to_string(&scenario.cmdb).expect("cmdb json"),

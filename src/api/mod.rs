@@ -122,12 +122,6 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     openapi::finish(doc)
 }
 
-/// The API and the operator console (`crate::console`).
-pub fn router(state: AppState, s: ApiSettings) -> Router {
-    let console = crate::console::router(&s.auth);
-    router_with(state, s, console)
-}
-
 /// The API plus `html`: the operator console's pages (plain axum routes, merged with
 /// `.merge(html)`). They are HTML, not the API, so they are exempt from the OpenAPI
 /// document; they must not serve anything under `/api/`, `/metrics`, `/healthz` or

@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::extract::{JsonBody, Params};
 use super::openapi::{ApiRouter, ErrorBody, guarded};
 use crate::config::Role;
-use crate::outbox::{EventKind, OutboxEntry, Preset, Subscription};
+use crate::outbox::{EventKind, OutboxEntry, OutboxStatus, Preset, Subscription, UnknownStatus};
 use crate::store::RetryOutcome;
 
 pub fn routes(auth: &Auth) -> ApiRouter {
@@ -206,15 +206,21 @@ async fn list_outbox(
     axum::Extension(auth::CallerRole(role)): axum::Extension<auth::CallerRole>,
     Params(p): Params<OutboxParams>,
 ) -> Result<Json<OutboxList>, ApiError> {
-    if let Some(s) = p.status.as_deref()
-        && !matches!(s, "pending" | "delivered" | "dead")
-    {
-        return Err(ApiError::bad_request(format!(
-            "status must be pending, delivered or dead, not {s:?}"
-        )));
-    }
+    let status = p
+        .status
+        .as_deref()
+        .map(str::parse::<OutboxStatus>)
+        .transpose()
+        .map_err(|UnknownStatus(s)| {
+            ApiError::bad_request(format!(
+                "status must be pending, delivered or dead, not {s:?}"
+            ))
+        })?;
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
-    let mut rows = st.store.list_outbox(p.status.as_deref(), limit).await?;
+    let mut rows = st
+        .store
+        .list_outbox(status.map(OutboxStatus::as_str), limit)
+        .await?;
     // A receiver's raw error (a refused port, a banner) tells what listens where: only
     // admins, who set the subscriptions, read it.
     if role < Role::Admin {
@@ -245,7 +251,7 @@ fn error_class(error: &str) -> &'static str {
 pub struct Requeued {
     id: i64,
     /// `pending`
-    status: &'static str,
+    status: OutboxStatus,
 }
 
 /// A dead-lettered event goes back in its queue with a fresh attempt budget (the
@@ -275,7 +281,7 @@ async fn retry_outbox(
             StatusCode::ACCEPTED,
             Json(Requeued {
                 id,
-                status: "pending",
+                status: OutboxStatus::Pending,
             }),
         )),
         RetryOutcome::NotDead(other) => Err(ApiError::new(

@@ -289,29 +289,6 @@ impl History {
     }
 }
 
-/// Reads a history from JSON lines (one Alertmanager alert object per line, as `sift
-/// replay` reads them): each firing alert is an occurrence. A bad line is named as
-/// `name:line`.
-pub fn history_from_lines(
-    name: &str,
-    text: &str,
-    normalize: &crate::sources::Normalize,
-    topo: &Topology,
-    mapper: &CiMapper,
-    cfg: &LearnConfig,
-) -> Result<History, String> {
-    let mut h = History::new().with_topology(topo);
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let a = crate::sources::alertmanager::parse_line(line, normalize)
-            .map_err(|e| format!("{name}:{}: {e}", i + 1))?;
-        h.push_alert(topo, mapper, cfg, &a);
-    }
-    Ok(h)
-}
-
 #[derive(Default)]
 struct Pair {
     hits_same: u64,

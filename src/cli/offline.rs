@@ -508,7 +508,7 @@ pub fn causality_learn(
     let text = std::fs::read_to_string(alerts)
         .with_context(|| format!("cannot read {}", alerts.display()))?;
     let learn = cfg.causality.learn();
-    let h = crate::causality::history_from_lines(
+    let h = history_from_lines(
         &alerts.display().to_string(),
         &text,
         &cfg.normalize(),
@@ -537,4 +537,27 @@ pub fn causality_learn(
             .unwrap_or_default()
     );
     Ok(())
+}
+
+/// Reads a history from JSON lines (one Alertmanager alert object per line, as `sift
+/// replay` reads them): each firing alert is an occurrence. A bad line is named as
+/// `name:line`. Here, not in `causality`: parsing a wire format is the edge's job.
+fn history_from_lines(
+    name: &str,
+    text: &str,
+    normalize: &crate::sources::Normalize,
+    topo: &Topology,
+    mapper: &CiMapper,
+    cfg: &crate::causality::LearnConfig,
+) -> Result<crate::causality::History, String> {
+    let mut h = crate::causality::History::new().with_topology(topo);
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let a = alertmanager::parse_line(line, normalize)
+            .map_err(|e| format!("{name}:{}: {e}", i + 1))?;
+        h.push_alert(topo, mapper, cfg, &a);
+    }
+    Ok(h)
 }

@@ -46,7 +46,8 @@ const COOKIE: &str = "sift_session";
 const SCRIPT: &str = include_str!("console.js");
 const STYLE: &str = include_str!("console.css");
 
-/// The console's routes (HTML, not part of the JSON API), mounted by `api::router`.
+/// The console's routes (HTML, not part of the JSON API), merged with the API by `app`
+/// (`api::router_with`).
 pub fn router(auth: &Auth) -> Router<AppState> {
     let console = Console {
         auth: auth.clone(),

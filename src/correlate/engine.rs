@@ -1,6 +1,6 @@
 //! The correlation state machine's state (`Engine`): what it holds, the read-only
 //! `policy::View` the grouping policy decides on, accessors, adopting stored state
-//! (`load_*`, `apply_journal`), the change log (`take_changes`, timeline entries) and
+//! (`load_*`, `restore_resend`), the change log (`take_changes`, timeline entries) and
 //! pruning.
 //!
 //! What happens to that state lives beside it: events in (`dedup`), placements applied
@@ -279,35 +279,26 @@ impl Engine {
         std::mem::replace(&mut self.changes, next)
     }
 
-    /// The store now holds what these alerts say: their rows were written by commit `seq`.
-    pub fn mark_persisted<'a>(&mut self, fps: impl IntoIterator<Item = &'a Fingerprint>, seq: i64) {
+    /// Sets the writer's mark on these alerts (see `Persisted`): the core keeps it with
+    /// the record and never reads it.
+    pub fn mark_persisted<'a>(
+        &mut self,
+        fps: impl IntoIterator<Item = &'a Fingerprint>,
+        mark: impl Fn(&AlertRecord) -> Persisted,
+    ) {
         for fp in fps {
             if let Some(r) = self.alerts.get_mut(fp) {
-                r.persisted = Persisted {
-                    index: r.index_key(),
-                    seq,
-                };
+                r.persisted = mark(r);
             }
         }
     }
 
-    /// Applies a re-send journal entry of commit `seq` (written by this daemon before a
-    /// restart, or by another daemon): the count and `ends_at` it recorded, unless the
-    /// alert's row is newer. Alerts the core does not hold are left to the store.
-    pub fn apply_journal(
-        &mut self,
-        seq: i64,
-        fp: &Fingerprint,
-        count: u64,
-        ends_at: Option<DateTime<Utc>>,
-    ) {
+    /// Sets a held alert's count and `ends_at` to what a later re-send recorded (the
+    /// writer's re-send journal decides which entries apply), moving its expiry with it.
+    pub fn restore_resend(&mut self, fp: &Fingerprint, count: u64, ends_at: Option<DateTime<Utc>>) {
         let Some(rec) = self.alerts.get_mut(fp) else {
             return;
         };
-        // Only firing alerts are journaled; a resolved one was written in full since.
-        if seq <= rec.persisted.seq || rec.status != AlertStatus::Firing {
-            return;
-        }
         rec.count = count;
         if rec.ends_at != ends_at {
             if let Some(old) = rec.ends_at {
@@ -322,8 +313,7 @@ impl Engine {
 
     /// Adopts an alert as stored (at start, or written by another daemon). Replaces what
     /// the core had for it.
-    pub fn load_alert(&mut self, mut rec: AlertRecord) {
-        rec.persisted.index = rec.index_key();
+    pub fn load_alert(&mut self, rec: AlertRecord) {
         if let Some(old) = self.alerts.get(&rec.fingerprint) {
             let (ci, firing, end) = (
                 old.ci_id.clone(),

@@ -52,9 +52,7 @@ pub use config::{AssignmentRule, CorrelateConfig};
 pub use engine::Engine;
 pub use manual::{EditError, EditKind, FeedbackPair, Label};
 pub use policy::{Action, Placement};
-pub use records::{
-    AlertRecord, Changes, IncidentPatch, IndexedColumns, Outcome, PatchError, Persisted,
-};
+pub use records::{AlertRecord, Changes, IncidentPatch, Outcome, PatchError, Persisted};
 pub use sla::SlaTarget;
 
 // Helpers the engine's parts share (`super::…` from `manual` and the tests).

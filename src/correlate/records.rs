@@ -47,18 +47,19 @@ pub struct AlertRecord {
     pub flips: Vec<DateTime<Utc>>,
     /// Event time of the last change to this alert.
     pub last_event_at: DateTime<Utc>,
-    /// What the store's indexed columns hold for it, as last written or read.
+    /// The writer's mark (see `Persisted`).
     #[serde(skip)]
     pub persisted: Persisted,
 }
 
-/// What the store's row for an alert holds, as last written or read. Bookkeeping, not
-/// part of the alert: any two compare equal.
+/// What the store's row for an alert holds, as last written or read: the writer's
+/// re-send journal keeps it here (`pipeline::journal`), beside the record, so it costs no
+/// lookup of its own. The core copies it with the record and never reads it: no decision
+/// of the core may depend on what is stored. Not part of the alert: any two compare equal.
 ///
-/// `index` is a digest of the columns the store indexes an alert by (status, CI, incident,
-/// start); 0 when unknown. When the alert's current digest equals it, the writer updates
-/// only its document, not every index. `seq` is the commit that wrote the row (0 when
-/// unknown): re-send journal entries of later commits are newer than the row.
+/// `index` is a digest of the columns the store indexes an alert by
+/// (`store::journal::index_digest`), 0 when unknown; `seq` the commit that wrote the row
+/// (0 when unknown).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Persisted {
     pub index: u64,
@@ -68,44 +69,6 @@ pub struct Persisted {
 impl PartialEq for Persisted {
     fn eq(&self, _: &Self) -> bool {
         true
-    }
-}
-
-/// The values of the columns the store indexes an alert by: the one place that lists
-/// them. The store writes its indexed columns from this (`upsert_alerts`, which
-/// destructures it, so a field added here does not compile there until it is stored), and
-/// `index_key` digests it, so a re-send never leaves an indexed column stale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IndexedColumns<'a> {
-    pub status: &'static str,
-    pub ci_id: Option<&'a str>,
-    pub incident_id: Option<&'a str>,
-    /// `starts_at` in ms since the epoch.
-    pub starts_at: i64,
-}
-
-impl AlertRecord {
-    /// What the store's indexed columns should hold for this record.
-    pub fn indexed(&self) -> IndexedColumns<'_> {
-        IndexedColumns {
-            status: self.status.as_str(),
-            ci_id: self.ci_id.as_deref(),
-            incident_id: self.incident_id.as_deref(),
-            starts_at: self.starts_at.timestamp_millis(),
-        }
-    }
-
-    /// The digest `Persisted` holds, for the current values (never 0).
-    pub fn index_key(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::hash::DefaultHasher::new();
-        self.indexed().hash(&mut h);
-        h.finish() | 1
-    }
-
-    /// Whether the store's indexed columns already hold what this record says.
-    pub fn index_unchanged(&self) -> bool {
-        self.persisted.index == self.index_key()
     }
 }
 

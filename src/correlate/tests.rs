@@ -1080,7 +1080,6 @@ fn a_resend_with_nothing_new_but_count_and_end_is_only_touched() {
     e.ingest(&topo, &m, a.clone());
     let first = e.take_changes();
     assert!(first.alerts.contains(&a.fingerprint) && first.touched.is_empty());
-    e.mark_persisted(&first.alerts, 1);
 
     // Re-sent with a later endsAt (Prometheus extends it each evaluation): a touch.
     let mut again = a.clone();
@@ -1108,13 +1107,11 @@ fn a_resend_with_nothing_new_but_count_and_end_is_only_touched() {
     let c = e.take_changes();
     assert!(c.alerts.contains(&a.fingerprint), "{c:?}");
 
-    // A journal entry of a later commit sets count and end (and moves expiry); one of a
-    // commit older than the row is ignored.
-    e.mark_persisted(&c.alerts, 5);
-    e.apply_journal(4, &a.fingerprint, 99, Some(t(1)));
+    // A re-send restored from the journal sets count and end, and moves expiry (which
+    // entries apply is the writer's journal's rule: `pipeline::journal`).
     let rec = e.alert(&a.fingerprint).unwrap();
     assert_eq!((rec.count, rec.ends_at), (4, Some(t(8))));
-    e.apply_journal(6, &a.fingerprint, 7, Some(t(20)));
+    e.restore_resend(&a.fingerprint, 7, Some(t(20)));
     let rec = e.alert(&a.fingerprint).unwrap();
     assert_eq!((rec.count, rec.ends_at), (7, Some(t(20))));
     e.tick(&topo, t(10));

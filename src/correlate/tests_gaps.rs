@@ -419,7 +419,7 @@ fn links_both_ways_everywhere_do_not_hang_and_stay_bounded() {
 /// A small random estate (layers; each CI depends on 1-3 CIs of the next layer down),
 /// and a random stream of alerts on it.
 fn random_world(seed: u64) -> (Topology, Vec<Alert>) {
-    let mut rng = crate::eval::Rng::new(seed);
+    let mut below = crate::test_rng(seed);
     let layers = [4usize, 8, 12, 16];
     let mut cis = Vec::new();
     let mut rels = Vec::new();
@@ -427,8 +427,8 @@ fn random_world(seed: u64) -> (Topology, Vec<Alert>) {
         for i in 0..w {
             cis.push((format!("c{l}-{i}"), "application"));
             if l > 0 {
-                for _ in 0..1 + rng.below(3) {
-                    let j = rng.below(layers[l - 1] as u64);
+                for _ in 0..1 + below(3) {
+                    let j = below(layers[l - 1] as u64);
                     rels.push((format!("c{l}-{i}"), format!("c{}-{j}", l - 1)));
                 }
             }
@@ -441,8 +441,8 @@ fn random_world(seed: u64) -> (Topology, Vec<Alert>) {
     let mut alerts = Vec::new();
     let mut at = 0;
     for k in 0..60 {
-        at += rng.below(90) as i64;
-        let (id, _) = &cis[rng.below(cis.len() as u64) as usize];
+        at += below(90) as i64;
+        let (id, _) = &cis[below(cis.len() as u64) as usize];
         alerts.push(on(id, &format!("A{}", k % 7), at));
     }
     (topo, alerts)

@@ -1,13 +1,12 @@
 //! Durable outbound delivery of incident events to webhook subscribers (the ITSM suite).
 //!
 //! The pipeline's writer turns each committed batch's incident changes into outbox rows in
-//! the same transaction (`enqueue`), so an event exists exactly when its incident change
-//! does: a crash can delay an event, never lose it. The delivery task (`deliver`) POSTs due
+//! the same transaction (`pipeline::write::enqueue_events`), so an event exists exactly when its incident change
+//! does: a crash can delay an event, never lose it. The delivery task (`crate::delivery`) POSTs due
 //! rows in order per (subscription, incident), retries with backoff and jitter, and marks a
 //! row dead after the subscription's `max_attempts`. This module must not decide anything
 //! about incidents: it only reports what the core decided.
 
-pub mod deliver;
 pub mod guard;
 pub mod preset;
 
@@ -16,9 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-use crate::config::Dur;
+use crate::duration::Dur;
 use crate::incident::{Incident, IncidentStatus, TimelineEntry, TimelineKind};
-use crate::store::{StoreError, WriteTx};
 
 /// The incident events a subscription can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -275,27 +273,49 @@ fn generic_body(event_id: &str, kind: EventKind, at: DateTime<Utc>, inc: &Incide
     .unwrap_or_default()
 }
 
-/// Writes the batch's events into the outbox, inside the batch's transaction, for the
-/// subscriptions that want them. With no subscription and no live reader (`live`), no
-/// event is built at all: an alert storm costs nothing here when nobody listens.
-pub async fn enqueue(
-    tx: &mut dyn WriteTx,
-    incidents: &[&Incident],
-    timeline: &[TimelineEntry],
-    live: bool,
-) -> Result<Vec<Event>, StoreError> {
-    if timeline.is_empty() {
-        return Ok(Vec::new());
+/// Where an outbox row is in its delivery; stored (and shown) as its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxStatus {
+    /// Waiting for its (next) attempt.
+    Pending,
+    Delivered,
+    /// Out of attempts: dead-lettered until an admin retries it.
+    Dead,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Delivered => "delivered",
+            OutboxStatus::Dead => "dead",
+        }
     }
-    let subs = tx.subscriptions().await?;
-    if subs.is_empty() && !live {
-        return Ok(Vec::new());
+}
+
+impl std::fmt::Display for OutboxStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
-    let events = events_of(tx.state().seq + 1, incidents, timeline);
-    if !events.is_empty() && !subs.is_empty() {
-        tx.enqueue_outbox(&subs, &events, Utc::now()).await?;
+}
+
+/// A status name that is none of `pending`, `delivered`, `dead`.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("unknown outbox status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+impl std::str::FromStr for OutboxStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(OutboxStatus::Pending),
+            "delivered" => Ok(OutboxStatus::Delivered),
+            "dead" => Ok(OutboxStatus::Dead),
+            _ => Err(UnknownStatus(s.to_string())),
+        }
     }
-    Ok(events)
 }
 
 /// One outbox row, as the delivery task and `GET /api/v1/outbox` see it.
@@ -306,7 +326,7 @@ pub struct OutboxEntry {
     pub event_id: String,
     pub event: String,
     pub incident_id: String,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i64,
     pub next_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,

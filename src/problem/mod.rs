@@ -7,15 +7,15 @@
 //! `features` (topology anchor, signature, tokens, time of week) → `cluster` (blocking by
 //! suggested root, DBSCAN inside each block) → `recurrence` (weekly / daily / burst /
 //! irregular) → candidates with stable ids; `reconcile` merges a new run with the
-//! accepted and rejected candidates a problem manager already decided on. `eval` is the
-//! evaluation harness (synthetic histories with known problems, scorer, baseline).
+//! accepted and rejected candidates a problem manager already decided on.
+//! Its evaluation harness (synthetic histories with known problems, scorer, baseline) is
+//! `sift_eval::problem` (crates/sift-eval).
 //!
 //! What it must not do: I/O of any kind or clock reads (the caller passes the history,
 //! the topology and "now"), or panic on anything a history record can contain. The store
 //! persists records and candidates; the API and the CLI drive this module.
 
 pub mod cluster;
-pub mod eval;
 pub mod features;
 pub mod import;
 pub mod reconcile;

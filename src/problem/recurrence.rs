@@ -132,7 +132,6 @@ fn argmax(xs: &[u32]) -> (usize, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::Rng;
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
@@ -175,10 +174,10 @@ mod tests {
         let start = at("2026-05-01T00:00:00Z");
         let mut irregular = 0;
         for seed in 0..200 {
-            let mut rng = Rng::new(seed);
-            let n = 3 + rng.below(10) as i64;
+            let mut below = crate::test_rng(seed);
+            let n = 3 + below(10) as i64;
             let times: Vec<_> = (0..n)
-                .map(|_| start + Duration::minutes(rng.range(0, 180 * 24 * 60)))
+                .map(|_| start + Duration::minutes(below(180 * 24 * 60 + 1) as i64))
                 .collect();
             if analyse(&times).kind == PatternKind::Irregular {
                 irregular += 1;

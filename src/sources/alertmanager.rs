@@ -375,7 +375,7 @@ mod tests {
                 .ok()
                 .map(|t| t.with_timezone(&Utc))
         };
-        let mut next = crate::sources::test_rng(0x2545_f491_4f6c_dd1d);
+        let mut next = crate::test_rng(0x2545_f491_4f6c_dd1d);
         let mut fast = 0;
         for _ in 0..20_000 {
             let frac = match next(4) {

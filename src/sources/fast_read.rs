@@ -515,7 +515,7 @@ mod tests {
     #[test]
     fn never_disagrees_with_serde_on_mutated_bodies() {
         const BYTES: &[u8] = b"\"\\{}[],: \n0123456789-+.eEabnrtfu/lsxz\x01";
-        let mut rng = crate::sources::test_rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = crate::test_rng(0x9e37_79b9_7f4a_7c15);
         let mut next = move |n: usize| rng(n as u64) as usize;
         let (mut taken, mut tried) = (0, 0);
         for base in [LIST, WEBHOOK] {

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use super::registry::TopicFormat;
 use super::{Normalize, SourceError};
 use crate::alert::{Alert, Fingerprint, Source};
-use crate::config::Dur;
+use crate::duration::Dur;
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, PipelineError};
 

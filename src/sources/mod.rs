@@ -110,15 +110,3 @@ impl Normalize {
         }
     }
 }
-
-/// A small deterministic generator (xorshift64) for the readers' generated-input tests:
-/// `next(n)` is in `0..n`.
-#[cfg(test)]
-pub(crate) fn test_rng(mut seed: u64) -> impl FnMut(u64) -> u64 {
-    move |n| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    }
-}

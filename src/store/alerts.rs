@@ -1,11 +1,11 @@
 //! Alerts as stored: one row per fingerprint (its latest occurrence), and the re-send
 //! journal's rows (`journal` says what they hold and why).
 //!
-//! Which columns of `alerts` are indexed is said once, by `correlate::IndexedColumns`:
+//! Which columns of `alerts` are indexed is said once, by `journal::IndexedColumns`:
 //! `upsert_alerts` writes them from it, and the writer compares its digest
-//! (`AlertRecord::index_key`) to send a re-send whose indexed columns are unchanged to
-//! `refresh_alerts`, which rewrites only the document. Nothing here decides what a
-//! re-send is.
+//! (`journal::index_digest`) with the stored row's to send a re-send whose indexed columns
+//! are unchanged to `refresh_alerts`, which rewrites only the document. Nothing here
+//! decides what a re-send is.
 
 use std::collections::HashMap;
 
@@ -15,9 +15,9 @@ use sqlx::{AssertSqlSafe, QueryBuilder};
 
 use super::StoreError;
 use super::backend::{Backend, CHUNK, Col, PushArg, QueryExt, SqlStore, SqlTx, decode, encode, ms};
-use super::journal::{self, JournalEntry, JournalRow};
+use super::journal::{self, IndexedColumns, JournalEntry, JournalRow};
 use crate::alert::Fingerprint;
-use crate::correlate::{AlertRecord, IndexedColumns};
+use crate::correlate::AlertRecord;
 
 #[derive(Debug, Clone, Default)]
 pub struct AlertQuery {
@@ -174,7 +174,7 @@ impl<B: Backend> AlertTx for SqlTx<B> {
                     ci_id,
                     incident_id,
                     starts_at,
-                } = r.indexed();
+                } = IndexedColumns::of(r);
                 b.push_arg(r.fingerprint.0.to_string())
                     .push_arg(status)
                     .push_arg(ci_id.map(String::from))

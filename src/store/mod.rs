@@ -25,6 +25,7 @@ mod migrations;
 mod outbox;
 mod postgres;
 mod problems;
+mod settings;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -37,6 +38,7 @@ pub use journal::{JournalEntry, JournalRow};
 pub use outbox::{OutboxStore, OutboxTx, RetryOutcome};
 pub use postgres::PostgresStore;
 pub use problems::{ProblemStore, ProblemTx};
+pub use settings::{SqliteSync, StoreConfig};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +87,7 @@ pub trait WriteTx: CmdbTx + AlertTx + IncidentTx + OutboxTx + ProblemTx + Send {
 }
 
 /// Opens the store named by `url` (`sqlite://…` or `postgres://…`).
-pub async fn open(cfg: &crate::config::StoreConfig) -> Result<Box<dyn Store>, StoreError> {
+pub async fn open(cfg: &StoreConfig) -> Result<Box<dyn Store>, StoreError> {
     let url = cfg.url.as_str();
     if url.starts_with("sqlite:") {
         Ok(Box::new(SqliteStore::connect(cfg).await?))

@@ -13,7 +13,7 @@ use super::backend::{
     Backend, CHUNK, Col, PushArg, QueryExt, SqlStore, SqlTx, decode, decode_docs, encode, from_ms,
     ms,
 };
-use crate::outbox::{Event, OutboxEntry, Outcome, Subscription};
+use crate::outbox::{Event, OutboxEntry, OutboxStatus, Outcome, Subscription, UnknownStatus};
 
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
@@ -75,7 +75,7 @@ pub enum RetryOutcome {
     Queued,
     NotFound,
     /// Only dead rows are retried; this is its status.
-    NotDead(String),
+    NotDead(OutboxStatus),
     /// A later event of the same incident was delivered to that subscription (its id):
     /// sending this one now would roll the receiver back to an older state.
     Stale(String),
@@ -292,7 +292,14 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
         };
         let (status, subscription, incident): (String, String, String) =
             (row.col(0)?, row.col(1)?, row.col(2)?);
-        if status != "dead" {
+        let status: OutboxStatus =
+            status
+                .parse()
+                .map_err(|e: UnknownStatus| StoreError::Corrupt {
+                    what: format!("outbox row {id}"),
+                    err: e.to_string(),
+                })?;
+        if status != OutboxStatus::Dead {
             return Ok(RetryOutcome::NotDead(status));
         }
         // A later event of the incident already reached the receiver: this one would
@@ -373,7 +380,10 @@ fn outbox_entry<B: Backend>(r: &B::Row) -> Result<OutboxEntry, sqlx::Error> {
         event_id: r.col(2)?,
         event: r.col(3)?,
         incident_id: r.col(4)?,
-        status: r.col(5)?,
+        status: r
+            .col::<String>(5)?
+            .parse()
+            .map_err(|e: UnknownStatus| sqlx::Error::Decode(e.into()))?,
         attempts: r.col(6)?,
         next_at: from_ms(r.col(7)?),
         created_at: from_ms(r.col(8)?),

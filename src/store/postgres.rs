@@ -13,7 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::StoreError;
 use super::backend::{Backend, SqlStore, reusable};
-use crate::config::StoreConfig;
+use super::settings::StoreConfig;
 
 pub type PostgresStore = SqlStore<Postgres>;
 

@@ -13,7 +13,7 @@ use sqlx::{Pool, Row, Sqlite};
 
 use super::StoreError;
 use super::backend::{Backend, SqlStore, reusable};
-use crate::config::{SqliteSync, StoreConfig};
+use super::settings::{SqliteSync, StoreConfig};
 
 pub type SqliteStore = SqlStore<Sqlite>;
 

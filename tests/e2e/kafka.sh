@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End to end with a real Kafka-compatible broker (nisshi, formerly tansu; in-memory storage) and a real
-# producer (examples/kafka_tool.rs, on sift's own librdkafka): alerts in every supported format are written to four topics while
+# producer (crates/sift-eval/examples/kafka_tool.rs, on sift's own librdkafka): alerts in every supported format are written to four topics while
 # sift consumes them; sift is killed with SIGKILL mid-stream and restarted. Afterwards
 # every alert must be stored exactly once (one alert per fingerprint, one incident per
 # alert group) and the poison messages must sit in the dead-letter topic.

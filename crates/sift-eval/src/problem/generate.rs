@@ -19,9 +19,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 
 use super::{History, TrueProblem};
-use crate::cmdb::{Ci, CmdbFile, Criticality, Relation, Topology};
-use crate::eval::Rng;
-use crate::problem::HistoryRecord;
+use crate::Rng;
+use sift::cmdb::{Ci, CmdbFile, Criticality, Relation, Topology};
+use sift::problem::HistoryRecord;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {

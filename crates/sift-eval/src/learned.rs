@@ -17,10 +17,10 @@ use super::{
     EvalError, Scenario, Scores, Truth, generate_with, incident_root, nezha, parse_alerts,
     replay_tracked_with, score,
 };
-use crate::alert::{Alert, AlertStatus, Fingerprint};
-use crate::causality::{History, LearnConfig, Learned, learn};
-use crate::cmdb::{CiMapper, Topology};
-use crate::correlate::{CausalIndex, CorrelateConfig};
+use sift::alert::{Alert, AlertStatus, Fingerprint};
+use sift::causality::{History, LearnConfig, Learned, learn};
+use sift::cmdb::{CiMapper, Topology};
+use sift::correlate::{CausalIndex, CorrelateConfig};
 
 /// A graph learned from `alerts` (firing events only) over `topo`.
 pub fn learn_alerts(topo: &Topology, alerts: &[Alert], cfg: &LearnConfig) -> Learned {

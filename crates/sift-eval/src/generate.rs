@@ -31,8 +31,8 @@ use serde_json::json;
 use serde::Serialize;
 
 use super::{EstateSize, GroupKind, Rng, Scenario, TrueGroup, Truth};
-use crate::alert::{Fingerprint, Labels};
-use crate::cmdb::{Ci, CmdbFile, Criticality, Relation};
+use sift::alert::{Fingerprint, Labels};
+use sift::cmdb::{Ci, CmdbFile, Criticality, Relation};
 
 /// How far a scenario departs from the default world (see the module doc). The default
 /// is the original generator.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use sift::cmdb::{CiMapper, Topology};
 use sift::correlate::CorrelateConfig;
-use sift::eval::{EstateSize, generate, parse_alerts};
+use sift_eval::{EstateSize, generate, parse_alerts};
 
 fn main() {
     let seed: u64 = std::env::args()

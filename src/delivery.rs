@@ -9,7 +9,12 @@
 //! A receiver that fails is backed off as a whole (`Breakers`): its pending events wait
 //! together, and after each wait at most `concurrency` of them probe it, so a dead
 //! receiver with a large backlog costs a few requests per backoff interval, not one per
-//! event. Destinations are checked by `guard`: internal addresses only when allowed.
+//! event. Destinations are checked by `outbox::guard`: internal addresses only when
+//! allowed.
+//!
+//! It is apart from `outbox` because it reads the store: the outbox's types and rules sit
+//! below the store, the task above it. It must not decide anything about incidents nor
+//! which events exist (the writer enqueued them).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,9 +25,9 @@ use chrono::Utc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::guard::{Destinations, Resolver};
-use super::{OutboxEntry, Outcome, Subscription, preset};
 use crate::metrics::Metrics;
+use crate::outbox::guard::{Destinations, Resolver};
+use crate::outbox::{OutboxEntry, Outcome, Subscription, preset};
 use crate::store::Store;
 
 #[derive(Debug, Clone)]
@@ -218,6 +223,7 @@ async fn run(
                             (store.clone(), metrics.clone(), client.clone(), s.clone());
                         in_flight.spawn(async move {
                             let outcome = attempt(&client, &sub, &row, &s).await;
+                            let delivered = matches!(outcome, Outcome::Delivered { .. });
                             let label = match &outcome {
                                 Outcome::Delivered { .. } => "delivered",
                                 Outcome::Retry { error, .. } => {
@@ -237,7 +243,7 @@ async fn run(
                                 // The lease runs out and the row is tried again.
                                 tracing::error!(error = %e, "cannot record a delivery outcome");
                             }
-                            (sub.name, label == "delivered")
+                            (sub.name, delivered)
                         });
                     }
                 }

@@ -9,9 +9,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::alert::{Alert, AlertStatus, Fingerprint};
-use crate::cmdb::topology::Node;
-use crate::cmdb::{CiMapper, Topology};
+use sift::alert::{Alert, AlertStatus, Fingerprint};
+use sift::cmdb::topology::Node;
+use sift::cmdb::{CiMapper, Topology};
 
 /// Alerts grouped into incidents, with the root CI each names.
 #[derive(Debug, Clone, Default)]

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::Truth;
-use crate::alert::Fingerprint;
+use sift::alert::Fingerprint;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Scores {

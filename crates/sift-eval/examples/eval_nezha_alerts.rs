@@ -1,7 +1,7 @@
 //! The alerts the Nezha conversion makes, one line each (`cargo run --release --example
 //! eval_nezha_alerts -- DAY_DIR [k]`): pod, rule, start, duration. For reading what the
-//! rules of `sift::eval::nezha` fire on, beside the fault list.
-use sift::eval::nezha;
+//! rules of `sift_eval::nezha` fire on, beside the fault list.
+use sift_eval::nezha;
 
 fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().skip(1).collect();

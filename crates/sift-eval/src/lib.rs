@@ -24,6 +24,7 @@ mod generate;
 pub mod grid;
 pub mod learned;
 pub mod nezha;
+pub mod problem;
 mod score;
 pub mod telecom;
 
@@ -36,11 +37,11 @@ use std::collections::BTreeMap;
 use chrono::Duration;
 use serde::Serialize;
 
-use crate::alert::{Alert, Fingerprint};
-use crate::cmdb::{CiMapper, CmdbFile, Topology};
-use crate::correlate::CorrelateConfig;
-use crate::sources::alertmanager::parse_line;
-use crate::sources::{Normalize, SourceError};
+use sift::alert::{Alert, Fingerprint};
+use sift::cmdb::{CiMapper, CmdbFile, Topology};
+use sift::correlate::CorrelateConfig;
+use sift::sources::alertmanager::parse_line;
+use sift::sources::{Normalize, SourceError};
 
 /// How big a synthetic estate is (number of CIs, roughly; the seed varies it ±15%).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -175,7 +176,7 @@ impl Evaluation {
 
 /// The root CI an incident names: the confirmed root, or the suspected (silent) one the
 /// policy names when only dependents alert. The one place the harness reads it.
-pub fn incident_root(i: &crate::incident::Incident) -> Option<String> {
+pub fn incident_root(i: &sift::incident::Incident) -> Option<String> {
     i.root_cause_ci.clone()
 }
 
@@ -295,7 +296,7 @@ pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
     // (`EVAL_NO_HOLDS=1`: none; `EVAL_HOLD_DEBUG=1` prints each against the generator's).
     cfg.learn_holds &= std::env::var_os("EVAL_NO_HOLDS").is_none();
     if std::env::var_os("EVAL_HOLD_DEBUG").is_some() {
-        for x in crate::replay::learn_holds(&topo, &mapper, &alerts) {
+        for x in sift::replay::learn_holds(&topo, &mapper, &alerts) {
             let truth = scn.knobs.for_clause(scn.seed, &x.kind).num_seconds();
             eprintln!(
                 "{} {} learned {} true {truth} n={} p25={} p75={}",
@@ -303,8 +304,8 @@ pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
             );
         }
     }
-    let (cfg, _) = crate::replay::with_learned_holds(cfg, &topo, &mapper, &alerts);
-    let out = crate::replay::run(&topo, &mapper, cfg, Vec::new(), alerts);
+    let (cfg, _) = sift::replay::with_learned_holds(cfg, &topo, &mapper, &alerts);
+    let out = sift::replay::run(&topo, &mapper, cfg, Vec::new(), alerts);
     let incidents: Vec<Vec<Fingerprint>> = out
         .incidents
         .iter()
@@ -329,7 +330,7 @@ pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
 #[derive(Debug)]
 pub struct TrackedReplay {
     /// Incidents by number, merged ones left out (as `sift replay` lists them).
-    pub incidents: Vec<crate::incident::Incident>,
+    pub incidents: Vec<sift::incident::Incident>,
     /// Per input alert: for a firing event, the id of the incident its alert was in right
     /// after the event (followed through later merges); `None` for resolves and alerts
     /// that joined no incident.
@@ -356,15 +357,15 @@ pub fn replay_tracked_with(
     topo: &Topology,
     mapper: &CiMapper,
     cfg: CorrelateConfig,
-    causal: Option<std::sync::Arc<crate::correlate::CausalIndex>>,
+    causal: Option<std::sync::Arc<sift::correlate::CausalIndex>>,
     alerts: Vec<Alert>,
 ) -> TrackedReplay {
-    let mut engine = crate::correlate::Engine::new(cfg).without_change_log();
+    let mut engine = sift::correlate::Engine::new(cfg).without_change_log();
     engine.set_causality(causal);
     let mut incident_of = Vec::with_capacity(alerts.len());
     for a in alerts {
         let fp = a.fingerprint.clone();
-        let firing = a.status == crate::alert::AlertStatus::Firing;
+        let firing = a.status == sift::alert::AlertStatus::Firing;
         engine.ingest(topo, mapper, a);
         incident_of.push(if firing {
             engine
@@ -399,12 +400,12 @@ pub fn replay_tracked_with(
         final_id.insert(id.clone(), cur.clone());
         *id = cur;
     }
-    let mut incidents: Vec<crate::incident::Incident> = engine
+    let mut incidents: Vec<sift::incident::Incident> = engine
         .incidents()
         .filter(|i| !i.enrichment.contains_key("merged_into"))
         .cloned()
         .collect();
-    incidents.sort_by_key(crate::incident::Incident::number);
+    incidents.sort_by_key(sift::incident::Incident::number);
     TrackedReplay {
         incidents,
         incident_of,

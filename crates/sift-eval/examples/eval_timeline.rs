@@ -2,7 +2,7 @@
 //! `cargo run --release --example eval_timeline -- SEED SIZE INC_ID`.
 use sift::cmdb::{CiMapper, Topology};
 use sift::correlate::{CorrelateConfig, Engine};
-use sift::eval::{EstateSize, generate, parse_alerts};
+use sift_eval::{EstateSize, generate, parse_alerts};
 
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();

@@ -19,8 +19,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::cmdb::{CmdbFile, Topology};
-use crate::problem::{HistoryRecord, ProblemCandidate, ProblemConfig, cluster};
+use sift::cmdb::{CmdbFile, Topology};
+use sift::problem::{HistoryRecord, ProblemCandidate, ProblemConfig, cluster};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TrueProblem {
@@ -290,7 +290,7 @@ pub fn as_grouping(h: &History, cands: &[ProblemCandidate]) -> Grouping {
 pub fn evaluate(
     h: &History,
     cfg: &ProblemConfig,
-) -> Result<(Scores, Scores), crate::problem::ClusterError> {
+) -> Result<(Scores, Scores), sift::problem::ClusterError> {
     let topo = Topology::from_file(&h.cmdb);
     let cands = cluster(&h.records, Some(&topo), cfg)?;
     Ok((score(h, &as_grouping(h, &cands)), score(h, &baseline(h))))

@@ -1,5 +1,5 @@
 //! `sift-problem-eval`: scores sift's problem clustering and the (CI, alertname) baseline
-//! on seeded synthetic six-month histories (see `sift::problem::eval`), one line per seed
+//! on seeded synthetic six-month histories (see `sift_eval::problem`), one line per seed
 //! and the mean over seeds. With `--out DIR` it also writes each history as
 //! `sift problems cluster` input.
 
@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Parser;
 use sift::problem::ProblemConfig;
-use sift::problem::eval::{Scores, combined, evaluate, generate, generate_with, grid};
+use sift_eval::problem::{Scores, combined, evaluate, generate, generate_with, grid};
 
 #[derive(Parser, Debug)]
 #[command(about = "Evaluate sift's problem clustering on synthetic incident histories")]

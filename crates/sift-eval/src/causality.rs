@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::telecom::{self, Alarm, TelecomError};
-use crate::alert::AlertStatus;
-use crate::causality::{History, LearnConfig, Learned, learn};
-use crate::cmdb::{CiMapper, Topology};
+use sift::alert::AlertStatus;
+use sift::causality::{History, LearnConfig, Learned, learn};
+use sift::cmdb::{CiMapper, Topology};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CausalityScore {

@@ -25,9 +25,9 @@ use chrono::DateTime;
 use serde::Serialize;
 
 use super::{incident_root, replay_tracked_with};
-use crate::alert::{Alert, AlertStatus, Fingerprint, Labels, Source};
-use crate::cmdb::{Ci, CiMapper, CmdbFile, Relation, Topology};
-use crate::correlate::CorrelateConfig;
+use sift::alert::{Alert, AlertStatus, Fingerprint, Labels, Source};
+use sift::cmdb::{Ci, CiMapper, CmdbFile, Relation, Topology};
+use sift::correlate::CorrelateConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelecomError {
@@ -353,7 +353,7 @@ pub fn run_with(
     dag: &[(u32, u32)],
     hold: i64,
     cfg: &CorrelateConfig,
-    causal: Option<std::sync::Arc<crate::correlate::CausalIndex>>,
+    causal: Option<std::sync::Arc<sift::correlate::CausalIndex>>,
 ) -> TelecomResult {
     let cmdb = cmdb(links, alarms);
     let topo = Topology::from_file(&cmdb);
@@ -362,10 +362,10 @@ pub fn run_with(
     let t0 = 1_609_459_200;
     let events = alert_events(alarms, &eps, t0);
     let ep_of: Vec<usize> = events.iter().map(|e| e.0).collect();
-    let alerts: Vec<crate::alert::Alert> = events.into_iter().map(|e| e.1).collect();
+    let alerts: Vec<sift::alert::Alert> = events.into_iter().map(|e| e.1).collect();
     // As `sift replay` runs: with the rules' holds this history shows.
     let (cfg, _) =
-        crate::replay::with_learned_holds(cfg.clone(), &topo, &CiMapper::default(), &alerts);
+        sift::replay::with_learned_holds(cfg.clone(), &topo, &CiMapper::default(), &alerts);
     let out = replay_tracked_with(&topo, &CiMapper::default(), cfg, causal, alerts);
     let mut inc_of_ep: Vec<Option<&str>> = vec![None; eps.len()];
     for (k, inc) in out.incident_of.iter().enumerate() {

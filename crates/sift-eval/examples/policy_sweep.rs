@@ -11,7 +11,7 @@
 //! A rough stand-in for the evaluation grid, not a replacement.
 use sift::cmdb::{CiMapper, Topology};
 use sift::correlate::CorrelateConfig;
-use sift::eval::{EstateSize, generate, parse_alerts, score};
+use sift_eval::{EstateSize, generate, parse_alerts, score};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -167,13 +167,13 @@ fn main() -> anyhow::Result<()> {
 /// Monitoring gaps on a generated stream (see the module docs).
 fn thin(
     topo: &Topology,
-    truth: &sift::eval::Truth,
+    truth: &sift_eval::Truth,
     alerts: Vec<sift::alert::Alert>,
     seed: u64,
 ) -> Vec<sift::alert::Alert> {
     use std::collections::HashMap;
     let mapper = CiMapper::default();
-    let mut rng = sift::eval::Rng::new(seed ^ 0xA11);
+    let mut rng = sift_eval::Rng::new(seed ^ 0xA11);
     // Per (group, CI): keep?, extra lag.
     let mut fate: HashMap<(usize, String), (bool, i64)> = HashMap::new();
     let mut out = Vec::new();
@@ -236,7 +236,7 @@ fn out_alert_ci(out: &sift::replay::ReplayOutput, f: &sift::alert::Fingerprint) 
 }
 
 fn grid(first: u64, n: u64, cfg: &CorrelateConfig) -> anyhow::Result<()> {
-    use sift::eval::{generate_with, grid::cells};
+    use sift_eval::{generate_with, grid::cells};
     let (mut f1s, mut b3s, mut roots, mut ratios) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (ci, cell) in cells().iter().enumerate() {

@@ -37,9 +37,9 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 
 use super::{GroupKind, Scores, TrueGroup, Truth, incident_root, replay_tracked_with, score};
-use crate::alert::{Alert, AlertStatus, Fingerprint, Labels, Source};
-use crate::cmdb::{Ci, CiMapper, CmdbFile, Relation, Topology};
-use crate::correlate::CorrelateConfig;
+use sift::alert::{Alert, AlertStatus, Fingerprint, Labels, Source};
+use sift::cmdb::{Ci, CiMapper, CmdbFile, Relation, Topology};
+use sift::correlate::CorrelateConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NezhaError {
@@ -703,7 +703,7 @@ pub fn score_day_with(
     faults: &[Fault],
     cfg: &CorrelateConfig,
     s: Settings,
-    causal: Option<std::sync::Arc<crate::correlate::CausalIndex>>,
+    causal: Option<std::sync::Arc<sift::correlate::CausalIndex>>,
 ) -> DayResult {
     let topo = Topology::from_file(cmdb);
     let mapper = CiMapper::default();
@@ -711,7 +711,7 @@ pub fn score_day_with(
     let episode_of: Vec<usize> = events.iter().map(|e| e.0).collect();
     let alerts: Vec<Alert> = events.into_iter().map(|e| e.1).collect();
     // As `sift replay` runs: with the rules' holds this history shows.
-    let (cfg, _) = crate::replay::with_learned_holds(cfg.clone(), &topo, &mapper, &alerts);
+    let (cfg, _) = sift::replay::with_learned_holds(cfg.clone(), &topo, &mapper, &alerts);
     let out = replay_tracked_with(&topo, &mapper, cfg, causal, alerts);
     // Each episode's incident: where its firing event landed.
     let mut inc_of_ep: Vec<Option<String>> = vec![None; eps.len()];

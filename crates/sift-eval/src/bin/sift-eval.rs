@@ -1,5 +1,5 @@
 //! `sift-eval`: scores sift's correlation and naive baselines on seeded synthetic
-//! scenarios (see `sift::eval`), one line per seed and a table averaged over seeds.
+//! scenarios (see `sift_eval`), one line per seed and a table averaged over seeds.
 //! With `--out DIR` it also writes each scenario as `sift replay` input. `--grid` runs
 //! the generalization grid (worlds away from the generator's defaults), `--nezha` and
 //! `--telecom` the real data sets under `--data`.
@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Parser;
 use sift::correlate::CorrelateConfig;
-use sift::eval::{
+use sift_eval::{
     EstateSize, Evaluation, ROW_NAMES, Scores, evaluate, generate, grid, nezha, telecom,
 };
 
@@ -85,7 +85,7 @@ struct Args {
 /// Times the replay core over `events` events (one thread, release build expected).
 fn replay_bench(seed: u64, events: usize) -> anyhow::Result<()> {
     use sift::cmdb::{CiMapper, Topology};
-    let w = sift::eval::replay_workload(seed, events)?;
+    let w = sift_eval::replay_workload(seed, events)?;
     let topo = Topology::from_file(&w.cmdb);
     let t = std::time::Instant::now();
     let out = sift::replay::run(
@@ -310,7 +310,7 @@ fn run_grid(first: u64, per_cell: u64) -> anyhow::Result<()> {
 }
 
 fn causality_bench(args: &Args, n: usize) -> anyhow::Result<()> {
-    use sift::eval::telecom;
+    use sift_eval::telecom;
     let Some(dir) = data_dir(args, "telecom-24v") else {
         return Ok(());
     };
@@ -330,7 +330,7 @@ fn causality_bench(args: &Args, n: usize) -> anyhow::Result<()> {
         .take(n)
         .collect();
     let dag = telecom::parse_edges("DAG_edges.csv", &read("DAG_edges.csv")?)?;
-    let (_, s) = sift::eval::causality::run(
+    let (_, s) = sift_eval::causality::run(
         &alarms,
         &links,
         &dag,
@@ -374,7 +374,7 @@ fn run_causality(args: &Args) -> anyhow::Result<()> {
         let Some(dir) = data_dir(args, name) else {
             continue;
         };
-        let (_, s) = sift::eval::causality::run_dir(&dir, &cfg)
+        let (_, s) = sift_eval::causality::run_dir(&dir, &cfg)
             .with_context(|| format!("telecom data in {}", dir.display()))?;
         println!(
             "{name:>33}: {:>6} {:>5} {:>5} {:>7} {:>7} {:>9.3} {:>6.3} {:>6.3} {:>7.2}",
@@ -576,7 +576,7 @@ fn run_telecom(args: &Args) -> anyhow::Result<()> {
 /// `--learn-causality`: the grid, Nezha and telecom-24v, each learned on its first half
 /// and scored on its second half without and with the graph.
 fn run_learn_causality(args: &Args) -> anyhow::Result<()> {
-    use sift::eval::learned;
+    use sift_eval::learned;
     let ccfg = CorrelateConfig::default();
     let lcfg = sift::causality::LearnConfig::default();
     let per_cell = args.grid_seeds.max(1);
@@ -709,7 +709,7 @@ fn run_learn_causality(args: &Args) -> anyhow::Result<()> {
     }
 
     if let Some(dir) = data_dir(args, "telecom-24v") {
-        use sift::eval::telecom;
+        use sift_eval::telecom;
         let read =
             |f: &str| std::fs::read_to_string(dir.join(f)).with_context(|| format!("reading {f}"));
         let alarms = telecom::parse_alarms(&read("Alarm.csv")?)?;

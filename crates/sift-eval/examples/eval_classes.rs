@@ -1,5 +1,7 @@
 //! Where the pairs go wrong, by error class, over a range of seeds:
-//! `cargo run --release --example eval_classes -- FIRST N [size]` (`V=1` lists each case).
+//! `cargo run --release --example eval_classes -- FIRST N [size]` (`V=1` lists each case;
+//! `CMDB=missing,spurious,absent`, e.g. `CMDB=0.2,0.1,0.05`, corrupts the CMDB sift is
+//! given as the grid does, and each class then says how the roots relate in the true one).
 //! Prints, per class, the false-positive / false-negative alert pairs and the F1 points
 //! the class costs (averaged over seeds the way `sift-eval` averages). A false-positive
 //! class names how the intruding fault's root relates to the incident's root (`a->b(1)`:
@@ -9,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sift::cmdb::{CiMapper, Topology};
 use sift::correlate::CorrelateConfig;
-use sift::eval::{EstateSize, generate, parse_alerts};
+use sift_eval::{EstateSize, Knobs, generate, generate_with, parse_alerts};
 
 fn rel(topo: &Topology, a: &str, b: &str) -> &'static str {
     // how CI `a` relates to CI `b`
@@ -40,19 +42,37 @@ fn rel(topo: &Topology, a: &str, b: &str) -> &'static str {
     "unrelated"
 }
 
+/// How `a` relates to `b` in the CMDB sift was given, and in the true one when that differs.
+fn both(given: &Topology, truth: &Topology, a: &str, b: &str) -> String {
+    let (g, t) = (rel(given, a, b), rel(truth, a, b));
+    if g == t {
+        g.to_string()
+    } else {
+        format!("{g} (true {t})")
+    }
+}
+
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let first: u64 = a.first().and_then(|s| s.parse().ok()).unwrap_or(0);
     let n: u64 = a.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
     let fixed = a.get(2).and_then(|s| EstateSize::parse(s));
     let verbose = std::env::var("V").is_ok();
+    let mut knobs = Knobs::default();
+    if let Ok(v) = std::env::var("CMDB") {
+        let f: Vec<f64> = v.split(',').filter_map(|x| x.parse().ok()).collect();
+        knobs.cmdb_missing = f.first().copied().unwrap_or(0.0);
+        knobs.cmdb_spurious = f.get(1).copied().unwrap_or(0.0);
+        knobs.cmdb_absent = f.get(2).copied().unwrap_or(0.0);
+    }
     // class -> (fp pairs, fn pairs, f1 points)
     let mut classes: BTreeMap<String, (u64, u64, f64)> = BTreeMap::new();
     let mut f1sum = 0.0;
     for seed in first..first + n {
         let size = fixed.unwrap_or(EstateSize::for_seed(seed));
-        let scn = generate(seed, size);
+        let scn = generate_with(seed, size, &knobs);
         let topo = Topology::from_file(&scn.cmdb);
+        let true_topo = Topology::from_file(&generate(seed, size).cmdb);
         let alerts = parse_alerts(&scn.alerts).expect("alerts");
         let out = sift::replay::run(
             &topo,
@@ -152,8 +172,8 @@ fn main() {
                         )
                     } else {
                         let r = match (iroot, root.as_deref()) {
-                            (Some(ir), Some(rr)) => rel(&topo, ir, rr),
-                            _ => "none",
+                            (Some(ir), Some(rr)) => both(&topo, &true_topo, ir, rr),
+                            _ => "none".to_string(),
                         };
                         let ik = iroot
                             .and_then(|x| topo.get(x))
@@ -208,8 +228,8 @@ fn main() {
                         format!("FN {:?} noCI piece", truth.groups[*g].kind)
                     } else {
                         let r = match (mroot.as_deref(), troot) {
-                            (Some(m), Some(t)) => rel(&topo, m, t),
-                            _ => "none",
+                            (Some(m), Some(t)) => both(&topo, &true_topo, m, t),
+                            _ => "none".to_string(),
                         };
                         format!("FN piece-root vs true-root {r}")
                     };

@@ -3,8 +3,8 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
-use crate::alert::{AlertStatus, Labels};
-use crate::eval::grid;
+use crate::grid;
+use sift::alert::{AlertStatus, Labels};
 
 fn fp(s: &str) -> Fingerprint {
     Fingerprint::from(s)
@@ -109,7 +109,7 @@ fn truth_fingerprints_are_what_sift_parses() {
         assert!(scn.cmdb.validate(|_| false).is_ok());
         // What `sift-eval --out` writes is a CMDB file sift reads back unchanged.
         let text = serde_json::to_string_pretty(&scn.cmdb).unwrap();
-        let back = crate::cmdb::CmdbFile::parse(&text).unwrap();
+        let back = sift::cmdb::CmdbFile::parse(&text).unwrap();
         assert_eq!(back.cis, scn.cmdb.cis);
         assert_eq!(back.relations, scn.cmdb.relations);
     }
@@ -127,7 +127,7 @@ fn estates_span_small_to_ten_thousand_cis() {
 fn scenarios_contain_the_hard_cases() {
     let scn = generate(0, EstateSize::Medium);
     let alerts = parse_alerts(&scn.alerts).unwrap();
-    let topo = crate::cmdb::Topology::from_file(&scn.cmdb);
+    let topo = sift::cmdb::Topology::from_file(&scn.cmdb);
     let mapper = CiMapper::default();
     let mut per_fp: BTreeMap<&Fingerprint, Vec<&Alert>> = BTreeMap::new();
     for a in &alerts {
@@ -172,7 +172,7 @@ fn baselines_group_as_documented() {
             starts_at: t0 + Duration::minutes(min),
             ends_at: None,
             generator_url: None,
-            source: crate::alert::Source::Replay,
+            source: sift::alert::Source::Replay,
         }
     };
     let alerts = vec![
@@ -285,7 +285,7 @@ fn root_top1_is_split_by_whether_the_root_alerted() {
 
 #[test]
 fn dependency_baseline_joins_only_recent_alerts_on_what_a_ci_depends_on() {
-    let doc = crate::cmdb::CmdbFile::parse(
+    let doc = sift::cmdb::CmdbFile::parse(
         r#"{"cis": [{"id": "db"}, {"id": "app"}, {"id": "other"}],
             "relations": [{"source": "app", "target": "db", "type": "depends_on"}]}"#,
     )
@@ -304,7 +304,7 @@ fn dependency_baseline_joins_only_recent_alerts_on_what_a_ci_depends_on() {
             starts_at: t0 + Duration::minutes(min),
             ends_at: None,
             generator_url: None,
-            source: crate::alert::Source::Replay,
+            source: sift::alert::Source::Replay,
         }
     };
     let alerts = vec![
@@ -443,10 +443,10 @@ fn tracked_replay_opens_the_incidents_sift_replay_opens() {
     let alerts = parse_alerts(&scn.alerts).unwrap();
     let topo = Topology::from_file(&scn.cmdb);
     let m = CiMapper::default();
-    let cfg = crate::correlate::CorrelateConfig::default();
-    let plain = crate::replay::run(&topo, &m, cfg.clone(), Vec::new(), alerts.clone());
+    let cfg = sift::correlate::CorrelateConfig::default();
+    let plain = sift::replay::run(&topo, &m, cfg.clone(), Vec::new(), alerts.clone());
     let tracked = replay_tracked(&topo, &m, cfg, alerts.clone());
-    let view = |incs: &[crate::incident::Incident]| -> Vec<(String, Vec<Fingerprint>)> {
+    let view = |incs: &[sift::incident::Incident]| -> Vec<(String, Vec<Fingerprint>)> {
         incs.iter()
             .map(|i| (i.id.clone(), i.alert_fingerprints.iter().cloned().collect()))
             .collect()
@@ -467,14 +467,14 @@ fn tracked_replay_opens_the_incidents_sift_replay_opens() {
 
 #[test]
 fn with_no_graph_or_a_graph_about_other_types_the_harness_scenarios_correlate_identically() {
-    use crate::causality::{Edge, Lag, Learned, Scope};
-    use crate::correlate::CausalIndex;
+    use sift::causality::{Edge, Lag, Learned, Scope};
+    use sift::correlate::CausalIndex;
     use std::sync::Arc;
     let scn = generate(2, EstateSize::Small);
     let alerts = parse_alerts(&scn.alerts).unwrap();
     let topo = Topology::from_file(&scn.cmdb);
     let m = CiMapper::default();
-    let cfg = crate::correlate::CorrelateConfig::default();
+    let cfg = sift::correlate::CorrelateConfig::default();
     let json = |t: &TrackedReplay| serde_json::to_string(&(&t.incidents, &t.incident_of)).unwrap();
     let plain = json(&replay_tracked(&topo, &m, cfg.clone(), alerts.clone()));
     let labels = vec!["alertname".to_string()];
@@ -501,7 +501,7 @@ fn with_no_graph_or_a_graph_about_other_types_the_harness_scenarios_correlate_id
         assert_eq!(json(&with), plain);
     }
     // The split harness's "without" column is that run, on the second half.
-    let r = learned::split_scenario(&scn, &cfg, &crate::causality::LearnConfig::default()).unwrap();
+    let r = learned::split_scenario(&scn, &cfg, &sift::causality::LearnConfig::default()).unwrap();
     assert!(r.without.f1 > 0.0 && r.with.f1 > 0.0);
 }
 
@@ -528,7 +528,7 @@ fn tune_finds_the_rules_slow_for_clauses_and_the_backtest_shows_the_gain() {
     let topo = Topology::from_file(&scn.cmdb);
     let alerts = parse_alerts(&scn.alerts).unwrap();
     let truth = truth_groups(&scn);
-    let r = crate::tune::tune(
+    let r = sift::tune::tune(
         &topo,
         &CiMapper::default(),
         &CorrelateConfig::default(),
@@ -538,7 +538,7 @@ fn tune_finds_the_rules_slow_for_clauses_and_the_backtest_shows_the_gain() {
     assert!(
         !r.recommended_holds.is_empty(),
         "{}",
-        crate::tune::render(&r)
+        sift::tune::render(&r)
     );
     for (name, hold) in &r.recommended_holds {
         let real = knobs.for_clause(scn.seed, name).num_seconds();
@@ -548,22 +548,18 @@ fn tune_finds_the_rules_slow_for_clauses_and_the_backtest_shows_the_gain() {
     assert!(
         tuned.pair_f1.unwrap() > now.pair_f1.unwrap() + 0.05,
         "{}",
-        crate::tune::render(&r)
+        sift::tune::render(&r)
     );
 
     let plain = generate(2, EstateSize::Large);
     let alerts = parse_alerts(&plain.alerts).unwrap();
     let topo = Topology::from_file(&plain.cmdb);
-    let r = crate::tune::tune(
+    let r = sift::tune::tune(
         &topo,
         &CiMapper::default(),
         &CorrelateConfig::default(),
         &alerts,
         None,
     );
-    assert!(
-        r.recommended_holds.is_empty(),
-        "{}",
-        crate::tune::render(&r)
-    );
+    assert!(r.recommended_holds.is_empty(), "{}", sift::tune::render(&r));
 }
