@@ -4,19 +4,22 @@
 //! Which columns of `alerts` are indexed is said once, by `journal::IndexedColumns`:
 //! `upsert_alerts` writes them from it, and the writer compares its digest
 //! (`journal::index_digest`) with the stored row's to send a re-send whose indexed columns
-//! are unchanged to `refresh_alerts`, which rewrites only the document. Nothing here
-//! decides what a re-send is.
+//! are unchanged to `refresh_alerts`, which rewrites only the document. The document is
+//! written as an `AlertDoc` and read back as an `AlertRecord`. Nothing here decides what a
+//! re-send is.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use compact_str::CompactString;
+use serde::Serialize;
 use sqlx::{AssertSqlSafe, QueryBuilder};
 
 use super::StoreError;
 use super::backend::{Backend, CHUNK, Col, PushArg, QueryExt, SqlStore, SqlTx, decode, encode, ms};
 use super::journal::{self, IndexedColumns, JournalEntry, JournalRow};
-use crate::alert::Fingerprint;
+use crate::alert::{AlertStatus, Fingerprint, Labels, Source};
 use crate::correlate::AlertRecord;
 
 #[derive(Debug, Clone, Default)]
@@ -181,7 +184,7 @@ impl<B: Backend> AlertTx for SqlTx<B> {
                     .push_arg(incident_id.map(String::from))
                     .push_arg(starts_at)
                     .push_arg(seq)
-                    .push_arg(encode(r));
+                    .push_arg(encode(&AlertDoc::of(r)));
             });
             qb.push(
                 " ON CONFLICT (fingerprint) DO UPDATE SET status = excluded.status, ci_id = excluded.ci_id, \
@@ -200,7 +203,8 @@ impl<B: Backend> AlertTx for SqlTx<B> {
         for chunk in recs.chunks(CHUNK) {
             let mut qb = QueryBuilder::<B>::new("WITH v (fp, doc) AS (");
             qb.push_values(chunk, |mut b, r| {
-                b.push_arg(r.fingerprint.0.to_string()).push_arg(encode(r));
+                b.push_arg(r.fingerprint.0.to_string())
+                    .push_arg(encode(&AlertDoc::of(r)));
             });
             qb.push(") UPDATE alerts SET seq = ");
             qb.push_arg(seq);
@@ -275,6 +279,73 @@ impl<B: Backend> AlertTx for SqlTx<B> {
     }
 }
 
+/// The JSON `alerts.doc` holds: the record as the API shows it, in the same field order,
+/// so documents read back as `AlertRecord`s, without the writer's mark (`persisted`: the
+/// row's `seq` column says which commit wrote it). Built by destructuring: a field added
+/// to `AlertRecord` does not compile here until it is decided whether the document keeps
+/// it.
+#[derive(Serialize)]
+struct AlertDoc<'a> {
+    fingerprint: &'a Fingerprint,
+    status: AlertStatus,
+    labels: &'a Labels,
+    annotations: &'a Labels,
+    starts_at: DateTime<Utc>,
+    ends_at: Option<DateTime<Utc>>,
+    generator_url: Option<&'a str>,
+    source: Source,
+    ci_id: Option<&'a CompactString>,
+    incident_id: Option<&'a CompactString>,
+    count: u64,
+    flapping: bool,
+    suppressed: bool,
+    suppressed_by: Option<&'a str>,
+    flips: &'a [DateTime<Utc>],
+    last_event_at: DateTime<Utc>,
+}
+
+impl<'a> AlertDoc<'a> {
+    fn of(rec: &'a AlertRecord) -> Self {
+        let AlertRecord {
+            fingerprint,
+            status,
+            labels,
+            annotations,
+            starts_at,
+            ends_at,
+            generator_url,
+            source,
+            ci_id,
+            incident_id,
+            count,
+            flapping,
+            suppressed,
+            suppressed_by,
+            flips,
+            last_event_at,
+            persisted: _,
+        } = rec;
+        AlertDoc {
+            fingerprint,
+            status: *status,
+            labels,
+            annotations,
+            starts_at: *starts_at,
+            ends_at: *ends_at,
+            generator_url: generator_url.as_deref(),
+            source: *source,
+            ci_id: ci_id.as_ref(),
+            incident_id: incident_id.as_ref(),
+            count: *count,
+            flapping: *flapping,
+            suppressed: *suppressed,
+            suppressed_by: suppressed_by.as_deref(),
+            flips,
+            last_event_at: *last_event_at,
+        }
+    }
+}
+
 /// Alert rows read as `(doc, seq, …)`: the record remembers which commit wrote its row.
 pub(super) fn decode_alerts<B: Backend>(rows: Vec<B::Row>) -> Result<Vec<AlertRecord>, StoreError> {
     rows.iter()
@@ -298,4 +369,52 @@ fn decode_journal_rows<B: Backend>(rows: Vec<B::Row>) -> Result<Vec<JournalRow>,
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stored document is the API's JSON of the alert, and reads back as the same
+    /// alert; the writer's mark is not in it.
+    #[test]
+    fn the_document_is_the_alert_as_the_api_shows_it() {
+        let mut rec: AlertRecord = serde_json::from_value(serde_json::json!({
+            "fingerprint": "abc",
+            "status": "firing",
+            "labels": {"alertname": "DiskFull", "host": "db-1"},
+            "annotations": {"summary": "disk full"},
+            "starts_at": "2026-01-01T00:00:00Z",
+            "ends_at": "2026-01-01T01:00:00Z",
+            "generator_url": "http://prom/graph",
+            "source": "alertmanager",
+            "ci_id": "db-1",
+            "incident_id": "INC-0000042",
+            "count": 3,
+            "flapping": true,
+            "suppressed": true,
+            "suppressed_by": "CHG-1",
+            "flips": ["2026-01-01T00:10:00Z"],
+            "last_event_at": "2026-01-01T00:20:00Z"
+        }))
+        .unwrap();
+        rec.persisted.seq = 7;
+        rec.persisted.index = 9;
+        let doc = encode(&AlertDoc::of(&rec));
+        assert_eq!(doc, serde_json::to_string(&rec).unwrap());
+        let back: AlertRecord = serde_json::from_str(&doc).unwrap();
+        assert_eq!(back, rec);
+        assert_eq!(back.persisted.seq, 0);
+        // And an alert with none of the optional fields.
+        rec.ends_at = None;
+        rec.generator_url = None;
+        rec.ci_id = None;
+        rec.incident_id = None;
+        rec.suppressed_by = None;
+        rec.flips.clear();
+        assert_eq!(
+            encode(&AlertDoc::of(&rec)),
+            serde_json::to_string(&rec).unwrap()
+        );
+    }
 }

@@ -6,14 +6,23 @@
 //! correlation state. Each write transaction bumps `sift_state.seq` and stamps the rows it
 //! writes with it, so a daemon that finds the sequence moved re-reads only what changed.
 //!
-//! Layout: each aggregate's file holds its traits (reads on the store, writes in a
-//! `WriteTx`), its query types and its SQL, written once for both databases: `cmdb`,
-//! `alerts` (with the re-send journal's rows), `incidents` (members, timeline, feedback),
-//! `outbox` (and subscriptions), `problems` (and imported history), `causality`.
-//! `Store` and `WriteTx` are their unions, so a caller holds one object. `backend` says what
-//! the shared SQL needs of a database; `sqlite` and `postgres` are the backends (opening,
-//! locking); `migrations` the schema. Nothing here decides anything about alerts or
-//! incidents: the store keeps what it is given and reads it back.
+//! Layout: each aggregate's file holds its small traits (reads on the store, writes in a
+//! `WriteTx`), its query types, its stored-document types and its SQL, written once for
+//! both databases as plain functions generic over `backend::Backend`: `cmdb`, `alerts`
+//! (with the re-send journal's rows), `incidents` (members, timeline, feedback), `outbox`
+//! (and subscriptions), `problems` (and imported history), `causality`. `Store` and
+//! `WriteTx` are their unions, so a caller holds one object. `backend` says what the shared
+//! SQL needs of a database and imports no domain module; `sqlite` and `postgres` are the
+//! thin backends (opening, locking, the few constants where they differ); `migrations` the
+//! schema; `journal` the re-send journal's row format and `IndexedColumns`, the one list of
+//! the columns `alerts` is indexed by; `settings` the `[store]` section.
+//!
+//! A stored document is written from a type of its own where the domain type is also
+//! something else (`alerts::AlertDoc`, `incidents::IncidentDoc`: built by destructuring, so
+//! a new field of the domain type must be decided on here), and read back into the domain
+//! type. `commit` moves the shared counters by what the transaction wrote; callers pass
+//! none. Nothing here decides anything about alerts or incidents: the store keeps what it
+//! is given and reads it back.
 
 mod alerts;
 mod backend;
