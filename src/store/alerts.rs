@@ -1,5 +1,5 @@
 //! Alerts as stored: one row per fingerprint (its latest occurrence), and the re-send
-//! journal's rows (`journal` says what they hold and why).
+//! journal's rows (`JournalTx`; `journal` says what they hold and why).
 //!
 //! Which columns of `alerts` are indexed is said once, by `journal::IndexedColumns`:
 //! `upsert_alerts` writes them from it, and the writer compares its digest
@@ -55,6 +55,12 @@ pub trait AlertTx: Send {
     /// Rewrites only the document (and `seq`) of alerts whose indexed columns (status, CI,
     /// incident, start) are unchanged in the store: a re-send touches one index, not five.
     async fn refresh_alerts(&mut self, recs: &[&AlertRecord]) -> Result<(), StoreError>;
+}
+
+/// The re-send journal's rows (`journal` says what they hold), written and folded in the
+/// writer's transaction.
+#[async_trait]
+pub trait JournalTx: Send {
     /// Appends this commit's re-send journal row (see `journal`); nothing when empty.
     async fn append_journal(&mut self, entries: &[JournalEntry]) -> Result<(), StoreError>;
     /// Journal rows of commits after `seq` (all when `seq` < 0), oldest first.
@@ -213,7 +219,10 @@ impl<B: Backend> AlertTx for SqlTx<B> {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl<B: Backend> JournalTx for SqlTx<B> {
     async fn append_journal(&mut self, entries: &[JournalEntry]) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());

@@ -68,109 +68,16 @@ impl<B: Backend> CausalityStore for SqlStore<B> {
         since: DateTime<Utc>,
         limit: u32,
     ) -> Result<OccurrenceHistory, StoreError> {
-        #[derive(serde::Deserialize)]
-        struct Joined {
-            fingerprint: String,
-        }
-        #[derive(serde::Deserialize)]
-        struct Doc {
-            labels: crate::labels::Labels,
-        }
         // When the limit bites, the newest are kept: the start of the newest `limit`
         // is found first (a sort of times only), then the rows are streamed in table
         // order, unsorted, so neither database holds a million documents in a sorter
-        // and only the parsed occurrences are held here. The detail is parsed here,
-        // not with the databases' JSON functions (one that PostgreSQL's parser
-        // refuses must not fail the whole read).
+        // and only the parsed occurrences are held here.
         let mut out = OccurrenceHistory::default();
         let limit = u64::from(limit);
-        let total: i64 =
-            B::query("SELECT COUNT(*) FROM timeline WHERE kind = 'alert_joined' AND at >= $1")
-                .arg(ms(since))
-                .one(&mut *self.read().await?)
-                .await?
-                .col(0)?;
-        let total = total.max(0) as u64;
-        let from: i64 = if total > limit && limit > 0 {
-            match B::query(
-                "SELECT at FROM timeline WHERE kind = 'alert_joined' AND at >= $1 \
-                 ORDER BY at DESC LIMIT 1 OFFSET $2",
-            )
-            .arg(ms(since))
-            .arg((limit - 1) as i64)
-            .optional(&mut *self.read().await?)
-            .await?
-            {
-                Some(r) => r.col(0)?,
-                None => ms(since),
-            }
-        } else {
-            ms(since)
-        };
-        let mut ix: HashMap<String, u32> = HashMap::new();
-        let mut fps: Vec<String> = Vec::new();
-        let mut occ: Vec<(u32, i64)> = Vec::new();
-        let mut seen = 0u64;
-        {
-            let mut conn = self.read().await?;
-            let mut rows = B::query(
-                "SELECT at, detail FROM timeline WHERE kind = 'alert_joined' AND at >= $1",
-            )
-            .arg(from)
-            .stream(&mut conn);
-            // Ties at `from` can make more than `limit`: those past it are left out.
-            while seen < limit
-                && let Some(r) = rows.try_next().await?
-            {
-                let (at, detail): (i64, String) = (r.col(0)?, r.col(1)?);
-                seen += 1;
-                let Ok(j) = serde_json::from_str::<Joined>(&detail) else {
-                    out.orphaned += 1;
-                    continue;
-                };
-                let k = match ix.get(&j.fingerprint) {
-                    Some(&k) => k,
-                    None => {
-                        let k = fps.len() as u32;
-                        ix.insert(j.fingerprint.clone(), k);
-                        fps.push(j.fingerprint);
-                        k
-                    }
-                };
-                occ.push((k, at));
-            }
-        }
+        let (total, from) = newest_start(self, since, limit).await?;
+        let (fps, occ, seen) = joined_since(self, from, limit, &mut out).await?;
         out.left_out = total.saturating_sub(seen);
-        drop(ix);
-        // The alert rows of those fingerprints: labels and CI.
-        let mut found: Vec<Option<u32>> = vec![None; fps.len()];
-        let mut at_of: HashMap<&str, u32> = fps
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.as_str(), i as u32))
-            .collect();
-        for chunk in fps.chunks(CHUNK) {
-            let mut qb = QueryBuilder::<B>::new(
-                "SELECT fingerprint, ci_id, doc FROM alerts WHERE fingerprint IN (",
-            );
-            let mut sep = qb.separated(", ");
-            for f in chunk {
-                sep.push_arg(f.clone());
-            }
-            qb.push(")");
-            for r in qb.build().all(&mut *self.read().await?).await? {
-                let fp: String = r.col(0)?;
-                let ci: Option<String> = r.col(1)?;
-                let doc: String = r.col(2)?;
-                let (Some(&k), Ok(d)) = (at_of.get(fp.as_str()), serde_json::from_str::<Doc>(&doc))
-                else {
-                    continue;
-                };
-                found[k as usize] = Some(out.alerts.len() as u32);
-                out.alerts.push((d.labels, ci));
-            }
-        }
-        at_of.clear();
+        let found = alerts_of(self, &fps, &mut out).await?;
         out.occurrences = occ
             .into_iter()
             .filter_map(|(k, at)| match found[k as usize] {
@@ -248,4 +155,126 @@ impl<B: Backend> CausalityStore for SqlStore<B> {
         tx.commit().await?;
         Ok(removed)
     }
+}
+
+/// How many occurrences started at or after `since`, and the start (ms) of the newest
+/// `limit` of them (`since` when the limit does not bite).
+async fn newest_start<B: Backend>(
+    store: &SqlStore<B>,
+    since: DateTime<Utc>,
+    limit: u64,
+) -> Result<(u64, i64), StoreError> {
+    let total: i64 =
+        B::query("SELECT COUNT(*) FROM timeline WHERE kind = 'alert_joined' AND at >= $1")
+            .arg(ms(since))
+            .one(&mut *store.read().await?)
+            .await?
+            .col(0)?;
+    let total = total.max(0) as u64;
+    let from: i64 = if total > limit && limit > 0 {
+        match B::query(
+            "SELECT at FROM timeline WHERE kind = 'alert_joined' AND at >= $1 \
+             ORDER BY at DESC LIMIT 1 OFFSET $2",
+        )
+        .arg(ms(since))
+        .arg((limit - 1) as i64)
+        .optional(&mut *store.read().await?)
+        .await?
+        {
+            Some(r) => r.col(0)?,
+            None => ms(since),
+        }
+    } else {
+        ms(since)
+    };
+    Ok((total, from))
+}
+
+/// The `alert_joined` entries from `from` on, at most `limit`: each distinct fingerprint,
+/// the occurrences as (index into those, start in ms), and how many entries were read.
+/// An entry whose detail does not parse counts as orphaned. The detail is parsed here,
+/// not with the databases' JSON functions (one that PostgreSQL's parser refuses must not
+/// fail the whole read).
+async fn joined_since<B: Backend>(
+    store: &SqlStore<B>,
+    from: i64,
+    limit: u64,
+    out: &mut OccurrenceHistory,
+) -> Result<(Vec<String>, Vec<(u32, i64)>, u64), StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Joined {
+        fingerprint: String,
+    }
+    let mut ix: HashMap<String, u32> = HashMap::new();
+    let mut fps: Vec<String> = Vec::new();
+    let mut occ: Vec<(u32, i64)> = Vec::new();
+    let mut seen = 0u64;
+    let mut conn = store.read().await?;
+    let mut rows =
+        B::query("SELECT at, detail FROM timeline WHERE kind = 'alert_joined' AND at >= $1")
+            .arg(from)
+            .stream(&mut conn);
+    // Ties at `from` can make more than `limit`: those past it are left out.
+    while seen < limit
+        && let Some(r) = rows.try_next().await?
+    {
+        let (at, detail): (i64, String) = (r.col(0)?, r.col(1)?);
+        seen += 1;
+        let Ok(j) = serde_json::from_str::<Joined>(&detail) else {
+            out.orphaned += 1;
+            continue;
+        };
+        let k = match ix.get(&j.fingerprint) {
+            Some(&k) => k,
+            None => {
+                let k = fps.len() as u32;
+                ix.insert(j.fingerprint.clone(), k);
+                fps.push(j.fingerprint);
+                k
+            }
+        };
+        occ.push((k, at));
+    }
+    Ok((fps, occ, seen))
+}
+
+/// The labels and CI of each of `fps` from its alert row, pushed to `out.alerts`; for each
+/// of `fps`, its index there (`None`: no readable row).
+async fn alerts_of<B: Backend>(
+    store: &SqlStore<B>,
+    fps: &[String],
+    out: &mut OccurrenceHistory,
+) -> Result<Vec<Option<u32>>, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        labels: crate::labels::Labels,
+    }
+    let mut found: Vec<Option<u32>> = vec![None; fps.len()];
+    let at_of: HashMap<&str, u32> = fps
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.as_str(), i as u32))
+        .collect();
+    for chunk in fps.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<B>::new(
+            "SELECT fingerprint, ci_id, doc FROM alerts WHERE fingerprint IN (",
+        );
+        let mut sep = qb.separated(", ");
+        for f in chunk {
+            sep.push_arg(f.clone());
+        }
+        qb.push(")");
+        for r in qb.build().all(&mut *store.read().await?).await? {
+            let fp: String = r.col(0)?;
+            let ci: Option<String> = r.col(1)?;
+            let doc: String = r.col(2)?;
+            let (Some(&k), Ok(d)) = (at_of.get(fp.as_str()), serde_json::from_str::<Doc>(&doc))
+            else {
+                continue;
+            };
+            found[k as usize] = Some(out.alerts.len() as u32);
+            out.alerts.push((d.labels, ci));
+        }
+    }
+    Ok(found)
 }

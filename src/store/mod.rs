@@ -9,13 +9,14 @@
 //! Layout: each aggregate's file holds its small traits (reads on the store, writes in a
 //! `WriteTx`), its query types, its stored-document types and its SQL, written once for
 //! both databases as plain functions generic over `backend::Backend`: `cmdb`, `alerts`
-//! (with the re-send journal's rows), `incidents` (members, timeline, feedback), `outbox`
-//! (and subscriptions), `problems` (and imported history), `causality`. `Store` and
-//! `WriteTx` are their unions, so a caller holds one object. `backend` says what the shared
-//! SQL needs of a database and imports no domain module; `sqlite` and `postgres` are the
-//! thin backends (opening, locking, the few constants where they differ); `migrations` the
-//! schema; `journal` the re-send journal's row format and `IndexedColumns`, the one list of
-//! the columns `alerts` is indexed by; `settings` the `[store]` section.
+//! (and the re-send journal's rows, `JournalTx`), `incidents` (members, timeline,
+//! feedback), `outbox` (and subscriptions), `problems` (and imported history),
+//! `causality`. `Store` and `WriteTx` are their unions, so a caller holds one object.
+//! `backend` says what the shared SQL needs of a database and imports no domain module;
+//! `sqlite` and `postgres` are the thin backends (opening, locking, the few constants where
+//! they differ); `migrations` the schema; `journal` the re-send journal's row format and
+//! `IndexedColumns`, the one list of the columns `alerts` is indexed by; `settings` the
+//! `[store]` section.
 //!
 //! A stored document is written from a type of its own where the domain type is also
 //! something else (`alerts::AlertDoc`, `incidents::IncidentDoc`: built by destructuring, so
@@ -39,7 +40,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 
-pub use alerts::{AlertPage, AlertQuery, AlertStore, AlertTx};
+pub use alerts::{AlertPage, AlertQuery, AlertStore, AlertTx, JournalTx};
 pub use causality::{CausalityStore, OccurrenceHistory};
 pub use cmdb::{ChangeQuery, CmdbStore, CmdbTx};
 pub use incidents::{FeedbackQuery, IncidentQuery, IncidentStore, IncidentTx};
@@ -87,7 +88,7 @@ pub trait Store:
 /// One write transaction: every aggregate's writes (and the reads a writer makes under
 /// the lock), then `commit`.
 #[async_trait]
-pub trait WriteTx: CmdbTx + AlertTx + IncidentTx + OutboxTx + ProblemTx + Send {
+pub trait WriteTx: CmdbTx + AlertTx + JournalTx + IncidentTx + OutboxTx + ProblemTx + Send {
     fn state(&self) -> StateRow;
     /// Commits, with the shared counters moved by what was written: `seq` always,
     /// `cmdb_version` when CIs or relations were upserted, `next_incident` past the
