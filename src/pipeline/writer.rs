@@ -260,10 +260,7 @@ impl Writer {
         write::write(&mut *tx, &plan).await?;
         let live = self.shared.events.receiver_count() > 0;
         let events = write::enqueue_events(&mut *tx, &plan.incidents, plan.timeline, live).await?;
-        let state = tx
-            .commit(self.engine.next_number() as i64, cmdb.changed)
-            .await
-            .map_err(WriteError::commit)?;
+        let state = tx.commit().await.map_err(WriteError::commit)?;
         self.report(&plan, &changes, t, events);
         let written: Vec<Fingerprint> = plan.written.iter().map(|f| (*f).clone()).collect();
         let entries = plan.journal.len();
