@@ -205,6 +205,9 @@ pub struct CorrelateSection {
     pub min_root_share: f64,
     /// Name a shared dependency that is not alerting as the suspected root.
     pub silent_roots: bool,
+    /// Let an orphan (a CI with no dependency in the CMDB while most CIs of its type have
+    /// one) join an incident whose root has CIs of its type alerting under it.
+    pub orphan_links: bool,
     /// An alert changing state more than `flap_threshold` times within `flap_window` is
     /// flapping: its incident stays open until it has been steady for `flap_window`.
     pub flap_threshold: usize,
@@ -234,6 +237,7 @@ impl Default for CorrelateSection {
             root_gap_weight: c.root_gap_weight,
             min_root_share: c.min_root_share,
             silent_roots: c.silent_roots,
+            orphan_links: c.orphan_links,
             flap_threshold: c.flap_threshold,
             flap_window: Dur(c.flap_window),
             rule_hold: c.rule_hold.into_iter().map(|(k, v)| (k, Dur(v))).collect(),
@@ -702,6 +706,7 @@ impl Config {
             root_gap_weight: self.correlate.root_gap_weight,
             min_root_share: self.correlate.min_root_share,
             silent_roots: self.correlate.silent_roots,
+            orphan_links: self.correlate.orphan_links,
             reopen_window: self.incident.reopen_window.0,
             flap_threshold: self.correlate.flap_threshold,
             flap_window: self.correlate.flap_window.0,

@@ -162,8 +162,7 @@ pub async fn decide(
     let Some(p) = tx.set_problem_status(id, status).await? else {
         return Err(ApiError::not_found(format!("problem {id} not found")));
     };
-    let next = tx.state().next_incident;
-    tx.commit(next, false).await?;
+    tx.commit().await?;
     refresh_gauge(st).await;
     Ok(p)
 }
@@ -253,8 +252,7 @@ async fn import(
     };
     let mut tx = st.store.begin().await?;
     let new = tx.upsert_history(&batch.records).await?;
-    let next = tx.state().next_incident;
-    tx.commit(next, false).await?;
+    tx.commit().await?;
     let n = batch.records.len() as u64;
     Ok((
         StatusCode::OK,
@@ -357,8 +355,7 @@ pub async fn recluster(
     let mut all = problem::reconcile(fresh, decided, min_pts);
     all.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
     tx.replace_problems(&all).await?;
-    let next = tx.state().next_incident;
-    tx.commit(next, false).await?;
+    tx.commit().await?;
     let open = all
         .iter()
         .filter(|p| p.status == ProblemStatus::Candidate)

@@ -57,8 +57,7 @@ pub async fn cmdb_import(cfg: &Config, file: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("{} rejected, nothing imported", file.display()))?;
     tx.upsert_cis(&doc.cis).await?;
     tx.upsert_relations(&doc.relations).await?;
-    let next = tx.state().next_incident;
-    tx.commit(next, true).await?;
+    tx.commit().await?;
     store.close().await;
     println!(
         "imported {} CIs and {} relations from {}",
@@ -485,8 +484,7 @@ pub async fn incidents_import(
     if received == 0 {
         bail!("no usable history record in {}", path.display());
     }
-    let next = tx.state().next_incident;
-    tx.commit(next, false).await?;
+    tx.commit().await?;
     println!(
         "imported {received} records from {} ({new} new, {} updated, {} bad rows skipped)",
         path.display(),

@@ -59,6 +59,10 @@ pub struct CorrelateConfig {
     pub min_root_share: f64,
     /// Whether a shared dependency that is not alerting may be named as suspected root.
     pub silent_roots: bool,
+    /// Whether an orphan (a CI with no dependency in the CMDB while most CIs of its type
+    /// have one: a relation the CMDB lost) may join an incident whose root has CIs of its
+    /// type alerting under it.
+    pub orphan_links: bool,
     /// An alert that fires again within this long of its incident resolving reopens it.
     pub reopen_window: Duration,
     /// An alert changing state more than this many times within `flap_window` is flapping.
@@ -143,6 +147,7 @@ impl Default for CorrelateConfig {
             root_gap_weight: 0.5,
             min_root_share: 0.2,
             silent_roots: true,
+            orphan_links: true,
             reopen_window: Duration::minutes(30),
             flap_threshold: 4,
             flap_window: Duration::minutes(30),

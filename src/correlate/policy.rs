@@ -52,6 +52,12 @@
 //!   the symptoms are at least `min_root_share` of `s`'s direct dependents (and two): a
 //!   hub half the estate depends on needs many symptoms, and two independent faults under
 //!   it stay apart. Only CIs in the CMDB can be suspected.
+//! - **Orphan**: when nothing explains `c` and the CMDB most likely lost its uplink (it
+//!   depends on nothing, at least half of the five or more CIs of its type depend on
+//!   something, and no CI of its type depends on it), it joins the active incident that
+//!   began within `window` before it whose root, or a CI of it directly under the root,
+//!   has the most CIs of `c`'s type directly under it alerting in it (two at least): one
+//!   more host alerting while a switch's hosts do. `orphan_links = false` turns it off.
 //! - Alerts without a CI join the incident of other alerts on the same unknown host
 //!   (`instance` without port, `host`, `hostname`, `node`) within `window`; else they group
 //!   by their label set minus instance-like labels while that group's incident is active
@@ -65,7 +71,9 @@
 //! (20,000), within `max_hops` hops and `max_silent_hops` silent CIs; the late-root rule
 //! walks from at most `RECENT_LIMIT` (64) recently opened incidents' roots, and the
 //! silent-root rule compares at most as many; a fan-out count visits at most
-//! `FANOUT_LIMIT` CIs once per CI and topology version. Cycles (links listed both ways)
+//! `FANOUT_LIMIT` CIs once per CI and topology version; the orphan rule scans at most
+//! `ORPHAN_SCAN` (4,096) dependents of each of those roots and about `WALK_BUDGET` of their
+//! CIs' in all (its per-type table is built once per topology version). Cycles (links listed both ways)
 //! cannot hang a walk: a node is revisited only on a strictly better link.
 
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -136,6 +144,16 @@ pub(super) const WALK_BUDGET: usize = 20_000;
 pub(super) const FANOUT_LIMIT: usize = 20_000;
 /// Most recently opened incidents the late-root and silent-root rules look at per alert.
 pub(super) const RECENT_LIMIT: usize = 64;
+/// A CI is an orphan when it depends on nothing while this share of its type's CIs
+/// depend on something ...
+const ORPHAN_PEER_SHARE: f64 = 0.5;
+/// ... and its type has at least this many CIs.
+const ORPHAN_MIN_PEERS: u32 = 5;
+/// Least number of CIs of an orphan's type, directly under an incident's root and
+/// alerting in it, for the orphan to join that incident.
+const ORPHAN_MIN_SIBLINGS: usize = 2;
+/// Most direct dependents of a root the orphan rule scans.
+const ORPHAN_SCAN: usize = 4_096;
 
 /// Facts of one topology version, computed on first use: upstream walks and fan-outs.
 #[derive(Debug, Default)]
@@ -143,6 +161,9 @@ pub(super) struct Memo {
     version: u64,
     walks: HashMap<Node, Arc<Vec<Reached>>>,
     fanout: HashMap<Node, u32>,
+    /// Per CI type: how many CIs of it the CMDB has, and how many of those depend on
+    /// something (built on first use).
+    uplinked: Option<HashMap<String, (u32, u32)>>,
 }
 
 impl Memo {
@@ -150,6 +171,7 @@ impl Memo {
         if self.version != topo.version() {
             self.walks.clear();
             self.fanout.clear();
+            self.uplinked = None;
             self.version = topo.version();
         }
         if self.walks.len() > 100_000 {
@@ -256,6 +278,45 @@ impl<'a> View<'a> {
                 return 0;
             }
             topo.impact(n, self.cfg.max_hops, FANOUT_LIMIT).len() as u32
+        })
+    }
+
+    /// Whether the CMDB most likely lost `n`'s uplink: `n` depends on nothing, while at
+    /// least `ORPHAN_PEER_SHARE` of the (at least `ORPHAN_MIN_PEERS`) CIs of its type
+    /// depend on something. A type whose CIs are tops (routers, say) has no orphans.
+    fn orphan(&self, topo: &Topology, n: Node) -> bool {
+        if !topo.depends_on(n).is_empty() {
+            return false;
+        }
+        let Some(ty) = topo.ci(n).ci_type.as_deref() else {
+            return false;
+        };
+        // A CI its own type depends on (a router under which core switches sit) is the
+        // top of that type's hierarchy, not a CI whose uplink was lost.
+        if topo
+            .dependents(n)
+            .iter()
+            .take(ORPHAN_SCAN)
+            .any(|&d| topo.ci(d).ci_type.as_deref() == Some(ty))
+        {
+            return false;
+        }
+        let mut m = self.memo.borrow_mut();
+        m.fresh(topo);
+        let table = m.uplinked.get_or_insert_with(|| {
+            let mut t: HashMap<String, (u32, u32)> = HashMap::default();
+            for ci in topo.all_cis() {
+                let (Some(ty), Some(node)) = (ci.ci_type.as_deref(), topo.node(&ci.id)) else {
+                    continue;
+                };
+                let e = t.entry(ty.to_string()).or_default();
+                e.0 += 1;
+                e.1 += u32::from(!topo.depends_on(node).is_empty());
+            }
+            t
+        });
+        table.get(ty).is_some_and(|&(all, up)| {
+            all >= ORPHAN_MIN_PEERS && f64::from(up) >= ORPHAN_PEER_SHARE * f64::from(all)
         })
     }
 
@@ -893,7 +954,7 @@ pub(super) fn place(
                 reason,
             }
         }
-        None => match silent_root(view, topo, c, onset) {
+        None => match silent_root(view, topo, c, onset).or_else(|| orphan(view, topo, c, onset)) {
             Some(p) => p,
             None => Placement {
                 action: Action::Open {
@@ -1082,6 +1143,98 @@ fn silent_root(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Opti
             path,
             lag_seconds: Some((at - first).num_seconds()),
             silent: silent_on_path,
+            learned: None,
+        },
+    })
+}
+
+/// An orphan (a CI whose uplink the CMDB most likely lost, see `View::orphan`) that
+/// nothing explains: it joins the active incident that began within `window` before its
+/// onset and whose root, or a CI of it directly under the root, has the most CIs of the
+/// orphan's type directly under it alerting in it (at least `ORPHAN_MIN_SIBLINGS`): a
+/// switch whose hosts all alert is the likeliest cause of one more host alerting in the
+/// same minutes, the one whose link is missing. Ties: the later incident. `at` is the
+/// alert's onset. Bounded: `RECENT_LIMIT` incidents, `ORPHAN_SCAN` dependents of a root,
+/// about `WALK_BUDGET` dependents of its CIs.
+fn orphan(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Option<Placement> {
+    let cfg = view.cfg;
+    if !cfg.orphan_links || !view.orphan(topo, c) {
+        return None;
+    }
+    let ty = topo.ci(c).ci_type.as_deref()?;
+    let horizon = at - cfg.window;
+    let mut recent: Vec<(DateTime<Utc>, &Incident, Node)> = view
+        .open_by_key
+        .values()
+        .filter_map(|id| view.incidents.get(id))
+        .filter(|i| i.status.is_active() && horizon <= i.opened_at)
+        .map(|i| (view.incident_onset(i), i))
+        .filter(|(o, _)| horizon <= *o && *o <= at)
+        .filter_map(|(o, i)| Some((o, i, topo.node(i.root_cause_ci.as_deref()?)?)))
+        .filter(|(_, _, r)| *r != c)
+        .collect();
+    if recent.len() > RECENT_LIMIT {
+        recent.sort_by(|a, b| (b.0, &b.1.id).cmp(&(a.0, &a.1.id)));
+        recent.truncate(RECENT_LIMIT);
+    }
+    let mut best: Option<(usize, DateTime<Utc>, &Incident, Node, Node)> = None;
+    let mut work = 0usize;
+    for (onset, inc, r) in recent {
+        if work > WALK_BUDGET {
+            break;
+        }
+        let in_inc = |n: Node| {
+            view.active_on_ci(&topo.ci(n).id)
+                .iter()
+                .any(|(id, _)| *id == inc.id.as_str())
+        };
+        // The CI under which the orphan's peers alert: the root, or a CI of the incident
+        // directly under it (a core switch's ToRs under the router that failed).
+        let mut parents: SmallVec<[Node; 8]> = SmallVec::from_elem(r, 1);
+        for &d in topo.dependents(r).iter().take(ORPHAN_SCAN) {
+            if d != c && in_inc(d) {
+                parents.push(d);
+            }
+        }
+        for p in parents {
+            let mut siblings = 0;
+            for &d in topo.dependents(p).iter().take(ORPHAN_SCAN) {
+                work += 1;
+                if topo.ci(d).ci_type.as_deref() == Some(ty) && in_inc(d) {
+                    siblings += 1;
+                }
+            }
+            if siblings >= ORPHAN_MIN_SIBLINGS
+                && best
+                    .as_ref()
+                    .is_none_or(|b| (siblings, onset, &inc.id, p) > (b.0, b.1, &b.2.id, b.3))
+            {
+                best = Some((siblings, onset, inc, p, r));
+            }
+            if work > WALK_BUDGET {
+                break;
+            }
+        }
+    }
+    let (siblings, onset, inc, p, r) = best?;
+    let mut path = vec![topo.ci(c).id.clone(), topo.ci(p).id.clone()];
+    if p != r {
+        path.push(topo.ci(r).id.clone());
+    }
+    Some(Placement {
+        action: Action::Join {
+            id: inc.id.as_str().into(),
+            path: path.clone(),
+            reroot: false,
+            merge: Vec::new(),
+        },
+        reason: Reason {
+            rule: Rule::Orphan,
+            // Siblings seen against one more: two give 2/3, ten 10/11.
+            score: siblings as f64 / (siblings as f64 + 1.0),
+            path,
+            lag_seconds: Some((at - onset).num_seconds()),
+            silent: Vec::new(),
             learned: None,
         },
     })

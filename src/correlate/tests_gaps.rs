@@ -650,3 +650,132 @@ fn learned_holds_fill_in_what_config_does_not_name_and_config_wins() {
     e.set_learned(Some(&learned), &["alertname".to_string()]);
     assert!(!e.config().rule_hold.contains_key("ErrorRateHigh"));
 }
+
+/// Two racks under a core switch; the CMDB lost the uplink of `host-6` (it depends on
+/// nothing, while the other eight hosts each depend on their ToR switch); `app-6` runs
+/// on it.
+fn lost_uplink_estate() -> Topology {
+    let mut cis = vec![
+        ("core", "network"),
+        ("tor-1", "network"),
+        ("tor-2", "network"),
+        ("app-6", "application"),
+    ];
+    let mut rels = vec![("tor-1", "core"), ("tor-2", "core"), ("app-6", "host-6")];
+    let hosts = [
+        "host-1", "host-2", "host-3", "host-4", "host-5", "host-6", "host-7", "host-8", "host-9",
+    ];
+    for h in hosts {
+        cis.push((h, "host"));
+    }
+    for h in &hosts[..5] {
+        rels.push((h, "tor-1"));
+    }
+    for h in &hosts[6..] {
+        rels.push((h, "tor-2"));
+    }
+    estate(&cis, &rels)
+}
+
+#[test]
+fn a_host_whose_uplink_the_cmdb_lost_joins_the_switch_fault_its_rack_mates_are_in() {
+    let topo = lost_uplink_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let tor = on("tor-1", "SwitchDown", 0);
+    let h1 = on("host-1", "HostUnreachable", 20);
+    let h2 = on("host-2", "HostUnreachable", 30);
+    let h6 = on("host-6", "HostUnreachable", 60);
+    let app = on("app-6", "HighErrorRate", 90);
+    for a in [&tor, &h1, &h2, &h6] {
+        e.ingest(&topo, &m, a.clone());
+    }
+    let ch = e.take_changes();
+    let r = reason_of(&ch, &h6);
+    assert_eq!(r.rule, Rule::Orphan);
+    assert_eq!(r.path, vec!["host-6".to_string(), "tor-1".to_string()]);
+    assert_eq!(r.lag_seconds, Some(60));
+    e.ingest(&topo, &m, app.clone());
+    assert_eq!(live(&e).len(), 1);
+    let inc = incident_of(&e, &app);
+    assert_eq!(inc.id, incident_of(&e, &tor).id);
+    assert_eq!(inc.root_cause_ci.as_deref(), Some("tor-1"));
+}
+
+#[test]
+fn an_orphan_stays_apart_without_rack_mates_alerting_in_time_or_with_the_rule_off() {
+    let topo = lost_uplink_estate();
+    let m = CiMapper::default();
+    // One rack mate alerting is not enough.
+    let mut e = Engine::new(CorrelateConfig::default());
+    for a in [
+        on("tor-1", "SwitchDown", 0),
+        on("host-1", "HostUnreachable", 20),
+        on("host-6", "HostUnreachable", 60),
+    ] {
+        e.ingest(&topo, &m, a);
+    }
+    assert_eq!(live(&e).len(), 2);
+    // Rack mates alerting, but the switch's trouble began more than `window` before.
+    let mut e = Engine::new(CorrelateConfig::default());
+    for a in [
+        on("tor-1", "SwitchDown", 0),
+        on("host-1", "HostUnreachable", 20),
+        on("host-2", "HostUnreachable", 30),
+        on("host-6", "HostUnreachable", 6 * 60),
+    ] {
+        e.ingest(&topo, &m, a);
+    }
+    assert_eq!(live(&e).len(), 2);
+    // The rule turned off.
+    let mut e = Engine::new(CorrelateConfig {
+        orphan_links: false,
+        ..CorrelateConfig::default()
+    });
+    for a in [
+        on("tor-1", "SwitchDown", 0),
+        on("host-1", "HostUnreachable", 20),
+        on("host-2", "HostUnreachable", 30),
+        on("host-6", "HostUnreachable", 60),
+    ] {
+        e.ingest(&topo, &m, a);
+    }
+    assert_eq!(live(&e).len(), 2);
+}
+
+#[test]
+fn the_top_of_a_type_is_no_orphan() {
+    // `core` depends on nothing, like host-6, but network CIs depend on it: it is the top
+    // of the network, not a switch whose uplink was lost. Alerting while tor-2's hosts
+    // alert under tor-2 (no dependency between them in the CMDB's direction that would
+    // make it a late root: here the two switches are unrelated), it stays apart.
+    let topo = estate(
+        &[
+            ("core", "network"),
+            ("edge", "network"),
+            ("tor-a", "network"),
+            ("tor-b", "network"),
+            ("tor-c", "network"),
+            ("h-1", "host"),
+            ("h-2", "host"),
+        ],
+        &[
+            ("tor-a", "edge"),
+            ("tor-b", "edge"),
+            ("tor-c", "core"),
+            ("h-1", "tor-a"),
+            ("h-2", "tor-a"),
+        ],
+    );
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    for a in [
+        on("edge", "SwitchDown", 0),
+        on("tor-a", "LinkDown", 10),
+        on("tor-b", "LinkDown", 15),
+        on("core", "SwitchDown", 40),
+    ] {
+        e.ingest(&topo, &m, a);
+    }
+    assert_eq!(live(&e).len(), 2);
+}

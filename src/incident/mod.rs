@@ -96,8 +96,8 @@ pub struct Incident {
     pub assignment_group: Option<String>,
     pub assignee: Option<String>,
     /// Member alerts in the order they joined (a set: joining twice is a no-op). The
-    /// store keeps them as rows of `incident_alerts`, not in the document (see `store_doc`).
-    #[serde(default, skip_serializing_if = "members_omitted")]
+    /// store keeps them as rows of `incident_alerts`, not in its document.
+    #[serde(default)]
     #[schema(value_type = Vec<Fingerprint>)]
     pub alert_fingerprints: Members<Fingerprint>,
     pub alert_count: u64,
@@ -118,33 +118,6 @@ pub struct Incident {
     /// shown to whoever meets a similar incident later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution_note: Option<String>,
-}
-
-thread_local! {
-    static OMIT_MEMBERS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn members_omitted(_: &Members<Fingerprint>) -> bool {
-    OMIT_MEMBERS.with(|c| c.get())
-}
-
-impl Incident {
-    /// The JSON the store keeps in `incidents.doc`: the incident without its member list,
-    /// which grows with every alert and is stored as rows instead, so a batch writes what
-    /// changed rather than every member of every touched incident again.
-    pub fn store_doc(&self) -> String {
-        /// Lowers the flag however serialization ends (even by a panic).
-        struct Reset;
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                OMIT_MEMBERS.with(|c| c.set(false));
-            }
-        }
-        OMIT_MEMBERS.with(|c| c.set(true));
-        let _reset = Reset;
-        // Our own types always serialize.
-        serde_json::to_string(self).unwrap_or_default()
-    }
 }
 
 /// The key an incident is filed under while active: what brought its alerts together.
@@ -422,6 +395,9 @@ pub enum Rule {
     SilentRoot,
     /// It fired on the incident's suspected root, which is now the confirmed root.
     ConfirmedRoot,
+    /// Its CI depends on nothing in the CMDB, unlike most CIs of its type (the CMDB lost
+    /// its uplink), and CIs of its type under the incident's root alerted in it just before.
+    Orphan,
     /// A re-fire of an alert of this incident (maybe reopening it).
     Refire,
     /// No CI: another alert named the same unknown host.

@@ -109,7 +109,7 @@ impl ResendJournal {
 
     /// Reads the journal rows due in this batch: older than the flush age (all rows at
     /// shutdown), a bounded share, so a storm's backlog is worked off over several
-    /// batches. `to_flush` then picks their alerts.
+    /// batches. `pick_flush` then picks their alerts.
     pub async fn due_rows(&mut self, tx: &mut dyn WriteTx, tick: bool) -> Result<Due, StoreError> {
         let (max_rows, max_alerts) = self.bite(tick);
         let now = Utc::now();
@@ -137,7 +137,7 @@ impl ResendJournal {
     /// Picks the journaled alerts of the due rows whose rows are rewritten in this batch:
     /// those whose row has not been rewritten since. The rows it went through are deleted
     /// in the same transaction.
-    pub fn to_flush(
+    pub fn pick_flush(
         &mut self,
         engine: &Engine,
         due: Due,

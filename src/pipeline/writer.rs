@@ -248,7 +248,7 @@ impl Writer {
         let mut changes = self.engine.take_changes();
         ResendJournal::route(&mut changes);
         let due = self.journal.due_rows(&mut *tx, tick.is_some()).await?;
-        let flush = (self.journal).to_flush(&self.engine, due, &changes.alerts);
+        let flush = (self.journal).pick_flush(&self.engine, due, &changes.alerts);
         // While writes are failing, each tick commits even with nothing to write: that
         // probe is how the writer learns the store takes writes again.
         let probe = tick.is_some() && self.shared.health.get().is_some();
@@ -260,10 +260,7 @@ impl Writer {
         write::write(&mut *tx, &plan).await?;
         let live = self.shared.events.receiver_count() > 0;
         let events = write::enqueue_events(&mut *tx, &plan.incidents, plan.timeline, live).await?;
-        let state = tx
-            .commit(self.engine.next_number() as i64, cmdb.changed)
-            .await
-            .map_err(WriteError::commit)?;
+        let state = tx.commit().await.map_err(WriteError::commit)?;
         self.report(&plan, &changes, t, events);
         let written: Vec<Fingerprint> = plan.written.iter().map(|f| (*f).clone()).collect();
         let entries = plan.journal.len();

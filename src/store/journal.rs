@@ -19,18 +19,38 @@ use super::StoreError;
 use crate::alert::Fingerprint;
 use crate::correlate::AlertRecord;
 
-/// A digest of the columns the `alerts` table is indexed by (status, CI, incident, start),
-/// for the current values of a record (never 0). When a record's digest equals the one of
-/// its stored row, a write rewrites only the row's document (`WriteTx::refresh_alerts`).
-/// An indexed column that is left out here silently goes stale on re-sends
-/// (`tests/resend.rs`).
+/// The values of the columns the `alerts` table is indexed by, for a record: the one
+/// place that lists them. `AlertTx::upsert_alerts` writes those columns from it (it
+/// destructures it, so a field added here does not compile there until it is stored), and
+/// `index_digest` hashes it, so a re-send never leaves an indexed column stale
+/// (`tests/resend.rs`). A new indexed column is a field here and a column in a migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IndexedColumns<'a> {
+    pub status: &'static str,
+    pub ci_id: Option<&'a str>,
+    pub incident_id: Option<&'a str>,
+    /// `starts_at` in ms since the epoch.
+    pub starts_at: i64,
+}
+
+impl<'a> IndexedColumns<'a> {
+    pub fn of(rec: &'a AlertRecord) -> Self {
+        IndexedColumns {
+            status: rec.status.as_str(),
+            ci_id: rec.ci_id.as_deref(),
+            incident_id: rec.incident_id.as_deref(),
+            starts_at: rec.starts_at.timestamp_millis(),
+        }
+    }
+}
+
+/// A digest of a record's indexed columns (`IndexedColumns`), for its current values
+/// (never 0). When a record's digest equals the one of its stored row, a write rewrites
+/// only the row's document (`AlertTx::refresh_alerts`).
 pub fn index_digest(rec: &AlertRecord) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::hash::DefaultHasher::new();
-    rec.status.as_str().hash(&mut h);
-    rec.ci_id.hash(&mut h);
-    rec.incident_id.hash(&mut h);
-    rec.starts_at.timestamp_millis().hash(&mut h);
+    IndexedColumns::of(rec).hash(&mut h);
     h.finish() | 1
 }
 

@@ -295,6 +295,8 @@ pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
     // As `sift replay` runs: with the rules' holds learned from the history itself
     // (`EVAL_NO_HOLDS=1`: none; `EVAL_HOLD_DEBUG=1` prints each against the generator's).
     cfg.learn_holds &= std::env::var_os("EVAL_NO_HOLDS").is_none();
+    // `EVAL_NO_ORPHANS=1`: without the orphan rule (a before/after in one run).
+    cfg.orphan_links &= std::env::var_os("EVAL_NO_ORPHANS").is_none();
     if std::env::var_os("EVAL_HOLD_DEBUG").is_some() {
         for x in sift::replay::learn_holds(&topo, &mapper, &alerts) {
             let truth = scn.knobs.for_clause(scn.seed, &x.kind).num_seconds();

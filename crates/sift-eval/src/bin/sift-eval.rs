@@ -741,10 +741,12 @@ fn run_learn_causality(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The default `[correlate]`, without learned holds when `EVAL_NO_HOLDS` is set.
+/// The default `[correlate]`, without learned holds when `EVAL_NO_HOLDS` is set and
+/// without the orphan rule when `EVAL_NO_ORPHANS` is.
 fn eval_config() -> CorrelateConfig {
     CorrelateConfig {
         learn_holds: std::env::var_os("EVAL_NO_HOLDS").is_none(),
+        orphan_links: std::env::var_os("EVAL_NO_ORPHANS").is_none(),
         ..CorrelateConfig::default()
     }
 }
