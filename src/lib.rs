@@ -5,7 +5,7 @@
 //! the pure correlation core places it in an incident (`correlate`, using `causality`'s
 //! learned graph when there is one; `incident` is the ITIL record); the writer drives the
 //! core and commits each batch (`pipeline`) to the store (`store`); changes go out as
-//! webhooks (`outbox`); recurring incidents become problem candidates (`problem`). Around
+//! webhooks (`outbox`; what users see of a record is its `view`); recurring incidents become problem candidates (`problem`). Around
 //! it: the daemon assembled from these parts, with its one shutdown token (`app`), the
 //! HTTP API and the console (`api`, `console`), the command line (`cli`),
 //! configuration (`config`), metrics (`metrics`) and replay of recorded alerts (`replay`).
@@ -37,6 +37,8 @@ pub mod pipeline;
 pub mod store;
 
 // Out.
+pub mod view;
+
 pub mod outbox;
 
 pub mod delivery;

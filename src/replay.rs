@@ -8,10 +8,9 @@ use crate::correlate::{AlertRecord, CorrelateConfig, Engine};
 use crate::incident::Incident;
 
 /// The result of a replay: incidents by number, and the deduplicated alerts.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub struct ReplayOutput {
     pub incidents: Vec<Incident>,
-    #[serde(skip)]
     pub alerts: Vec<AlertRecord>,
 }
 

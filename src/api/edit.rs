@@ -5,6 +5,7 @@
 //! answered 404 or 409 through `ApiError`.
 
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -17,9 +18,10 @@ use super::extract::{Body, Params, parse_json};
 use super::openapi::ErrorBody;
 use crate::alert::Fingerprint;
 use crate::correlate::{FeedbackPair, Label};
-use crate::incident::{Incident, incident_number};
+use crate::incident::incident_number;
 use crate::pipeline::Edit;
 use crate::store::FeedbackQuery;
+use crate::view::IncidentView;
 
 /// Most alerts one split names (a split of more is several requests, or a merge).
 const MAX_SPLIT: usize = 10_000;
@@ -34,11 +36,11 @@ pub struct MergeBody {
 
 /// A merge done.
 #[derive(Serialize, ToSchema)]
-pub struct Merged {
+pub struct Merged<'a> {
     /// The incident merged away (now closed with `merged_into`).
-    merged: Incident,
+    merged: IncidentView<'a>,
     /// The incident that took its alerts.
-    into: Incident,
+    into: IncidentView<'a>,
 }
 
 /// A JSON object body parsed into `T` (serde would also take a list of the fields'
@@ -84,7 +86,7 @@ pub async fn merge(
     Path(id): Path<String>,
     Extension(caller): Extension<Caller>,
     Body(body): Body,
-) -> Result<Json<Merged>, ApiError> {
+) -> Result<Response, ApiError> {
     let body: MergeBody = object(&body, r#"{"into": "INC0000042"}"#)?;
     if incident_number(&id).is_none() {
         return Err(ApiError::not_found(format!("incident {id} not found")));
@@ -96,9 +98,10 @@ pub async fn merge(
     };
     let done = st.pipeline.edit(edit, caller.0, Utc::now()).await?;
     Ok(Json(Merged {
-        merged: done.incident,
-        into: done.other,
-    }))
+        merged: IncidentView::of(&done.incident),
+        into: IncidentView::of(&done.other),
+    })
+    .into_response())
 }
 
 /// Which alerts to split out.
@@ -112,11 +115,11 @@ pub struct SplitBody {
 
 /// A split done.
 #[derive(Serialize, ToSchema)]
-pub struct Split {
+pub struct Split<'a> {
     /// The incident split.
-    incident: Incident,
+    incident: IncidentView<'a>,
     /// The new incident holding the alerts split out.
-    split: Incident,
+    split: IncidentView<'a>,
 }
 
 /// Splits chosen alerts out of incident `id` into a new incident; later events of those
@@ -140,7 +143,7 @@ pub async fn split(
     Path(id): Path<String>,
     Extension(caller): Extension<Caller>,
     Body(body): Body,
-) -> Result<Json<Split>, ApiError> {
+) -> Result<Response, ApiError> {
     let body: SplitBody = object(&body, r#"{"alerts": ["<fingerprint>", ...]}"#)?;
     if incident_number(&id).is_none() {
         return Err(ApiError::not_found(format!("incident {id} not found")));
@@ -169,9 +172,10 @@ pub async fn split(
     let edit = Edit::Split { id, alerts };
     let done = st.pipeline.edit(edit, caller.0, Utc::now()).await?;
     Ok(Json(Split {
-        incident: done.incident,
-        split: done.other,
-    }))
+        incident: IncidentView::of(&done.incident),
+        split: IncidentView::of(&done.other),
+    })
+    .into_response())
 }
 
 #[derive(Deserialize, IntoParams)]

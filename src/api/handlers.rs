@@ -3,6 +3,7 @@
 use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -15,9 +16,10 @@ use super::extract::{Body, JsonBody, Params, parse_json};
 use super::openapi::ErrorBody;
 use crate::alert::AlertStatus;
 use crate::cmdb::{Change, Ci, Relation};
-use crate::correlate::{AlertRecord, IncidentPatch};
-use crate::incident::{Incident, IncidentStatus, TimelineEntry, incident_number};
+use crate::correlate::IncidentPatch;
+use crate::incident::{IncidentStatus, TimelineEntry, incident_number};
 use crate::store::{AlertQuery, ChangeQuery, IncidentQuery};
+use crate::view::{AlertView, IncidentView};
 
 fn limit(l: Option<u32>) -> Result<u32, ApiError> {
     match l {
@@ -49,8 +51,8 @@ pub struct IncidentParams {
 
 /// A page of incidents, newest first.
 #[derive(Serialize, ToSchema)]
-pub struct IncidentList {
-    incidents: Vec<Incident>,
+pub struct IncidentList<'a> {
+    incidents: Vec<IncidentView<'a>>,
     /// The next page's `cursor`; `null` on the last page.
     next_cursor: Option<String>,
 }
@@ -69,7 +71,7 @@ pub struct IncidentList {
 pub async fn list_incidents(
     State(st): State<AppState>,
     Params(p): Params<IncidentParams>,
-) -> Result<Json<IncidentList>, ApiError> {
+) -> Result<Response, ApiError> {
     let status = p
         .status
         .filter(|s| !s.is_empty())
@@ -109,18 +111,19 @@ pub async fn list_incidents(
         .then(|| incidents.last().map(|i| i.id.clone()))
         .flatten();
     Ok(Json(IncidentList {
-        incidents,
+        incidents: IncidentView::all(&incidents),
         next_cursor: next,
-    }))
+    })
+    .into_response())
 }
 
 /// An incident with its alerts and its timeline.
 #[derive(Serialize, ToSchema)]
-pub struct IncidentDetail {
+pub struct IncidentDetail<'a> {
     #[serde(flatten)]
-    incident: Incident,
+    incident: IncidentView<'a>,
     /// Its alerts (at most 1000), newest first.
-    alerts: Vec<AlertRecord>,
+    alerts: Vec<AlertView<'a>>,
     /// What happened to it, oldest first.
     timeline: Vec<TimelineEntry>,
 }
@@ -139,7 +142,7 @@ pub struct IncidentDetail {
 pub async fn get_incident(
     State(st): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<IncidentDetail>, ApiError> {
+) -> Result<Response, ApiError> {
     let inc = st
         .store
         .get_incident(&id)
@@ -156,10 +159,11 @@ pub async fn get_incident(
         .alerts;
     let timeline = st.store.timeline(&id).await?;
     Ok(Json(IncidentDetail {
-        incident: inc,
-        alerts,
+        incident: IncidentView::of(&inc),
+        alerts: AlertView::all(&alerts),
         timeline,
-    }))
+    })
+    .into_response())
 }
 
 /// What to change on an incident: at least one field.
@@ -195,7 +199,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     params(("id" = String, Path, description = "Incident id, e.g. INC0000042.")),
     request_body(content = PatchBody, content_type = "application/json"),
     responses(
-        (status = 200, description = "The incident as changed.", body = Incident),
+        (status = 200, description = "The incident as changed.", body = IncidentView),
         (status = 400, description = "Nothing to change, an empty comment, or a bad field (named).", body = ErrorBody),
         (status = 404, description = "No such incident.", body = ErrorBody),
         (status = 409, description = "An illegal status move (e.g. out of closed).", body = ErrorBody),
@@ -206,7 +210,7 @@ pub async fn patch_incident(
     Path(id): Path<String>,
     Extension(caller): Extension<Caller>,
     JsonBody(body): JsonBody<PatchBody>,
-) -> Result<Json<Incident>, ApiError> {
+) -> Result<Response, ApiError> {
     if body.status.is_none()
         && body.assignee.is_none()
         && body.comment.is_none()
@@ -233,7 +237,7 @@ pub async fn patch_incident(
         resolution_note: body.resolution_note,
     };
     let inc = st.pipeline.patch(id, patch, caller.0, Utc::now()).await?;
-    Ok(Json(inc))
+    Ok(Json(IncidentView::of(&inc)).into_response())
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -255,8 +259,8 @@ pub struct AlertParams {
 
 /// A page of alerts, newest first.
 #[derive(Serialize, ToSchema)]
-pub struct AlertList {
-    alerts: Vec<AlertRecord>,
+pub struct AlertList<'a> {
+    alerts: Vec<AlertView<'a>>,
     /// The next page's `cursor`; `null` on the last page.
     next_cursor: Option<String>,
 }
@@ -275,7 +279,7 @@ pub struct AlertList {
 pub async fn list_alerts(
     State(st): State<AppState>,
     Params(p): Params<AlertParams>,
-) -> Result<Json<AlertList>, ApiError> {
+) -> Result<Response, ApiError> {
     let status = p
         .status
         .filter(|s| !s.is_empty())
@@ -311,9 +315,10 @@ pub async fn list_alerts(
         _ => None,
     };
     Ok(Json(AlertList {
-        alerts,
+        alerts: AlertView::all(&alerts),
         next_cursor: next,
-    }))
+    })
+    .into_response())
 }
 
 /// A bulk body: either a bare list or `{"<key>": [...]}` (the CMDB file's own shape).

@@ -107,7 +107,9 @@ pub fn replay(
         );
     }
     let out = crate::replay::run(&topo, &mapper, ccfg, changes, parsed);
-    let json = serde_json::to_string_pretty(&serde_json::json!({"incidents": out.incidents}))?;
+    let json = serde_json::to_string_pretty(
+        &serde_json::json!({"incidents": crate::view::IncidentView::all(&out.incidents)}),
+    )?;
     match output {
         Some(p) => std::fs::write(p, json + "\n")
             .with_context(|| format!("cannot write {}", p.display()))?,

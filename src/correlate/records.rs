@@ -9,14 +9,15 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use compact_str::CompactString;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::FeedbackPair;
 use crate::alert::{Alert, AlertStatus, Fingerprint, FingerprintSet, Labels, Severity, Source};
 use crate::incident::{IncidentStatus, TimelineEntry};
 
-/// What the core knows of one deduplicated alert.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+/// What the core knows of one deduplicated alert. Read back from the store's document
+/// (`Deserialize`); shown to users as `view::AlertView`, never serialized itself.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct AlertRecord {
     pub fingerprint: Fingerprint,
     pub status: AlertStatus,
@@ -26,13 +27,10 @@ pub struct AlertRecord {
     pub ends_at: Option<DateTime<Utc>>,
     // Rare and never edited: boxed text (16 bytes, not 24) keeps the record at 256 bytes,
     // an allocator size class below 272 (which costs 320).
-    #[schema(value_type = Option<String>)]
     pub generator_url: Option<Box<str>>,
     pub source: Source,
     // Compact: CI and incident ids are short, held inline (no allocation per alert).
-    #[schema(value_type = Option<String>)]
     pub ci_id: Option<CompactString>,
-    #[schema(value_type = Option<String>)]
     pub incident_id: Option<CompactString>,
     /// Events received for this alert (firing re-sends and resolves included).
     pub count: u64,
@@ -40,7 +38,6 @@ pub struct AlertRecord {
     pub suppressed: bool,
     /// The maintenance change that suppresses this alert, while it does.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
     pub suppressed_by: Option<Box<str>>,
     /// When it last changed state (firing ↔ resolved), within the flap window.
     #[serde(default)]

@@ -260,7 +260,11 @@ fn outcome(g: Option<Arc<CausalIndex>>, topo: &Topology, alerts: &[Alert]) -> St
     }
     let mut incs: Vec<&Incident> = e.incidents().collect();
     incs.sort_by_key(|i| i.number());
-    serde_json::to_string(&(incs, timeline)).unwrap()
+    let views: Vec<_> = incs
+        .into_iter()
+        .map(crate::view::IncidentView::of)
+        .collect();
+    serde_json::to_string(&(views, timeline)).unwrap()
 }
 
 #[test]

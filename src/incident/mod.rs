@@ -75,8 +75,9 @@ pub fn incident_number(id: &str) -> Option<u64> {
     id.strip_prefix("INC")?.parse().ok()
 }
 
-/// One incident, in the JSON shape of CONTRACT.md.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+/// One incident: the core's working record. Read back from the store's document
+/// (`Deserialize`); shown to users as `view::IncidentView`, never serialized itself.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Incident {
     pub id: String,
     pub title: String,
@@ -87,10 +88,9 @@ pub struct Incident {
     pub root_cause_ci: Option<String>,
     /// The root cause in full: `root_cause_ci`, whether that CI is alerting (false: a
     /// suspected root), confidence and reason.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub root_cause: Option<RootCause>,
     /// CIs its alerts are on, in the order they joined (a set: checked on every join).
-    #[schema(value_type = Vec<String>)]
     pub ci_ids: Members<String>,
     pub impacted_services: Vec<String>,
     pub assignment_group: Option<String>,
@@ -98,7 +98,6 @@ pub struct Incident {
     /// Member alerts in the order they joined (a set: joining twice is a no-op). The
     /// store keeps them as rows of `incident_alerts`, not in its document.
     #[serde(default)]
-    #[schema(value_type = Vec<Fingerprint>)]
     pub alert_fingerprints: Members<Fingerprint>,
     pub alert_count: u64,
     pub opened_at: DateTime<Utc>,
@@ -107,16 +106,14 @@ pub struct Incident {
     pub resolved_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
     /// The grouping key that brought these alerts together (`ci:<id>` or `group:<hash>`).
-    #[schema(value_type = String)]
     pub correlation_key: CorrelationKey,
-    #[schema(value_type = Object)]
     pub enrichment: serde_json::Map<String, serde_json::Value>,
     /// Response and resolution deadlines of its priority, and whether they were missed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub sla: Option<Sla>,
     /// How it was fixed, as the resolver wrote it (`PATCH … {"resolution_note": …}`);
     /// shown to whoever meets a similar incident later.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub resolution_note: Option<String>,
 }
 

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use crate::duration::Dur;
 use crate::incident::{Incident, IncidentStatus, TimelineEntry, TimelineKind};
+use crate::view::IncidentView;
 
 /// The incident events a subscription can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -256,7 +257,7 @@ struct GenericBody<'a> {
     event: &'static str,
     event_id: &'a str,
     occurred_at: DateTime<Utc>,
-    incident: &'a Incident,
+    incident: IncidentView<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     merged_into: Option<&'a Value>,
 }
@@ -267,7 +268,7 @@ fn generic_body(event_id: &str, kind: EventKind, at: DateTime<Utc>, inc: &Incide
         event: kind.as_str(),
         event_id,
         occurred_at: at,
-        incident: inc,
+        incident: IncidentView::of(inc),
         merged_into: inc.enrichment.get("merged_into"),
     })
     .unwrap_or_default()

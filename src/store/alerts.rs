@@ -410,7 +410,10 @@ mod tests {
         rec.persisted.seq = 7;
         rec.persisted.index = 9;
         let doc = encode(&AlertDoc::of(&rec));
-        assert_eq!(doc, serde_json::to_string(&rec).unwrap());
+        assert_eq!(
+            doc,
+            serde_json::to_string(&crate::view::AlertView::of(&rec)).unwrap()
+        );
         let back: AlertRecord = serde_json::from_str(&doc).unwrap();
         assert_eq!(back, rec);
         assert_eq!(back.persisted.seq, 0);
@@ -423,7 +426,7 @@ mod tests {
         rec.flips.clear();
         assert_eq!(
             encode(&AlertDoc::of(&rec)),
-            serde_json::to_string(&rec).unwrap()
+            serde_json::to_string(&crate::view::AlertView::of(&rec)).unwrap()
         );
     }
 }

@@ -475,7 +475,14 @@ fn with_no_graph_or_a_graph_about_other_types_the_harness_scenarios_correlate_id
     let topo = Topology::from_file(&scn.cmdb);
     let m = CiMapper::default();
     let cfg = sift::correlate::CorrelateConfig::default();
-    let json = |t: &TrackedReplay| serde_json::to_string(&(&t.incidents, &t.incident_of)).unwrap();
+    let json = |t: &TrackedReplay| {
+        let incidents: Vec<_> = t
+            .incidents
+            .iter()
+            .map(sift::view::IncidentView::of)
+            .collect();
+        serde_json::to_string(&(incidents, &t.incident_of)).unwrap()
+    };
     let plain = json(&replay_tracked(&topo, &m, cfg.clone(), alerts.clone()));
     let labels = vec!["alertname".to_string()];
     let empty = Arc::new(CausalIndex::new(&Learned::default(), &labels));
