@@ -30,8 +30,13 @@
 //! leftover records carrying its codes that fall in its pattern (`in_pattern`): a record
 //! that lost its CI or its text still has its category and its time.
 //!
+//! A candidate rooted at an application whose incidents recur in the pattern of a
+//! candidate rooted at what it depends on, saying the same, folds into that one
+//! (`downstream`).
+//!
 //! Per cluster: the suggested root CI is the CI most of its incidents point at (ties:
-//! the one with most incidents raised on it, then the nearest), with a confidence; the
+//! the one their titles name most, then the one with most incidents raised on it, then
+//! the nearest), with a confidence; the
 //! signature is the commonest signature of its incidents on that CI; the id is
 //! `PRB` + seven digits of a hash of (root CI, signature), so the same problem gets the
 //! same id in every run and on every machine. Pure; no I/O.
@@ -45,7 +50,7 @@ use super::{
     CiCount, Explanation, HistoryRecord, ProblemCandidate, ProblemConfig, ProblemStatus,
     SuggestedRootCause,
 };
-use super::{bursts, recurrence, significance};
+use super::{bursts, downstream, recurrence, significance};
 use crate::cmdb::Topology;
 
 /// Largest block DBSCAN sees at once (the linear neighbour search is quadratic in it).
@@ -104,30 +109,7 @@ pub fn cluster_report(
     cfg: &ProblemConfig,
     decided: &[ProblemCandidate],
 ) -> Result<ClusterReport, ClusterError> {
-    if !(cfg.eps.is_finite() && cfg.eps > 0.0) {
-        return Err(ClusterError::Config(format!(
-            "eps must be a positive number, not {}",
-            cfg.eps
-        )));
-    }
-    if cfg.min_pts < 2 {
-        return Err(ClusterError::Config(format!(
-            "min_pts must be at least 2, not {}",
-            cfg.min_pts
-        )));
-    }
-    if !(cfg.fdr > 0.0 && cfg.fdr <= 1.0) {
-        return Err(ClusterError::Config(format!(
-            "fdr must be in (0, 1], not {}",
-            cfg.fdr
-        )));
-    }
-    if !(cfg.max_share > 0.0 && cfg.max_share <= 1.0) {
-        return Err(ClusterError::Config(format!(
-            "max_share must be in (0, 1], not {}",
-            cfg.max_share
-        )));
-    }
+    check(cfg)?;
     let feats: Vec<Features> = records
         .iter()
         .map(|r| features::extract(r, topo, cfg.hops))
@@ -142,58 +124,7 @@ pub fn cluster_report(
     for (i, k) in keys.iter().enumerate() {
         blocks.entry(k.as_str()).or_default().push(i);
     }
-    // A record with codes only (no title, no alertname) is compared with a worded one on
-    // the codes it has (the worded one's vector restricted to them): its few dimensions
-    // would otherwise keep it out of every neighbourhood of worded incidents.
-    let worded: Vec<bool> = records
-        .iter()
-        .map(|r| r.title.is_some() || !r.alertnames.is_empty())
-        .collect();
-    let norm2: Vec<f64> = vecs
-        .iter()
-        .map(|v| v.iter().map(|&(_, w)| f64::from(w).powi(2)).sum())
-        .collect();
-    let eps2 = cfg.eps * cfg.eps;
-    let near = |i: usize, j: usize| -> bool {
-        if worded[i] == worded[j] {
-            norm2[i] + norm2[j] - 2.0 * features::cosine(&vecs[i], &vecs[j]) <= eps2
-        } else {
-            let (c, w) = if worded[i] { (j, i) } else { (i, j) };
-            !vecs[c].is_empty()
-                && vecs[c]
-                    .iter()
-                    .all(|(d, _)| vecs[w].binary_search_by_key(d, |x| x.0).is_ok())
-                && 2.0 - 2.0 * restricted_cosine(&vecs[c], &vecs[w]) <= eps2
-        }
-    };
-    // Mixed links make members, not cores: a worded incident is a core point only with
-    // another worded one among its neighbours, a codes-only one only on codes-only
-    // neighbours. Otherwise one codes-only record sharing a common category with three
-    // unrelated worded one-offs would make them a cluster.
-    let core_ok = |i: usize, nb: &[usize]| -> bool {
-        let same = nb.iter().filter(|&&j| worded[j] == worded[i]).count();
-        if worded[i] {
-            nb.len() >= cfg.min_pts && same >= 2
-        } else {
-            same >= cfg.min_pts
-        }
-    };
-    let mut clusters: Vec<Vec<usize>> = Vec::new();
-    for block in blocks.values() {
-        for part in split_block(block.clone(), &feats, records) {
-            if part.len() < cfg.min_pts {
-                continue;
-            }
-            let labels = dbscan(&part, cfg.min_pts, near, core_ok);
-            let mut by_label: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-            for (row, l) in labels.iter().enumerate() {
-                if let Some(l) = l {
-                    by_label.entry(*l).or_default().push(part[row]);
-                }
-            }
-            clusters.extend(by_label.into_values().filter(|c| c.len() >= cfg.min_pts));
-        }
-    }
+    let mut clusters = dbscan_blocks(&blocks, records, &feats, &vecs, cfg);
     attach(&mut clusters, records, &feats, &vecs, cfg);
     let mut clusters = merge_same_problem(clusters, &feats);
     let index: HashMap<&str, usize> = records
@@ -205,33 +136,11 @@ pub fn cluster_report(
     // Bounded: a cluster larger than the cap is split by its exact coded signature;
     // parts still too large are a feature too generic to name a problem.
     let max_size = ((cfg.max_share * records.len() as f64).floor() as usize).max(MIN_CAP);
-    let mut too_broad = 0;
-    let mut bounded: Vec<(Vec<usize>, bool)> = Vec::new();
     let mut taken = vec![false; records.len()];
     for &i in clusters.iter().flatten() {
         taken[i] = true;
     }
-    for (k, c) in clusters.into_iter().enumerate() {
-        let is_accepted = accepted.contains(&k);
-        if c.len() <= max_size || is_accepted {
-            bounded.push((c, is_accepted));
-            continue;
-        }
-        let mut parts: BTreeMap<Vec<&str>, Vec<usize>> = BTreeMap::new();
-        for i in c {
-            let mut key: Vec<&str> = feats[i].words.iter().map(String::as_str).collect();
-            key.sort_unstable();
-            key.dedup();
-            parts.entry(key).or_default().push(i);
-        }
-        for p in parts.into_values() {
-            if p.len() > max_size {
-                too_broad += 1;
-            } else if p.len() >= cfg.min_pts {
-                bounded.push((p, false));
-            }
-        }
-    }
+    let (mut bounded, too_broad) = bound(clusters, &accepted, &feats, max_size, cfg.min_pts);
     // What words could not join: noise incidents pointing at one CI with one set of codes
     // that come together in time (see `bursts`). They carry their own significance.
     let (found, burst_others) = bursts::find(records, &feats, &taken, cfg.min_pts);
@@ -383,44 +292,41 @@ pub fn cluster_report(
             shared: shared_atoms(c, &feats, &df),
         });
     }
-    // Two families of tests, each corrected on its own: clusters of alike incidents, and
-    // groups joined by codes and time alone (see `bursts`). Pooled, the many strong
-    // clusters of the first would lift a weak coincidence of the second over the bar.
-    let (mut p_alike, mut p_time): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-    for (k, t) in tests.iter().enumerate() {
-        if scanned.contains_key(&k) {
-            p_time.push(t.p);
-        } else {
-            p_alike.push(t.p);
-        }
-    }
-    p_time.extend(&burst_others);
-    let (q_alike, q_time) = (significance::bh(&p_alike), significance::bh(&p_time));
-    let (mut a, mut b) = (q_alike.into_iter(), q_time.into_iter());
-    let q: Vec<f64> = (0..tests.len())
-        .map(|k| {
-            let next = if scanned.contains_key(&k) {
-                b.next()
-            } else {
-                a.next()
-            };
-            next.unwrap_or(1.0)
-        })
-        .collect();
+    // Two families of tests, each corrected on its own (see `q_values`).
+    let q = q_values(&tests, &scanned, &burst_others);
     let tested = tests.len();
-    let kept: Vec<bool> = bounded
+    let mut kept: Vec<bool> = bounded
         .iter()
         .zip(&q)
         .map(|((_, acc), q)| *q <= cfg.fdr || *acc)
         .collect();
+    let not_significant = kept.iter().filter(|k| !**k).count();
+    // A candidate seen from downstream folds into its root's (see `downstream`): the
+    // merged one carries the stronger significance of the two.
+    let (mut q, mut tests) = (q, tests);
+    for (a, into) in downstream::fold(&bounded, &kept, records, &feats)
+        .into_iter()
+        .enumerate()
+    {
+        if let Some((b, moved)) = into {
+            // What stays behind (not in the pattern) is a candidate of its own only when
+            // it still has `min_pts` incidents.
+            bounded[a].0.retain(|i| !moved.contains(i));
+            bounded[b].0.extend(moved);
+            q[b] = q[b].min(q[a]);
+            tests[b].p = tests[b].p.min(tests[a].p);
+            if bounded[a].0.len() < cfg.min_pts {
+                bounded[a].0.clear();
+                kept[a] = false;
+            }
+        }
+    }
     let extra = in_pattern(&bounded, &kept, records, &feats);
-    let mut not_significant = 0;
     let mut out: Vec<ProblemCandidate> = Vec::new();
     for ((((c, _), t), q), (kept, extra)) in
         bounded.iter().zip(tests).zip(q).zip(kept.iter().zip(extra))
     {
         if !kept {
-            not_significant += 1;
             continue;
         }
         let mut c = c.clone();
@@ -442,15 +348,189 @@ pub fn cluster_report(
         });
         out.push(cand);
     }
-    // Two clusters on the same (root, signature) would share an id: keep ids unique and
-    // deterministic by giving the bigger one the plain id.
+    unique_ids_and_rank(&mut out);
+    let (features, features_used) = feature_coverage(records);
+    Ok(ClusterReport {
+        candidates: out,
+        features,
+        features_used,
+        tested,
+        not_significant,
+        too_broad,
+        max_size,
+    })
+}
+
+/// Refuses settings no clustering can run with.
+fn check(cfg: &ProblemConfig) -> Result<(), ClusterError> {
+    if !(cfg.eps.is_finite() && cfg.eps > 0.0) {
+        return Err(ClusterError::Config(format!(
+            "eps must be a positive number, not {}",
+            cfg.eps
+        )));
+    }
+    if cfg.min_pts < 2 {
+        return Err(ClusterError::Config(format!(
+            "min_pts must be at least 2, not {}",
+            cfg.min_pts
+        )));
+    }
+    if !(cfg.fdr > 0.0 && cfg.fdr <= 1.0) {
+        return Err(ClusterError::Config(format!(
+            "fdr must be in (0, 1], not {}",
+            cfg.fdr
+        )));
+    }
+    if !(cfg.max_share > 0.0 && cfg.max_share <= 1.0) {
+        return Err(ClusterError::Config(format!(
+            "max_share must be in (0, 1], not {}",
+            cfg.max_share
+        )));
+    }
+    Ok(())
+}
+
+/// DBSCAN per block (see the module docs): the clusters of alike incidents.
+fn dbscan_blocks(
+    blocks: &BTreeMap<&str, Vec<usize>>,
+    records: &[HistoryRecord],
+    feats: &[Features],
+    vecs: &[Vec<(u16, f32)>],
+    cfg: &ProblemConfig,
+) -> Vec<Vec<usize>> {
+    // A record with codes only (no title, no alertname) is compared with a worded one on
+    // the codes it has (the worded one's vector restricted to them): its few dimensions
+    // would otherwise keep it out of every neighbourhood of worded incidents.
+    let worded: Vec<bool> = records
+        .iter()
+        .map(|r| r.title.is_some() || !r.alertnames.is_empty())
+        .collect();
+    let norm2: Vec<f64> = vecs
+        .iter()
+        .map(|v| v.iter().map(|&(_, w)| f64::from(w).powi(2)).sum())
+        .collect();
+    let eps2 = cfg.eps * cfg.eps;
+    let near = |i: usize, j: usize| -> bool {
+        if worded[i] == worded[j] {
+            norm2[i] + norm2[j] - 2.0 * features::cosine(&vecs[i], &vecs[j]) <= eps2
+        } else {
+            let (c, w) = if worded[i] { (j, i) } else { (i, j) };
+            !vecs[c].is_empty()
+                && vecs[c]
+                    .iter()
+                    .all(|(d, _)| vecs[w].binary_search_by_key(d, |x| x.0).is_ok())
+                && 2.0 - 2.0 * restricted_cosine(&vecs[c], &vecs[w]) <= eps2
+        }
+    };
+    // Mixed links make members, not cores: a worded incident is a core point only with
+    // another worded one among its neighbours, a codes-only one only on codes-only
+    // neighbours. Otherwise one codes-only record sharing a common category with three
+    // unrelated worded one-offs would make them a cluster.
+    let core_ok = |i: usize, nb: &[usize]| -> bool {
+        let same = nb.iter().filter(|&&j| worded[j] == worded[i]).count();
+        if worded[i] {
+            nb.len() >= cfg.min_pts && same >= 2
+        } else {
+            same >= cfg.min_pts
+        }
+    };
+    let mut clusters: Vec<Vec<usize>> = Vec::new();
+    for block in blocks.values() {
+        for part in split_block(block.clone(), feats, records) {
+            if part.len() < cfg.min_pts {
+                continue;
+            }
+            let labels = dbscan(&part, cfg.min_pts, near, core_ok);
+            let mut by_label: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+            for (row, l) in labels.iter().enumerate() {
+                if let Some(l) = l {
+                    by_label.entry(*l).or_default().push(part[row]);
+                }
+            }
+            clusters.extend(by_label.into_values().filter(|c| c.len() >= cfg.min_pts));
+        }
+    }
+    clusters
+}
+
+/// A cluster larger than `max_size` split by its exact set of words and codes; parts
+/// still too large are dropped and counted (too broad). Accepted problems are never split.
+/// With whether each is an accepted problem's.
+fn bound(
+    clusters: Vec<Vec<usize>>,
+    accepted: &HashSet<usize>,
+    feats: &[Features],
+    max_size: usize,
+    min_pts: usize,
+) -> (Vec<(Vec<usize>, bool)>, usize) {
+    let mut too_broad = 0;
+    let mut bounded: Vec<(Vec<usize>, bool)> = Vec::new();
+    for (k, c) in clusters.into_iter().enumerate() {
+        let is_accepted = accepted.contains(&k);
+        if c.len() <= max_size || is_accepted {
+            bounded.push((c, is_accepted));
+            continue;
+        }
+        let mut parts: BTreeMap<Vec<&str>, Vec<usize>> = BTreeMap::new();
+        for i in c {
+            let mut key: Vec<&str> = feats[i].words.iter().map(String::as_str).collect();
+            key.sort_unstable();
+            key.dedup();
+            parts.entry(key).or_default().push(i);
+        }
+        for p in parts.into_values() {
+            if p.len() > max_size {
+                too_broad += 1;
+            } else if p.len() >= min_pts {
+                bounded.push((p, false));
+            }
+        }
+    }
+    (bounded, too_broad)
+}
+
+/// Benjamini–Hochberg q-values, two families each corrected on its own: clusters of
+/// alike incidents, and groups joined by codes and time alone (`scanned`, with
+/// `burst_others`, the groups tested and not found). Pooled, the many strong clusters of
+/// the first would lift a weak coincidence of the second over the bar.
+fn q_values(
+    tests: &[Test],
+    scanned: &HashMap<usize, (f64, f64)>,
+    burst_others: &[f64],
+) -> Vec<f64> {
+    let (mut p_alike, mut p_time): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    for (k, t) in tests.iter().enumerate() {
+        if scanned.contains_key(&k) {
+            p_time.push(t.p);
+        } else {
+            p_alike.push(t.p);
+        }
+    }
+    p_time.extend(burst_others);
+    let (q_alike, q_time) = (significance::bh(&p_alike), significance::bh(&p_time));
+    let (mut a, mut b) = (q_alike.into_iter(), q_time.into_iter());
+    (0..tests.len())
+        .map(|k| {
+            let next = if scanned.contains_key(&k) {
+                b.next()
+            } else {
+                a.next()
+            };
+            next.unwrap_or(1.0)
+        })
+        .collect()
+}
+
+/// Two clusters on the same (root, signature) would share an id: ids are kept unique and
+/// deterministic by giving the bigger one the plain id. Then most significant first.
+fn unique_ids_and_rank(out: &mut [ProblemCandidate]) {
     out.sort_by(|a, b| {
         a.id.cmp(&b.id)
             .then(b.incident_ids.len().cmp(&a.incident_ids.len()))
             .then(a.incident_ids.cmp(&b.incident_ids))
     });
     let mut used: HashSet<String> = HashSet::new();
-    for c in &mut out {
+    for c in out.iter_mut() {
         let mut id = c.id.clone();
         let mut k = 1u64;
         while used.contains(&id) {
@@ -470,16 +550,6 @@ pub fn cluster_report(
             .then(b.score.total_cmp(&a.score))
             .then(a.id.cmp(&b.id))
     });
-    let (features, features_used) = feature_coverage(records);
-    Ok(ClusterReport {
-        candidates: out,
-        features,
-        features_used,
-        tested,
-        not_significant,
-        too_broad,
-        max_size,
-    })
 }
 
 /// Records no candidate holds that fall in a candidate's recurring slot or burst window
@@ -508,24 +578,12 @@ fn in_pattern(
         if rec.kind == recurrence::PatternKind::Irregular {
             continue;
         }
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for &i in c {
-            for a in bursts::codes(&feats[i]) {
-                *counts.entry(a).or_default() += 1;
-            }
-        }
-        let codes: Vec<&str> = counts
-            .into_iter()
-            .filter(|(_, n)| n * 2 > c.len())
-            .map(|(a, _)| a)
-            .collect();
+        let codes = majority_codes(c, feats);
         if codes.is_empty() {
             continue;
         }
         pats.push((k, suggest_root(c, feats).map(|(r, _)| r), codes, rec));
     }
-    let week = chrono::Duration::days(7);
-    let burst = chrono::Duration::days(recurrence::BURST_DAYS);
     for (i, f) in feats.iter().enumerate() {
         if held[i] {
             continue;
@@ -549,23 +607,7 @@ fn in_pattern(
                 },
                 (Some(_), None) => continue,
             };
-            let on_time = match rec.kind {
-                recurrence::PatternKind::Weekly => {
-                    recurrence::in_slot(rec, t)
-                        && t >= rec.first_seen - week
-                        && t <= rec.last_seen + week
-                }
-                recurrence::PatternKind::Daily => {
-                    recurrence::in_slot(rec, t)
-                        && t >= rec.first_seen - chrono::Duration::days(1)
-                        && t <= rec.last_seen + chrono::Duration::days(1)
-                }
-                recurrence::PatternKind::Burst => {
-                    t >= rec.last_seen - burst && t <= rec.first_seen + burst
-                }
-                recurrence::PatternKind::Irregular => false,
-            };
-            if on_time {
+            if fits_pattern(rec, t) {
                 fits.push((hops, *k));
             }
         }
@@ -578,6 +620,41 @@ fn in_pattern(
         }
     }
     out
+}
+
+/// The codes (category, subcategory, symptom, closure code) more than half of `members`
+/// carry, sorted.
+pub(super) fn majority_codes<'a>(members: &[usize], feats: &'a [Features]) -> Vec<&'a str> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for &i in members {
+        for a in bursts::codes(&feats[i]) {
+            *counts.entry(a).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .filter(|(_, n)| n * 2 > members.len())
+        .map(|(a, _)| a)
+        .collect()
+}
+
+/// Whether `t` falls in the pattern `rec`: its weekday and hour within a week of its
+/// first and last incident (weekly), its hour within a day of them (daily), where the
+/// burst stays within `BURST_DAYS` (burst); never for an irregular one.
+pub(super) fn fits_pattern(rec: &super::Recurrence, t: chrono::DateTime<chrono::Utc>) -> bool {
+    let day = chrono::Duration::days(1);
+    let week = chrono::Duration::days(7);
+    let burst = chrono::Duration::days(recurrence::BURST_DAYS);
+    match rec.kind {
+        recurrence::PatternKind::Weekly => {
+            recurrence::in_slot(rec, t) && t >= rec.first_seen - week && t <= rec.last_seen + week
+        }
+        recurrence::PatternKind::Daily => {
+            recurrence::in_slot(rec, t) && t >= rec.first_seen - day && t <= rec.last_seen + day
+        }
+        recurrence::PatternKind::Burst => t >= rec.last_seen - burst && t <= rec.first_seen + burst,
+        recurrence::PatternKind::Irregular => false,
+    }
 }
 
 /// The cap on a candidate's size never goes below this many incidents: half a year of a
@@ -927,7 +1004,7 @@ fn merge_same_problem(clusters: Vec<Vec<usize>>, feats: &[Features]) -> Vec<Vec<
 }
 
 /// The commonest signature among the incidents raised on the root (all, when none is).
-fn signature_of(members: &[usize], feats: &[Features], root: Option<&str>) -> String {
+pub(super) fn signature_of(members: &[usize], feats: &[Features], root: Option<&str>) -> String {
     let on_root: Vec<usize> = members
         .iter()
         .copied()
@@ -941,30 +1018,36 @@ fn signature_of(members: &[usize], feats: &[Features], root: Option<&str>) -> St
     commonest(from.iter().map(|&i| feats[i].signature.as_str()))
 }
 
-/// The CI most of `members` point at (through the topology), ties to the one most of
-/// them name or were raised on, then the nearest; with (support, named or on it).
-fn suggest_root(members: &[usize], feats: &[Features]) -> Option<(String, (usize, usize))> {
-    // support: incidents pointing at a CI; direct: incidents raised on it or naming it;
-    // hops: total distance.
-    let mut stats: HashMap<&str, (usize, usize, u64)> = HashMap::new();
+/// The CI most of `members` point at (through the topology); ties to the one their
+/// titles name most (incidents on an application that say "deadlocks on db-13" point a
+/// problem manager at the database, not at the application they were raised on), then
+/// the one most were raised on or name, then the nearest; with (support, named or on it).
+pub(super) fn suggest_root(
+    members: &[usize],
+    feats: &[Features],
+) -> Option<(String, (usize, usize))> {
+    // support: incidents pointing at a CI; named: incidents whose title names it (an
+    // upstream CI); direct: raised on it or naming it; hops: total distance.
+    let mut stats: HashMap<&str, (usize, usize, usize, u64)> = HashMap::new();
     for &i in members {
         for (ci, hops) in &feats[i].neighbourhood {
             let e = stats.entry(ci.as_str()).or_default();
             e.0 += 1;
             let named = feats[i].named.as_ref().is_some_and(|(n, _)| n == ci);
-            e.1 += usize::from(*hops == 0 || named);
-            e.2 += u64::from(*hops);
+            e.1 += usize::from(named);
+            e.2 += usize::from(*hops == 0 || named);
+            e.3 += u64::from(*hops);
         }
     }
     stats
         .iter()
         .max_by(|a, b| {
-            (a.1.0, a.1.1)
-                .cmp(&(b.1.0, b.1.1))
-                .then(b.1.2.cmp(&a.1.2))
+            (a.1.0, a.1.1, a.1.2)
+                .cmp(&(b.1.0, b.1.1, b.1.2))
+                .then(b.1.3.cmp(&a.1.3))
                 .then(b.0.cmp(a.0))
         })
-        .map(|(ci, s)| (ci.to_string(), (s.0, s.1)))
+        .map(|(ci, s)| (ci.to_string(), (s.0, s.2)))
 }
 
 fn split_block(

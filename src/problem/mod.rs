@@ -17,6 +17,7 @@
 
 pub mod bursts;
 pub mod cluster;
+pub mod downstream;
 pub mod features;
 pub mod import;
 pub mod reconcile;
