@@ -709,6 +709,7 @@ pub(super) fn place(
     // A re-fired alert goes back to its incident while that is active, and reopens it
     // when it resolved within the reopen window, unless trouble that began since it
     // ended explains it: like a new alert on an alerting CI, it follows the newer cause.
+    let mut not_back: Option<String> = None;
     if let Some((prev, ended)) = view.refire_of
         && let Some(inc) = view.incidents.get(prev)
     {
@@ -721,20 +722,66 @@ pub(super) fn place(
                 .as_deref()
                 .is_none_or(|r| view.firing_on(r) > 0),
         };
-        let back = inc.status.is_active() && (at - ended <= cfg.window || cause_alerts());
+        let flap = at - ended <= cfg.window;
+        // After a quiet gap longer than a flap, the cause must also be recent: a root
+        // that began alerting longer before this onset than any propagation lag sift
+        // accepts (`max_window`) has been there all along without causing it.
+        let onset = at - view.hold(rec);
+        let age = onset - view.incident_onset(inc);
+        let stale = !flap && age > cfg.max_window;
+        let back = inc.status.is_active() && (flap || (cause_alerts() && !stale));
         let reopen = inc.status == crate::incident::IncidentStatus::Resolved
             && inc.resolved_at.is_some_and(|r| at <= r + cfg.reopen_window);
-        // Walked only when the alert would go back: the newer cause takes it instead.
-        if (back || reopen) && !node.is_some_and(|c| newer_cause(view, topo, c, prev, ended, at)) {
-            if back {
-                return join(prev.into(), Vec::new(), Reason::rule(Rule::Refire));
-            }
-            return Placement {
-                action: Action::Reopen { id: prev.into() },
-                reason: Reason::rule(Rule::Refire),
+        if inc.status.is_active() && !flap && cause_alerts() && stale {
+            not_back = Some(format!(
+                "not back to {prev}: quiet {} s, and its root {} began alerting {} s before this onset, longer than any propagation lag (max_window {} s)",
+                (at - ended).num_seconds(),
+                inc.root_cause_ci.as_deref().unwrap_or("?"),
+                age.num_seconds(),
+                cfg.max_window.num_seconds()
+            ));
+        }
+        // Walked only when the alert would go back: the newer cause takes it instead, and
+        // an incident that just opened on what depends on it makes it that incident's
+        // late root (the fresh fault started with it).
+        if back || reopen {
+            let newer = node.is_some_and(|c| newer_cause(view, topo, c, prev, ended, at));
+            let below = match node {
+                Some(c) if !newer => late_roots(view, topo, c, onset, Some(prev))
+                    .first()
+                    .map(|(_, id, _)| id.clone()),
+                _ => None,
             };
+            if let Some(fresh) = below {
+                not_back = Some(format!(
+                    "not back to {prev}: {fresh} opened just before on what depends on it"
+                ));
+            } else if !newer {
+                if back {
+                    return join(prev.into(), Vec::new(), Reason::rule(Rule::Refire));
+                }
+                return Placement {
+                    action: Action::Reopen { id: prev.into() },
+                    reason: Reason::rule(Rule::Refire),
+                };
+            }
         }
     }
+    let mut p = place_new(view, topo, node, rec, at);
+    p.reason.not_back = not_back;
+    p
+}
+
+/// Where a firing alert goes when it does not go back to a previous incident (see
+/// `place`).
+fn place_new(
+    view: &View,
+    topo: &Topology,
+    node: Option<Node>,
+    rec: &AlertRecord,
+    at: DateTime<Utc>,
+) -> Placement {
+    let cfg = view.cfg;
     let window = cfg.window;
     // Timing is judged on onsets: when the trouble behind an alert began, its start less
     // its rule's hold-back (`for:`). A rule that waits 15 minutes before firing does not
@@ -849,57 +896,7 @@ pub(super) fn place(
     };
 
     // Late root: active incidents whose root depends on `c` and opened shortly before.
-    let mut down: Vec<(DateTime<Utc>, String, Reason)> = Vec::new();
-    if !topo.dependents(c).is_empty() {
-        let late = cfg.late_root_window;
-        let slack = cfg.max_window.max(window) - window;
-        let mut roots: Vec<(DateTime<Utc>, &str, Node)> = view
-            .open_by_key
-            .values()
-            .filter_map(|id| view.incidents.get(id))
-            .filter(|i| {
-                onset <= i.opened_at + late + slack && i.root_cause_ci.as_deref() != Some(cid)
-            })
-            .filter(|i| up.as_ref().is_none_or(|u| u.id != i.id))
-            .filter_map(|i| {
-                Some((
-                    view.incident_onset(i),
-                    i.id.as_str(),
-                    topo.node(i.root_cause_ci.as_deref()?)?,
-                ))
-            })
-            .collect();
-        if roots.len() > RECENT_LIMIT {
-            roots.sort_by(|a, b| b.cmp(a));
-            roots.truncate(RECENT_LIMIT);
-        }
-        for (opened, id, root) in roots {
-            let from_root = link_walk(view, topo, root);
-            if let Some(s) = from_root.iter().find(|s| s.node == c)
-                && onset <= opened + late + (view.window(s.silent) - window)
-                && (s.silent == 0 || s.score * view.fan(topo, c) >= cfg.min_link_score)
-            {
-                let (path, silent) = link_path(view, topo, &from_root, root, c);
-                down.push((
-                    opened,
-                    id.to_string(),
-                    Reason {
-                        rule: Rule::LateRoot,
-                        score: if s.silent == 0 {
-                            s.score
-                        } else {
-                            s.score * view.fan(topo, c)
-                        },
-                        path,
-                        lag_seconds: Some((onset - opened).num_seconds()),
-                        silent,
-                        learned: None,
-                    },
-                ));
-            }
-        }
-        down.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    }
+    let down = late_roots(view, topo, c, onset, up.as_ref().map(|u| u.id));
 
     match up {
         Some(u) => {
@@ -919,6 +916,7 @@ pub(super) fn place(
                 lag_seconds: Some((onset - u.first).num_seconds()),
                 silent,
                 learned: u.learned.map(|e| e.link.text.clone()),
+                not_back: None,
             };
             Placement {
                 action: Action::Join {
@@ -964,6 +962,74 @@ pub(super) fn place(
             },
         },
     }
+}
+
+/// Late root: the active incidents (other than `skip`) whose root depends on `c` (a link
+/// scored as in `place`, from the root) and that opened within `late_root_window`
+/// (grown by `hop_window` per silent CI) before `onset`, oldest first, with the reason
+/// `c` would become their root.
+fn late_roots(
+    view: &View,
+    topo: &Topology,
+    c: Node,
+    onset: DateTime<Utc>,
+    skip: Option<&str>,
+) -> Vec<(DateTime<Utc>, String, Reason)> {
+    let cfg = view.cfg;
+    let window = cfg.window;
+    let cid = topo.ci(c).id.as_str();
+    let mut down: Vec<(DateTime<Utc>, String, Reason)> = Vec::new();
+    if topo.dependents(c).is_empty() {
+        return down;
+    }
+    let late = cfg.late_root_window;
+    let slack = cfg.max_window.max(window) - window;
+    let mut roots: Vec<(DateTime<Utc>, &str, Node)> = view
+        .open_by_key
+        .values()
+        .filter_map(|id| view.incidents.get(id))
+        .filter(|i| onset <= i.opened_at + late + slack && i.root_cause_ci.as_deref() != Some(cid))
+        .filter(|i| skip.is_none_or(|u| u != i.id))
+        .filter_map(|i| {
+            Some((
+                view.incident_onset(i),
+                i.id.as_str(),
+                topo.node(i.root_cause_ci.as_deref()?)?,
+            ))
+        })
+        .collect();
+    if roots.len() > RECENT_LIMIT {
+        roots.sort_by(|a, b| b.cmp(a));
+        roots.truncate(RECENT_LIMIT);
+    }
+    for (opened, id, root) in roots {
+        let from_root = link_walk(view, topo, root);
+        if let Some(s) = from_root.iter().find(|s| s.node == c)
+            && onset <= opened + late + (view.window(s.silent) - window)
+            && (s.silent == 0 || s.score * view.fan(topo, c) >= cfg.min_link_score)
+        {
+            let (path, silent) = link_path(view, topo, &from_root, root, c);
+            down.push((
+                opened,
+                id.to_string(),
+                Reason {
+                    rule: Rule::LateRoot,
+                    score: if s.silent == 0 {
+                        s.score
+                    } else {
+                        s.score * view.fan(topo, c)
+                    },
+                    path,
+                    lag_seconds: Some((onset - opened).num_seconds()),
+                    silent,
+                    learned: None,
+                    not_back: None,
+                },
+            ));
+        }
+    }
+    down.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    down
 }
 
 /// An alert on no CI: alerts on the same unknown host belong together (the host stands
@@ -1144,6 +1210,7 @@ fn silent_root(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Opti
             lag_seconds: Some((at - first).num_seconds()),
             silent: silent_on_path,
             learned: None,
+            not_back: None,
         },
     })
 }
@@ -1236,6 +1303,7 @@ fn orphan(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Option<Pl
             lag_seconds: Some((at - onset).num_seconds()),
             silent: Vec::new(),
             learned: None,
+            not_back: None,
         },
     })
 }
