@@ -722,34 +722,30 @@ pub(super) fn place(
                 .as_deref()
                 .is_none_or(|r| view.firing_on(r) > 0),
         };
-        let flap = at - ended <= cfg.window;
-        // After a quiet gap longer than a flap, the cause must also be recent: a root
-        // that began alerting longer before this onset than any propagation lag sift
-        // accepts (`max_window`) has been there all along without causing it.
-        let onset = at - view.hold(rec);
-        let age = onset - view.incident_onset(inc);
-        let stale = !flap && age > cfg.max_window;
-        let back = inc.status.is_active() && (flap || (cause_alerts() && !stale));
+        let back = inc.status.is_active() && (at - ended <= cfg.window || cause_alerts());
         let reopen = inc.status == crate::incident::IncidentStatus::Resolved
             && inc.resolved_at.is_some_and(|r| at <= r + cfg.reopen_window);
-        if inc.status.is_active() && !flap && cause_alerts() && stale {
-            not_back = Some(format!(
-                "not back to {prev}: quiet {} s, and its root {} began alerting {} s before this onset, longer than any propagation lag (max_window {} s)",
-                (at - ended).num_seconds(),
-                inc.root_cause_ci.as_deref().unwrap_or("?"),
-                age.num_seconds(),
-                cfg.max_window.num_seconds()
-            ));
-        }
+        let onset = at - view.hold(rec);
         // Walked only when the alert would go back: the newer cause takes it instead, and
         // an incident that just opened on what depends on it makes it that incident's
         // late root (the fresh fault started with it).
         if back || reopen {
             let newer = node.is_some_and(|c| newer_cause(view, topo, c, prev, ended, at));
             let below = match node {
-                Some(c) if !newer => late_roots(view, topo, c, onset, Some(prev))
-                    .first()
-                    .map(|(_, id, _)| id.clone()),
+                // Not when the link goes both ways (a mesh): then neither is below.
+                Some(c) if !newer => {
+                    let mine = ancestors(view.memo, topo, c, cfg.max_hops);
+                    late_roots(view, topo, c, onset, Some(prev))
+                        .into_iter()
+                        .find(|(_, id, _)| {
+                            let root = view
+                                .incidents
+                                .get(id.as_str())
+                                .and_then(|i| topo.node(i.root_cause_ci.as_deref()?));
+                            root.is_some_and(|r| !mine.iter().any(|x| x.node == r))
+                        })
+                        .map(|(_, id, _)| id)
+                }
                 _ => None,
             };
             if let Some(fresh) = below {
