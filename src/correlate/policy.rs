@@ -709,6 +709,7 @@ pub(super) fn place(
     // A re-fired alert goes back to its incident while that is active, and reopens it
     // when it resolved within the reopen window, unless trouble that began since it
     // ended explains it: like a new alert on an alerting CI, it follows the newer cause.
+    let mut not_back: Option<String> = None;
     if let Some((prev, ended)) = view.refire_of
         && let Some(inc) = view.incidents.get(prev)
     {
@@ -724,17 +725,59 @@ pub(super) fn place(
         let back = inc.status.is_active() && (at - ended <= cfg.window || cause_alerts());
         let reopen = inc.status == crate::incident::IncidentStatus::Resolved
             && inc.resolved_at.is_some_and(|r| at <= r + cfg.reopen_window);
-        // Walked only when the alert would go back: the newer cause takes it instead.
-        if (back || reopen) && !node.is_some_and(|c| newer_cause(view, topo, c, prev, ended, at)) {
-            if back {
-                return join(prev.into(), Vec::new(), Reason::rule(Rule::Refire));
-            }
-            return Placement {
-                action: Action::Reopen { id: prev.into() },
-                reason: Reason::rule(Rule::Refire),
+        let onset = at - view.hold(rec);
+        // Walked only when the alert would go back: the newer cause takes it instead, and
+        // an incident that just opened on what depends on it makes it that incident's
+        // late root (the fresh fault started with it).
+        if back || reopen {
+            let newer = node.is_some_and(|c| newer_cause(view, topo, c, prev, ended, at));
+            let below = match node {
+                // Not when the link goes both ways (a mesh): then neither is below.
+                Some(c) if !newer => {
+                    let mine = ancestors(view.memo, topo, c, cfg.max_hops);
+                    late_roots(view, topo, c, onset, Some(prev))
+                        .into_iter()
+                        .find(|(_, id, _)| {
+                            let root = view
+                                .incidents
+                                .get(id.as_str())
+                                .and_then(|i| topo.node(i.root_cause_ci.as_deref()?));
+                            root.is_some_and(|r| !mine.iter().any(|x| x.node == r))
+                        })
+                        .map(|(_, id, _)| id)
+                }
+                _ => None,
             };
+            if let Some(fresh) = below {
+                not_back = Some(format!(
+                    "not back to {prev}: {fresh} opened just before on what depends on it"
+                ));
+            } else if !newer {
+                if back {
+                    return join(prev.into(), Vec::new(), Reason::rule(Rule::Refire));
+                }
+                return Placement {
+                    action: Action::Reopen { id: prev.into() },
+                    reason: Reason::rule(Rule::Refire),
+                };
+            }
         }
     }
+    let mut p = place_new(view, topo, node, rec, at);
+    p.reason.not_back = not_back;
+    p
+}
+
+/// Where a firing alert goes when it does not go back to a previous incident (see
+/// `place`).
+fn place_new(
+    view: &View,
+    topo: &Topology,
+    node: Option<Node>,
+    rec: &AlertRecord,
+    at: DateTime<Utc>,
+) -> Placement {
+    let cfg = view.cfg;
     let window = cfg.window;
     // Timing is judged on onsets: when the trouble behind an alert began, its start less
     // its rule's hold-back (`for:`). A rule that waits 15 minutes before firing does not
@@ -849,57 +892,7 @@ pub(super) fn place(
     };
 
     // Late root: active incidents whose root depends on `c` and opened shortly before.
-    let mut down: Vec<(DateTime<Utc>, String, Reason)> = Vec::new();
-    if !topo.dependents(c).is_empty() {
-        let late = cfg.late_root_window;
-        let slack = cfg.max_window.max(window) - window;
-        let mut roots: Vec<(DateTime<Utc>, &str, Node)> = view
-            .open_by_key
-            .values()
-            .filter_map(|id| view.incidents.get(id))
-            .filter(|i| {
-                onset <= i.opened_at + late + slack && i.root_cause_ci.as_deref() != Some(cid)
-            })
-            .filter(|i| up.as_ref().is_none_or(|u| u.id != i.id))
-            .filter_map(|i| {
-                Some((
-                    view.incident_onset(i),
-                    i.id.as_str(),
-                    topo.node(i.root_cause_ci.as_deref()?)?,
-                ))
-            })
-            .collect();
-        if roots.len() > RECENT_LIMIT {
-            roots.sort_by(|a, b| b.cmp(a));
-            roots.truncate(RECENT_LIMIT);
-        }
-        for (opened, id, root) in roots {
-            let from_root = link_walk(view, topo, root);
-            if let Some(s) = from_root.iter().find(|s| s.node == c)
-                && onset <= opened + late + (view.window(s.silent) - window)
-                && (s.silent == 0 || s.score * view.fan(topo, c) >= cfg.min_link_score)
-            {
-                let (path, silent) = link_path(view, topo, &from_root, root, c);
-                down.push((
-                    opened,
-                    id.to_string(),
-                    Reason {
-                        rule: Rule::LateRoot,
-                        score: if s.silent == 0 {
-                            s.score
-                        } else {
-                            s.score * view.fan(topo, c)
-                        },
-                        path,
-                        lag_seconds: Some((onset - opened).num_seconds()),
-                        silent,
-                        learned: None,
-                    },
-                ));
-            }
-        }
-        down.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    }
+    let down = late_roots(view, topo, c, onset, up.as_ref().map(|u| u.id));
 
     match up {
         Some(u) => {
@@ -919,6 +912,7 @@ pub(super) fn place(
                 lag_seconds: Some((onset - u.first).num_seconds()),
                 silent,
                 learned: u.learned.map(|e| e.link.text.clone()),
+                not_back: None,
             };
             Placement {
                 action: Action::Join {
@@ -964,6 +958,74 @@ pub(super) fn place(
             },
         },
     }
+}
+
+/// Late root: the active incidents (other than `skip`) whose root depends on `c` (a link
+/// scored as in `place`, from the root) and that opened within `late_root_window`
+/// (grown by `hop_window` per silent CI) before `onset`, oldest first, with the reason
+/// `c` would become their root.
+fn late_roots(
+    view: &View,
+    topo: &Topology,
+    c: Node,
+    onset: DateTime<Utc>,
+    skip: Option<&str>,
+) -> Vec<(DateTime<Utc>, String, Reason)> {
+    let cfg = view.cfg;
+    let window = cfg.window;
+    let cid = topo.ci(c).id.as_str();
+    let mut down: Vec<(DateTime<Utc>, String, Reason)> = Vec::new();
+    if topo.dependents(c).is_empty() {
+        return down;
+    }
+    let late = cfg.late_root_window;
+    let slack = cfg.max_window.max(window) - window;
+    let mut roots: Vec<(DateTime<Utc>, &str, Node)> = view
+        .open_by_key
+        .values()
+        .filter_map(|id| view.incidents.get(id))
+        .filter(|i| onset <= i.opened_at + late + slack && i.root_cause_ci.as_deref() != Some(cid))
+        .filter(|i| skip.is_none_or(|u| u != i.id))
+        .filter_map(|i| {
+            Some((
+                view.incident_onset(i),
+                i.id.as_str(),
+                topo.node(i.root_cause_ci.as_deref()?)?,
+            ))
+        })
+        .collect();
+    if roots.len() > RECENT_LIMIT {
+        roots.sort_by(|a, b| b.cmp(a));
+        roots.truncate(RECENT_LIMIT);
+    }
+    for (opened, id, root) in roots {
+        let from_root = link_walk(view, topo, root);
+        if let Some(s) = from_root.iter().find(|s| s.node == c)
+            && onset <= opened + late + (view.window(s.silent) - window)
+            && (s.silent == 0 || s.score * view.fan(topo, c) >= cfg.min_link_score)
+        {
+            let (path, silent) = link_path(view, topo, &from_root, root, c);
+            down.push((
+                opened,
+                id.to_string(),
+                Reason {
+                    rule: Rule::LateRoot,
+                    score: if s.silent == 0 {
+                        s.score
+                    } else {
+                        s.score * view.fan(topo, c)
+                    },
+                    path,
+                    lag_seconds: Some((onset - opened).num_seconds()),
+                    silent,
+                    learned: None,
+                    not_back: None,
+                },
+            ));
+        }
+    }
+    down.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    down
 }
 
 /// An alert on no CI: alerts on the same unknown host belong together (the host stands
@@ -1144,6 +1206,7 @@ fn silent_root(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Opti
             lag_seconds: Some((at - first).num_seconds()),
             silent: silent_on_path,
             learned: None,
+            not_back: None,
         },
     })
 }
@@ -1236,6 +1299,7 @@ fn orphan(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Option<Pl
             lag_seconds: Some((at - onset).num_seconds()),
             silent: Vec::new(),
             learned: None,
+            not_back: None,
         },
     })
 }

@@ -779,3 +779,40 @@ fn the_top_of_a_type_is_no_orphan() {
     }
     assert_eq!(live(&e).len(), 2);
 }
+
+/// A dependency whose alert re-fires just after an incident opened on what depends on
+/// it becomes that incident's (late) root, rather than going back to its own old
+/// incident: the fresh fault below it started with it.
+#[test]
+fn a_refire_becomes_the_late_root_of_a_fresh_incident_above_it() {
+    let topo = estate(&[("api", "app"), ("web", "app")], &[("web", "api")]);
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let api = on("api", "LatencyHigh", 0);
+    e.ingest(&topo, &m, api.clone());
+    let old = incident_of(&e, &api).id.clone();
+    e.ingest(&topo, &m, clear(&api, 120));
+    // 20 minutes later (within the reopen window) web alerts first, api a minute later.
+    let web = on("web", "LatencyHigh", 1200);
+    e.ingest(&topo, &m, web.clone());
+    let fresh = incident_of(&e, &web).id.clone();
+    assert_ne!(fresh, old);
+    e.take_changes();
+    e.ingest(&topo, &m, again(&api, 1260));
+    let ch = e.take_changes();
+    assert_eq!(
+        incident_of(&e, &api).id.clone(),
+        fresh,
+        "not back to its old incident"
+    );
+    let inc = e.incident(&fresh).unwrap();
+    assert_eq!(inc.root_cause_ci.as_deref(), Some("api"));
+    let r = reason_of(&ch, &api);
+    assert_eq!(r.rule, Rule::LateRoot);
+    assert_eq!(r.lag_seconds, Some(60));
+    assert!(
+        r.not_back
+            .is_some_and(|w| w.contains(&old) && w.contains(&fresh))
+    );
+    assert_eq!(live(&e).len(), 1);
+}

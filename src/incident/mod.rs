@@ -424,6 +424,11 @@ pub struct Reason {
     /// → PodCrashLooping, seen 143 times, median lag 40 s"); absent without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub learned: Option<String>,
+    /// Why a re-fired alert did not go back to the incident its previous occurrence was
+    /// in ("not back to INC…: its root … began alerting 1174 s before …"); absent
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_back: Option<String>,
 }
 
 impl Reason {
@@ -435,6 +440,7 @@ impl Reason {
             lag_seconds: None,
             silent: Vec::new(),
             learned: None,
+            not_back: None,
         }
     }
 }
