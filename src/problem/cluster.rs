@@ -1190,25 +1190,15 @@ mod tests {
         codes: (&str, &str),
     ) -> HistoryRecord {
         let t0: chrono::DateTime<chrono::Utc> = "2026-03-02T09:00:00Z".parse().unwrap();
-        HistoryRecord {
-            id: format!("INC{n:07}"),
-            opened_at: t0 + chrono::Duration::days(day) + chrono::Duration::minutes(n as i64),
-            resolved_at: None,
-            ci: Some(ci.into()),
-            title: words.map(|w| w.0.to_string()),
-            alertnames: words.map(|w| vec![w.1.to_string()]).unwrap_or_default(),
-            category: Some(codes.0.into()),
-            subcategory: Some(codes.1.into()),
-            symptom: None,
-            assignment_group: None,
-            priority: Some(3),
-            resolution_note: None,
-            location: None,
-            service: None,
-            ci_class: None,
-            closure_code: None,
-            known_error: None,
-        }
+        let opened = t0 + chrono::Duration::days(day) + chrono::Duration::minutes(n as i64);
+        crate::problem::fixtures::record(
+            n,
+            opened,
+            ci,
+            words.map(|w| w.0),
+            words.map(|w| w.1),
+            codes,
+        )
     }
 
     /// 60 unrelated one-offs on other CIs: the base rate every cluster is judged against.

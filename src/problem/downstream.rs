@@ -164,74 +164,20 @@ mod tests {
         alert: &str,
         codes: (&str, &str),
     ) -> HistoryRecord {
-        let t0: chrono::DateTime<chrono::Utc> = "2026-03-01T05:00:00Z".parse().unwrap();
-        HistoryRecord {
-            id: format!("INC{n:07}"),
-            opened_at: t0
-                + chrono::Duration::hours(hours)
-                + chrono::Duration::minutes((n % 50) as i64),
-            resolved_at: None,
-            ci: Some(ci.into()),
-            title: Some(title.into()),
-            alertnames: vec![alert.into()],
-            category: Some(codes.0.into()),
-            subcategory: Some(codes.1.into()),
-            symptom: None,
-            assignment_group: None,
-            priority: Some(3),
-            resolution_note: None,
-            location: None,
-            service: None,
-            ci_class: None,
-            closure_code: None,
-            known_error: None,
-        }
+        crate::problem::fixtures::at_hours(
+            "2026-03-01T05:00:00Z",
+            n,
+            ci,
+            hours,
+            title,
+            alert,
+            codes,
+        )
     }
 
     /// 300 unrelated one-offs on the hosts over half a year.
     fn background() -> Vec<HistoryRecord> {
-        let modes = [
-            (
-                "disk almost full",
-                "HostDiskFull",
-                ("infrastructure", "storage"),
-            ),
-            (
-                "certificate expires soon",
-                "CertExpiry",
-                ("security", "certificates"),
-            ),
-            (
-                "queue consumers lagging",
-                "ConsumerLag",
-                ("middleware", "queues"),
-            ),
-            (
-                "login page slow",
-                "LoginSlow",
-                ("application", "performance"),
-            ),
-            ("dns lookups failing", "DnsFailures", ("network", "dns")),
-            (
-                "too many connections",
-                "TooManyConnections",
-                ("database", "connections"),
-            ),
-        ];
-        (0..300)
-            .map(|k| {
-                let (title, alert, codes) = modes[k % modes.len()];
-                let ci = format!("host-{:02}", k % 20);
-                rec(
-                    1000 + k,
-                    &ci,
-                    (k as i64 * 97) % (180 * 24),
-                    title,
-                    alert,
-                    codes,
-                )
-            })
-            .collect()
+        crate::problem::fixtures::background_on_hosts("2026-03-01T05:00:00Z")
     }
 
     fn rooted<'a>(cands: &'a [ProblemCandidate], ci: &str) -> Vec<&'a ProblemCandidate> {

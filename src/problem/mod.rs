@@ -19,6 +19,8 @@ pub mod bursts;
 pub mod cluster;
 pub mod downstream;
 pub mod features;
+#[cfg(test)]
+mod fixtures;
 pub mod import;
 pub mod reconcile;
 pub mod recurrence;
