@@ -45,7 +45,7 @@ pub use causality::{CausalityStore, OccurrenceHistory};
 pub use cmdb::{ChangeQuery, CmdbStore, CmdbTx};
 pub use incidents::{FeedbackQuery, IncidentQuery, IncidentStore, IncidentTx};
 pub use journal::{JournalEntry, JournalRow};
-pub use outbox::{OutboxStore, OutboxTx, RetryOutcome};
+pub use outbox::{OutboxStore, OutboxTx, RetryOutcome, SubscriptionStore};
 pub use postgres::PostgresStore;
 pub use problems::{ProblemStore, ProblemTx};
 pub use settings::{SqliteSync, StoreConfig};
@@ -74,7 +74,15 @@ pub struct StateRow {
 /// The whole store: every aggregate's reads, and write transactions.
 #[async_trait]
 pub trait Store:
-    CmdbStore + AlertStore + IncidentStore + OutboxStore + ProblemStore + CausalityStore + Send + Sync
+    CmdbStore
+    + AlertStore
+    + IncidentStore
+    + SubscriptionStore
+    + OutboxStore
+    + ProblemStore
+    + CausalityStore
+    + Send
+    + Sync
 {
     fn backend(&self) -> &'static str;
     /// Applies the embedded migrations that are not applied yet.

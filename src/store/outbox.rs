@@ -15,8 +15,9 @@ use super::backend::{
 };
 use crate::outbox::{Event, OutboxEntry, OutboxStatus, Outcome, Subscription, UnknownStatus};
 
+/// Webhook subscriptions: who wants which events.
 #[async_trait]
-pub trait OutboxStore: Send + Sync {
+pub trait SubscriptionStore: Send + Sync {
     /// Every webhook subscription with its origin (`config` or `api`).
     async fn list_subscriptions(&self) -> Result<Vec<(Subscription, String)>, StoreError>;
     /// Creates or replaces a subscription by name.
@@ -25,6 +26,11 @@ pub trait OutboxStore: Send + Sync {
     async fn delete_subscription(&self, name: &str) -> Result<Option<String>, StoreError>;
     /// Makes the `config` subscriptions exactly `subs` (API-made ones stay).
     async fn sync_config_subscriptions(&self, subs: &[Subscription]) -> Result<(), StoreError>;
+}
+
+/// The outbox rows: claimed for delivery, settled, postponed, purged, retried.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
     /// Due pending rows, at most one per (subscription, incident) queue (its oldest),
     /// leased until `lease_until`.
     async fn claim_outbox(
@@ -85,7 +91,7 @@ const OUTBOX_COLS: &str = "o.id, o.subscription, o.event_id, o.event, o.incident
      o.next_at, o.created_at, o.delivered_at, o.last_error, o.body";
 
 #[async_trait]
-impl<B: Backend> OutboxStore for SqlStore<B> {
+impl<B: Backend> SubscriptionStore for SqlStore<B> {
     async fn list_subscriptions(&self) -> Result<Vec<(Subscription, String)>, StoreError> {
         let rows = B::query("SELECT doc, origin FROM subscriptions ORDER BY name")
             .all(&mut *self.read().await?)
@@ -159,7 +165,10 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
         tx.commit().await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl<B: Backend> OutboxStore for SqlStore<B> {
     async fn claim_outbox(
         &self,
         now: DateTime<Utc>,
