@@ -246,24 +246,12 @@ fn group_between(ts: &[i64], lo: i64, hi: i64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use crate::cmdb::{CmdbFile, Topology};
+    use crate::cmdb::Topology;
     use crate::problem::{HistoryRecord, ProblemCandidate, ProblemConfig, cluster};
 
     /// db-01 with three applications depending on it, and twenty hosts.
     fn topo() -> Topology {
-        let mut y = String::from(
-            "cis:\n - {id: db-01}\n - {id: orders-api}\n - {id: billing-api}\n - {id: stock-api}\n",
-        );
-        for k in 0..20 {
-            y.push_str(&format!(" - {{id: host-{k:02}}}\n"));
-        }
-        y.push_str("relations:\n");
-        for a in ["orders-api", "billing-api", "stock-api"] {
-            y.push_str(&format!(
-                " - {{source: {a}, target: db-01, type: depends_on}}\n"
-            ));
-        }
-        Topology::from_file(&CmdbFile::parse(&y).unwrap())
+        crate::problem::fixtures::db_with_apps("db-01", &["orders-api", "billing-api", "stock-api"])
     }
 
     fn rec(

@@ -137,22 +137,12 @@ fn in_pattern(rec: &super::Recurrence, t: DateTime<Utc>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use crate::cmdb::{CmdbFile, Topology};
+    use crate::cmdb::Topology;
     use crate::problem::{HistoryRecord, ProblemCandidate, ProblemConfig, cluster};
 
     /// db-21 with two applications depending on it, and twenty hosts.
     fn topo() -> Topology {
-        let mut y = String::from("cis:\n - {id: db-21}\n - {id: stock-api}\n - {id: orders-api}\n");
-        for k in 0..20 {
-            y.push_str(&format!(" - {{id: host-{k:02}}}\n"));
-        }
-        y.push_str("relations:\n");
-        for a in ["stock-api", "orders-api"] {
-            y.push_str(&format!(
-                " - {{source: {a}, target: db-21, type: depends_on}}\n"
-            ));
-        }
-        Topology::from_file(&CmdbFile::parse(&y).unwrap())
+        crate::problem::fixtures::db_with_apps("db-21", &["stock-api", "orders-api"])
     }
 
     /// An incident `hours` after Sunday 2026-03-01 05:00 UTC.

@@ -1,9 +1,28 @@
-//! Hand-drawn histories for the problem module's tests: one incident record, and a
-//! background of unrelated one-offs that every test's clusters are judged against.
+//! Hand-drawn histories for the problem module's tests: a small CMDB, one incident
+//! record, and a background of unrelated one-offs that every test's clusters are judged against.
 //! Test code only.
 
 use super::HistoryRecord;
+use crate::cmdb::{CmdbFile, Topology};
 use chrono::{DateTime, Utc};
+
+/// A database `db` with `apps` depending on it, and twenty hosts `host-00`..`host-19`.
+pub fn db_with_apps(db: &str, apps: &[&str]) -> Topology {
+    let mut y = format!("cis:\n - {{id: {db}}}\n");
+    for a in apps {
+        y.push_str(&format!(" - {{id: {a}}}\n"));
+    }
+    for k in 0..20 {
+        y.push_str(&format!(" - {{id: host-{k:02}}}\n"));
+    }
+    y.push_str("relations:\n");
+    for a in apps {
+        y.push_str(&format!(
+            " - {{source: {a}, target: {db}, type: depends_on}}\n"
+        ));
+    }
+    Topology::from_file(&CmdbFile::parse(&y).expect("a test CMDB"))
+}
 
 /// An incident with a CI, a category and subcategory, priority 3, and nothing else
 /// but what is given.
