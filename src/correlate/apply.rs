@@ -129,6 +129,7 @@ impl Engine {
                 path,
                 reroot,
                 merge,
+                orphans,
             } => {
                 self.join(topo, &id, fp, at, reason);
                 if let (Some(ci), false) = (ci.as_deref(), path.is_empty()) {
@@ -140,6 +141,15 @@ impl Engine {
                 for m in merge {
                     if let Some(n) = node {
                         self.merge(topo, &m, &id, n, at);
+                    }
+                }
+                // An orphan's incident is explained by the CI its peers alert under.
+                for (m, under) in orphans {
+                    let orphan = self.incidents.get(&m).and_then(|i| i.root_cause_ci.clone());
+                    self.merge(topo, &m, &id, under, at);
+                    if let Some(o) = orphan {
+                        let path = vec![o.clone(), topo.ci(under).id.clone()];
+                        self.record_path(&id, &o, path);
                     }
                 }
             }

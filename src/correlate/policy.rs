@@ -56,8 +56,11 @@
 //!   depends on nothing, at least half of the five or more CIs of its type depend on
 //!   something, and no CI of its type depends on it), it joins the active incident that
 //!   began within `window` before it whose root, or a CI of it directly under the root,
-//!   has the most CIs of `c`'s type directly under it alerting in it (two at least): one
-//!   more host alerting while a switch's hosts do. `orphan_links = false` turns it off.
+//!   has the most CIs of `c`'s type alerting in it directly under it or one CI further
+//!   down (two at least): one more host alerting while a switch's hosts do. An orphan
+//!   that alerted before its peers opened an incident of its own: the alert that makes
+//!   its case (a peer joining that incident) merges it in. `orphan_links = false` turns
+//!   it off.
 //! - Alerts without a CI join the incident of other alerts on the same unknown host
 //!   (`instance` without port, `host`, `hostname`, `node`) within `window`; else they group
 //!   by their label set minus instance-like labels while that group's incident is active
@@ -116,6 +119,9 @@ pub enum Action {
         path: Vec<String>,
         reroot: bool,
         merge: Vec<String>,
+        /// Incidents opened by orphans (see `View::orphan`) that the alert's CI joining
+        /// `id` now places there, each with the CI of `id` its peers alert under.
+        orphans: Vec<(String, Node)>,
     },
     /// Join incident `id` whose root becomes `root`, a CI that is not alerting and that
     /// the alert's CI (by `path`) and the roots of `id` and of `merge` all depend on.
@@ -924,6 +930,10 @@ fn place_new(
                         .map(|(_, id, _)| id)
                         .filter(|m| !view.kept_apart(u.id, m))
                         .collect(),
+                    orphans: late_orphans(view, topo, c, onset, u.id)
+                        .into_iter()
+                        .filter(|(m, _)| !view.kept_apart(u.id, m))
+                        .collect(),
                 },
                 reason,
             }
@@ -944,6 +954,7 @@ fn place_new(
                     path: Vec::new(),
                     reroot: true,
                     merge,
+                    orphans: Vec::new(),
                 },
                 reason,
             }
@@ -1220,6 +1231,18 @@ fn silent_root(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Opti
 /// alert's onset. Bounded: `RECENT_LIMIT` incidents, `ORPHAN_SCAN` dependents of a root,
 /// about `WALK_BUDGET` dependents of its CIs.
 fn orphan(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Option<Placement> {
+    orphan_home(view, topo, c, at, None)
+}
+
+/// The orphan rule's search for `c` alerting at `at`, counting `joining` (an incident
+/// and a CI about to join it) as alerting there already.
+fn orphan_home(
+    view: &View,
+    topo: &Topology,
+    c: Node,
+    at: DateTime<Utc>,
+    joining: Option<(&str, Node)>,
+) -> Option<Placement> {
     let cfg = view.cfg;
     if !cfg.orphan_links || !view.orphan(topo, c) {
         return None;
@@ -1247,9 +1270,11 @@ fn orphan(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Option<Pl
             break;
         }
         let in_inc = |n: Node| {
-            view.active_on_ci(&topo.ci(n).id)
-                .iter()
-                .any(|(id, _)| *id == inc.id.as_str())
+            joining.is_some_and(|(id, j)| j == n && id == inc.id.as_str())
+                || view
+                    .active_on_ci(&topo.ci(n).id)
+                    .iter()
+                    .any(|(id, _)| *id == inc.id.as_str())
         };
         // The CI under which the orphan's peers alert: the root, or a CI of the incident
         // directly under it (a core switch's ToRs under the router that failed).
@@ -1260,11 +1285,24 @@ fn orphan(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Option<Pl
             }
         }
         for p in parents {
+            // Peers directly under `p`, or one CI further down through a CI alerting in
+            // the incident: a database whose host link was lost has its peers each on a
+            // host of their own under the failed switch.
             let mut siblings = 0;
             for &d in topo.dependents(p).iter().take(ORPHAN_SCAN) {
                 work += 1;
-                if topo.ci(d).ci_type.as_deref() == Some(ty) && in_inc(d) {
+                if d == c || !in_inc(d) {
+                    continue;
+                }
+                if topo.ci(d).ci_type.as_deref() == Some(ty) {
                     siblings += 1;
+                    continue;
+                }
+                for &e in topo.dependents(d).iter().take(ORPHAN_SCAN) {
+                    work += 1;
+                    if e != c && topo.ci(e).ci_type.as_deref() == Some(ty) && in_inc(e) {
+                        siblings += 1;
+                    }
                 }
             }
             if siblings >= ORPHAN_MIN_SIBLINGS
@@ -1290,6 +1328,7 @@ fn orphan(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Option<Pl
             path: path.clone(),
             reroot: false,
             merge: Vec::new(),
+            orphans: Vec::new(),
         },
         reason: Reason {
             rule: Rule::Orphan,
@@ -1304,6 +1343,53 @@ fn orphan(view: &View, topo: &Topology, c: Node, at: DateTime<Utc>) -> Option<Pl
     })
 }
 
+/// Orphans that alerted before their peers: the incidents an orphan of `c`'s type opened
+/// within `window` before `onset` (nothing explained it then, and fewer than
+/// `ORPHAN_MIN_SIBLINGS` of its peers were alerting yet) that the orphan rule sends to
+/// `target` once `c` joins it. A host whose uplink the CMDB lost often alerts a few
+/// seconds before its rack mates: it should not stay a ticket of its own once they have.
+/// Bounded like the orphan rule, over at most `RECENT_LIMIT` incidents.
+fn late_orphans(
+    view: &View,
+    topo: &Topology,
+    c: Node,
+    onset: DateTime<Utc>,
+    target: &str,
+) -> Vec<(String, Node)> {
+    let cfg = view.cfg;
+    let Some(ty) = topo.ci(c).ci_type.as_deref().filter(|_| cfg.orphan_links) else {
+        return Vec::new();
+    };
+    let horizon = onset - cfg.window;
+    let mut found: Vec<(DateTime<Utc>, &str, Node)> = view
+        .open_by_key
+        .values()
+        .filter_map(|id| view.incidents.get(id))
+        .filter(|i| i.status.is_active() && i.id != target)
+        .filter(|i| horizon <= i.opened_at && i.opened_at <= onset)
+        .filter_map(|i| Some((i, topo.node(i.root_cause_ci.as_deref()?)?)))
+        .filter(|(_, r)| *r != c && topo.ci(*r).ci_type.as_deref() == Some(ty))
+        .map(|(i, r)| (view.incident_onset(i), i.id.as_str(), r))
+        .collect();
+    if found.len() > RECENT_LIMIT {
+        found.sort_by(|a, b| b.cmp(a));
+        found.truncate(RECENT_LIMIT);
+    }
+    found.sort();
+    found
+        .into_iter()
+        .filter_map(|(at, id, r)| {
+            let p = orphan_home(view, topo, r, at, Some((target, c)))?;
+            match p.action {
+                Action::Join { id: home, .. } if home.as_str() == target => {
+                    Some((id.to_string(), topo.node(p.reason.path.get(1)?)?))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 fn join(id: CompactString, path: Vec<String>, reason: Reason) -> Placement {
     Placement {
         action: Action::Join {
@@ -1311,6 +1397,7 @@ fn join(id: CompactString, path: Vec<String>, reason: Reason) -> Placement {
             path,
             reroot: false,
             merge: Vec::new(),
+            orphans: Vec::new(),
         },
         reason,
     }

@@ -744,6 +744,87 @@ fn an_orphan_stays_apart_without_rack_mates_alerting_in_time_or_with_the_rule_of
 }
 
 #[test]
+fn an_orphan_that_alerted_before_its_rack_mates_is_merged_into_their_switch_fault() {
+    let topo = lost_uplink_estate();
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let tor = on("tor-1", "SwitchDown", 0);
+    // host-6 (uplink lost) alerts before any rack mate: nothing places it yet, and its
+    // application's alert follows it into the incident it opened.
+    let h6 = on("host-6", "HostUnreachable", 10);
+    let app = on("app-6", "HighErrorRate", 15);
+    let h1 = on("host-1", "HostUnreachable", 20);
+    for a in [&tor, &h6, &app, &h1] {
+        e.ingest(&topo, &m, a.clone());
+    }
+    assert_eq!(live(&e).len(), 2, "one rack mate alerting is not enough");
+    let orphan_inc = incident_of(&e, &h6).id.clone();
+    // The second rack mate makes the case: host-6's incident merges into the switch's.
+    e.ingest(&topo, &m, on("host-2", "HostUnreachable", 30));
+    assert_eq!(live(&e).len(), 1);
+    let inc = incident_of(&e, &app);
+    assert_eq!(inc.id, incident_of(&e, &tor).id);
+    assert_eq!(inc.root_cause_ci.as_deref(), Some("tor-1"));
+    assert_eq!(
+        inc.enrichment["evidence"]["host-6"],
+        serde_json::json!(["host-6", "tor-1"]),
+        "the evidence says under which switch the orphan's peers alert"
+    );
+    let merged = e.incident(&orphan_inc).unwrap();
+    assert_eq!(
+        merged
+            .enrichment
+            .get("merged_into")
+            .and_then(|v| v.as_str()),
+        Some(inc.id.as_str())
+    );
+}
+
+#[test]
+fn a_database_whose_host_link_was_lost_joins_the_switch_fault_its_peers_are_in() {
+    // Databases each on a host of their own; db-3's `hosted_on` is gone from the CMDB.
+    let mut cis = vec![("tor-1", "network"), ("tor-2", "network")];
+    let mut rels = vec![];
+    for i in 1..=5 {
+        cis.push((["h-1", "h-2", "h-3", "h-4", "h-5"][i - 1], "host"));
+        cis.push((["db-1", "db-2", "db-3", "db-4", "db-5"][i - 1], "database"));
+    }
+    for (h, t) in [("h-1", "tor-1"), ("h-2", "tor-1"), ("h-3", "tor-1")] {
+        rels.push((h, t));
+    }
+    rels.extend([("h-4", "tor-2"), ("h-5", "tor-2")]);
+    rels.extend([
+        ("db-1", "h-1"),
+        ("db-2", "h-2"),
+        ("db-4", "h-4"),
+        ("db-5", "h-5"),
+    ]);
+    let topo = estate(&cis, &rels);
+    let m = CiMapper::default();
+    let mut e = Engine::new(CorrelateConfig::default());
+    let db3 = on("db-3", "DatabaseDown", 60);
+    for a in [
+        on("tor-1", "SwitchDown", 0),
+        on("h-1", "HostUnreachable", 10),
+        on("db-1", "DatabaseDown", 20),
+        on("h-2", "HostUnreachable", 25),
+        on("db-2", "DatabaseDown", 30),
+    ] {
+        e.ingest(&topo, &m, a);
+    }
+    e.take_changes();
+    e.ingest(&topo, &m, db3.clone());
+    let r = reason_of(&e.take_changes(), &db3);
+    assert_eq!(r.rule, Rule::Orphan);
+    assert_eq!(r.path, vec!["db-3".to_string(), "tor-1".to_string()]);
+    assert_eq!(live(&e).len(), 1);
+    assert_eq!(
+        incident_of(&e, &db3).root_cause_ci.as_deref(),
+        Some("tor-1")
+    );
+}
+
+#[test]
 fn the_top_of_a_type_is_no_orphan() {
     // `core` depends on nothing, like host-6, but network CIs depend on it: it is the top
     // of the network, not a switch whose uplink was lost. Alerting while tor-2's hosts
