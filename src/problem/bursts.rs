@@ -567,4 +567,59 @@ mod tests {
             "{cands:#?}"
         );
     }
+
+    #[test]
+    fn a_weekly_failure_inside_a_chain_of_generic_tickets_too_broad_to_be_a_cluster_is_found() {
+        // Fifty-six generic tickets on db-01 over half a year, all coded database /
+        // maintenance, each titled with two of eight generic words: the words chain them
+        // into one cluster larger than a candidate may be, and split by exact wording no
+        // part has three. Six of them, every Thursday at 09:00, are one failure.
+        let words = [
+            "slow",
+            "errors",
+            "degraded",
+            "intermittent",
+            "timeouts",
+            "unresponsive",
+            "failing",
+            "latency",
+        ];
+        let mut pairs = Vec::new();
+        for a in 0..words.len() {
+            for b in a + 1..words.len() {
+                pairs.push((words[a], words[b]));
+            }
+        }
+        let codes = ("database", "maintenance");
+        let thursday_9 = 3 * 24 + 9;
+        let weekly: Vec<usize> = (0..6).map(|w| 4 + w * 9).collect();
+        let mut h = background();
+        for k in 0..56 {
+            let (a, b) = pairs[k % pairs.len()];
+            let title = format!("db-01: {a}, {b}");
+            let hours = if let Some(w) = weekly.iter().position(|&x| x == k) {
+                thursday_9 + (6 + w as i64) * 7 * 24
+            } else {
+                let t = (k as i64 * 131 + 5) % (180 * 24);
+                // Never on a Thursday at 09:00.
+                if (t / 24) % 7 == 3 && t % 24 == 9 {
+                    t + 5
+                } else {
+                    t
+                }
+            };
+            h.push(rec(k + 1, "db-01", hours, &title, "DbMaintenance", codes));
+        }
+        let cands = cluster(&h, Some(&topo()), &ProblemConfig::default()).unwrap();
+        let found = on(&cands, "db-01");
+        assert_eq!(found.len(), 1, "{cands:#?}");
+        let mut ids = found[0].incident_ids.clone();
+        ids.sort();
+        let want: Vec<String> = weekly.iter().map(|k| format!("INC{:07}", k + 1)).collect();
+        assert_eq!(ids, want);
+        assert_eq!(
+            found[0].recurrence.kind,
+            crate::problem::recurrence::PatternKind::Weekly
+        );
+    }
 }

@@ -140,7 +140,12 @@ pub fn cluster_report(
     for &i in clusters.iter().flatten() {
         taken[i] = true;
     }
-    let (mut bounded, too_broad) = bound(clusters, &accepted, &feats, max_size, cfg.min_pts);
+    let (mut bounded, too_broad, freed) = bound(clusters, &accepted, &feats, max_size, cfg.min_pts);
+    // A part of an over-broad cluster too small to be a cluster of its own is noise
+    // again: as free as any to come together in time (see `bound`).
+    for i in freed {
+        taken[i] = false;
+    }
     let rejected: Vec<&ProblemCandidate> = decided
         .iter()
         .filter(|p| p.status == ProblemStatus::Rejected)
@@ -479,15 +484,18 @@ fn dbscan_blocks(
 
 /// A cluster larger than `max_size` split by its exact set of words and codes; parts
 /// still too large are dropped and counted (too broad). Accepted problems are never split.
-/// With whether each is an accepted problem's.
+/// With whether each is an accepted problem's, and the incidents of parts smaller than
+/// `min_pts` (freed: a cluster that generic words chained past the cap may hide a
+/// problem that only its timing shows, and those incidents are no cluster's any more).
 fn bound(
     clusters: Vec<Vec<usize>>,
     accepted: &HashSet<usize>,
     feats: &[Features],
     max_size: usize,
     min_pts: usize,
-) -> (Vec<(Vec<usize>, bool)>, usize) {
+) -> (Vec<(Vec<usize>, bool)>, usize, Vec<usize>) {
     let mut too_broad = 0;
+    let mut freed = Vec::new();
     let mut bounded: Vec<(Vec<usize>, bool)> = Vec::new();
     for (k, c) in clusters.into_iter().enumerate() {
         let is_accepted = accepted.contains(&k);
@@ -507,10 +515,12 @@ fn bound(
                 too_broad += 1;
             } else if p.len() >= min_pts {
                 bounded.push((p, false));
+            } else {
+                freed.extend(p);
             }
         }
     }
-    (bounded, too_broad)
+    (bounded, too_broad, freed)
 }
 
 /// Benjamini–Hochberg q-values, two families each corrected on its own: clusters of
