@@ -482,6 +482,9 @@ fn dbscan_blocks(
     clusters
 }
 
+/// Clusters with whether each is an accepted problem's.
+type Bounded = Vec<(Vec<usize>, bool)>;
+
 /// A cluster larger than `max_size` split by its exact set of words and codes; parts
 /// still too large are dropped and counted (too broad). Accepted problems are never split.
 /// With whether each is an accepted problem's, and the incidents of parts smaller than
@@ -493,7 +496,7 @@ fn bound(
     feats: &[Features],
     max_size: usize,
     min_pts: usize,
-) -> (Vec<(Vec<usize>, bool)>, usize, Vec<usize>) {
+) -> (Bounded, usize, Vec<usize>) {
     let mut too_broad = 0;
     let mut freed = Vec::new();
     let mut bounded: Vec<(Vec<usize>, bool)> = Vec::new();
