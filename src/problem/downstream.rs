@@ -325,4 +325,40 @@ mod tests {
         assert!(rooted(&cands, "stock-api").is_empty(), "{cands:#?}");
         assert!(rooted(&cands, "orders-api").is_empty(), "{cands:#?}");
     }
+
+    #[test]
+    fn what_stays_behind_after_a_fold_is_proposed_only_on_its_own_evidence() {
+        // The stock application's slow responses: four in db-21's Sunday slot (they fold
+        // into the database's problem) and three on Wednesdays, worded as thirty tickets
+        // on the hosts are worded. Once the four have gone, the three are what any CI
+        // sees: no candidate of their own.
+        let codes = ("database", "performance");
+        let mut h = slow_sundays(0, codes);
+        for (n, w) in [1, 3, 5].into_iter().enumerate() {
+            h.push(rec(
+                20 + n,
+                "stock-api",
+                w * WEEK + 3 * 24 + 2 + 3 * n as i64,
+                "stock-api: slow responses, timeouts",
+                "HighLatency",
+                codes,
+            ));
+        }
+        for k in 0..30 {
+            let host = format!("host-{:02}", k % 20);
+            h.push(rec(
+                100 + k,
+                &host,
+                (k as i64 * 139 + 11) % (180 * 24),
+                &format!("{host}: slow responses, timeouts"),
+                "HighLatency",
+                codes,
+            ));
+        }
+        let cands = cluster(&h, Some(&topo()), &ProblemConfig::default()).unwrap();
+        let db = rooted(&cands, "db-21");
+        assert_eq!(db.len(), 1, "{cands:#?}");
+        assert!(db[0].incident_ids.len() >= 7, "{:?}", db[0].incident_ids);
+        assert!(rooted(&cands, "stock-api").is_empty(), "{cands:#?}");
+    }
 }
