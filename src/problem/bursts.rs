@@ -8,7 +8,10 @@
 //! closure code) and come together in time: within one burst window, or in one weekly or
 //! daily slot. This pass looks at the incidents clustering left as noise, groups them by
 //! (CI pointed at, codes), and within each group finds the densest burst window, weekly
-//! slot and daily hour.
+//! slot and daily hour. A group is looked for only on a CI that one of its incidents is
+//! raised on or names: the CMDB path from an application to a database it uses is no
+//! evidence by itself that the database failed. The signatures a group mixes are not held
+//! against it (unlike a cluster of alike incidents): each team files under its own alert.
 //!
 //! Significance: under the null the group's incidents fall in time as the rest of the
 //! history does, so business hours and thin early months are not mistaken for patterns.
@@ -118,7 +121,7 @@ pub fn find(
     let mut others: Vec<f64> = Vec::new();
     for ((ci, _), members) in groups {
         let n = members.len();
-        if n < min_pts {
+        if n < min_pts || !members.iter().any(|&i| names_or_raised_on(&feats[i], ci)) {
             continue;
         }
         let mut best: Option<(f64, f64, Vec<usize>)> = None;
@@ -224,6 +227,16 @@ pub fn find(
         out.push(b);
     }
     (out, others)
+}
+
+/// Whether an incident is raised on `ci` or its title names it. A group is looked for
+/// only on a CI at least one of its incidents says is involved: dependents of one
+/// database all point at it through the CMDB, and their own one-offs coded alike would
+/// otherwise make a "problem" of a CI nobody raised or named (a problem manager asks
+/// "why the database, if no ticket mentions it?"). Which CI is tested does not depend on
+/// the incidents' times, so the scan's significance stays as it is.
+fn names_or_raised_on(f: &Features, ci: &str) -> bool {
+    f.ci.as_deref() == Some(ci) || f.named.as_ref().is_some_and(|(n, _)| n == ci)
 }
 
 /// How many times a burst window's span the density of the other incidents is read over.
@@ -490,5 +503,124 @@ mod tests {
         for a in ["orders-api", "billing-api", "stock-api"] {
             assert!(on(&cands, a).is_empty(), "{cands:#?}");
         }
+    }
+
+    /// Replication lag on db-01 at 10:00 on `days`, seen by the database team (the
+    /// tickets `on_db`) and by the teams of the applications using it, each under its own
+    /// alert and in generic words, all coded database / replication.
+    fn daily_replication(days: &[i64], on_db: &[usize]) -> Vec<HistoryRecord> {
+        let codes = ("database", "replication");
+        let apps = ["orders-api", "billing-api", "stock-api"];
+        let alerts = ["HighErrorRate", "HighLatency", "Http5xx"];
+        let mut h = background();
+        for (k, &day) in days.iter().enumerate() {
+            let hours = day * 24 + 10;
+            if on_db.contains(&k) {
+                h.push(rec(
+                    k + 1,
+                    "db-01",
+                    hours,
+                    "db-01: users report slow",
+                    "PostgresReplicationLag",
+                    codes,
+                ));
+            } else {
+                let app = apps[k % 3];
+                let title = format!("{app}: intermittent errors, users report problems");
+                h.push(rec(k + 1, app, hours, &title, alerts[k % 3], codes));
+            }
+        }
+        h
+    }
+
+    #[test]
+    fn a_daily_failure_seen_under_each_teams_own_alert_is_one_candidate_on_the_database() {
+        // Four tickets over three weeks under four alertnames: a group found in time is
+        // formed on its CI, codes and hour, so the mix of alerts (the shape it looks for)
+        // costs it nothing.
+        let h = daily_replication(&[40, 47, 53, 60], &[0]);
+        let cands = cluster(&h, Some(&topo()), &ProblemConfig::default()).unwrap();
+        let found = on(&cands, "db-01");
+        assert_eq!(found.len(), 1, "{cands:#?}");
+        assert_eq!(
+            found[0].suggested_root_cause.ci_id.as_deref(),
+            Some("db-01")
+        );
+        assert_eq!(
+            found[0].incident_ids.len(),
+            4,
+            "{:?}",
+            found[0].incident_ids
+        );
+        assert!(found[0].q_value <= ProblemConfig::default().fdr);
+    }
+
+    #[test]
+    fn dependents_alike_in_time_are_no_problem_of_a_ci_no_ticket_names() {
+        // Seven such tickets, all on the applications and none naming db-01: the CMDB
+        // path to the database alone does not make it a problem of the database.
+        let h = daily_replication(&[40, 44, 49, 53, 58, 63, 68], &[]);
+        let cands = cluster(&h, Some(&topo()), &ProblemConfig::default()).unwrap();
+        assert!(
+            cands
+                .iter()
+                .all(|c| c.suggested_root_cause.ci_id.as_deref() != Some("db-01")),
+            "{cands:#?}"
+        );
+    }
+
+    #[test]
+    fn a_weekly_failure_inside_a_chain_of_generic_tickets_too_broad_to_be_a_cluster_is_found() {
+        // Fifty-six generic tickets on db-01 over half a year, all coded database /
+        // maintenance, each titled with two of eight generic words: the words chain them
+        // into one cluster larger than a candidate may be, and split by exact wording no
+        // part has three. Six of them, every Thursday at 09:00, are one failure.
+        let words = [
+            "slow",
+            "errors",
+            "degraded",
+            "intermittent",
+            "timeouts",
+            "unresponsive",
+            "failing",
+            "latency",
+        ];
+        let mut pairs = Vec::new();
+        for a in 0..words.len() {
+            for b in a + 1..words.len() {
+                pairs.push((words[a], words[b]));
+            }
+        }
+        let codes = ("database", "maintenance");
+        let thursday_9 = 3 * 24 + 9;
+        let weekly: Vec<usize> = (0..6).map(|w| 4 + w * 9).collect();
+        let mut h = background();
+        for k in 0..56 {
+            let (a, b) = pairs[k % pairs.len()];
+            let title = format!("db-01: {a}, {b}");
+            let hours = if let Some(w) = weekly.iter().position(|&x| x == k) {
+                thursday_9 + (6 + w as i64) * 7 * 24
+            } else {
+                let t = (k as i64 * 131 + 5) % (180 * 24);
+                // Never on a Thursday at 09:00.
+                if (t / 24) % 7 == 3 && t % 24 == 9 {
+                    t + 5
+                } else {
+                    t
+                }
+            };
+            h.push(rec(k + 1, "db-01", hours, &title, "DbMaintenance", codes));
+        }
+        let cands = cluster(&h, Some(&topo()), &ProblemConfig::default()).unwrap();
+        let found = on(&cands, "db-01");
+        assert_eq!(found.len(), 1, "{cands:#?}");
+        let mut ids = found[0].incident_ids.clone();
+        ids.sort();
+        let want: Vec<String> = weekly.iter().map(|k| format!("INC{:07}", k + 1)).collect();
+        assert_eq!(ids, want);
+        assert_eq!(
+            found[0].recurrence.kind,
+            crate::problem::recurrence::PatternKind::Weekly
+        );
     }
 }

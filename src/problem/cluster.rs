@@ -140,16 +140,11 @@ pub fn cluster_report(
     for &i in clusters.iter().flatten() {
         taken[i] = true;
     }
-    let (mut bounded, too_broad) = bound(clusters, &accepted, &feats, max_size, cfg.min_pts);
-    // What words could not join: noise incidents pointing at one CI with one set of codes
-    // that come together in time (see `bursts`). They carry their own significance.
-    let (found, burst_others) = bursts::find(records, &feats, &taken, cfg.min_pts);
-    let mut scanned: HashMap<usize, (f64, f64)> = HashMap::new();
-    for b in found {
-        if b.members.len() <= max_size {
-            scanned.insert(bounded.len(), (b.expected, b.p));
-            bounded.push((b.members, false));
-        }
+    let (mut bounded, too_broad, freed) = bound(clusters, &accepted, &feats, max_size, cfg.min_pts);
+    // A part of an over-broad cluster too small to be a cluster of its own is noise
+    // again: as free as any to come together in time (see `bound`).
+    for i in freed {
+        taken[i] = false;
     }
     let rejected: Vec<&ProblemCandidate> = decided
         .iter()
@@ -162,8 +157,7 @@ pub fn cluster_report(
     let block_size: HashMap<&str, usize> = blocks.iter().map(|(k, v)| (*k, v.len())).collect();
     let stride = (records.len() / SAMPLE).max(1);
     let min_sim = 1.0 - cfg.eps * cfg.eps / 2.0;
-    let mut tests: Vec<Test> = Vec::with_capacity(bounded.len());
-    for (k, (c, _)) in bounded.iter().enumerate() {
+    let test_one = |c: &Vec<usize>, pre: Option<(f64, f64)>| -> Test {
         let root = suggest_root(c, &feats).map(|(r, _)| r);
         let scope = match &root {
             Some(r) => format!("ci:{r}"),
@@ -219,7 +213,7 @@ pub fn cluster_report(
             .unwrap_or(0);
         let others = scope_n.saturating_sub(n);
         let window = ((others_in_span as f64 + 1.0) / (others as f64 + 1.0)).min(1.0);
-        let (expected, p_test) = if let Some(&pre) = scanned.get(&k) {
+        let (expected, p_test) = if let Some(pre) = pre {
             pre
         } else if root.is_some() {
             // A CI: how many incidents this alike its volume brings, over the whole
@@ -261,7 +255,12 @@ pub fn cluster_report(
         }) || c
             .iter()
             .any(|&i| rejected_ids.contains(records[i].id.as_str()));
-        let mut p = p_test * mix;
+        // Mixed signatures need stronger evidence where words formed the cluster (generic
+        // words can bridge two failures). A group found in time was formed on its CI,
+        // codes and timing alone: a database's alert and its dependents' own symptom
+        // alerts are the shape it looks for, and its scan is already paid for.
+        let is_scan = pre.is_some();
+        let mut p = if is_scan { p_test } else { p_test * mix };
         if was_rejected {
             // What the manager rejected is explained; only the incidents they have not
             // seen count, twice as many as a problem needs, and REJECTED_PENALTY times
@@ -281,7 +280,7 @@ pub fn cluster_report(
             .filter(|&&i| features::cosine(&vecs[i], &cen) < min_sim)
             .map(|&i| records[i].id.clone())
             .collect();
-        tests.push(Test {
+        Test {
             scope,
             scope_n,
             expected,
@@ -290,7 +289,19 @@ pub fn cluster_report(
             was_rejected,
             weak,
             shared: shared_atoms(c, &feats, &df),
-        });
+        }
+    };
+    let mut tests: Vec<Test> = bounded.iter().map(|(c, _)| test_one(c, None)).collect();
+    // What words could not join: noise incidents pointing at one CI with one set of codes
+    // that come together in time (see `bursts`). They carry their own significance.
+    let (found, burst_others) = bursts::find(records, &feats, &taken, cfg.min_pts);
+    let mut scanned: HashMap<usize, (f64, f64)> = HashMap::new();
+    for b in found {
+        if b.members.len() <= max_size {
+            scanned.insert(bounded.len(), (b.expected, b.p));
+            tests.push(test_one(&b.members, Some((b.expected, b.p))));
+            bounded.push((b.members, false));
+        }
     }
     // Two families of tests, each corrected on its own (see `q_values`).
     let q = q_values(&tests, &scanned, &burst_others);
@@ -304,13 +315,21 @@ pub fn cluster_report(
     // A candidate seen from downstream folds into its root's (see `downstream`): the
     // merged one carries the stronger significance of the two.
     let (mut q, mut tests) = (q, tests);
+    let alike_tests = tests.len() - scanned.len();
     for (a, into) in downstream::fold(&bounded, &kept, records, &feats)
         .into_iter()
         .enumerate()
     {
         if let Some((b, moved)) = into {
             // What stays behind (not in the pattern) is a candidate of its own only when
-            // it still has `min_pts` incidents.
+            // it still has `min_pts` incidents and is significant on its own: the
+            // evidence of the incidents that went went with them. It is tested again as
+            // alike incidents (its time pattern left with the moved ones); formed after
+            // the fact, it gets no rank in the false-discovery correction, only the
+            // Bonferroni bound over the family of alike clusters.
+            if moved.is_empty() {
+                continue;
+            }
             bounded[a].0.retain(|i| !moved.contains(i));
             bounded[b].0.extend(moved);
             q[b] = q[b].min(q[a]);
@@ -318,6 +337,16 @@ pub fn cluster_report(
             if bounded[a].0.len() < cfg.min_pts {
                 bounded[a].0.clear();
                 kept[a] = false;
+                continue;
+            }
+            let again = test_one(&bounded[a].0, None);
+            let q_again = (again.p * alike_tests as f64).min(1.0);
+            if q_again.max(q[a]) > cfg.fdr {
+                bounded[a].0.clear();
+                kept[a] = false;
+            } else {
+                q[a] = q_again.max(q[a]);
+                tests[a] = again;
             }
         }
     }
@@ -453,17 +482,23 @@ fn dbscan_blocks(
     clusters
 }
 
+/// Clusters with whether each is an accepted problem's.
+type Bounded = Vec<(Vec<usize>, bool)>;
+
 /// A cluster larger than `max_size` split by its exact set of words and codes; parts
 /// still too large are dropped and counted (too broad). Accepted problems are never split.
-/// With whether each is an accepted problem's.
+/// With whether each is an accepted problem's, and the incidents of parts smaller than
+/// `min_pts` (freed: a cluster that generic words chained past the cap may hide a
+/// problem that only its timing shows, and those incidents are no cluster's any more).
 fn bound(
     clusters: Vec<Vec<usize>>,
     accepted: &HashSet<usize>,
     feats: &[Features],
     max_size: usize,
     min_pts: usize,
-) -> (Vec<(Vec<usize>, bool)>, usize) {
+) -> (Bounded, usize, Vec<usize>) {
     let mut too_broad = 0;
+    let mut freed = Vec::new();
     let mut bounded: Vec<(Vec<usize>, bool)> = Vec::new();
     for (k, c) in clusters.into_iter().enumerate() {
         let is_accepted = accepted.contains(&k);
@@ -483,10 +518,12 @@ fn bound(
                 too_broad += 1;
             } else if p.len() >= min_pts {
                 bounded.push((p, false));
+            } else {
+                freed.extend(p);
             }
         }
     }
-    (bounded, too_broad)
+    (bounded, too_broad, freed)
 }
 
 /// Benjamini–Hochberg q-values, two families each corrected on its own: clusters of

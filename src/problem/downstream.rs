@@ -10,6 +10,8 @@
 //! incidents fall in B's recurring pattern (its weekly slot, daily hour or burst window;
 //! an irregular B takes nothing: without a pattern, a shared category on a shared
 //! dependency is no evidence). Several such B: the nearest upstream, then the larger.
+//! Two candidates with one root (a group found in time beside the cluster of alike
+//! incidents on that CI) fold the same way, the smaller into the larger.
 //! Accepted problems neither fold nor take (their ids are the manager's).
 //!
 //! What it must not do: fold a candidate into one downstream of it (the topology only
@@ -64,7 +66,15 @@ pub fn fold(
         let mut best: Option<(u64, std::cmp::Reverse<usize>, usize)> = None;
         for (b, ib) in info.iter().enumerate() {
             let Some(ib) = ib else { continue };
-            if a == b || ib.root == ia.root || ib.rec.kind == recurrence::PatternKind::Irregular {
+            // One root: the smaller folds into the larger (a group found in time beside
+            // the cluster of alike incidents on the same CI is the same failure when it
+            // says the same and recurs in its pattern).
+            let same_root = ib.root == ia.root;
+            let smaller = (n, std::cmp::Reverse(a)) < (bounded[b].0.len(), std::cmp::Reverse(b));
+            if a == b
+                || (same_root && !smaller)
+                || ib.rec.kind == recurrence::PatternKind::Irregular
+            {
                 continue;
             }
             let same_what =
@@ -81,7 +91,7 @@ pub fn fold(
             }
             // Upstream of most of A's incidents, and strictly upstream (not A's own CI
             // for most of them: then B would be rooted below A, or beside it).
-            if pointing * 2 <= n || hops == 0 {
+            if pointing * 2 <= n || (hops == 0 && !same_root) {
                 continue;
             }
             let on_time = members
@@ -269,5 +279,86 @@ mod tests {
         let db = rooted(&cands, "db-21");
         assert_eq!(db.len(), 1, "{cands:#?}");
         assert_eq!(db[0].incident_ids.len(), 4);
+    }
+
+    #[test]
+    fn a_group_in_time_beside_a_cluster_on_the_same_root_is_one_candidate() {
+        // Vacuum stuck on db-21 every Sunday at 05:00 for ten weeks: the first four
+        // Sundays the database's own alert in the database team's words (alike: one
+        // cluster), the next six generic tickets on the database and its applications
+        // under the same codes (found in time). One failure, one candidate.
+        let codes = ("database", "maintenance");
+        let mut h = background();
+        for w in 0..4 {
+            h.push(rec(
+                1 + w as usize,
+                "db-21",
+                w * WEEK,
+                "autovacuum stuck on db-21, table bloat growing",
+                "PostgresVacuumStuck",
+                codes,
+            ));
+        }
+        let generic = [
+            ("db-21", "db-21: users report slow", "DbSlow"),
+            (
+                "stock-api",
+                "stock-api: intermittent errors",
+                "HighErrorRate",
+            ),
+            ("db-21", "db-21 degraded, performance issue", "DbDegraded"),
+            (
+                "orders-api",
+                "orders-api not working properly",
+                "HighLatency",
+            ),
+            ("db-21", "db-21: high response time", "DbSlow"),
+            ("stock-api", "stock-api: errors reported", "Http5xx"),
+        ];
+        for (k, (ci, title, alert)) in generic.into_iter().enumerate() {
+            h.push(rec(10 + k, ci, (4 + k as i64) * WEEK, title, alert, codes));
+        }
+        let cands = cluster(&h, Some(&topo()), &ProblemConfig::default()).unwrap();
+        let db = rooted(&cands, "db-21");
+        assert_eq!(db.len(), 1, "{cands:#?}");
+        assert_eq!(db[0].incident_ids.len(), 10, "{:?}", db[0].incident_ids);
+        assert!(rooted(&cands, "stock-api").is_empty(), "{cands:#?}");
+        assert!(rooted(&cands, "orders-api").is_empty(), "{cands:#?}");
+    }
+
+    #[test]
+    fn what_stays_behind_after_a_fold_is_proposed_only_on_its_own_evidence() {
+        // The stock application's slow responses: four in db-21's Sunday slot (they fold
+        // into the database's problem) and three on Wednesdays, worded as thirty tickets
+        // on the hosts are worded. Once the four have gone, the three are what any CI
+        // sees: no candidate of their own.
+        let codes = ("database", "performance");
+        let mut h = slow_sundays(0, codes);
+        for (n, w) in [1, 3, 5].into_iter().enumerate() {
+            h.push(rec(
+                20 + n,
+                "stock-api",
+                w * WEEK + 3 * 24 + 2 + 3 * n as i64,
+                "stock-api: slow responses, timeouts",
+                "HighLatency",
+                codes,
+            ));
+        }
+        for k in 0..30 {
+            let host = format!("host-{:02}", k % 20);
+            h.push(rec(
+                100 + k,
+                &host,
+                (k as i64 * 139 + 11) % (180 * 24),
+                &format!("{host}: slow responses, timeouts"),
+                "HighLatency",
+                codes,
+            ));
+        }
+        let cands = cluster(&h, Some(&topo()), &ProblemConfig::default()).unwrap();
+        let db = rooted(&cands, "db-21");
+        assert_eq!(db.len(), 1, "{cands:#?}");
+        assert!(db[0].incident_ids.len() >= 7, "{:?}", db[0].incident_ids);
+        assert!(rooted(&cands, "stock-api").is_empty(), "{cands:#?}");
     }
 }

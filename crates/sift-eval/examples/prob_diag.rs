@@ -109,6 +109,12 @@ fn main() {
                     c.q_value,
                     c.expected
                 );
+                if one * 2 > c.incident_ids.len() && std::env::var("DIAG_EXPLAIN").is_ok() {
+                    println!(
+                        "      p={:.2e} rec={:?} expl={:?}",
+                        c.p_value, c.recurrence.kind, c.explanation
+                    );
+                }
                 if one * 2 > c.incident_ids.len() {
                     for id in &c.incident_ids {
                         let r = &h.records[idx[id.as_str()]];
