@@ -323,7 +323,7 @@ pub fn cluster_report(
         if let Some((b, moved)) = into {
             // What stays behind (not in the pattern) is a candidate of its own only when
             // it still has `min_pts` incidents and is significant on its own: the
-            // evidence of the incidents that went went with them. It is tested again as
+            // evidence of the incidents that moved went with them. It is tested again as
             // alike incidents (its time pattern left with the moved ones); formed after
             // the fact, it gets no rank in the false-discovery correction, only the
             // Bonferroni bound over the family of alike clusters.
