@@ -63,20 +63,7 @@ fn main() {
                 ),
             );
         }
-        let final_of = |id: &str| -> String {
-            let mut cur = id.to_string();
-            for _ in 0..64 {
-                match engine
-                    .incident(&cur)
-                    .and_then(|i| i.enrichment.get("merged_into"))
-                    .and_then(|v| v.as_str())
-                {
-                    Some(n) if n != cur => cur = n.to_string(),
-                    _ => break,
-                }
-            }
-            cur
-        };
+        let final_of = |id: &str| sift_eval::final_incident(&engine, id);
         let mut by_group: HashMap<usize, Vec<&str>> = HashMap::new();
         for (fp, g) in &scn.truth.alerts {
             by_group.entry(*g).or_default().push(fp.as_str());

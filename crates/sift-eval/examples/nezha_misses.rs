@@ -59,20 +59,7 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_default();
             placed.insert(ep, (inc, format!("[root then {root}] {why}")));
         }
-        let final_of = |id: &str| -> String {
-            let mut cur = id.to_string();
-            for _ in 0..64 {
-                match engine
-                    .incident(&cur)
-                    .and_then(|i| i.enrichment.get("merged_into"))
-                    .and_then(|v| v.as_str())
-                {
-                    Some(n) if n != cur => cur = n.to_string(),
-                    _ => break,
-                }
-            }
-            cur
-        };
+        let final_of = |id: &str| sift_eval::final_incident(&engine, id);
         for f in &d.faults {
             let mut members: HashSet<String> = HashSet::from([f.service.clone()]);
             if let Some(n) = topo.node(&f.service) {

@@ -339,6 +339,24 @@ pub struct TrackedReplay {
     pub incident_of: Vec<Option<String>>,
 }
 
+/// The incident that absorbed incident `id` through merges (itself when none did).
+/// Bounded: merges form chains towards older incidents, never loops, but a bad chain
+/// must not hang a harness.
+pub fn final_incident(engine: &sift::correlate::Engine, id: &str) -> String {
+    let mut cur = id.to_string();
+    for _ in 0..64 {
+        match engine
+            .incident(&cur)
+            .and_then(|i| i.enrichment.get("merged_into"))
+            .and_then(|v| v.as_str())
+        {
+            Some(next) if next != cur => cur = next.to_string(),
+            _ => break,
+        }
+    }
+    cur
+}
+
 /// Replays `alerts` in order through a fresh engine exactly as `sift replay` does
 /// (`replay::run`: no changes, no ticks), recording where each firing event landed.
 /// Real monitoring re-fires the same alert (same labels, same fingerprint) many times a
@@ -377,28 +395,13 @@ pub fn replay_tracked_with(
             None
         });
     }
-    // Follow merges to the incident that absorbed each one (bounded: merges form chains
-    // towards older incidents, never loops, but a bad chain must not hang the harness).
-    let merged_into = |id: &str| -> Option<String> {
-        engine
-            .incident(id)
-            .and_then(|i| i.enrichment.get("merged_into"))
-            .and_then(|v| v.as_str())
-            .map(String::from)
-    };
     let mut final_id: std::collections::HashMap<String, String> = Default::default();
     for id in incident_of.iter_mut().flatten() {
         if let Some(f) = final_id.get(id.as_str()) {
             *id = f.clone();
             continue;
         }
-        let mut cur = id.clone();
-        for _ in 0..64 {
-            match merged_into(&cur) {
-                Some(next) if next != cur => cur = next,
-                _ => break,
-            }
-        }
+        let cur = final_incident(&engine, id);
         final_id.insert(id.clone(), cur.clone());
         *id = cur;
     }
