@@ -307,6 +307,25 @@ impl<'a> View<'a> {
         {
             return false;
         }
+        self.uplinked(topo, ty).is_some_and(|(all, up)| {
+            all >= ORPHAN_MIN_PEERS && f64::from(up) >= ORPHAN_PEER_SHARE * f64::from(all)
+        })
+    }
+
+    /// Whether CIs of type `ty` can be orphans at all: enough of them, most with an
+    /// uplink and at least one without. Where the CMDB is whole no type can, and the
+    /// late-orphan search (run for every alert that joins an incident) costs nothing.
+    fn orphans_possible(&self, topo: &Topology, ty: &str) -> bool {
+        self.uplinked(topo, ty).is_some_and(|(all, up)| {
+            up < all
+                && all >= ORPHAN_MIN_PEERS
+                && f64::from(up) >= ORPHAN_PEER_SHARE * f64::from(all)
+        })
+    }
+
+    /// How many CIs of type `ty` there are, and how many depend on something (a table
+    /// built once per topology version).
+    fn uplinked(&self, topo: &Topology, ty: &str) -> Option<(u32, u32)> {
         let mut m = self.memo.borrow_mut();
         m.fresh(topo);
         let table = m.uplinked.get_or_insert_with(|| {
@@ -321,9 +340,7 @@ impl<'a> View<'a> {
             }
             t
         });
-        table.get(ty).is_some_and(|&(all, up)| {
-            all >= ORPHAN_MIN_PEERS && f64::from(up) >= ORPHAN_PEER_SHARE * f64::from(all)
-        })
+        table.get(ty).copied()
     }
 
     /// `fan(n)`: 1 for a CI nothing depends on, falling as more CIs do, and with the
@@ -1357,7 +1374,12 @@ fn late_orphans(
     target: &str,
 ) -> Vec<(String, Node)> {
     let cfg = view.cfg;
-    let Some(ty) = topo.ci(c).ci_type.as_deref().filter(|_| cfg.orphan_links) else {
+    let Some(ty) = topo
+        .ci(c)
+        .ci_type
+        .as_deref()
+        .filter(|ty| cfg.orphan_links && view.orphans_possible(topo, ty))
+    else {
         return Vec::new();
     };
     let horizon = onset - cfg.window;
