@@ -58,13 +58,7 @@ fn main() {
     let n: u64 = a.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
     let fixed = a.get(2).and_then(|s| EstateSize::parse(s));
     let verbose = std::env::var("V").is_ok();
-    let mut knobs = Knobs::default();
-    if let Ok(v) = std::env::var("CMDB") {
-        let f: Vec<f64> = v.split(',').filter_map(|x| x.parse().ok()).collect();
-        knobs.cmdb_missing = f.first().copied().unwrap_or(0.0);
-        knobs.cmdb_spurious = f.get(1).copied().unwrap_or(0.0);
-        knobs.cmdb_absent = f.get(2).copied().unwrap_or(0.0);
-    }
+    let knobs = sift_eval::cmdb_knobs_from_env(Knobs::default());
     // class -> (fp pairs, fn pairs, f1 points)
     let mut classes: BTreeMap<String, (u64, u64, f64)> = BTreeMap::new();
     let mut f1sum = 0.0;

@@ -13,13 +13,7 @@ fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let first: u64 = a.first().and_then(|s| s.parse().ok()).unwrap_or(0);
     let n: u64 = a.get(1).and_then(|s| s.parse().ok()).unwrap_or(4);
-    let mut knobs = Knobs::default();
-    if let Ok(v) = std::env::var("CMDB") {
-        let f: Vec<f64> = v.split(',').filter_map(|x| x.parse().ok()).collect();
-        knobs.cmdb_missing = f.first().copied().unwrap_or(0.0);
-        knobs.cmdb_spurious = f.get(1).copied().unwrap_or(0.0);
-        knobs.cmdb_absent = f.get(2).copied().unwrap_or(0.0);
-    }
+    let knobs = sift_eval::cmdb_knobs_from_env(Knobs::default());
     for seed in first..first + n {
         let size = EstateSize::for_seed(seed);
         let scn = generate_with(seed, size, &knobs);
@@ -42,17 +36,7 @@ fn main() {
                 continue;
             };
             let inc = rec.incident_id.as_deref().unwrap_or("").to_string();
-            let why = ch
-                .timeline
-                .iter()
-                .filter(|t| t.detail.to_json().to_string().contains(fp.as_str()))
-                .map(|t| {
-                    let v = t.detail.to_json();
-                    let r = &v["reason"];
-                    format!("{:?} {} path {}", t.kind, r["rule"], r["path"])
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
+            let why = sift_eval::why_placed(&ch, &fp);
             placed.insert(
                 fp.as_str().to_string(),
                 (

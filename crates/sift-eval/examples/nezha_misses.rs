@@ -39,20 +39,7 @@ fn main() -> anyhow::Result<()> {
                 .alert(&fp)
                 .and_then(|r| r.incident_id.as_deref().map(String::from))
                 .unwrap_or_default();
-            let why = ch
-                .timeline
-                .iter()
-                .filter(|t| t.detail.to_json().to_string().contains(fp.as_str()))
-                .map(|t| {
-                    let v = t.detail.to_json();
-                    let r = &v["reason"];
-                    format!(
-                        "{:?} {} path {} lag {} silent {}",
-                        t.kind, r["rule"], r["path"], r["lag_seconds"], r["silent"]
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
+            let why = sift_eval::why_placed(&ch, &fp);
             let root = engine
                 .incident(&inc)
                 .and_then(|i| i.root_cause_ci.clone())

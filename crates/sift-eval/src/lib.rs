@@ -339,6 +339,37 @@ pub struct TrackedReplay {
     pub incident_of: Vec<Option<String>>,
 }
 
+/// The CMDB knobs of the probes (`eval_classes`, `gap_probe`) from `CMDB=missing,spurious,absent`
+/// (e.g. `CMDB=0.2,0.1,0.05`, as the grid's 20% cell), on top of `knobs`.
+pub fn cmdb_knobs_from_env(mut knobs: Knobs) -> Knobs {
+    if let Ok(v) = std::env::var("CMDB") {
+        let f: Vec<f64> = v.split(',').filter_map(|x| x.parse().ok()).collect();
+        knobs.cmdb_missing = f.first().copied().unwrap_or(0.0);
+        knobs.cmdb_spurious = f.get(1).copied().unwrap_or(0.0);
+        knobs.cmdb_absent = f.get(2).copied().unwrap_or(0.0);
+    }
+    knobs
+}
+
+/// Why the engine placed alert `fp`, from the timeline entries of `changes` that name it:
+/// kind, rule, path, lag and silent CIs of each (for the probes that print timelines).
+pub fn why_placed(changes: &sift::correlate::Changes, fp: &Fingerprint) -> String {
+    changes
+        .timeline
+        .iter()
+        .filter(|t| t.detail.to_json().to_string().contains(fp.as_str()))
+        .map(|t| {
+            let v = t.detail.to_json();
+            let r = &v["reason"];
+            format!(
+                "{:?} {} path {} lag {} silent {}",
+                t.kind, r["rule"], r["path"], r["lag_seconds"], r["silent"]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The incident that absorbed incident `id` through merges (itself when none did).
 /// Bounded: merges form chains towards older incidents, never loops, but a bad chain
 /// must not hang a harness.
