@@ -175,7 +175,8 @@ impl App {
             max_subscriptions: cfg.notify.max_subscriptions,
             shutdown: shutdown.clone(),
         };
-        let learner = api::causality::Learner::new(cfg.causality.clone());
+        let learner =
+            api::causality::Learner::with_correlate(cfg.causality.clone(), &cfg.correlate());
         // Loaded before serving, so the first alerts are grouped with the stored graph. One
         // that cannot be read does not stop the daemon: correlation goes on without one (as
         // with nothing learned), the log says why, and the next run replaces it.

@@ -178,8 +178,10 @@ impl ProblemsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct CorrelateSection {
     /// An alert joins the incident of a firing CI it depends on when it starts within
-    /// this long of that CI's first alert in the incident (propagation window).
-    pub window: Dur,
+    /// this long of that CI's first alert in the incident (propagation window). `"auto"`:
+    /// learned from history per relation type (`causality::lags`), 5m until learned; it
+    /// then also sets `late_root_window`.
+    pub window: crate::duration::WindowSetting,
     /// A CI that an incident's root depends on, alerting within this long of the incident
     /// opening, becomes the new root.
     pub late_root_window: Dur,
@@ -224,7 +226,7 @@ impl Default for CorrelateSection {
     fn default() -> Self {
         let c = CorrelateConfig::default();
         Self {
-            window: Dur(c.window),
+            window: crate::duration::WindowSetting::Fixed(Dur(c.window)),
             late_root_window: Dur(c.late_root_window),
             max_hops: c.max_hops,
             max_silent_hops: c.max_silent_hops,
@@ -694,7 +696,10 @@ impl Config {
             fallback_ignore_labels: self.incident.fallback_ignore_labels.clone(),
             priority_matrix: self.incident.priority_matrix.unwrap_or_default(),
             max_hops: self.correlate.max_hops,
-            window: self.correlate.window.0,
+            window: match self.correlate.window {
+                crate::duration::WindowSetting::Fixed(d) => d.0,
+                crate::duration::WindowSetting::Auto => CorrelateConfig::default().window,
+            },
             late_root_window: self.correlate.late_root_window.0,
             max_silent_hops: self.correlate.max_silent_hops,
             hop_window: self.correlate.hop_window.0,
@@ -733,6 +738,8 @@ impl Config {
                 .map(|(k, v)| (k.clone(), v.0))
                 .collect(),
             learn_holds: self.correlate.learn_holds,
+            auto_window: self.correlate.window == crate::duration::WindowSetting::Auto,
+            relation_window: Default::default(),
         }
     }
 
@@ -831,6 +838,24 @@ mod tests {
             );
         }
         assert_eq!(a.len(), b.len());
+    }
+
+    #[test]
+    fn the_window_can_be_auto_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sift.toml");
+        std::fs::write(&file, "[correlate]\nwindow = \"auto\"\n").unwrap();
+        let c = Config::load_from(Some(&file), &[]).unwrap().correlate();
+        assert!(c.auto_window);
+        // Until something is learned, the default window.
+        assert_eq!(c.window, CorrelateConfig::default().window);
+        std::fs::write(&file, "[correlate]\nwindow = \"7m\"\n").unwrap();
+        let c = Config::load_from(Some(&file), &[]).unwrap().correlate();
+        assert!(!c.auto_window);
+        assert_eq!(c.window, chrono::Duration::minutes(7));
+        std::fs::write(&file, "[correlate]\nwindow = \"learned\"\n").unwrap();
+        let e = Config::load_from(Some(&file), &[]).unwrap_err().to_string();
+        assert!(e.contains("window") && e.contains("auto"), "{e}");
     }
 
     #[test]

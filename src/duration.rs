@@ -80,3 +80,32 @@ impl<'de> Deserialize<'de> for Dur {
         Dur::parse(&s).map_err(serde::de::Error::custom)
     }
 }
+
+/// A correlation window: a duration, or `auto` (learned from history; see
+/// `causality::lags`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowSetting {
+    Auto,
+    Fixed(Dur),
+}
+
+impl Serialize for WindowSetting {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            WindowSetting::Auto => s.serialize_str("auto"),
+            WindowSetting::Fixed(d) => d.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WindowSetting {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim() == "auto" {
+            return Ok(WindowSetting::Auto);
+        }
+        Dur::parse(&s)
+            .map(WindowSetting::Fixed)
+            .map_err(|e| serde::de::Error::custom(format!("{e}, or \"auto\"")))
+    }
+}

@@ -58,19 +58,61 @@ pub fn learn_holds(
     holds::learn_holds(&h, holds::HORIZON_S, holds::SPREAD)
 }
 
-/// `cfg` with the holds `alerts` show (`learn_holds`) added for the alert names its
-/// `rule_hold` does not list, when `cfg.learn_holds`; and the holds added. What `sift
-/// replay` runs with: a daemon that had seen this history would have learned them.
-pub fn with_learned_holds(
+/// The propagation windows (`causality::lags`) `alerts` show over `topo`, their onsets
+/// taken with `cfg`'s holds (configured and filled in).
+pub fn learn_windows(
+    topo: &Topology,
+    mapper: &CiMapper,
+    cfg: &CorrelateConfig,
+    alerts: &[Alert],
+) -> Vec<crate::causality::lags::RelationWindow> {
+    let onsets: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.status == crate::alert::AlertStatus::Firing)
+        .filter_map(|a| {
+            let n = mapper.map(topo, &a.labels)?;
+            let name = a.labels.get("alertname").unwrap_or_default();
+            Some((n, (a.starts_at - cfg.hold(name)).timestamp()))
+        })
+        .collect();
+    crate::causality::lags::learn(topo, &onsets)
+}
+
+/// What a daemon that had seen this history would have learned, and `sift replay` runs
+/// with: `cfg` with the holds `alerts` show (`learn_holds`) added for the alert names its
+/// `rule_hold` does not list, when `cfg.learn_holds`, and with `window = "auto"`
+/// (`cfg.auto_window`) the windows they show (`learn_windows`). Returns the holds added
+/// and the windows set.
+pub fn with_learned(
     mut cfg: CorrelateConfig,
     topo: &Topology,
     mapper: &CiMapper,
     alerts: &[Alert],
-) -> (CorrelateConfig, Vec<(String, chrono::Duration)>) {
-    let added = if cfg.learn_holds {
+) -> Learnt {
+    let holds = if cfg.learn_holds {
         cfg.fill_holds(&learn_holds(topo, mapper, alerts))
     } else {
         Vec::new()
     };
-    (cfg, added)
+    let windows = if cfg.auto_window {
+        let w = learn_windows(topo, mapper, &cfg, alerts);
+        cfg.fill_windows(&w)
+    } else {
+        Vec::new()
+    };
+    Learnt {
+        cfg,
+        holds,
+        windows,
+    }
+}
+
+/// `with_learned`'s answer.
+#[derive(Debug, Clone)]
+pub struct Learnt {
+    pub cfg: CorrelateConfig,
+    /// Holds added: alert name, hold.
+    pub holds: Vec<(String, chrono::Duration)>,
+    /// Windows set: relation type (`lags::ALL`: the estate's), window.
+    pub windows: Vec<(String, chrono::Duration)>,
 }

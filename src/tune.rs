@@ -17,19 +17,9 @@ use serde::Serialize;
 
 use crate::alert::{Alert, AlertStatus, Fingerprint};
 use crate::causality::holds::{self, Hold};
+use crate::causality::lags::{self, RelationWindow};
 use crate::cmdb::{CiMapper, Topology};
 use crate::correlate::CorrelateConfig;
-
-/// Lags measured across one relation type.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct RelationLag {
-    pub relation: String,
-    /// Alert onsets (starts less their rule's hold) on a CI with an onset on the CI it
-    /// depends on by this relation within the horizon before.
-    pub samples: usize,
-    pub lag_median_s: i64,
-    pub lag_p90_s: i64,
-}
 
 /// One replay of the history.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -48,9 +38,15 @@ pub struct TuneReport {
     pub alerts: usize,
     pub firing_starts: usize,
     pub holds: Vec<Hold>,
-    pub relations: Vec<RelationLag>,
+    /// Lags per relation type (and all together, `lags::ALL`), on onsets with the
+    /// configured and recommended holds, and the windows `window = "auto"` would learn.
+    pub relations: Vec<RelationWindow>,
     /// `[correlate.rule_hold]` entries recommended (holds learned and not configured).
     pub recommended_holds: BTreeMap<String, i64>,
+    /// Whether `window = "auto"` is recommended: windows were learned, and replaying with
+    /// them beats the current config against the operators' incidents (when given) or
+    /// the estate's window differs from the configured one by a quarter or more.
+    pub recommend_auto_window: bool,
     pub backtests: Vec<Backtest>,
     /// Why nothing is recommended, when so.
     pub note: Option<String>,
@@ -75,7 +71,7 @@ pub fn tune(
         .into_iter()
         .map(|(k, d)| (k, d.num_seconds()))
         .collect();
-    let relations = relation_lags(topo, mapper, &with_holds, alerts);
+    let relations = crate::replay::learn_windows(topo, mapper, &with_holds, alerts);
     let firing_starts = alerts
         .iter()
         .filter(|a| a.status == AlertStatus::Firing)
@@ -93,7 +89,8 @@ pub fn tune(
     } else {
         None
     };
-    let mut backtests = vec![backtest("current config", topo, mapper, cfg, alerts, truth)];
+    let current = backtest("current config", topo, mapper, cfg, alerts, truth);
+    let mut backtests = vec![];
     if !recommended.is_empty() {
         backtests.push(backtest(
             "with the recommended holds",
@@ -104,69 +101,43 @@ pub fn tune(
             truth,
         ));
     }
+    let mut with_windows = CorrelateConfig {
+        auto_window: true,
+        ..with_holds.clone()
+    };
+    let learnt = with_windows.fill_windows(&relations);
+    let estate = learnt.iter().find(|(r, _)| r == lags::ALL).map(|(_, d)| *d);
+    let mut recommend_auto_window = false;
+    if let Some(w) = estate {
+        let b = backtest(
+            "with window = \"auto\"",
+            topo,
+            mapper,
+            &with_windows,
+            alerts,
+            truth,
+        );
+        let base = backtests.last().unwrap_or(&current);
+        recommend_auto_window = match (b.pair_f1, b.bcubed_f1, base.pair_f1, base.bcubed_f1) {
+            (Some(p), Some(c), Some(p0), Some(c0)) => p + c > p0 + c0,
+            _ => {
+                let (w, now) = (w.num_seconds() as f64, cfg.window.num_seconds() as f64);
+                (w - now).abs() >= now / 4.0
+            }
+        };
+        backtests.push(b);
+    }
+    backtests.insert(0, current);
     TuneReport {
         alerts: alerts.len(),
         firing_starts,
         holds: found,
         relations,
         recommended_holds: recommended,
+        recommend_auto_window,
         backtests,
         note,
     }
-}
-
-/// Per relation type: how long after the onset of the first alert on the CI depended on
-/// (within the horizon before) an alert's onset comes.
-fn relation_lags(
-    topo: &Topology,
-    mapper: &CiMapper,
-    cfg: &CorrelateConfig,
-    alerts: &[Alert],
-) -> Vec<RelationLag> {
-    let onset = |a: &Alert| {
-        let name = a.labels.get("alertname").unwrap_or_default();
-        a.starts_at - cfg.hold(name)
-    };
-    let mut by_node: HashMap<crate::cmdb::topology::Node, Vec<i64>> = HashMap::new();
-    let mut mapped = Vec::new();
-    for a in alerts.iter().filter(|a| a.status == AlertStatus::Firing) {
-        if let Some(n) = mapper.map(topo, &a.labels) {
-            let t = onset(a).timestamp();
-            by_node.entry(n).or_default().push(t);
-            mapped.push((n, t));
-        }
-    }
-    for v in by_node.values_mut() {
-        v.sort_unstable();
-        v.dedup();
-    }
-    let mut lags: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    mapped.sort_unstable();
-    mapped.dedup();
-    for (n, t) in mapped {
-        for &p in topo.depends_on(n) {
-            let Some(list) = by_node.get(&p) else {
-                continue;
-            };
-            let i = list.partition_point(|&x| x < t - holds::HORIZON_S);
-            if let Some(&first) = list.get(i).filter(|&&x| x <= t) {
-                let rel = topo.relation_type(n, p).unwrap_or("depends_on").to_string();
-                lags.entry(rel).or_default().push(t - first);
-            }
-        }
-    }
-    lags.into_iter()
-        .map(|(relation, mut l)| {
-            l.sort_unstable();
-            let q = |p: f64| l[((l.len() - 1) as f64 * p).round() as usize];
-            RelationLag {
-                relation,
-                samples: l.len(),
-                lag_median_s: q(0.5),
-                lag_p90_s: q(0.9),
-            }
-        })
-        .collect()
 }
 
 fn backtest(
@@ -280,11 +251,18 @@ pub fn render(r: &TuneReport) -> String {
             h.kind, h.samples, h.lag_p25, h.lag_median, h.lag_p75, h.hold_seconds
         ));
     }
-    s.push_str("\nrelation types (lag of an alert's onset after the first onset on the CI it depends on):\n");
+    s.push_str(
+        "\nrelation types (lag of the onset that starts a CI's trouble after the first onset \
+         on the CI it depends on; propagation: the lags above coincidence; window: what \
+         window = \"auto\" learns, \"*\" for the estate):\n",
+    );
     for l in &r.relations {
+        let w = l
+            .window_s
+            .map_or_else(|| "too few".to_string(), |w| format!("{w}s"));
         s.push_str(&format!(
-            "  {:<20} {:>7} samples  median {:>5}s  p90 {:>5}s\n",
-            l.relation, l.samples, l.lag_median_s, l.lag_p90_s
+            "  {:<20} {:>7} samples {:>7} propagation  median {:>5}s  p90 {:>5}s  window {w}\n",
+            l.relation, l.samples, l.propagation, l.lag_median_s, l.lag_p90_s
         ));
     }
     if let Some(n) = &r.note {
@@ -295,6 +273,12 @@ pub fn render(r: &TuneReport) -> String {
         for (k, v) in &r.recommended_holds {
             s.push_str(&format!("{} = \"{}m\"\n", toml_key(k), v / 60));
         }
+    }
+    if r.recommend_auto_window {
+        s.push_str(
+            "\nrecommended (config file): the learned windows, relearned as the history grows\n\
+             [correlate]\nwindow = \"auto\"\n",
+        );
     }
     s.push_str("\nbacktest (replaying this history):\n");
     for b in &r.backtests {
@@ -341,6 +325,86 @@ mod tests {
     }
 
     #[test]
+    fn a_fast_estate_gets_a_shorter_learned_window_recommended() {
+        use crate::cmdb::{Ci, CmdbFile, Relation};
+        let ci = |id: String| Ci {
+            id,
+            name: None,
+            ci_type: None,
+            criticality: Default::default(),
+            owner_group: None,
+            aliases: Vec::new(),
+            attributes: Default::default(),
+        };
+        let n = 40;
+        let topo = Topology::from_file(&CmdbFile {
+            cis: (0..n)
+                .flat_map(|i| [ci(format!("host-{i}")), ci(format!("app-{i}"))])
+                .collect(),
+            relations: (0..n)
+                .map(|i| Relation {
+                    source: format!("app-{i}"),
+                    target: format!("host-{i}"),
+                    rel_type: "runs_on".into(),
+                })
+                .collect(),
+        });
+        let t0 = chrono::Utc::now();
+        let alert = |ci: String, name: &str, at: i64| {
+            let mut labels = crate::alert::Labels::new();
+            labels.insert("alertname".into(), name.into());
+            labels.insert("ci".into(), ci);
+            Alert {
+                fingerprint: Fingerprint::of_labels(&labels),
+                status: AlertStatus::Firing,
+                labels,
+                annotations: Default::default(),
+                starts_at: t0 + chrono::Duration::seconds(at),
+                ends_at: None,
+                generator_url: None,
+                source: crate::alert::Source::Alertmanager,
+            }
+        };
+        // Host i fails at i hours; its application alerts 20 to 79 s later.
+        let mut alerts = Vec::new();
+        for i in 0..n {
+            let at = i * 3600;
+            alerts.push(alert(format!("host-{i}"), "HostDown", at));
+            alerts.push(alert(
+                format!("app-{i}"),
+                "ProbeFailed",
+                at + 20 + (i * 7) % 60,
+            ));
+        }
+        let r = tune(
+            &topo,
+            &CiMapper::default(),
+            &CorrelateConfig::default(),
+            &alerts,
+            None,
+        );
+        let all = r
+            .relations
+            .iter()
+            .find(|w| w.relation == lags::ALL)
+            .unwrap();
+        assert_eq!(all.propagation, n as usize);
+        let w = all.window_s.unwrap();
+        assert!((120..=170).contains(&w), "{all:?}");
+        // Too few lags for a window of runs_on's own.
+        let own = r
+            .relations
+            .iter()
+            .find(|w| w.relation == "runs_on")
+            .unwrap();
+        assert_eq!(own.window_s, None);
+        assert!(r.recommend_auto_window);
+        let text = render(&r);
+        assert!(text.contains("window = \"auto\""), "{text}");
+        assert_eq!(r.backtests.len(), 2, "{:?}", r.backtests);
+    }
+
+    #[test]
     fn an_empty_history_recommends_nothing_and_says_why() {
         let topo = Topology::default();
         let r = tune(
@@ -351,6 +415,8 @@ mod tests {
             None,
         );
         assert!(r.recommended_holds.is_empty());
+        assert!(!r.recommend_auto_window);
+        assert!(r.relations.is_empty());
         assert!(r.note.as_deref().unwrap().contains("nothing recommended"));
         assert_eq!(r.backtests.len(), 1);
         assert!(render(&r).contains("nothing recommended"));

@@ -9,6 +9,7 @@
 //! This module drives `crate::causality` (pure: learning, `compose`) with the store; it
 //! does not judge pairs itself, and never touches correlation (the pipeline's readers do).
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,6 +26,7 @@ use super::extract::JsonBody;
 use super::openapi::{ApiRouter, ErrorBody, guarded};
 use crate::causality::overrides::{self, EdgeChanges, LearnedGraph};
 use crate::causality::{self as causal, History};
+use crate::cmdb::Topology;
 use crate::config::{CausalityConfig, Role};
 use crate::store::StoreError;
 use utoipa_axum::routes;
@@ -37,16 +39,61 @@ pub struct Learner {
     /// Reading the stored graph and overrides and setting the pipeline's slot is done
     /// under this, so a slower refresh can never put an older composition over a newer.
     refreshing: tokio::sync::Mutex<()>,
+    /// With `[correlate] window = "auto"`: the configured rule holds (`rule_hold`), which
+    /// with the learned ones give the onsets propagation windows are learned on. `None`:
+    /// no windows learned.
+    window_holds: Option<BTreeMap<String, chrono::Duration>>,
 }
 
 impl Learner {
     pub fn new(cfg: CausalityConfig) -> Arc<Self> {
+        Self::with_correlate(cfg, &crate::correlate::CorrelateConfig::default())
+    }
+
+    /// A learner that also learns propagation windows when `correlate` says `window =
+    /// "auto"`.
+    pub fn with_correlate(
+        cfg: CausalityConfig,
+        correlate: &crate::correlate::CorrelateConfig,
+    ) -> Arc<Self> {
         Arc::new(Self {
             cfg,
             running: tokio::sync::Mutex::new(()),
             refreshing: tokio::sync::Mutex::new(()),
+            window_holds: correlate.auto_window.then(|| correlate.rule_hold.clone()),
         })
     }
+}
+
+/// The propagation windows (`causality::lags`) of the stored occurrences `hist` over
+/// `topo`, each occurrence's onset its start less its rule's hold: `configured`, else
+/// `learned`.
+fn windows_of(
+    topo: &Topology,
+    hist: &crate::store::OccurrenceHistory,
+    learned: &[causal::holds::Hold],
+    configured: &BTreeMap<String, chrono::Duration>,
+) -> Vec<causal::lags::RelationWindow> {
+    let learned: HashMap<&str, i64> = learned
+        .iter()
+        .map(|h| (h.kind.as_str(), h.hold_seconds))
+        .collect();
+    let onsets: Vec<_> = hist
+        .occurrences
+        .iter()
+        .filter_map(|&(a, at)| {
+            let (labels, ci) = &hist.alerts[a as usize];
+            let n = topo.node(ci.as_deref()?)?;
+            let name = labels.get("alertname").unwrap_or_default();
+            let hold = configured
+                .get(name)
+                .map(|d| d.num_seconds())
+                .or_else(|| learned.get(name).copied())
+                .unwrap_or(0);
+            Some((n, at.div_euclid(1000) - hold))
+        })
+        .collect();
+    causal::lags::learn(topo, &onsets)
 }
 
 /// The causality routes, each behind its role.
@@ -244,15 +291,19 @@ pub async fn relearn(
     let left_out = hist.left_out;
     let orphaned = hist.orphaned;
     let lookback = cfg.lookback;
+    let window_holds = learner.window_holds.clone();
     let mut learned = tokio::task::spawn_blocking(move || {
         let mut h = History::new().with_topology(&topo);
-        drop(topo);
         for &(a, at) in &hist.occurrences {
             let (labels, ci) = &hist.alerts[a as usize];
             h.push_labels(&learn_cfg, labels, ci.as_deref(), at.div_euclid(1000));
         }
-        drop(hist);
-        causal::learn(&h, &learn_cfg)
+        let mut learned = causal::learn(&h, &learn_cfg)?;
+        drop(h);
+        if let Some(configured) = &window_holds {
+            learned.windows = windows_of(&topo, &hist, &learned.holds, configured);
+        }
+        Ok::<_, causal::LearnError>(learned)
     })
     .await
     .map_err(|e| RelearnError::Task(e.to_string()))??;

@@ -53,6 +53,7 @@ use crate::cmdb::{CiMapper, Topology};
 use crate::problem::significance::{bh, poisson_sf};
 
 pub mod holds;
+pub mod lags;
 pub mod overrides;
 
 /// Counters of the lag histogram per pair (linear over the window).
@@ -172,6 +173,10 @@ pub struct Learned {
     /// Rule hold-backs (`holds`), learned when alert types are alert names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holds: Vec<holds::Hold>,
+    /// Propagation windows per relation type (`lags`), learned with the topology at hand
+    /// (the daemon's learning run); what `window = "auto"` uses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<lags::RelationWindow>,
 }
 
 /// A history of occurrences over interned types and CIs, with each CI's neighbours.
@@ -351,6 +356,7 @@ fn learn_edges(h: &History, cfg: &LearnConfig) -> Result<Learned, LearnError> {
             edges: Vec::new(),
             summary,
             holds: Vec::new(),
+            windows: Vec::new(),
         });
     };
     summary.span_seconds = last - first;
@@ -363,6 +369,7 @@ fn learn_edges(h: &History, cfg: &LearnConfig) -> Result<Learned, LearnError> {
             edges: Vec::new(),
             summary,
             holds: Vec::new(),
+            windows: Vec::new(),
         });
     }
     // The time the history covers: days with at least one occurrence. A gap (sift was
@@ -511,6 +518,7 @@ fn learn_edges(h: &History, cfg: &LearnConfig) -> Result<Learned, LearnError> {
         edges,
         summary,
         holds: Vec::new(),
+        windows: Vec::new(),
     })
 }
 

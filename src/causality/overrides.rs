@@ -134,6 +134,7 @@ impl Composed {
             edges: self.edges.iter().map(|e| e.edge.clone()).collect(),
             summary: run.map(|l| l.summary.clone()).unwrap_or_default(),
             holds: run.map(|l| l.holds.clone()).unwrap_or_default(),
+            windows: run.map(|l| l.windows.clone()).unwrap_or_default(),
         }
     }
 }

@@ -98,15 +98,22 @@ pub fn replay(
     let events = parsed.len();
     let mapper = CiMapper::new(cfg.mapping.labels.clone());
     // As a daemon that has seen this history would: the rules' holds learned from it
-    // fill in those `[correlate.rule_hold]` does not name.
-    let (ccfg, added) = crate::replay::with_learned_holds(cfg.correlate(), &topo, &mapper, &parsed);
-    for (name, hold) in &added {
+    // fill in those `[correlate.rule_hold]` does not name; with `window = "auto"`, the
+    // windows its lags give replace the configured ones.
+    let learnt = crate::replay::with_learned(cfg.correlate(), &topo, &mapper, &parsed);
+    for (name, hold) in &learnt.holds {
         eprintln!(
             "learned: {name} fires {}s after the trouble it reports (its for:)",
             hold.num_seconds()
         );
     }
-    let out = crate::replay::run(&topo, &mapper, ccfg, changes, parsed);
+    for (relation, w) in &learnt.windows {
+        eprintln!(
+            "learned: window {}s for relation type {relation}",
+            w.num_seconds()
+        );
+    }
+    let out = crate::replay::run(&topo, &mapper, learnt.cfg, changes, parsed);
     let json = serde_json::to_string_pretty(
         &serde_json::json!({"incidents": crate::view::IncidentView::all(&out.incidents)}),
     )?;

@@ -82,6 +82,13 @@ pub struct CorrelateConfig {
     /// Whether holds learned from history (`Engine::set_learned`) fill in the alert names
     /// `rule_hold` does not list.
     pub learn_holds: bool,
+    /// `window = "auto"`: the propagation windows learned from history (`causality::lags`,
+    /// through `fill_windows`) replace `window` and `late_root_window` (the estate-wide
+    /// one) and, per relation type, the base window of a link whose last hop into the
+    /// explaining CI is of that type. Until something is learned, `window` holds.
+    pub auto_window: bool,
+    /// The learned base window per relation type (only with `auto_window`).
+    pub relation_window: std::collections::BTreeMap<String, Duration>,
 }
 
 impl CorrelateConfig {
@@ -111,6 +118,36 @@ impl CorrelateConfig {
             }
         }
         added
+    }
+}
+
+impl CorrelateConfig {
+    /// With `auto_window`: the learned `windows` (those with a window) replace `window`
+    /// and `late_root_window` (the estate-wide one, `lags::ALL`) and fill
+    /// `relation_window`, each at most `max_window`; returns what it set. Without it,
+    /// nothing changes. Call on the configured settings (the engine keeps them).
+    pub fn fill_windows(
+        &mut self,
+        windows: &[crate::causality::lags::RelationWindow],
+    ) -> Vec<(String, Duration)> {
+        let mut set = Vec::new();
+        if !self.auto_window {
+            return set;
+        }
+        self.relation_window.clear();
+        let cap = self.max_window.max(self.window);
+        for w in windows {
+            let Some(s) = w.window_s else { continue };
+            let d = Duration::seconds(s).min(cap);
+            if w.relation == crate::causality::lags::ALL {
+                self.window = d;
+                self.late_root_window = d;
+            } else {
+                self.relation_window.insert(w.relation.clone(), d);
+            }
+            set.push((w.relation.clone(), d));
+        }
+        set
     }
 }
 
@@ -160,6 +197,8 @@ impl Default for CorrelateConfig {
             sla: std::collections::BTreeMap::new(),
             rule_hold: std::collections::BTreeMap::new(),
             learn_holds: true,
+            auto_window: false,
+            relation_window: std::collections::BTreeMap::new(),
         }
     }
 }

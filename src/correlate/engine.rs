@@ -48,6 +48,8 @@ pub struct Engine {
     pub(super) cfg: CorrelateConfig,
     /// `[correlate.rule_hold]` as configured: what learned holds are added to.
     pub(super) configured_holds: std::collections::BTreeMap<String, Duration>,
+    /// `window` and `late_root_window` as configured: what `window = "auto"` replaces.
+    pub(super) configured_windows: (Duration, Duration),
     pub(super) alerts: alert_map::AlertMap,
     pub(super) incidents: HashMap<String, Incident>,
     /// Active incident per correlation key.
@@ -109,6 +111,7 @@ impl Engine {
         Engine {
             priorities,
             configured_holds: cfg.rule_hold.clone(),
+            configured_windows: (cfg.window, cfg.late_root_window),
             cfg,
             alerts: Default::default(),
             incidents: HashMap::default(),
@@ -144,9 +147,10 @@ impl Engine {
     }
 
     /// `set_causality` from a learned graph, alert types made from `type_labels` (the
-    /// learner's `[causality] type_labels`), and its rule holds for the alert names the
+    /// learner's `[causality] type_labels`), its rule holds for the alert names the
     /// configured `rule_hold` does not list (with `learn_holds`; `None` leaves only the
-    /// configured ones).
+    /// configured ones), and its propagation windows (with `window = "auto"`; `None`:
+    /// the configured windows).
     pub fn set_learned(
         &mut self,
         learned: Option<&crate::causality::Learned>,
@@ -154,6 +158,9 @@ impl Engine {
     ) {
         self.cfg.rule_hold = self.configured_holds.clone();
         self.cfg.fill_holds(learned.map_or(&[], |l| &l.holds));
+        (self.cfg.window, self.cfg.late_root_window) = self.configured_windows;
+        self.cfg.relation_window.clear();
+        self.cfg.fill_windows(learned.map_or(&[], |l| &l.windows));
         self.set_causality(learned.map(|l| std::sync::Arc::new(CausalIndex::new(l, type_labels))));
     }
 

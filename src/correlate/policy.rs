@@ -435,9 +435,30 @@ impl<'a> View<'a> {
     /// The propagation window for a link passing `silent` CIs that are not alerting (an
     /// alerting CI in between restarts the clock: it is itself the nearer cause).
     pub fn window(&self, silent: u32) -> Duration {
+        self.grown(self.cfg.window, silent)
+    }
+
+    /// The propagation window of the link `step` reaches its CI by: `window`, or with
+    /// `window = "auto"` the window learned for the relation type of the link's last hop
+    /// (into the explaining CI, where the fault starts spreading), grown as `window`.
+    pub fn link_window(&self, topo: &Topology, step: &Step) -> Duration {
+        let cfg = self.cfg;
+        let base = if cfg.relation_window.is_empty() {
+            cfg.window
+        } else {
+            topo.relation_type(step.via, step.node)
+                .and_then(|r| cfg.relation_window.get(r))
+                .copied()
+                .unwrap_or(cfg.window)
+        };
+        self.grown(base, step.silent)
+    }
+
+    /// `base` grown by `hop_window` per silent CI, at most `max_window`.
+    fn grown(&self, base: Duration, silent: u32) -> Duration {
         let cfg = self.cfg;
         let extra = cfg.hop_window * (silent.min(64) as i32);
-        (cfg.window + extra).min(cfg.max_window.max(cfg.window))
+        (base + extra).min(cfg.max_window.max(base))
     }
 }
 
@@ -714,7 +735,7 @@ fn newer_cause(
                     id != prev
                         && first >= ended
                         && first <= at
-                        && at - view.window(r.silent) <= first
+                        && at - view.link_window(topo, r) <= first
                 })
     })
 }
@@ -808,9 +829,8 @@ fn place_new(
     let onset = at - view.hold(rec);
     // Effects follow their cause within a propagation window, measured from when the
     // explaining CI first alerted in that incident, longer for a cause more hops away.
-    let in_window = |first: DateTime<Utc>, silent: u32| {
-        onset - view.window(silent) <= first && first <= onset + window
-    };
+    let in_window =
+        |first: DateTime<Utc>, reach: Duration| onset - reach <= first && first <= onset + window;
     let Some(c) = node else {
         return place_unknown(view, rec, at, onset);
     };
@@ -839,7 +859,9 @@ fn place_new(
     let own = view
         .active_on_ci(cid)
         .into_iter()
-        .find(|(_, f)| in_window(*f, 0) || own_edge.is_some_and(|e| e.allows_from(*f, at, window)))
+        .find(|(_, f)| {
+            in_window(*f, view.window(0)) || own_edge.is_some_and(|e| e.allows_from(*f, at, window))
+        })
         .map(|(id, first)| Cand {
             silent: 0,
             hops: 0,
@@ -878,10 +900,11 @@ fn place_new(
         // shows unrelated gets no growth of the window per silent CI.
         let edge = view.learned_edge(topo, r.node, r.hops, r.silent, my_type, at);
         let unrelated = r.silent > 0 && view.independent_of(topo, r.node, my_type, at);
+        let reach = view.link_window(topo, r);
         for (id, first) in anchors {
             // With no alert on the path to show the fault passing, the cause must also
             // have come first.
-            let timely = in_window(first, r.silent)
+            let timely = in_window(first, reach)
                 && !(r.silent > 0 && first > onset)
                 && !(unrelated && first < onset - window);
             let learned_timely = edge.is_some_and(|e| e.allows_from(first, at, window));
@@ -1029,7 +1052,7 @@ fn late_roots(
     for (opened, id, root) in roots {
         let from_root = link_walk(view, topo, root);
         if let Some(s) = from_root.iter().find(|s| s.node == c)
-            && onset <= opened + late + (view.window(s.silent) - window)
+            && onset <= opened + late + (view.link_window(topo, s) - window)
             && (s.silent == 0 || s.score * view.fan(topo, c) >= cfg.min_link_score)
         {
             let (path, silent) = link_path(view, topo, &from_root, root, c);

@@ -651,6 +651,108 @@ fn learned_holds_fill_in_what_config_does_not_name_and_config_wins() {
     assert!(!e.config().rule_hold.contains_key("ErrorRateHigh"));
 }
 
+/// A learned window for `relation` (`lags::ALL`: the estate's).
+fn learned_window(relation: &str, s: i64) -> crate::causality::lags::RelationWindow {
+    crate::causality::lags::RelationWindow {
+        relation: relation.into(),
+        samples: 200,
+        propagation: 200,
+        lag_median_s: s / 4,
+        lag_p90_s: s / 2,
+        window_s: Some(s),
+    }
+}
+
+/// host-1 ← app-1 (runs_on), db-1 ← svc-1 (depends_on); `host-1` and `db-1` fail at 0,
+/// `app-1` and `svc-1` alert `lag_s` later.
+fn lag_case(e: &mut Engine, lag_s: i64) -> [Alert; 4] {
+    let mut topo_file = CmdbFile {
+        cis: [
+            ("host-1", "host"),
+            ("app-1", "application"),
+            ("db-1", "database"),
+            ("svc-1", "application"),
+        ]
+        .iter()
+        .map(|(id, ty)| ci(id, ty))
+        .collect(),
+        relations: vec![rel("app-1", "host-1"), rel("svc-1", "db-1")],
+    };
+    topo_file.relations[0].rel_type = "runs_on".into();
+    let topo = Topology::from_file(&topo_file);
+    let m = CiMapper::default();
+    let alerts = [
+        on("host-1", "HostDown", 0),
+        on("db-1", "MySQLDown", 0),
+        on("app-1", "ProbeFailed", lag_s),
+        on("svc-1", "ProbeFailed", lag_s),
+    ];
+    for a in &alerts {
+        e.ingest(&topo, &m, a.clone());
+    }
+    alerts
+}
+
+#[test]
+fn window_auto_uses_the_windows_learned_per_relation_type() {
+    use crate::causality::Learned;
+    let learned = Learned {
+        windows: vec![
+            learned_window(crate::causality::lags::ALL, 120),
+            learned_window("runs_on", 600),
+        ],
+        ..Default::default()
+    };
+    let types = ["alertname".to_string()];
+    // Configured 5m: an alert 8 minutes after its cause is a fault of its own, whatever
+    // was learned (no `auto`).
+    let mut e = Engine::new(CorrelateConfig::default());
+    e.set_learned(Some(&learned), &types);
+    let [host, db, app, svc] = lag_case(&mut e, 480);
+    assert_ne!(incident_of(&e, &app).id, incident_of(&e, &host).id);
+    assert_ne!(incident_of(&e, &svc).id, incident_of(&e, &db).id);
+
+    // `auto`: runs_on learned 10 minutes (the app joins its host 8 minutes on); the
+    // estate's 2 minutes for the rest (the service 8 minutes after its database is not
+    // its effect).
+    let cfg = CorrelateConfig {
+        auto_window: true,
+        ..Default::default()
+    };
+    let mut e = Engine::new(cfg.clone());
+    e.set_learned(Some(&learned), &types);
+    assert_eq!(e.config().window, Duration::minutes(2));
+    assert_eq!(e.config().late_root_window, Duration::minutes(2));
+    let [host, db, app, svc] = lag_case(&mut e, 480);
+    assert_eq!(incident_of(&e, &app).id, incident_of(&e, &host).id);
+    assert_ne!(incident_of(&e, &svc).id, incident_of(&e, &db).id);
+    // ... and 90 seconds later it is.
+    let mut e = Engine::new(cfg.clone());
+    e.set_learned(Some(&learned), &types);
+    let [_, db, _, svc] = lag_case(&mut e, 90);
+    assert_eq!(incident_of(&e, &svc).id, incident_of(&e, &db).id);
+
+    // Nothing learned (yet, or any more): the configured windows.
+    let mut e = Engine::new(cfg);
+    e.set_learned(Some(&learned), &types);
+    e.set_learned(None, &types);
+    assert_eq!(e.config().window, Duration::minutes(5));
+    assert!(e.config().relation_window.is_empty());
+    let [_, db, _, svc] = lag_case(&mut e, 240);
+    assert_eq!(incident_of(&e, &svc).id, incident_of(&e, &db).id);
+}
+
+#[test]
+fn learned_windows_are_capped_at_max_window() {
+    let mut cfg = CorrelateConfig {
+        auto_window: true,
+        ..Default::default()
+    };
+    let set = cfg.fill_windows(&[learned_window(crate::causality::lags::ALL, 7200)]);
+    assert_eq!(cfg.window, cfg.max_window);
+    assert_eq!(set, vec![("*".to_string(), cfg.max_window)]);
+}
+
 /// Two racks under a core switch; the CMDB lost the uplink of `host-6` (it depends on
 /// nothing, while the other eight hosts each depend on their ToR switch); `app-6` runs
 /// on it.

@@ -22,7 +22,8 @@ fn main() -> anyhow::Result<()> {
         let events = nezha::alert_events(&d.episodes);
         let alerts: Vec<_> = events.iter().map(|e| e.1.clone()).collect();
         let cfg = sift::correlate::CorrelateConfig::default();
-        let (cfg, holds) = sift::replay::with_learned_holds(cfg, &topo, &mapper, &alerts);
+        let learnt = sift::replay::with_learned(cfg, &topo, &mapper, &alerts);
+        let (cfg, holds) = (learnt.cfg, learnt.holds);
         println!("{} holds {:?}", d.day, holds);
         let mut engine = sift::correlate::Engine::new(cfg);
         // Per episode: incident at placement, reason, and per incident: roots over time.

@@ -198,6 +198,19 @@ pub fn parse_alerts(lines: &[String]) -> Result<Vec<Alert>, EvalError> {
         .collect()
 }
 
+/// `EVAL_AUTO_WINDOW=1` (env): the harnesses run with `window = "auto"` (the windows the
+/// history's lags give, as `sift replay` learns them).
+pub fn auto_window_from_env(cfg: &mut CorrelateConfig) {
+    cfg.auto_window |= std::env::var_os("EVAL_AUTO_WINDOW").is_some();
+}
+
+/// `EVAL_AUTO_DEBUG=1` (env): prints the windows `learnt` set, after `what`.
+pub fn debug_windows(what: &str, learnt: &sift::replay::Learnt) {
+    if std::env::var_os("EVAL_AUTO_DEBUG").is_some() {
+        eprintln!("{what}: windows set {:?}", learnt.windows);
+    }
+}
+
 /// The replay benchmark's input: the huge estate of one seed and its alert stream repeated
 /// day after day (each repeat shifted past the end of the previous one) up to `events`
 /// alert events. `sift-eval --replay-bench` and `benches/replay.rs` time `replay::run`
@@ -306,7 +319,10 @@ pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
             );
         }
     }
-    let (cfg, _) = sift::replay::with_learned_holds(cfg, &topo, &mapper, &alerts);
+    auto_window_from_env(&mut cfg);
+    let learnt = sift::replay::with_learned(cfg, &topo, &mapper, &alerts);
+    debug_windows(&scn.seed.to_string(), &learnt);
+    let cfg = learnt.cfg;
     let out = sift::replay::run(&topo, &mapper, cfg, Vec::new(), alerts);
     let incidents: Vec<Vec<Fingerprint>> = out
         .incidents

@@ -711,7 +711,11 @@ pub fn score_day_with(
     let episode_of: Vec<usize> = events.iter().map(|e| e.0).collect();
     let alerts: Vec<Alert> = events.into_iter().map(|e| e.1).collect();
     // As `sift replay` runs: with the rules' holds this history shows.
-    let (cfg, _) = sift::replay::with_learned_holds(cfg.clone(), &topo, &mapper, &alerts);
+    let mut cfg = cfg.clone();
+    crate::auto_window_from_env(&mut cfg);
+    let learnt = sift::replay::with_learned(cfg, &topo, &mapper, &alerts);
+    crate::debug_windows("nezha", &learnt);
+    let cfg = learnt.cfg;
     let out = replay_tracked_with(&topo, &mapper, cfg, causal, alerts);
     // Each episode's incident: where its firing event landed.
     let mut inc_of_ep: Vec<Option<String>> = vec![None; eps.len()];

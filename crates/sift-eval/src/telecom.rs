@@ -364,8 +364,11 @@ pub fn run_with(
     let ep_of: Vec<usize> = events.iter().map(|e| e.0).collect();
     let alerts: Vec<sift::alert::Alert> = events.into_iter().map(|e| e.1).collect();
     // As `sift replay` runs: with the rules' holds this history shows.
-    let (cfg, _) =
-        sift::replay::with_learned_holds(cfg.clone(), &topo, &CiMapper::default(), &alerts);
+    let mut cfg = cfg.clone();
+    crate::auto_window_from_env(&mut cfg);
+    let learnt = sift::replay::with_learned(cfg, &topo, &CiMapper::default(), &alerts);
+    crate::debug_windows("telecom", &learnt);
+    let cfg = learnt.cfg;
     let out = replay_tracked_with(&topo, &CiMapper::default(), cfg, causal, alerts);
     let mut inc_of_ep: Vec<Option<&str>> = vec![None; eps.len()];
     for (k, inc) in out.incident_of.iter().enumerate() {
