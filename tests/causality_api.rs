@@ -2,10 +2,13 @@
 //! known chain (NodeDown on a host, then PodCrashLooping on its app 30 s later) and an
 //! independent pair (two alerts on one database, always 25 minutes apart); relearning
 //! finds the chain and not the pair; pins and vetoes hold over relearning and a restart;
-//! bad bodies are refused naming the field; roles. Each scenario runs on SQLite and on
+//! bad bodies are refused naming the field; roles; with `window = "auto"`, relearning
+//! learns the propagation window the history shows and correlation uses it. Each scenario runs on SQLite and on
 //! PostgreSQL (`TEST_DATABASE_URL`).
 
 mod common;
+
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::{Backend, Db, Resp, Sift};
@@ -47,6 +50,7 @@ scenarios!(
     a_bounded_read_keeps_the_newest_occurrences_and_says_how_many_were_left_out,
     the_chain_is_learned_and_overrides_survive_relearning_and_a_restart,
     bad_override_bodies_are_refused_naming_the_field,
+    window_auto_learns_the_estate_window_and_correlation_uses_it,
 );
 
 fn start(db: &Db) -> Sift {
@@ -576,4 +580,108 @@ async fn bench_relearn_from_a_large_store() {
         eprintln!("BENCH log: {l}");
     }
     assert!(edge(&g, "NodeDown", "PodCrashLooping").is_some(), "{r}");
+}
+
+/// The open incidents holding an alert on `ci` (viewer's list; the history's are resolved).
+async fn incidents_on(s: &Sift, ci: &str) -> Vec<Value> {
+    let r = s
+        .call(
+            Method::GET,
+            "/api/v1/incidents?limit=1000",
+            Some(VIEWER),
+            None,
+        )
+        .await;
+    s.expect(&r, 200, "GET /api/v1/incidents");
+    r.body["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] != "resolved" && i["status"] != "closed")
+        .filter(|i| i["ci_ids"].as_array().unwrap().iter().any(|c| c == ci))
+        .cloned()
+        .collect()
+}
+
+async fn post(s: &Sift, alerts: Vec<Value>) {
+    let r = s
+        .call(
+            Method::POST,
+            WEBHOOK,
+            Some(ADMIN),
+            Some(&json!({"version": "4", "alerts": alerts})),
+        )
+        .await;
+    s.expect(&r, 200, "post alerts");
+}
+
+async fn window_auto_learns_the_estate_window_and_correlation_uses_it(backend: Backend) {
+    let Some(db) = Db::new(backend).await else {
+        return;
+    };
+    let s = start_with(&db, &[("SIFT_CORRELATE__WINDOW", "auto")]);
+    send_history(&s).await;
+    let now = Utc::now() - chrono::Duration::hours(1);
+    let sec = chrono::Duration::seconds;
+    // Before anything is learned: the default 5 minutes, so an application alerting 150 s
+    // after its host is that host's fault.
+    post(
+        &s,
+        vec![
+            event("NodeDown", "host-0", now, None),
+            event("PodCrashLooping", "app-0", now + sec(150), None),
+        ],
+    )
+    .await;
+    let inc = s
+        .eventually(Duration::from_secs(10), "app-0's incident", || async {
+            let v = incidents_on(&s, "app-0").await;
+            (v.len() == 1).then(|| v[0].clone())
+        })
+        .await;
+    assert_eq!(inc["root_cause_ci"], "host-0", "{inc}");
+
+    // The history: every application alerts 30 s after its host (30 times).
+    relearn(&s).await;
+    let g = graph(&s).await;
+    let all = g["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["relation"] == "*")
+        .cloned()
+        .unwrap_or_else(|| panic!("the estate's window: {g}"));
+    assert_eq!(all["window_s"], 60, "{g}");
+
+    // Learned: 150 s after its host, an application alert is a fault of its own; 20 s
+    // after, it is the host's.
+    let later = now + chrono::Duration::minutes(30);
+    post(
+        &s,
+        vec![
+            event("NodeDown", "host-1", later, None),
+            event("PodCrashLooping", "app-1", later + sec(150), None),
+            event("NodeDown", "host-2", later, None),
+            event("PodCrashLooping", "app-2", later + sec(20), None),
+        ],
+    )
+    .await;
+    let split = s
+        .eventually(Duration::from_secs(10), "app-1's incident", || async {
+            let v = incidents_on(&s, "app-1").await;
+            let open: Vec<Value> = v
+                .into_iter()
+                .filter(|i| i["status"] != "resolved")
+                .collect();
+            (open.len() == 1).then(|| open[0].clone())
+        })
+        .await;
+    assert_ne!(split["root_cause_ci"], "host-1", "{split}");
+    let joined = incidents_on(&s, "app-2").await;
+    let joined: Vec<&Value> = joined
+        .iter()
+        .filter(|i| i["status"] != "resolved")
+        .collect();
+    assert_eq!(joined.len(), 1);
+    assert_eq!(joined[0]["root_cause_ci"], "host-2", "{}", joined[0]);
 }

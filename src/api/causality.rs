@@ -138,6 +138,10 @@ async fn view(st: &AppState, learner: &Learner) -> Result<Value, StoreError> {
         "pinned_edges": pinned,
         "edges": c.edges,
         "vetoes": c.vetoes,
+        // The rule holds learned, and the propagation windows (learned only with
+        // `[correlate] window = "auto"`, which uses them).
+        "holds": graph.as_ref().map_or(&[][..], |g| &g.learned.holds[..]),
+        "windows": graph.as_ref().map_or(&[][..], |g| &g.learned.windows[..]),
         // What correlation holds now (the pipeline's slot): the edges above once the
         // daemon has picked them up (at start, after a change here, within a minute of a
         // change by another daemon on the same store).
@@ -151,7 +155,7 @@ async fn view(st: &AppState, learner: &Learner) -> Result<Value, StoreError> {
     path = "/api/v1/causality",
     tag = "causality",
     responses(
-        (status = 200, description = "`{learned_at, occurrences_read, occurrences_left_out, summary, learned_edges, pinned_edges, edges: [{cause, effect, score, support, expected, q_value, lag_seconds: {median, p90}, scope, origin}], vetoes, edges_in_use}` (docs/causality.md).", body = Object),
+        (status = 200, description = "`{learned_at, occurrences_read, occurrences_left_out, summary, learned_edges, pinned_edges, edges: [{cause, effect, score, support, expected, q_value, lag_seconds: {median, p90}, scope, origin}], vetoes, holds: [{type, hold_seconds, samples, lag_p25, lag_median, lag_p75, lag_p90}], windows: [{relation, samples, propagation, lag_median_s, lag_p90_s, window_s}], edges_in_use}` (docs/causality.md).", body = Object),
         (status = 500, description = "The store could not be read.", body = ErrorBody),
     ),
 )]
