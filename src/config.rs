@@ -226,7 +226,11 @@ impl Default for CorrelateSection {
     fn default() -> Self {
         let c = CorrelateConfig::default();
         Self {
-            window: crate::duration::WindowSetting::Fixed(Dur(c.window)),
+            window: if c.auto_window {
+                crate::duration::WindowSetting::Auto
+            } else {
+                crate::duration::WindowSetting::Fixed(Dur(c.window))
+            },
             late_root_window: Dur(c.late_root_window),
             max_hops: c.max_hops,
             max_silent_hops: c.max_silent_hops,
@@ -844,6 +848,13 @@ mod tests {
     fn the_window_can_be_auto_and_a_bad_one_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("sift.toml");
+        // The default.
+        assert!(
+            Config::load_from(None, &[])
+                .unwrap()
+                .correlate()
+                .auto_window
+        );
         std::fs::write(&file, "[correlate]\nwindow = \"auto\"\n").unwrap();
         let c = Config::load_from(Some(&file), &[]).unwrap().correlate();
         assert!(c.auto_window);

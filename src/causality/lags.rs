@@ -12,13 +12,16 @@
 //!
 //! A *lag* is `t - t'` for an alert onset `t` on CI `c` (its start less its rule's hold)
 //! and the earliest onset `t'` in `[t - horizon, t]` on a CI `c` depends on directly, by
-//! the relation's type. Lags of real propagation bunch near zero; coincidences (the CI
+//! the relation's type, counting only an onset that begins `c`'s trouble (none on `c` in
+//! the horizon before: later alerts on a CI join its incident whatever their lag, and a
+//! re-fire long after its cause would read as slow propagation). Lags of real propagation bunch near zero; coincidences (the CI
 //! depended on alerted for a reason of its own, earlier) spread over the whole horizon.
 //! Their density is taken from the lags in the horizon's second half, where propagation
 //! is rare, and subtracted: the propagation lags are what stands above it. The window is
-//! `MARGIN` times the least lag covering `COVER` of them, at least `FLOOR_S`
-//! (scrapes and evaluation intervals alone take that long), at most what the configuration
-//! caps windows at (`max_window`, applied by `CorrelateConfig::fill_windows`). One window over all relation types together is
+//! `MARGIN` times the least lag covering `COVER` of them, at most `MEDIAN_CAP` times their
+//! median, at least `FLOOR_S` (scrapes and evaluation intervals alone take that long), and
+//! at most what the configuration caps windows at (`max_window`, applied by
+//! `CorrelateConfig::fill_windows`). One window over all relation types together is
 //! learned the same way, for the types with too few lags of their own and for what is
 //! not a relation (how long an incident keeps taking alerts with no CI).
 //!
@@ -44,6 +47,10 @@ pub const COVER: f64 = 0.9;
 /// long tail (heavy-tailed propagation, rules whose hold was not learned), which a window
 /// cut at a high quantile of too few samples misses.
 pub const MARGIN: f64 = 2.0;
+/// A learned window is at most this many times the median propagation lag: a clump of
+/// slower lags that is not propagation (a fault of their own on dependents, some minutes
+/// after their CI's, more often than chance) must not stretch it to the cap.
+pub const MEDIAN_CAP: f64 = 6.0;
 /// The shortest learned window.
 pub const FLOOR_S: i64 = 60;
 /// The name of the window learned over every relation type together.
@@ -151,16 +158,16 @@ fn window_of(lags: &[i64], horizon_s: i64, least: usize) -> (usize, Option<i64>)
     if propagation < least {
         return (propagation, None);
     }
-    let want = COVER * signal;
-    let at = lags
-        .iter()
-        .enumerate()
-        .find(|&(i, &x)| (i + 1) as f64 - density * x as f64 >= want)
-        .map_or(half, |(_, &x)| x);
-    (
-        propagation,
-        Some(((at as f64 * MARGIN) as i64).max(FLOOR_S)),
-    )
+    // The least lag with `want` propagation lags at or below it.
+    let quantile = |want: f64| {
+        lags.iter()
+            .enumerate()
+            .find(|&(i, &x)| (i + 1) as f64 - density * x as f64 >= want)
+            .map_or(half, |(_, &x)| x)
+    };
+    let window =
+        (quantile(COVER * signal) as f64 * MARGIN).min(quantile(0.5 * signal) as f64 * MEDIAN_CAP);
+    (propagation, Some((window as i64).max(FLOOR_S)))
 }
 
 #[cfg(test)]
@@ -199,6 +206,17 @@ mod tests {
         let w = windows(&lags(flat), HORIZON_S);
         assert_eq!(w[1].window_s, None, "{w:?}");
         assert!(windows(&BTreeMap::new(), HORIZON_S).is_empty());
+    }
+
+    #[test]
+    fn a_clump_of_slow_lags_does_not_stretch_the_window_to_the_cap() {
+        // 90 propagation lags of 30..=59 s; 12 of a fault of their own 10 minutes on.
+        let mut v: Vec<i64> = (0..90).map(|i| 30 + i / 3).collect();
+        v.extend((0..12).map(|i| 600 + i * 5));
+        let w = windows(&lags(v), HORIZON_S);
+        // Six times the median (about 45 s), not twice the clump.
+        let s = w[0].window_s.unwrap();
+        assert!((250..=300).contains(&s), "{w:?}");
     }
 
     #[test]

@@ -197,7 +197,7 @@ impl Default for CorrelateConfig {
             sla: std::collections::BTreeMap::new(),
             rule_hold: std::collections::BTreeMap::new(),
             learn_holds: true,
-            auto_window: false,
+            auto_window: true,
             relation_window: std::collections::BTreeMap::new(),
         }
     }

@@ -704,21 +704,22 @@ fn window_auto_uses_the_windows_learned_per_relation_type() {
         ..Default::default()
     };
     let types = ["alertname".to_string()];
-    // Configured 5m: an alert 8 minutes after its cause is a fault of its own, whatever
-    // was learned (no `auto`).
-    let mut e = Engine::new(CorrelateConfig::default());
+    // A fixed 5m: an alert 8 minutes after its cause is a fault of its own, whatever was
+    // learned.
+    let mut e = Engine::new(CorrelateConfig {
+        auto_window: false,
+        ..Default::default()
+    });
     e.set_learned(Some(&learned), &types);
     let [host, db, app, svc] = lag_case(&mut e, 480);
     assert_ne!(incident_of(&e, &app).id, incident_of(&e, &host).id);
     assert_ne!(incident_of(&e, &svc).id, incident_of(&e, &db).id);
 
-    // `auto`: runs_on learned 10 minutes (the app joins its host 8 minutes on); the
-    // estate's 2 minutes for the rest (the service 8 minutes after its database is not
-    // its effect).
-    let cfg = CorrelateConfig {
-        auto_window: true,
-        ..Default::default()
-    };
+    // `auto` (the default): runs_on learned 10 minutes (the app joins its host 8 minutes
+    // on); the estate's 2 minutes for the rest (the service 8 minutes after its database
+    // is not its effect).
+    let cfg = CorrelateConfig::default();
+    assert!(cfg.auto_window);
     let mut e = Engine::new(cfg.clone());
     e.set_learned(Some(&learned), &types);
     assert_eq!(e.config().window, Duration::minutes(2));
@@ -744,10 +745,7 @@ fn window_auto_uses_the_windows_learned_per_relation_type() {
 
 #[test]
 fn learned_windows_are_capped_at_max_window() {
-    let mut cfg = CorrelateConfig {
-        auto_window: true,
-        ..Default::default()
-    };
+    let mut cfg = CorrelateConfig::default();
     let set = cfg.fill_windows(&[learned_window(crate::causality::lags::ALL, 7200)]);
     assert_eq!(cfg.window, cfg.max_window);
     assert_eq!(set, vec![("*".to_string(), cfg.max_window)]);

@@ -198,10 +198,11 @@ pub fn parse_alerts(lines: &[String]) -> Result<Vec<Alert>, EvalError> {
         .collect()
 }
 
-/// `EVAL_AUTO_WINDOW=1` (env): the harnesses run with `window = "auto"` (the windows the
-/// history's lags give, as `sift replay` learns them).
+/// `EVAL_FIXED_WINDOW=1` (env): the harnesses run with the fixed `window` instead of the
+/// default `window = "auto"` (the windows the history's lags give, as `sift replay`
+/// learns them): a before/after in one build.
 pub fn auto_window_from_env(cfg: &mut CorrelateConfig) {
-    cfg.auto_window |= std::env::var_os("EVAL_AUTO_WINDOW").is_some();
+    cfg.auto_window &= std::env::var_os("EVAL_FIXED_WINDOW").is_none();
 }
 
 /// `EVAL_AUTO_DEBUG=1` (env): prints the windows `learnt` set, after `what`.
@@ -273,7 +274,8 @@ pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
     let window = time_window(&alerts, &topo, &mapper, Duration::minutes(5));
     let dependency = recent_dependency(&alerts, &topo, &mapper, Duration::minutes(10));
     let mut cfg = CorrelateConfig::default();
-    // Experiments: EVAL_WINDOW_S / EVAL_LATE_S override the windows (seconds),
+    // Experiments: EVAL_WINDOW_S / EVAL_LATE_S override the windows (seconds; the first
+    // fixes the window, as `EVAL_FIXED_WINDOW=1` does),
     // EVAL_SILENT the silent-hop limit.
     if let Some(n) = std::env::var("EVAL_SILENT")
         .ok()
@@ -286,6 +288,7 @@ pub fn evaluate(scn: &Scenario) -> Result<Evaluation, EvalError> {
         .and_then(|v| v.parse().ok())
     {
         cfg.window = chrono::Duration::seconds(s);
+        cfg.auto_window = false;
     }
     if let Some(s) = std::env::var("EVAL_LATE_S")
         .ok()
