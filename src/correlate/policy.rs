@@ -15,7 +15,9 @@
 //!   that `c` depends on (transitively, within `max_hops`), when `c`'s alert starts within
 //!   the propagation window of that CI's first alert there: `window + hop_window * s` for
 //!   `s` CIs on the path that are not alerting, at most `max_window` (an alerting CI in
-//!   between restarts the clock: it is the nearer cause). Such silent CIs (monitoring
+//!   between restarts the clock: it is the nearer cause; with `window = "auto"`, `window`
+//!   is the one learned for the relation type of the link's last hop into that CI, else
+//!   the estate's, see `View::link_window`). Such silent CIs (monitoring
 //!   gaps) weaken the link: each multiplies its score by `silent_weight * fan(x)`, and the
 //!   CI linked to by `fan`, where `fan(x) = (1 - share(x)^2) / (1 + dependents(x) /
 //!   fanout_scale)` falls with how many CIs depend on `x` and what share of the estate
