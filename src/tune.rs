@@ -306,7 +306,7 @@ pub fn render(r: &TuneReport) -> String {
     s.push_str("\nbacktest (replaying this history):\n");
     for b in &r.backtests {
         s.push_str(&format!(
-            "  {:<28} {:>6} incidents  {:>6.2} alerts each  largest {:>5}",
+            "  {:<36} {:>6} incidents  {:>6.2} alerts each  largest {:>5}",
             b.name, b.incidents, b.alerts_per_incident, b.largest_incident
         ));
         if let (Some(p), Some(c)) = (b.pair_f1, b.bcubed_f1) {
