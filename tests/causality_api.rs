@@ -105,15 +105,7 @@ async fn send_history(s: &Sift) {
             event("CacheMiss", "db-1", t + sec(2500), None),
             event("CacheMiss", "db-1", t + sec(2500), Some(t + sec(2600))),
         ];
-        let r = s
-            .call(
-                Method::POST,
-                WEBHOOK,
-                Some(ADMIN),
-                Some(&json!({"version": "4", "alerts": alerts})),
-            )
-            .await;
-        s.expect(&r, 200, "post alerts");
+        post(s, alerts).await;
     }
 }
 
@@ -316,15 +308,7 @@ async fn the_chain_is_learned_and_overrides_survive_relearning_and_a_restart(bac
             None,
         ),
     ];
-    let r = s
-        .call(
-            Method::POST,
-            WEBHOOK,
-            Some(ADMIN),
-            Some(&json!({"version": "4", "alerts": alerts})),
-        )
-        .await;
-    s.expect(&r, 200, "post the new chain");
+    post(&s, alerts).await;
     let list = s
         .call(
             Method::GET,
@@ -603,6 +587,7 @@ async fn incidents_on(s: &Sift, ci: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Posts `alerts` through the Alertmanager webhook (as the admin).
 async fn post(s: &Sift, alerts: Vec<Value>) {
     let r = s
         .call(
