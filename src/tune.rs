@@ -349,29 +349,22 @@ mod tests {
 
     #[test]
     fn a_fast_estate_gets_a_shorter_learned_window_recommended() {
-        use crate::cmdb::{Ci, CmdbFile, Relation};
-        let ci = |id: String| Ci {
-            id,
-            name: None,
-            ci_type: None,
-            criticality: Default::default(),
-            owner_group: None,
-            aliases: Vec::new(),
-            attributes: Default::default(),
-        };
+        use serde_json::json;
+        // host-i ← app-i (runs_on), for 40 hosts.
         let n = 40;
-        let topo = Topology::from_file(&CmdbFile {
-            cis: (0..n)
-                .flat_map(|i| [ci(format!("host-{i}")), ci(format!("app-{i}"))])
-                .collect(),
-            relations: (0..n)
-                .map(|i| Relation {
-                    source: format!("app-{i}"),
-                    target: format!("host-{i}"),
-                    rel_type: "runs_on".into(),
-                })
-                .collect(),
-        });
+        let cis: Vec<_> = (0..n)
+            .flat_map(|i| {
+                [
+                    json!({"id": format!("host-{i}")}),
+                    json!({"id": format!("app-{i}")}),
+                ]
+            })
+            .collect();
+        let relations: Vec<_> = (0..n)
+            .map(|i| json!({"source": format!("app-{i}"), "target": format!("host-{i}"), "type": "runs_on"}))
+            .collect();
+        let file = serde_json::from_value(json!({"cis": cis, "relations": relations})).unwrap();
+        let topo = Topology::from_file(&file);
         let t0 = chrono::Utc::now();
         let alert = |ci: String, name: &str, at: i64| {
             let mut labels = crate::alert::Labels::new();
