@@ -3,22 +3,17 @@
 //! every candidate holding one-offs (with its incidents when they are most of it):
 //! `cargo run --release -p sift-eval --example prob_diag [CELL] [FIRST_SEED] [SEEDS]`
 //! (defaults `all-hard 0 5`; cells as `sift-problem-eval --grid` names them).
-use sift::cmdb::Topology;
-use sift::problem::{ProblemConfig, cluster};
-use sift_eval::problem::{generate_with, grid};
+use sift_eval::problem::{ProbeRun, probe_runs};
 use std::collections::HashMap;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let cell = args.get(1).cloned().unwrap_or("all-hard".into());
-    let first: u64 = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(0);
-    let n: u64 = args.get(3).map(|s| s.parse().unwrap()).unwrap_or(5);
-    let knobs = grid().into_iter().find(|g| g.0 == cell).unwrap().1;
-    let cfg = ProblemConfig::default();
-    for seed in first..first + n {
-        let h = generate_with(seed, "", &knobs);
-        let topo = Topology::from_file(&h.cmdb);
-        let cands = cluster(&h.records, Some(&topo), &cfg).unwrap();
+    for ProbeRun {
+        seed,
+        history: h,
+        candidates: cands,
+        ..
+    } in probe_runs()
+    {
         let idx: HashMap<&str, usize> = h
             .records
             .iter()

@@ -4,23 +4,20 @@
 //! `bursts` re-run with only the candidates' incidents taken, and the groups holding the
 //! problem's incidents with their p and q (`MIX=1` multiplies p by the signature mix):
 //! `cargo run --release -p sift-eval --example prob_miss [CELL] [FIRST_SEED] [SEEDS]`.
-use sift::cmdb::Topology;
 use sift::problem::features::{self, Features};
-use sift::problem::{ProblemConfig, bursts, cluster};
-use sift_eval::problem::{generate_with, grid};
+use sift::problem::{ProblemConfig, bursts};
+use sift_eval::problem::{ProbeRun, probe_runs};
 use std::collections::{HashMap, HashSet};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let cell = args.get(1).cloned().unwrap_or("all-hard".into());
-    let first: u64 = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(0);
-    let n: u64 = args.get(3).map(|s| s.parse().unwrap()).unwrap_or(5);
-    let knobs = grid().into_iter().find(|g| g.0 == cell).unwrap().1;
     let cfg = ProblemConfig::default();
-    for seed in first..first + n {
-        let h = generate_with(seed, "", &knobs);
-        let topo = Topology::from_file(&h.cmdb);
-        let cands = cluster(&h.records, Some(&topo), &cfg).unwrap();
+    for ProbeRun {
+        seed,
+        history: h,
+        topo,
+        candidates: cands,
+    } in probe_runs()
+    {
         let feats: Vec<Features> = h
             .records
             .iter()

@@ -83,6 +83,41 @@ pub fn combined(first_seed: u64, incidents: usize) -> History {
     all
 }
 
+/// One seed of a grid cell as the probe examples (`prob_diag`, `prob_miss`) look at it:
+/// the history, its topology and the candidates the default clustering finds.
+pub struct ProbeRun {
+    pub seed: u64,
+    pub history: History,
+    pub topo: Topology,
+    pub candidates: Vec<ProblemCandidate>,
+}
+
+/// The probe examples' runs, from the command line's `[CELL] [FIRST_SEED] [SEEDS]`
+/// (defaults `all-hard 0 5`; cells as `grid` names them).
+pub fn probe_runs() -> impl Iterator<Item = ProbeRun> {
+    let args: Vec<String> = std::env::args().collect();
+    let cell = args.get(1).cloned().unwrap_or("all-hard".into());
+    let first: u64 = args.get(2).map_or(0, |s| s.parse().expect("FIRST_SEED"));
+    let n: u64 = args.get(3).map_or(5, |s| s.parse().expect("SEEDS"));
+    let knobs = grid()
+        .into_iter()
+        .find(|g| g.0 == cell)
+        .unwrap_or_else(|| panic!("no grid cell {cell:?}"))
+        .1;
+    (first..first + n).map(move |seed| {
+        let history = generate_with(seed, "", &knobs);
+        let topo = Topology::from_file(&history.cmdb);
+        let candidates = cluster(&history.records, Some(&topo), &ProblemConfig::default())
+            .expect("clustering a generated history");
+        ProbeRun {
+            seed,
+            history,
+            topo,
+            candidates,
+        }
+    })
+}
+
 /// The evaluation grid: each knob alone at a moderate and a hard level, then all of
 /// them together. The first cell is the base generator.
 pub fn grid() -> Vec<(&'static str, Knobs)> {
